@@ -1,0 +1,41 @@
+"""The single ``alfia`` command. Each stage registers its thin sub-commands here; no logic lives in cli/."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from alfia.errors import AlfiaError
+
+console = Console(stderr=True)
+
+app = typer.Typer(
+    name="alfia",
+    help="ICU in-hospital mortality from the first 24 hours: cohorts, clinical text, ALFIA, baselines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Imported lazily so `alfia --help` stays fast and a missing optional stage never breaks the rest.
+    import importlib
+
+    for module in ("cohort", "extract", "text", "model", "baselines"):
+        try:
+            importlib.import_module(f"alfia.cli.{module}")
+        except ModuleNotFoundError as e:
+            if e.name != f"alfia.cli.{module}":
+                raise
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except AlfiaError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(2)

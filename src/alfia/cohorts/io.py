@@ -1,0 +1,158 @@
+"""Cohort (and derived table) files: Parquet plus a JSON manifest beside it, both written atomically.
+
+``cohort.parquet`` gets ``cohort.manifest.json``. The manifest records where the table came from and a
+SHA-256 of the Parquet bytes, so a reader can tell when the file was altered after it was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from alfia import __version__
+from alfia.atomic import atomic_path
+from alfia.cohorts.schema import (
+    OUTCOME_COLUMN, SCHEMA_VERSION, SPLIT_COLUMN, SPLITS, get_schema,
+)
+from alfia.errors import AlfiaError
+
+
+def manifest_path(table_path: str | os.PathLike) -> Path:
+    p = Path(table_path)
+    return p.with_name(p.name.removesuffix(".parquet") + ".manifest.json")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def mortality_by_split(df: pd.DataFrame) -> dict[str, dict[str, float | int]]:
+    """Rows, deaths and mortality rate per split (and overall)."""
+    out: dict[str, dict[str, float | int]] = {}
+    groups = [("all", df)]
+    if SPLIT_COLUMN in df:
+        groups += [(s, df[df[SPLIT_COLUMN] == s]) for s in SPLITS]
+    for name, part in groups:
+        n = int(len(part))
+        deaths = int(part[OUTCOME_COLUMN].sum()) if OUTCOME_COLUMN in part and n else 0
+        out[name] = {"n": n, "deaths": deaths, "mortality_rate": round(deaths / n, 6) if n else 0.0}
+    return out
+
+
+@dataclass
+class Manifest:
+    """What travels beside a table. ``extra`` holds source-specific facts (attrition, exclusions)."""
+
+    kind: str  # "cohort" or "text"
+    source: str
+    variant: str
+    n_rows: int
+    splits: dict[str, Any]
+    window_hours: float = 24.0
+    schema_version: str = SCHEMA_VERSION
+    content_sha256: str = ""
+    created_at: str = ""
+    alfia_version: str = __version__
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike, manifest: Manifest) -> Manifest:
+    """Write ``df`` and its manifest atomically. Returns the manifest as written (hash filled in).
+
+    Both files go to temporary names first; the Parquet is renamed before the manifest, and an error
+    in either step leaves whatever was there before untouched.
+    """
+    path = Path(path)
+    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+    # Drop pandas' own metadata blob: it embeds library versions and would make the bytes (and the
+    # content hash) depend on the environment rather than on the data.
+    table = table.replace_schema_metadata(None)
+    mpath = manifest_path(path)
+    with atomic_path(path) as tmp_table, atomic_path(mpath) as tmp_manifest:
+        pq.write_table(table, tmp_table, compression="zstd")
+        manifest.content_sha256 = sha256_file(tmp_table)
+        manifest.n_rows = int(len(df))
+        manifest.created_at = manifest.created_at or datetime.now(timezone.utc).isoformat(
+            timespec="seconds")
+        tmp_manifest.write_text(json.dumps(manifest.to_dict(), indent=2, default=str) + "\n")
+    return manifest
+
+
+def write_cohort(df: pd.DataFrame, path: str | os.PathLike, *, source: str, variant: str,
+                 extra: dict[str, Any] | None = None) -> Manifest:
+    """Write a cohort table in schema column order, with its manifest."""
+    schema = get_schema(variant)
+    ordered = [c for c in schema.columns if c in df.columns]
+    rest = [c for c in df.columns if c not in ordered]
+    df = df[ordered + rest]
+    manifest = Manifest(kind="cohort", source=source, variant=variant, n_rows=len(df),
+                        splits=mortality_by_split(df), window_hours=schema.window_hours,
+                        extra=dict(extra or {}))
+    return write_table(df, path, manifest)
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest | None:
+    mpath = manifest_path(path)
+    if not mpath.exists():
+        return None
+    try:
+        return Manifest.from_dict(json.loads(mpath.read_text()))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise AlfiaError(f"{mpath}: manifest is not valid JSON ({e})") from None
+
+
+def read_table(path: str | os.PathLike) -> tuple[pd.DataFrame, Manifest | None]:
+    """Read a Parquet table and its manifest (None if absent), with clear errors for bad files."""
+    path = Path(path)
+    if not path.exists():
+        raise AlfiaError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AlfiaError(f"{path}: file is empty")
+    try:
+        df = pq.read_table(path).to_pandas()
+    except (pa.ArrowInvalid, OSError) as e:
+        raise AlfiaError(f"{path}: not a readable Parquet file ({e})") from None
+    if len(df) == 0:
+        raise AlfiaError(f"{path}: table has no rows")
+    return df, read_manifest(path)
+
+
+def verify_hash(path: str | os.PathLike, manifest: Manifest) -> bool:
+    return bool(manifest.content_sha256) and sha256_file(path) == manifest.content_sha256
+
+
+def infer_variant(df: pd.DataFrame, manifest: Manifest | None, path: str | os.PathLike) -> str:
+    """The manifest's variant, or the schema whose predictors the columns cover best."""
+    if manifest is not None and manifest.variant:
+        return manifest.variant
+    from alfia.cohorts.schema import SCHEMAS
+
+    best, score = None, 0.0
+    for name, schema in SCHEMAS.items():
+        cover = sum(c in df.columns for c in schema.predictor_names) / len(schema.predictors)
+        if cover > score:
+            best, score = name, cover
+    if best is None or score < 0.5:
+        raise AlfiaError(f"{path}: no manifest and the columns match no known cohort variant")
+    return best

@@ -1,0 +1,81 @@
+"""The run directory, named in one place.
+
+Every trained model of the project, ALFIA or a tabular baseline, leaves a run directory. The
+evaluation module and ``alfia compare`` read only what is described here, so any model can be scored
+and compared with any other::
+
+    RUN_DIR/
+      config.json            full typed config of the run (rerun from it)
+      predictions.parquet    stay_id, split, label, prob for the val and test rows
+      metrics.json           written by ``alfia evaluate``: metrics with CIs, thresholds
+      figures/               ROC, PR, calibration, confusion matrix, training curves (PNG)
+      # ALFIA runs also hold
+      history.jsonl          one JSON line per epoch: train loss, val AUPRC/AUROC
+      backbone.json          backbone/tokenizer reference (HF id, local path, or the offline default)
+      adapter/               LoRA adapter in peft's own format (absent with --no-lora)
+      encoder.safetensors    encoder weights (only with --full-finetune)
+      fusion_head.safetensors  ALF and ACH weights
+      checkpoint/            last epoch's full training state, for --resume
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alfia.atomic import write_atomic
+from alfia.cohorts.schema import ID_COLUMN, SPLIT_COLUMN
+from alfia.errors import AlfiaError
+
+PREDICTION_COLUMNS = (ID_COLUMN, SPLIT_COLUMN, "label", "prob")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    root: Path
+
+    @classmethod
+    def of(cls, root: str | os.PathLike) -> "RunLayout":
+        return cls(Path(root))
+
+    config = property(lambda self: self.root / "config.json")
+    predictions = property(lambda self: self.root / "predictions.parquet")
+    metrics = property(lambda self: self.root / "metrics.json")
+    figures = property(lambda self: self.root / "figures")
+    history = property(lambda self: self.root / "history.jsonl")
+    backbone = property(lambda self: self.root / "backbone.json")
+    adapter = property(lambda self: self.root / "adapter")
+    encoder_weights = property(lambda self: self.root / "encoder.safetensors")
+    fusion_head = property(lambda self: self.root / "fusion_head.safetensors")
+    checkpoint = property(lambda self: self.root / "checkpoint")
+
+    def require(self) -> "RunLayout":
+        if not self.root.is_dir():
+            raise AlfiaError(f"{self.root}: not a run directory (no such folder)")
+        if not self.config.exists():
+            raise AlfiaError(f"{self.root}: not a run directory (config.json is missing)")
+        return self
+
+
+def write_predictions(path: str | os.PathLike, stay_id, split, label, prob) -> Path:
+    """Write predictions in the one format the evaluation module reads."""
+    df = pd.DataFrame({ID_COLUMN: np.asarray(stay_id), SPLIT_COLUMN: np.asarray(split, dtype=object),
+                       "label": np.asarray(label, dtype=np.int8), "prob": np.asarray(prob, dtype=float)})
+    if not np.isfinite(df["prob"]).all():
+        raise AlfiaError(f"{path}: refusing to write non-finite probabilities")
+    return write_atomic(path, lambda p: df.to_parquet(p, index=False))
+
+
+def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise AlfiaError(f"{path}: no predictions file")
+    df = pd.read_parquet(path)
+    missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
+    if missing:
+        raise AlfiaError(f"{path}: predictions lack column(s) {', '.join(missing)}")
+    return df
