@@ -24,7 +24,8 @@ def _register() -> None:
     # Imported lazily so `alfia --help` stays fast and a missing optional stage never breaks the rest.
     import importlib
 
-    for module in ("cohort", "extract", "text", "model", "baselines"):
+    # Order matters: `extract` adds commands to the `cohort` group.
+    for module in ("cohort", "extract", "text", "model", "evaluation", "baselines"):
         try:
             importlib.import_module(f"alfia.cli.{module}")
         except ModuleNotFoundError as e:
