@@ -6,6 +6,7 @@ and compared with any other::
 
     RUN_DIR/
       config.json            full typed config of the run (rerun from it)
+      model_config.json      the ALFIA model's own config (AlfiaConfig), written by save_pretrained
       predictions.parquet    stay_id, split, label, prob for the val and test rows
       metrics.json           written by ``alfia evaluate``: metrics with CIs, thresholds
       figures/               ROC, PR, calibration, confusion matrix, training curves (PNG)
@@ -43,6 +44,7 @@ class RunLayout:
         return cls(Path(root))
 
     config = property(lambda self: self.root / "config.json")
+    model_config = property(lambda self: self.root / "model_config.json")
     predictions = property(lambda self: self.root / "predictions.parquet")
     metrics = property(lambda self: self.root / "metrics.json")
     figures = property(lambda self: self.root / "figures")
