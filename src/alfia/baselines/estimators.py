@@ -1,0 +1,346 @@
+"""Thin scikit-learn-style estimators around the libraries of the baseline zoo.
+
+Each estimator takes the cohort rows as a DataFrame (``fit(X, y, X_val, y_val)``), preprocesses them
+as its family needs (fitted on ``X`` = the training split only), selects hyperparameters or stops early
+on validation AUPRC, and exposes ``predict_proba`` like any scikit-learn classifier. Learned state
+lives in attributes ending in ``_``; ``selected_params_`` records what validation AUPRC chose and
+``val_auprc_`` the validation AUPRC of the final model.
+
+The learning itself is the libraries': scikit-learn, LightGBM, XGBoost, CatBoost, and torch with
+``rtdl_revisiting_models.FTTransformer``.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import average_precision_score
+from sklearn.model_selection import ParameterGrid
+from sklearn.pipeline import Pipeline
+
+from alfia.baselines.preprocessing import (
+    FeatureSpec, NativeCategoricals, TokenizerInputs, make_dense_preprocessor,
+)
+
+
+def _proba2(p1: np.ndarray) -> np.ndarray:
+    p1 = np.clip(np.asarray(p1, dtype=float), 0.0, 1.0)
+    return np.column_stack([1.0 - p1, p1])
+
+
+class TabularClassifier(BaseEstimator, ClassifierMixin):
+    """Common surface: ``fit(X, y, X_val, y_val)`` then ``predict_proba(X)``."""
+
+    spec: FeatureSpec
+
+    def _check_val(self, X_val, y_val):
+        if X_val is None or y_val is None:
+            raise ValueError(f"{type(self).__name__} selects on validation AUPRC: pass X_val and y_val")
+        return X_val, np.asarray(y_val).astype(int)
+
+    def predict(self, X):
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+class GridSelected(TabularClassifier):
+    """A scikit-learn estimator behind dense preprocessing, with a small grid chosen by val AUPRC.
+
+    Used for kNN, logistic regression, random forest and extra trees, which have no early stopping.
+    """
+
+    def __init__(self, spec: FeatureSpec, estimator=None, param_grid: dict | None = None,
+                 scale: bool = True):
+        self.spec = spec
+        self.estimator = estimator
+        self.param_grid = param_grid
+        self.scale = scale
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        X_val, y_val = self._check_val(X_val, y_val)
+        best = None
+        self.grid_scores_ = []
+        for params in ParameterGrid(self.param_grid or {}):
+            model = Pipeline([("preprocess", make_dense_preprocessor(self.spec, scale=self.scale)),
+                              ("model", clone(self.estimator).set_params(**params))])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(X, np.asarray(y).astype(int))
+            score = float(average_precision_score(y_val, model.predict_proba(X_val)[:, 1]))
+            self.grid_scores_.append({"params": params, "val_auprc": score})
+            if best is None or score > best[0]:
+                best = (score, params, model)
+        self.val_auprc_, self.selected_params_, self.pipeline_ = best
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        return _proba2(self.pipeline_.predict_proba(X)[:, 1])
+
+
+class LightGBMModel(TabularClassifier):
+    """LightGBM on native categoricals, early-stopped on validation average precision."""
+
+    def __init__(self, spec: FeatureSpec, params: dict | None = None, n_estimators: int = 10000,
+                 early_stopping_rounds: int = 100, random_state: int = 42, n_jobs: int = 2):
+        self.spec = spec
+        self.params = params
+        self.n_estimators = n_estimators
+        self.early_stopping_rounds = early_stopping_rounds
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        import lightgbm as lgb
+
+        X_val, y_val = self._check_val(X_val, y_val)
+        self.preprocess_ = NativeCategoricals(self.spec.categorical, self.spec.numeric).fit(X)
+        self.model_ = lgb.LGBMClassifier(n_estimators=self.n_estimators,
+                                         random_state=self.random_state, n_jobs=self.n_jobs,
+                                         deterministic=True, verbose=-1, **(self.params or {}))
+        self.model_.fit(self.preprocess_.transform(X), np.asarray(y).astype(int),
+                        eval_X=(self.preprocess_.transform(X_val),), eval_y=(y_val,),
+                        eval_metric="average_precision",
+                        callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False,
+                                                      first_metric_only=False),
+                                   lgb.log_evaluation(0)])
+        self.best_iteration_ = int(self.model_.best_iteration_ or self.n_estimators)
+        self.val_auprc_ = float(self.model_.best_score_["valid_0"]["average_precision"])
+        self.selected_params_ = {"n_estimators": self.best_iteration_}
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        return _proba2(self.model_.predict_proba(self.preprocess_.transform(X),
+                                                 num_iteration=self.best_iteration_)[:, 1])
+
+
+def _average_precision(y_true, y_score) -> float:
+    return float(average_precision_score(y_true, y_score))
+
+
+class XGBoostModel(TabularClassifier):
+    """XGBoost (hist, ``enable_categorical``), early-stopped on validation average precision."""
+
+    def __init__(self, spec: FeatureSpec, params: dict | None = None, n_estimators: int = 10000,
+                 early_stopping_rounds: int = 100, random_state: int = 42, n_jobs: int = 2):
+        self.spec = spec
+        self.params = params
+        self.n_estimators = n_estimators
+        self.early_stopping_rounds = early_stopping_rounds
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        import xgboost as xgb
+
+        X_val, y_val = self._check_val(X_val, y_val)
+        self.preprocess_ = NativeCategoricals(self.spec.categorical, self.spec.numeric).fit(X)
+        stopper = xgb.callback.EarlyStopping(rounds=self.early_stopping_rounds,
+                                             metric_name="_average_precision", maximize=True,
+                                             save_best=True)
+        self.model_ = xgb.XGBClassifier(
+            n_estimators=self.n_estimators, tree_method="hist", enable_categorical=True,
+            eval_metric=_average_precision, callbacks=[stopper], random_state=self.random_state,
+            n_jobs=self.n_jobs, **(self.params or {}))
+        self.model_.fit(self.preprocess_.transform(X), np.asarray(y).astype(int),
+                        eval_set=[(self.preprocess_.transform(X_val), y_val)], verbose=False)
+        self.best_iteration_ = int(self.model_.best_iteration) + 1
+        self.val_auprc_ = float(self.model_.best_score)
+        self.selected_params_ = {"n_estimators": self.best_iteration_}
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        # save_best=True keeps only the trees up to the best iteration.
+        return _proba2(self.model_.predict_proba(self.preprocess_.transform(X))[:, 1])
+
+
+class CatBoostModel(TabularClassifier):
+    """CatBoost with ``cat_features``, early-stopped on validation PRAUC (CatBoost's AUPRC)."""
+
+    def __init__(self, spec: FeatureSpec, params: dict | None = None, iterations: int = 10000,
+                 early_stopping_rounds: int = 100, random_state: int = 42, n_jobs: int = 2):
+        self.spec = spec
+        self.params = params
+        self.iterations = iterations
+        self.early_stopping_rounds = early_stopping_rounds
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        from catboost import CatBoostClassifier
+
+        X_val, y_val = self._check_val(X_val, y_val)
+        self.preprocess_ = NativeCategoricals(self.spec.categorical, self.spec.numeric,
+                                              mode="catboost").fit(X)
+        self.model_ = CatBoostClassifier(
+            iterations=self.iterations, eval_metric="PRAUC", random_seed=self.random_state,
+            thread_count=self.n_jobs, early_stopping_rounds=self.early_stopping_rounds,
+            use_best_model=True, allow_writing_files=False, verbose=False, **(self.params or {}))
+        self.model_.fit(self.preprocess_.transform(X), np.asarray(y).astype(int),
+                        cat_features=list(self.spec.categorical),
+                        eval_set=(self.preprocess_.transform(X_val), y_val))
+        self.best_iteration_ = int(self.model_.get_best_iteration()) + 1
+        self.val_auprc_ = float(self.model_.get_best_score()["validation"]["PRAUC"])
+        self.selected_params_ = {"iterations": self.best_iteration_}
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        return _proba2(self.model_.predict_proba(self.preprocess_.transform(X))[:, 1])
+
+
+class MLPModel(TabularClassifier):
+    """scikit-learn's MLPClassifier trained epoch by epoch (``partial_fit``); the epoch with the best
+    validation AUPRC is kept, training stops after ``patience`` epochs without improvement."""
+
+    def __init__(self, spec: FeatureSpec, hidden_layer_sizes=(256, 128), alpha: float = 1e-4,
+                 learning_rate_init: float = 1e-3, batch_size: int = 256, max_epochs: int = 200,
+                 patience: int = 10, random_state: int = 42):
+        self.spec = spec
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.alpha = alpha
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.random_state = random_state
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        from sklearn.neural_network import MLPClassifier
+
+        X_val, y_val = self._check_val(X_val, y_val)
+        self.preprocess_ = make_dense_preprocessor(self.spec, scale=True).fit(X)
+        x_train, x_val = self.preprocess_.transform(X), self.preprocess_.transform(X_val)
+        y = np.asarray(y).astype(int)
+        mlp = MLPClassifier(hidden_layer_sizes=tuple(self.hidden_layer_sizes), alpha=self.alpha,
+                            learning_rate_init=self.learning_rate_init,
+                            batch_size=min(self.batch_size, len(y)), random_state=self.random_state,
+                            shuffle=True)
+        best, since_best, self.history_ = (-1.0, None, 0), 0, []
+        for epoch in range(1, self.max_epochs + 1):
+            mlp.partial_fit(x_train, y, classes=[0, 1])
+            score = float(average_precision_score(y_val, mlp.predict_proba(x_val)[:, 1]))
+            self.history_.append({"epoch": epoch, "val_auprc": score})
+            if score > best[0]:
+                best, since_best = (score, copy.deepcopy(mlp), epoch), 0
+            else:
+                since_best += 1
+                if since_best >= self.patience:
+                    break
+        self.val_auprc_, self.model_, self.best_epoch_ = best
+        self.selected_params_ = {"epochs": self.best_epoch_}
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        return _proba2(self.model_.predict_proba(self.preprocess_.transform(X))[:, 1])
+
+
+class FTTransformerModel(TabularClassifier):
+    """FT-Transformer (Gorishniy et al. 2021, ``rtdl_revisiting_models``) trained with torch.
+
+    AdamW as in the paper (no weight decay on tokenizer, norms and biases), binary cross-entropy, the
+    epoch with the best validation AUPRC kept, patience-based early stopping.
+    """
+
+    def __init__(self, spec: FeatureSpec, n_blocks: int = 3, d_block: int = 192,
+                 attention_n_heads: int = 8, attention_dropout: float = 0.2,
+                 ffn_dropout: float = 0.1, lr: float = 1e-4, weight_decay: float = 1e-5,
+                 batch_size: int = 256, max_epochs: int = 100, patience: int = 10,
+                 random_state: int = 42, n_jobs: int = 2):
+        self.spec = spec
+        self.n_blocks = n_blocks
+        self.d_block = d_block
+        self.attention_n_heads = attention_n_heads
+        self.attention_dropout = attention_dropout
+        self.ffn_dropout = ffn_dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _tensors(self, X):
+        import torch
+
+        x_num, x_cat = self.preprocess_.transform(X)
+        return (None if x_num is None else torch.as_tensor(x_num, dtype=torch.float32),
+                None if x_cat is None else torch.as_tensor(x_cat, dtype=torch.long))
+
+    def _logits(self, x_num, x_cat, batch_size: int = 1024) -> np.ndarray:
+        import torch
+
+        n = len(x_num) if x_num is not None else len(x_cat)
+        self.model_.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, n, batch_size):
+                sl = slice(i, i + batch_size)
+                out.append(self.model_(None if x_num is None else x_num[sl],
+                                       None if x_cat is None else x_cat[sl]).squeeze(-1))
+        return torch.cat(out).numpy()
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        import torch
+        from rtdl_revisiting_models import FTTransformer
+
+        X_val, y_val = self._check_val(X_val, y_val)
+        torch.manual_seed(self.random_state)
+        if self.n_jobs:
+            torch.set_num_threads(self.n_jobs)
+        self.preprocess_ = TokenizerInputs(self.spec.categorical, self.spec.numeric).fit(X)
+        x_num, x_cat = self._tensors(X)
+        v_num, v_cat = self._tensors(X_val)
+        y_t = torch.as_tensor(np.asarray(y).astype(np.float32))
+        self.model_ = FTTransformer(
+            n_cont_features=self.preprocess_.n_numeric_,
+            cat_cardinalities=self.preprocess_.cardinalities_, d_out=1, n_blocks=self.n_blocks,
+            d_block=self.d_block, attention_n_heads=self.attention_n_heads,
+            attention_dropout=self.attention_dropout, ffn_d_hidden=None,
+            ffn_d_hidden_multiplier=4 / 3, ffn_dropout=self.ffn_dropout, residual_dropout=0.0)
+        optimizer = torch.optim.AdamW(self.model_.make_parameter_groups(), lr=self.lr,
+                                      weight_decay=self.weight_decay)
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+        generator = torch.Generator().manual_seed(self.random_state)
+        n = len(y_t)
+        best, since_best, self.history_ = (-1.0, None, 0), 0, []
+        for epoch in range(1, self.max_epochs + 1):
+            self.model_.train()
+            for idx in torch.randperm(n, generator=generator).split(self.batch_size):
+                optimizer.zero_grad()
+                logits = self.model_(None if x_num is None else x_num[idx],
+                                     None if x_cat is None else x_cat[idx]).squeeze(-1)
+                loss = loss_fn(logits, y_t[idx])
+                loss.backward()
+                optimizer.step()
+            score = float(average_precision_score(y_val, self._logits(v_num, v_cat)))
+            self.history_.append({"epoch": epoch, "val_auprc": score})
+            if score > best[0]:
+                best = (score, copy.deepcopy(self.model_.state_dict()), epoch)
+                since_best = 0
+            else:
+                since_best += 1
+                if since_best >= self.patience:
+                    break
+        self.val_auprc_, state, self.best_epoch_ = best
+        self.model_.load_state_dict(state)
+        self.selected_params_ = {"epochs": self.best_epoch_}
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        logits = self._logits(*self._tensors(X))
+        return _proba2(1.0 / (1.0 + np.exp(-logits)))
+
+
+def frame_rows(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """The model's input columns of ``df`` (labels, ids and split never reach a model)."""
+    return df.loc[:, spec.columns]

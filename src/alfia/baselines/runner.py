@@ -1,0 +1,311 @@
+"""Functional core of ``alfia baselines`` and ``alfia boost``: train models on the cohort's own split and
+leave one run directory per model, in the format every ALFIA run uses (``alfia.runs``)::
+
+    OUT/<ModelName>/config.json          model_name, model_family, hyperparameters, train time, ...
+    OUT/<ModelName>/predictions.parquet  stay_id, split, label, prob for the val and test rows
+    OUT/<ModelName>/metrics.json         written by alfia.evaluation.evaluate_run (+ figures/)
+    OUT/summary.csv, OUT/summary.md      one row per model, sorted by test AUPRC
+
+Only the training split is used to fit preprocessing and models. The validation split selects
+hyperparameters, stops boosting / epochs, and picks the ensemble's weights (all on AUPRC). The test
+split is only predicted.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alfia import __version__
+from alfia.atomic import write_json_atomic, write_text_atomic
+from alfia.baselines.ensemble import GreedyEnsembleSelection
+from alfia.baselines.estimators import TabularClassifier, frame_rows
+from alfia.baselines.preprocessing import FeatureSpec
+from alfia.baselines.registry import (
+    ENSEMBLE_NAME, MODELS, N_JOBS, Profile, build_model, resolve_models,
+)
+from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, SPLITS
+from alfia.errors import AlfiaError
+from alfia.runs import RunLayout, write_predictions
+
+FAMILY_BASELINE = "baseline"
+FAMILY_ENSEMBLE = "ensemble"
+SUMMARY_COLUMNS = ("model", "family", "val_auprc", "test_auprc", "test_auprc_ci_low",
+                   "test_auprc_ci_high", "test_auroc", "test_auroc_ci_low", "test_auroc_ci_high",
+                   "test_best_f1", "test_best_f1_ci_low", "test_best_f1_ci_high", "test_best_f2",
+                   "test_best_f2_ci_low", "test_best_f2_ci_high", "train_time_s")
+
+# A callback the CLI uses for progress: callback("start" | "done", model_name, summary_row_or_None).
+ProgressCallback = Callable[[str, str, dict | None], None]
+
+
+@dataclass
+class BaselineRunConfig:
+    """What a baselines run was asked to do; saved inside every model's config.json."""
+
+    variant: str
+    models: list[str]
+    seed: int = 42
+    profile: Profile = "full"
+    engine: str = "native"
+    n_boot: int = 1000
+    cohort: str | None = None
+    embeddings: str | None = None
+    n_jobs: int = N_JOBS
+
+
+@dataclass
+class ModelResult:
+    name: str
+    family: str
+    val_prob: np.ndarray
+    test_prob: np.ndarray
+    train_time_s: float
+    summary: dict = field(default_factory=dict)
+
+
+def check_cohort(df: pd.DataFrame, source: str = "cohort") -> None:
+    """The split/label/id checks every baseline needs, with errors naming the file and column."""
+    for col in (ID_COLUMN, OUTCOME_COLUMN):
+        if col not in df.columns:
+            raise AlfiaError(f"{source}: no {col!r} column")
+    if SPLIT_COLUMN not in df.columns:
+        raise AlfiaError(f"{source}: no {SPLIT_COLUMN!r} column; baselines train on the cohort's own "
+                         f"train/val/test split (assign one with `alfia cohort split` or "
+                         f"alfia.cohorts.splits.assign_splits)")
+    bad = df.loc[~df[SPLIT_COLUMN].isin(SPLITS), SPLIT_COLUMN]
+    if len(bad):
+        raise AlfiaError(f"{source}: column {SPLIT_COLUMN!r}, row {bad.index[0]}: value {bad.iloc[0]!r} "
+                         f"is not one of {', '.join(SPLITS)}")
+    if df[ID_COLUMN].duplicated().any():
+        dup = df.loc[df[ID_COLUMN].duplicated(), ID_COLUMN].iloc[0]
+        raise AlfiaError(f"{source}: column {ID_COLUMN!r} repeats stay {dup!r}")
+    label = pd.to_numeric(df[OUTCOME_COLUMN], errors="coerce")
+    wrong = ~label.isin([0, 1])
+    if wrong.any():
+        row = wrong.idxmax()
+        raise AlfiaError(f"{source}: column {OUTCOME_COLUMN!r}, row {row}: "
+                         f"{df.loc[row, OUTCOME_COLUMN]!r} is not 0 or 1")
+    for split in SPLITS:
+        part = label[df[SPLIT_COLUMN] == split]
+        if part.empty:
+            raise AlfiaError(f"{source}: split {split!r} has no rows")
+        if split != "test" and part.nunique() < 2:
+            raise AlfiaError(f"{source}: split {split!r} holds only label {int(part.iloc[0])}; "
+                             f"training and validation AUPRC need deaths and survivors")
+
+
+def _split_frames(df: pd.DataFrame):
+    parts = {s: df[df[SPLIT_COLUMN] == s] for s in SPLITS}
+    return parts, {s: p[OUTCOME_COLUMN].astype(int).to_numpy() for s, p in parts.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, FeatureSpec):
+        return {"categorical": list(value.categorical), "numeric_count": len(value.numeric)}
+    return repr(value)
+
+
+def hyperparameters_of(estimator: TabularClassifier) -> dict:
+    params = estimator.get_params(deep=False)
+    params.pop("spec", None)
+    return _jsonable(params)
+
+
+def _write_run(run_dir: Path, *, config: dict, parts: dict, labels: dict, val_prob, test_prob,
+               n_boot: int, seed: int) -> dict:
+    """predictions.parquet, then config.json, then metrics.json (via the evaluation module)."""
+    from alfia.evaluation import evaluate_run
+
+    layout = RunLayout.of(run_dir)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    ids = np.concatenate([parts["val"][ID_COLUMN].to_numpy(), parts["test"][ID_COLUMN].to_numpy()])
+    split = ["val"] * len(parts["val"]) + ["test"] * len(parts["test"])
+    write_predictions(layout.predictions, ids, split, np.concatenate([labels["val"], labels["test"]]),
+                      np.concatenate([val_prob, test_prob]))
+    write_json_atomic(layout.config, _jsonable(config))
+    return evaluate_run(layout.root, split="test", n_boot=n_boot, seed=seed)
+
+
+def summary_row(name: str, family: str, val_auprc: float, metrics: dict, train_time_s: float) -> dict:
+    row: dict[str, Any] = {"model": name, "family": family, "val_auprc": float(val_auprc)}
+    for key in ("auprc", "auroc", "best_f1", "best_f2"):
+        m = metrics["metrics"][key]
+        row[f"test_{key}"], row[f"test_{key}_ci_low"], row[f"test_{key}_ci_high"] = (
+            m["value"], m["ci_low"], m["ci_high"])
+    row["train_time_s"] = round(float(train_time_s), 2)
+    return row
+
+
+def _base_config(name: str, family: str, run: BaselineRunConfig, spec: FeatureSpec,
+                 parts: dict) -> dict:
+    return {
+        "model_name": name,
+        "model_family": family,
+        "engine": run.engine,
+        "variant": run.variant,
+        "seed": run.seed,
+        "profile": run.profile,
+        "cohort": run.cohort,
+        "embeddings": run.embeddings,
+        "features": {"categorical": list(spec.categorical), "numeric": list(spec.numeric)},
+        "n_rows": {s: int(len(p)) for s, p in parts.items()},
+        "n_jobs": run.n_jobs,
+        "run_config": asdict(run),
+        "alfia_version": __version__,
+        "python": platform.python_version(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def train_one(name: str, estimator: TabularClassifier, *, family: str, library: str,
+              description: str, spec: FeatureSpec, run: BaselineRunConfig, parts: dict,
+              labels: dict, out_dir: Path) -> ModelResult:
+    """Fit one estimator on train (val for selection), predict val+test, write its run directory."""
+    t0 = time.perf_counter()
+    estimator.fit(frame_rows(parts["train"], spec), labels["train"],
+                  frame_rows(parts["val"], spec), labels["val"])
+    train_time = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    val_prob = estimator.predict_proba(frame_rows(parts["val"], spec))[:, 1]
+    test_prob = estimator.predict_proba(frame_rows(parts["test"], spec))[:, 1]
+    predict_time = time.perf_counter() - t1
+    from sklearn.metrics import average_precision_score
+
+    val_auprc = float(average_precision_score(labels["val"], val_prob))
+    config = _base_config(name, family, run, spec, parts) | {
+        "library": library,
+        "description": description,
+        "estimator": type(estimator).__name__,
+        "hyperparameters": hyperparameters_of(estimator),
+        "selected_hyperparameters": getattr(estimator, "selected_params_", {}),
+        "selection": {"metric": "validation AUPRC (average precision)", "val_auprc": val_auprc,
+                      "grid": getattr(estimator, "grid_scores_", None),
+                      "history": getattr(estimator, "history_", None)},
+        "train_time_seconds": round(train_time, 3),
+        "predict_time_seconds": round(predict_time, 3),
+    }
+    metrics = _write_run(out_dir / name, config=config, parts=parts, labels=labels,
+                         val_prob=val_prob, test_prob=test_prob, n_boot=run.n_boot, seed=run.seed)
+    return ModelResult(name, family, val_prob, test_prob, train_time,
+                       summary_row(name, family, val_auprc, metrics, train_time))
+
+
+def build_ensemble(members: list[ModelResult], *, spec: FeatureSpec, run: BaselineRunConfig,
+                   parts: dict, labels: dict, out_dir: Path,
+                   name: str = ENSEMBLE_NAME) -> ModelResult:
+    if not members:
+        raise AlfiaError(f"{name} is built from other models' validation predictions: "
+                         f"ask for at least one other model")
+    t0 = time.perf_counter()
+    selector = GreedyEnsembleSelection(n_iterations=100).fit(
+        np.column_stack([m.val_prob for m in members]), labels["val"], [m.name for m in members])
+    train_time = time.perf_counter() - t0
+    val_prob = selector.predict_proba(np.column_stack([m.val_prob for m in members]))[:, 1]
+    test_prob = selector.predict_proba(np.column_stack([m.test_prob for m in members]))[:, 1]
+    config = _base_config(name, FAMILY_ENSEMBLE, run, spec, parts) | {
+        "library": "alfia (Caruana et al. 2004 greedy ensemble selection)",
+        "description": "greedy ensemble selection with replacement on validation AUPRC",
+        "hyperparameters": {"n_iterations": selector.n_iterations},
+        "members": {m.name: m.family for m in members},
+        "weights": selector.weights_by_name(),
+        "selection": {"metric": "validation AUPRC (average precision)",
+                      "val_auprc": selector.val_auprc_, "trajectory": selector.trajectory_},
+        "train_time_seconds": round(train_time, 3),
+        "train_time_seconds_including_members": round(
+            train_time + sum(m.train_time_s for m in members), 3),
+    }
+    metrics = _write_run(out_dir / name, config=config, parts=parts, labels=labels,
+                         val_prob=val_prob, test_prob=test_prob, n_boot=run.n_boot, seed=run.seed)
+    return ModelResult(name, FAMILY_ENSEMBLE, val_prob, test_prob, train_time,
+                       summary_row(name, FAMILY_ENSEMBLE, selector.val_auprc_, metrics, train_time))
+
+
+def write_summary(rows: list[dict], out_dir: Path) -> pd.DataFrame:
+    """OUT/summary.csv and OUT/summary.md, sorted by test AUPRC (best first)."""
+    table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)).sort_values(
+        "test_auprc", ascending=False, kind="stable").reset_index(drop=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "summary.csv", table.to_csv(index=False))
+    write_text_atomic(out_dir / "summary.md", summary_markdown(table) + "\n")
+    return table
+
+
+def _ci(row, key: str) -> str:
+    return (f"{row[f'test_{key}']:.3f} ({row[f'test_{key}_ci_low']:.3f}-"
+            f"{row[f'test_{key}_ci_high']:.3f})")
+
+
+def summary_markdown(table: pd.DataFrame) -> str:
+    lines = ["| Model | Family | Val AUPRC | Test AUPRC (95% CI) | AUROC (95% CI) | Best F1 (95% CI) "
+             "| Best F2 (95% CI) | Train time (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for _, r in table.iterrows():
+        lines.append(f"| {r['model']} | {r['family']} | {r['val_auprc']:.3f} | {_ci(r, 'auprc')} | "
+                     f"{_ci(r, 'auroc')} | {_ci(r, 'best_f1')} | {_ci(r, 'best_f2')} | "
+                     f"{r['train_time_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def run_models(df: pd.DataFrame, *, jobs: list[tuple[str, Callable[[], TabularClassifier], str, str,
+                                                    str]],
+               spec: FeatureSpec, run: BaselineRunConfig, out_dir: str | os.PathLike,
+               ensemble: bool = False, callback: ProgressCallback | None = None,
+               source: str = "cohort") -> pd.DataFrame:
+    """Train ``jobs`` (name, make_estimator, family, library, description) and optionally the ensemble."""
+    check_cohort(df, source)
+    out_dir = Path(out_dir)
+    parts, labels = _split_frames(df)
+    results: list[ModelResult] = []
+    for name, make, family, library, description in jobs:
+        if callback:
+            callback("start", name, None)
+        result = train_one(name, make(), family=family, library=library, description=description,
+                           spec=spec, run=run, parts=parts, labels=labels, out_dir=out_dir)
+        results.append(result)
+        if callback:
+            callback("done", name, result.summary)
+    if ensemble:
+        if callback:
+            callback("start", ENSEMBLE_NAME, None)
+        result = build_ensemble(results, spec=spec, run=run, parts=parts, labels=labels,
+                                out_dir=out_dir)
+        results.append(result)
+        if callback:
+            callback("done", ENSEMBLE_NAME, result.summary)
+    return write_summary([r.summary for r in results], out_dir)
+
+
+def run_baselines(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathLike,
+                  models: list[str] | None = None, seed: int = 42, *, profile: Profile = "full",
+                  n_boot: int = 1000, callback: ProgressCallback | None = None,
+                  source: str = "cohort") -> pd.DataFrame:
+    """Train the requested zoo (default: all models + the ensemble) and return the summary table."""
+    names = resolve_models(models)
+    check_cohort(cohort_df, source)
+    spec = FeatureSpec.from_schema(variant, cohort_df, source=source)
+    run = BaselineRunConfig(variant=variant, models=names, seed=seed, profile=profile,
+                            n_boot=n_boot, cohort=source)
+    jobs = [(n, (lambda n=n: build_model(n, spec, seed, profile)), FAMILY_BASELINE,
+             MODELS[n].library, MODELS[n].description) for n in names if n != ENSEMBLE_NAME]
+    return run_models(cohort_df, jobs=jobs, spec=spec, run=run, out_dir=out_dir,
+                      ensemble=ENSEMBLE_NAME in names, callback=callback, source=source)
