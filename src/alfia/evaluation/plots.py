@@ -1,0 +1,202 @@
+"""Figures of one run and of a comparison, as PNG files written atomically.
+
+Built on ``matplotlib.figure.Figure`` with the Agg canvas rather than pyplot: no global state, no
+display needed, safe to call from tests and servers.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless everywhere; the CLI never opens a window
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+from alfia.atomic import write_atomic  # noqa: E402
+from alfia.evaluation.calibration import N_BINS, reliability_curve  # noqa: E402
+
+DPI = 110
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One model's scores on one split, for overlaid curves."""
+
+    name: str
+    y: np.ndarray
+    prob: np.ndarray
+    highlight: bool = False
+
+
+def _new_figure(width: float, height: float, ncols: int = 1, nrows: int = 1, **kw):
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, **kw)
+    return fig, axes
+
+
+def figure_png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
+    png = figure_png(fig)
+    return write_atomic(path, lambda p: p.write_bytes(png))
+
+
+def _colors(n: int):
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _style(curve: Curve, color) -> dict:
+    return {"color": color, "linewidth": 2.4 if curve.highlight else 1.3, "alpha": 1.0 if curve.highlight else 0.85,
+            "zorder": 3 if curve.highlight else 2}
+
+
+def roc_figure(curves: Sequence[Curve], title: str = "ROC curve") -> Figure:
+    fig, ax = _new_figure(5.6, 5.0)
+    for curve, color in zip(curves, _colors(len(curves))):
+        fpr, tpr, _ = roc_curve(curve.y, curve.prob)
+        auc = np.trapezoid(tpr, fpr)
+        ax.plot(fpr, tpr, label=f"{curve.name} (AUROC {auc:.3f})", **_style(curve, color))
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label="chance")
+    ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (true positive rate)", title=title,
+           xlim=(0, 1), ylim=(0, 1.01), aspect="equal")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=7 if len(curves) > 6 else 8)
+    return fig
+
+
+def pr_figure(curves: Sequence[Curve], title: str = "Precision-recall curve") -> Figure:
+    fig, ax = _new_figure(5.6, 5.0)
+    for curve, color in zip(curves, _colors(len(curves))):
+        precision, recall, _ = precision_recall_curve(curve.y, curve.prob)
+        ap = -np.sum(np.diff(recall) * precision[:-1])
+        ax.plot(recall, precision, drawstyle="steps-post", label=f"{curve.name} (AUPRC {ap:.3f})",
+                **_style(curve, color))
+    prevalence = float(np.mean(curves[0].y))
+    ax.axhline(prevalence, linestyle=":", color="grey", linewidth=1, label=f"prevalence {prevalence:.3f}")
+    ax.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=7 if len(curves) > 6 else 8)
+    return fig
+
+
+def calibration_figure(curves: Sequence[Curve], title: str = "Calibration") -> Figure:
+    """Reliability diagram (10 equal-width bins, the ECE's) above a histogram of the predictions."""
+    fig, (ax, hist) = _new_figure(5.6, 6.2, nrows=2, gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    edges = np.linspace(0, 1, N_BINS + 1)
+    for curve, color in zip(curves, _colors(len(curves))):
+        rel = reliability_curve(curve.y, curve.prob)
+        ax.plot(rel["mean_prob"], rel["observed"], marker="o", markersize=3.5, label=curve.name,
+                **_style(curve, color))
+        hist.hist(curve.prob, bins=edges, histtype="step", color=color, linewidth=1.2)
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label="perfect calibration")
+    ax.set(ylabel="observed mortality in bin", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7 if len(curves) > 6 else 8)
+    hist.set(xlabel=f"predicted probability ({N_BINS} equal-width bins)", ylabel="stays")
+    hist.set_yscale("log")
+    hist.grid(alpha=0.3)
+    return fig
+
+
+def confusion_figure(operating_points: dict, title: str = "") -> Figure:
+    """Confusion matrices at the max-F1 and max-F2 thresholds chosen on val."""
+    fig, axes = _new_figure(4.2 * len(operating_points), 4.0, ncols=len(operating_points))
+    axes = np.atleast_1d(axes)
+    for ax, (name, op) in zip(axes, operating_points.items()):
+        cm = op["confusion_matrix"]
+        matrix = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
+        row_share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        ax.imshow(row_share, cmap="Blues", vmin=0, vmax=1)
+        for i in range(2):
+            for j in range(2):
+                ax.text(j, i, f"{matrix[i, j]}\n({row_share[i, j]:.1%})", ha="center", va="center",
+                        color="white" if row_share[i, j] > 0.5 else "black", fontsize=10)
+        ax.set_xticks([0, 1], ["survived", "died"])
+        ax.set_yticks([0, 1], ["survived", "died"])
+        ax.set(xlabel="predicted", ylabel="actual",
+               title=f"max-{name.upper()} threshold {op['threshold']:.3f}\n(chosen on {op['chosen_on']})")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def training_curves_figure(history: pd.DataFrame, title: str = "Training") -> Figure:
+    """Train loss and validation AUPRC/AUROC per epoch; the best val-AUPRC epoch marked."""
+    has_lr = "lr" in history.columns and history["lr"].notna().any()
+    fig, axes = _new_figure(11 if has_lr else 8, 3.6, ncols=3 if has_lr else 2)
+    epoch = history["epoch"]
+    loss_ax, val_ax = axes[0], axes[1]
+    if "train_loss" in history:
+        loss_ax.plot(epoch, history["train_loss"], marker="o", markersize=3, color="tab:red")
+    loss_ax.set(xlabel="epoch", ylabel="train loss", title="Training loss")
+    for column, label, color in (("val_auprc", "val AUPRC", "tab:blue"), ("val_auroc", "val AUROC", "tab:green")):
+        if column in history:
+            val_ax.plot(epoch, history[column], marker="o", markersize=3, color=color, label=label)
+    if "val_auprc" in history and history["val_auprc"].notna().any():
+        best = history.loc[history["val_auprc"].idxmax()]
+        val_ax.axvline(best["epoch"], linestyle=":", color="grey")
+        val_ax.annotate(f"best epoch {int(best['epoch'])}\nval AUPRC {best['val_auprc']:.3f}",
+                        (best["epoch"], best["val_auprc"]), textcoords="offset points", xytext=(5, -28), fontsize=8)
+    val_ax.set(xlabel="epoch", ylabel="score", title="Validation")
+    val_ax.legend(fontsize=8)
+    if has_lr:
+        axes[2].plot(epoch, history["lr"], color="tab:purple")
+        axes[2].set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig
+
+
+def forest_figure(names: Sequence[str], values, lows, highs, highlight: Sequence[bool], *,
+                  metric: str = "AUPRC", title: str = "") -> Figure:
+    """Point estimates with 95% CIs, best at the top."""
+    n = len(names)
+    fig, ax = _new_figure(7.0, 1.2 + 0.38 * n)
+    ypos = np.arange(n)[::-1]
+    values, lows, highs = (np.asarray(a, dtype=float) for a in (values, lows, highs))
+    for yi, v, lo, hi, hl in zip(ypos, values, lows, highs, highlight):
+        color = "tab:red" if hl else "tab:blue"
+        ax.errorbar(v, yi, xerr=[[v - lo], [hi - v]], fmt="o", color=color, capsize=3,
+                    markersize=6 if hl else 5, linewidth=1.6 if hl else 1.2)
+        ax.annotate(f"{v:.3f} [{lo:.3f}, {hi:.3f}]", (hi, yi), textcoords="offset points", xytext=(6, -3),
+                    fontsize=8)
+    ax.set_yticks(ypos, names)
+    span = np.nanmax(highs) - np.nanmin(lows)
+    ax.set_xlim(np.nanmin(lows) - 0.05 * span, np.nanmax(highs) + 0.45 * span)
+    ax.set(xlabel=f"{metric} (95% bootstrap CI)", title=title or f"{metric} with 95% CI")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def run_figures(y, prob, result: dict, folder: str | os.PathLike, *, title: str,
+                history: pd.DataFrame | None = None) -> dict[str, Path]:
+    """The figures of one evaluated run, written into ``folder``; returns name -> path."""
+    folder = Path(folder)
+    split = result["split"]
+    curve = [Curve(title, np.asarray(y), np.asarray(prob))]
+    figures = {
+        "roc": roc_figure(curve, f"ROC — {title} ({split})"),
+        "pr": pr_figure(curve, f"Precision-recall — {title} ({split})"),
+        "calibration": calibration_figure(curve, f"Calibration — {title} ({split})"),
+        "confusion_matrix": confusion_figure(result["operating_points"], f"{title} ({split})"),
+    }
+    if history is not None:
+        figures["training_curves"] = training_curves_figure(history, f"Training — {title}")
+    return {name: save_figure(fig, folder / f"{name}.png") for name, fig in figures.items()}

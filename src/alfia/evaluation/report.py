@@ -1,0 +1,270 @@
+"""Score one model's predictions: every metric with a bootstrap 95% CI, thresholds chosen on val.
+
+``evaluate_predictions`` works on a predictions frame (``alfia.runs.PREDICTION_COLUMNS``);
+``evaluate_run`` reads a run directory, writes ``metrics.json`` and the figures beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alfia.atomic import write_json_atomic
+from alfia.cohorts.schema import ID_COLUMN, SPLIT_COLUMN
+from alfia.errors import AlfiaError
+from alfia.evaluation.bootstrap import CI_LEVEL, bootstrap_distribution, with_ci
+from alfia.evaluation.calibration import N_BINS, calibration_metrics
+from alfia.evaluation.metrics import (THRESHOLD_METRICS, RankedScores, confusion_at_threshold, ranking_metrics,
+                                      threshold_metrics)
+from alfia.evaluation.thresholds import OPERATING_POINTS, choose_threshold, select_thresholds
+from alfia.runs import PREDICTION_COLUMNS, RunLayout, read_predictions
+
+# Headline metrics, in the order tables show them.
+RANKING_METRICS = ("auprc", "auroc", "best_f1", "best_f2")
+CALIBRATION_METRICS = ("brier", "calibration_slope", "calibration_intercept", "ece")
+
+DEFINITIONS = {
+    "auprc": "area under the precision-recall curve, as average precision (scikit-learn)",
+    "auroc": "area under the ROC curve",
+    "best_f1": "highest F1 over all thresholds of the evaluated split (test-optimal, as the paper reports)",
+    "best_f2": "highest F2 over all thresholds of the evaluated split (test-optimal, as the paper reports)",
+    "f1": "F1 at the max-F1 threshold chosen on the threshold split",
+    "f2": "F2 at the max-F2 threshold chosen on the threshold split",
+    "sensitivity": "recall of deaths at the max-F1 threshold: TP / (TP + FN)",
+    "specificity": "TN / (TN + FP) at the max-F1 threshold",
+    "ppv": "precision at the max-F1 threshold: TP / (TP + FP); null if nothing is predicted positive",
+    "npv": "TN / (TN + FN) at the max-F1 threshold; null if nothing is predicted negative",
+    "brier": "mean of (prob - label)^2",
+    "calibration_slope": "b in logit P(death) = a + b * logit(prob); 1 is ideal",
+    "calibration_intercept": "a in logit P(death) = a + logit(prob) (slope fixed at 1); 0 is ideal",
+    "ece": f"expected calibration error over {N_BINS} equal-width probability bins",
+    "threshold_rule": "a stay is predicted to die when prob >= threshold",
+}
+
+
+def _where(source: str | None) -> str:
+    return f"{source}: " if source else ""
+
+
+def validate_predictions(pred: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """Check a predictions frame; raise AlfiaError naming the column and row at fault."""
+    where = _where(source)
+    if not isinstance(pred, pd.DataFrame):
+        raise AlfiaError(f"{where}predictions must be a pandas DataFrame, got {type(pred).__name__}")
+    missing = [c for c in PREDICTION_COLUMNS if c not in pred.columns]
+    if missing:
+        raise AlfiaError(f"{where}predictions lack column(s) {', '.join(missing)}")
+    pred = pred.reset_index(drop=True)
+    label = pd.to_numeric(pred["label"], errors="coerce")
+    bad = label.isna() | ~label.isin((0, 1))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise AlfiaError(f"{where}column 'label' must be 0 or 1; row {i} (stay_id {pred[ID_COLUMN].iloc[i]!r}) "
+                         f"holds {pred['label'].iloc[i]!r} ({int(bad.sum())} bad row(s))")
+    prob = pd.to_numeric(pred["prob"], errors="coerce")
+    bad = prob.isna() | ~np.isfinite(prob) | (prob < 0) | (prob > 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise AlfiaError(f"{where}column 'prob' must be a probability in [0, 1]; row {i} (stay_id "
+                         f"{pred[ID_COLUMN].iloc[i]!r}) holds {pred['prob'].iloc[i]!r} ({int(bad.sum())} bad row(s))")
+    dup = pred.duplicated([SPLIT_COLUMN, ID_COLUMN])
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise AlfiaError(f"{where}stay_id {pred[ID_COLUMN].iloc[i]!r} appears more than once in split "
+                         f"{pred[SPLIT_COLUMN].iloc[i]!r} (row {i})")
+    out = pred.copy()
+    out["label"] = label.astype(np.int8)
+    out["prob"] = prob.astype(float)
+    return out
+
+
+def _split_rows(pred: pd.DataFrame, split: str) -> pd.DataFrame:
+    return pred.loc[pred[SPLIT_COLUMN] == split]
+
+
+def _has_both_classes(rows: pd.DataFrame) -> bool:
+    return rows["label"].nunique() == 2
+
+
+def evaluate_predictions(pred: pd.DataFrame, *, split: str = "test", n_boot: int = 1000, seed: int = 42,
+                         source: str | None = None) -> dict:
+    """Every metric of ``split`` with a stratified-bootstrap 95% CI; thresholds chosen on val.
+
+    Returns a JSON-serialisable dict::
+
+        split, n, n_pos, prevalence
+        metrics:  {name: {value, ci_low, ci_high}} for auprc, auroc, best_f1, best_f2 (test-optimal),
+                  f1, f2, sensitivity, specificity, ppv, npv (at the thresholds chosen on val; the last
+                  four at the max-F1 threshold), brier, calibration_slope, calibration_intercept, ece
+        operating_points: {"f1"|"f2": {threshold, chosen_on, score_on_chosen_split,
+                  metrics: {f1, f2, sensitivity, specificity, ppv, npv with CIs}, confusion_matrix}}
+        thresholds: {f1, f2, chosen_on, best_f1_threshold, best_f2_threshold}
+        bootstrap: {n_boot, seed, ci_level, method}; definitions; notes
+
+    Undefined values (e.g. PPV with nothing predicted positive) are ``None``. Without val rows (or
+    with a single-class val split) the thresholds are chosen on ``split`` itself, and ``notes`` says so.
+    """
+    pred = validate_predictions(pred, source)
+    where = _where(source)
+    rows = _split_rows(pred, split)
+    if rows.empty:
+        splits = sorted(map(str, pred[SPLIT_COLUMN].unique()))
+        raise AlfiaError(f"{where}no rows in split {split!r} (splits present: {', '.join(splits) or 'none'})")
+    if not _has_both_classes(rows):
+        raise AlfiaError(f"{where}split {split!r} holds only label {int(rows['label'].iloc[0])}: "
+                         "AUPRC, AUROC and the bootstrap need both deaths and survivors")
+    notes: list[str] = []
+    val = _split_rows(pred, "val")
+    if split != "val" and not val.empty and _has_both_classes(val):
+        threshold_rows, chosen_on = val, "val"
+    else:
+        threshold_rows, chosen_on = rows, split
+        if split != "val":
+            why = "there are no val rows" if val.empty else "the val rows hold a single class"
+            notes.append(f"thresholds were chosen on the {split} rows themselves because {why}; the "
+                         f"threshold metrics are therefore optimistic")
+    chosen = select_thresholds(threshold_rows["label"].to_numpy(), threshold_rows["prob"].to_numpy(), chosen_on)
+
+    y = rows["label"].to_numpy(dtype=float)
+    prob = rows["prob"].to_numpy(dtype=float)
+    ranked = RankedScores.of(y, prob)
+
+    def statistic(weights: np.ndarray) -> dict[str, np.ndarray]:
+        out = {**ranking_metrics(y, prob, weights, ranked), **calibration_metrics(y, prob, weights)}
+        for name, ct in chosen.items():
+            for metric, values in threshold_metrics(y, prob, ct.threshold, weights).items():
+                out[f"{name}:{metric}"] = values
+        return out
+
+    point = {k: float(v[0]) for k, v in statistic(np.ones((1, y.size))).items()}
+    samples = bootstrap_distribution(y, statistic, n_boot=n_boot, seed=seed)
+
+    def entry(key: str) -> dict:
+        return with_ci(point[key], samples[key])
+
+    metrics = {name: entry(name) for name in RANKING_METRICS}
+    metrics["f1"] = entry("f1:f1")
+    metrics["f2"] = entry("f2:f2")
+    for metric in ("sensitivity", "specificity", "ppv", "npv"):
+        metrics[metric] = entry(f"f1:{metric}")
+    metrics.update({name: entry(name) for name in CALIBRATION_METRICS})
+
+    operating_points = {}
+    for name, ct in chosen.items():
+        counts = confusion_at_threshold(y, prob, ct.threshold, np.ones((1, y.size)))
+        operating_points[name] = {
+            "threshold": ct.threshold, "chosen_on": ct.chosen_on, "score_on_chosen_split": ct.score_there,
+            "metrics": {metric: entry(f"{name}:{metric}") for metric in THRESHOLD_METRICS},
+            "confusion_matrix": {k: int(round(float(counts[k][0]))) for k in ("tn", "fp", "fn", "tp")},
+        }
+    if any(point[f"{name}:ppv"] != point[f"{name}:ppv"] for name in chosen):
+        notes.append("a threshold chosen on val predicts no death on this split; PPV is undefined (null)")
+    if np.isnan(point["calibration_slope"]):
+        notes.append("the calibration slope is undefined: the scores separate the classes (or nearly), so the "
+                     "recalibration fit does not converge")
+
+    return {
+        "split": split,
+        "n": int(y.size),
+        "n_pos": int(y.sum()),
+        "prevalence": float(y.mean()),
+        "metrics": metrics,
+        "operating_points": operating_points,
+        "thresholds": {
+            **{name: ct.threshold for name, ct in chosen.items()},
+            "chosen_on": chosen_on,
+            **{f"best_{name}_threshold": choose_threshold(y, prob, beta)[0] for name, beta in OPERATING_POINTS.items()},
+        },
+        "bootstrap": {
+            "n_boot": int(n_boot), "seed": int(seed), "ci_level": CI_LEVEL,
+            "method": "stratified bootstrap (positives and negatives resampled separately, with replacement); "
+                      "percentile interval; resamples where a metric is undefined are left out",
+        },
+        "definitions": DEFINITIONS,
+        "notes": notes,
+    }
+
+
+def model_name_of(run_dir: str | os.PathLike) -> str:
+    """config.json's "model_name" if present, else the run folder's name."""
+    config = read_config(run_dir)
+    name = config.get("model_name")
+    return str(name) if name else Path(run_dir).resolve().name
+
+
+def read_config(run_dir: str | os.PathLike) -> dict:
+    """The run's config.json as a dict; {} when the run has none."""
+    path = RunLayout.of(run_dir).config
+    if not path.exists():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AlfiaError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(config, dict):
+        raise AlfiaError(f"{path}: expected a JSON object at the top level")
+    return config
+
+
+def read_history(path: str | os.PathLike) -> pd.DataFrame:
+    """history.jsonl as a frame, one row per epoch; AlfiaError naming the line of a malformed record."""
+    path = Path(path)
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise AlfiaError(f"{path}, line {number}: not valid JSON ({e.msg})") from e
+        if not isinstance(record, dict) or "epoch" not in record:
+            raise AlfiaError(f"{path}, line {number}: expected a JSON object with an 'epoch' key")
+        records.append(record)
+    if not records:
+        raise AlfiaError(f"{path}: no epochs recorded")
+    return pd.DataFrame.from_records(records)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test", n_boot: int = 1000, seed: int = 42) -> dict:
+    """Evaluate RUN_DIR/predictions.parquet; write RUN_DIR/metrics.json and RUN_DIR/figures/*.png.
+
+    Figures: roc.png, pr.png, calibration.png, confusion_matrix.png and, when RUN_DIR/history.jsonl
+    exists, training_curves.png. Every file is written atomically; metrics.json comes last, so a run
+    with a metrics.json has its figures too.
+    """
+    from alfia.evaluation import plots  # matplotlib only loads when figures are drawn
+
+    layout = RunLayout.of(run_dir)
+    if not layout.root.is_dir():
+        raise AlfiaError(f"{layout.root}: not a run directory (no such folder)")
+    pred = read_predictions(layout.predictions)
+    result = evaluate_predictions(pred, split=split, n_boot=n_boot, seed=seed, source=str(layout.predictions))
+    pred = validate_predictions(pred, str(layout.predictions))
+    rows = _split_rows(pred, split)
+    name = model_name_of(layout.root)
+    history = read_history(layout.history) if layout.history.exists() else None
+
+    figures = plots.run_figures(rows["label"].to_numpy(), rows["prob"].to_numpy(), result, layout.figures,
+                                title=name, history=history)
+    result = {
+        "model_name": name,
+        "run_dir": str(layout.root.resolve()),
+        "predictions_sha256": _sha256(layout.predictions),
+        **result,
+        "figures": {key: str(path.relative_to(layout.root)) for key, path in figures.items()},
+    }
+    write_json_atomic(layout.metrics, result)
+    return result

@@ -1,0 +1,60 @@
+"""Fabricated run directories: synthetic predictions from a known logistic model, no other area's code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from alfia.runs import write_predictions
+
+
+def synthetic_predictions(n_val: int = 600, n_test: int = 800, *, signal: float = 1.5, seed: int = 0,
+                          prevalence_logit: float = -2.0, ids_offset: int = 0):
+    """Labels drawn from a logistic model of a latent score; prob = that model (calibrated) when signal
+    is the true coefficient. Returns (stay_id, split, label, prob, latent)."""
+    rng = np.random.default_rng(seed)
+    n = n_val + n_test
+    latent = rng.normal(size=n)
+    label = rng.binomial(1, expit(prevalence_logit + signal * latent))
+    prob = expit(prevalence_logit + signal * latent)
+    split = np.array(["val"] * n_val + ["test"] * n_test, dtype=object)
+    stay_id = np.arange(ids_offset, ids_offset + n)
+    return stay_id, split, label, prob, latent
+
+
+def make_run(root: Path, name: str, prob, *, stay_id, split, label, config: dict | None = None,
+             history: list[dict] | None = None) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(config if config is not None else {"model_name": name}))
+    write_predictions(run / "predictions.parquet", stay_id, split, label, prob)
+    if history is not None:
+        (run / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+    return run
+
+
+@pytest.fixture
+def cohort():
+    return synthetic_predictions()
+
+
+@pytest.fixture
+def runs_folder(tmp_path, cohort):
+    """A folder of four runs on the same stays: an ALFIA run, an ALFIA-boost run and two baselines."""
+    stay_id, split, label, prob, latent = cohort
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "runs"
+    common = dict(stay_id=stay_id, split=split, label=label)
+    make_run(folder, "alfia_run", prob, config={"model_name": "ALFIA", "model_family": "alfia"},
+             history=[{"epoch": e, "train_loss": 0.5 / (e + 1), "val_auprc": 0.3 + 0.02 * e, "val_auroc": 0.7 + 0.01 * e,
+                       "lr": 1e-4 * (1 - e / 6)} for e in range(6)], **common)
+    make_run(folder, "boost", expit(-2 + 1.4 * latent + rng.normal(0, 0.3, latent.size)),
+             config={"model_name": "ALFIA-boost (LightGBM)", "model_family": "alfia-boost"}, **common)
+    make_run(folder, "lightgbm", expit(-2 + 1.0 * latent + rng.normal(0, 0.8, latent.size)), **common)
+    make_run(folder, "logistic_regression", expit(-2 + 0.8 * latent + rng.normal(0, 1.2, latent.size)),
+             config={}, **common)
+    return folder
