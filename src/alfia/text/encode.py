@@ -1,0 +1,234 @@
+"""Cohort table -> text table: validation, formatting, rendering, and the text file on disk.
+
+The row loop is the hot path (eICU has about 158k stays). Each column is validated and formatted once,
+vectorised over the whole table; the loop then only zips ready-made strings into a dict per row and calls
+the template, so there is no per-row pandas work.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from alfia.cohorts.io import Manifest, infer_variant, mortality_by_split, read_table, sha256_file, write_table
+from alfia.cohorts.schema import (
+    ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SPLIT_COLUMN, CohortSchema, Variable,
+)
+from alfia.errors import AlfiaError
+from alfia.text.numbers import BMI_DECIMALS, body_mass_index, decimals_for, format_column
+from alfia.text.templates import TEMPLATES, Template
+
+MissingMode = Literal["omit", "state"]
+MISSING_MODES = ("omit", "state")
+TEXT_COLUMN = "text"
+# Columns a cohort may carry besides its predictors; they are passed through, not rendered.
+PASSTHROUGH = (ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, PATIENT_ID_COLUMN)
+_CHUNK = 10_000
+
+
+class TextEncodingWarning(UserWarning):
+    """Something in the cohort the template ignores (unknown or absent columns)."""
+
+
+def get_template(name: str, *, source: str = "<cohort>") -> Template:
+    try:
+        return TEMPLATES[name]
+    except KeyError:
+        raise AlfiaError(
+            f"{source}: no text template for cohort variant {name!r}; "
+            f"known templates: {', '.join(TEMPLATES)}"
+        ) from None
+
+
+def resolve_template(template: str, df: pd.DataFrame, source: str) -> Template:
+    """``auto`` -> the template of the schema the columns match best (the CLI passes the manifest's)."""
+    if template == "auto":
+        template = infer_variant(df, None, source)
+    return get_template(template, source=source)
+
+
+def _row_label(df: pd.DataFrame, i: int) -> str:
+    if ID_COLUMN in df.columns:
+        return f"row {i} ({ID_COLUMN}={df[ID_COLUMN].iloc[i]!r})"
+    return f"row {i}"
+
+
+def _numeric_values(df: pd.DataFrame, var: Variable, source: str) -> np.ndarray:
+    col = df[var.name]
+    if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+        converted = pd.to_numeric(col, errors="coerce")
+        bad = converted.isna() & col.notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise AlfiaError(f"{source}: {_row_label(df, i)}, column {var.name!r}: "
+                             f"{col.iloc[i]!r} is not a number")
+        col = converted
+    values = col.to_numpy(dtype=float, na_value=np.nan)
+    lo, hi = var.valid_range if var.valid_range is not None else (-np.inf, np.inf)
+    with np.errstate(invalid="ignore"):
+        outside = (values < lo) | (values > hi) | np.isinf(values)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise AlfiaError(
+            f"{source}: {_row_label(df, i)}, column {var.name!r}: value {values[i]:g} is outside "
+            f"the schema's range [{lo:g}, {hi:g}]{f' {var.unit}' if var.unit else ''}"
+            f" ({int(outside.sum())} row(s) in all)"
+        )
+    if var.kind == "integer":
+        with np.errstate(invalid="ignore"):
+            fractional = np.isfinite(values) & (values != np.round(values))
+        if fractional.any():
+            i = int(np.flatnonzero(fractional)[0])
+            raise AlfiaError(f"{source}: {_row_label(df, i)}, column {var.name!r}: value "
+                             f"{values[i]:g} is not an integer, but the schema records it as one")
+    return values
+
+
+def _category_values(df: pd.DataFrame, var: Variable, source: str) -> list[str | None]:
+    col = df[var.name]
+    present = col.notna().to_numpy()
+    strings = col.astype(object).where(present, None).map(
+        lambda x: None if x is None else str(x)).tolist()
+    allowed = set(var.categories or ())
+    for i, value in enumerate(strings):
+        if value is not None and value not in allowed:
+            raise AlfiaError(
+                f"{source}: {_row_label(df, i)}, column {var.name!r}: unknown category {value!r}; "
+                f"the schema allows {', '.join(repr(c) for c in var.categories or ())}"
+            )
+    return strings
+
+
+def prepare_columns(df: pd.DataFrame, schema: CohortSchema, source: str) -> dict[str, list]:
+    """Validate every predictor against ``schema`` and format it for the templates.
+
+    Returns column -> list of strings (``None`` = missing), including the derived BMI. A predictor the
+    table lacks is all missing.
+    """
+    n = len(df)
+    columns: dict[str, list] = {}
+    numeric: dict[str, np.ndarray] = {}
+    for var in schema.predictors:
+        if var.name not in df.columns:
+            columns[var.name] = [None] * n
+        elif var.is_categorical:
+            columns[var.name] = _category_values(df, var, source)
+        else:
+            values = _numeric_values(df, var, source)
+            numeric[var.name] = values
+            columns[var.name] = format_column(values, decimals_for(var))
+    if "height" in numeric and "weight" in numeric:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bmi = body_mass_index(numeric["height"], numeric["weight"])
+        columns["bmi"] = format_column(bmi, BMI_DECIMALS)
+    else:
+        columns["bmi"] = [None] * n
+    return columns
+
+
+def _check_columns(df: pd.DataFrame, template: Template, source: str) -> None:
+    if len(df) == 0:
+        raise AlfiaError(f"{source}: the cohort has no rows; nothing to encode")
+    if ID_COLUMN not in df.columns:
+        raise AlfiaError(f"{source}: column {ID_COLUMN!r} is missing; every cohort row needs its stay id")
+    schema = template.schema
+    unknown = [c for c in df.columns if c not in schema and c not in PASSTHROUGH]
+    if unknown:
+        warnings.warn(
+            f"{source}: {len(unknown)} column(s) unknown to the {template.name} template are ignored: "
+            f"{', '.join(map(str, unknown))}", TextEncodingWarning, stacklevel=3)
+    absent = [c for c in schema.predictor_names if c not in df.columns]
+    if len(absent) == len(schema.predictors):
+        raise AlfiaError(f"{source}: none of the {template.name} template's predictors is a column of "
+                         "this table; is it the right template?")
+    if absent:
+        warnings.warn(
+            f"{source}: {len(absent)} {template.name} predictor(s) absent, written as missing: "
+            f"{', '.join(absent)}", TextEncodingWarning, stacklevel=3)
+
+
+def render_prepared(columns: dict[str, list], template: Template, missing: MissingMode = "omit",
+                    *, progress: bool = False) -> list[str]:
+    """Render rows from :func:`prepare_columns` output."""
+    if missing not in MISSING_MODES:
+        raise AlfiaError(f"missing must be one of {', '.join(MISSING_MODES)}, not {missing!r}")
+    state = missing == "state"
+    names = list(columns)
+    render = template.render
+    n = len(columns[names[0]]) if names else 0
+    rows: Iterable = zip(*columns.values())
+    if not progress or n < _CHUNK:
+        return [render(dict(zip(names, values)), state) for values in rows]
+    from rich.progress import Progress
+
+    texts: list[str] = []
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"encoding {n:,} rows ({template.name})", total=n)
+        for i, values in enumerate(rows, 1):
+            texts.append(render(dict(zip(names, values)), state))
+            if i % _CHUNK == 0:
+                bar.update(task, completed=i)
+        bar.update(task, completed=n)
+    return texts
+
+
+def encode_cohort(df: pd.DataFrame, template: str = "auto", missing: MissingMode = "omit", *,
+                  source: str = "<cohort>", progress: bool = False) -> pd.DataFrame:
+    """Encode every row of a CW-24 cohort table as clinical text.
+
+    Returns ``stay_id``, ``split``, ``hospital_expire_flag``, ``text``, then every predictor the table
+    has, unchanged (so ALFIA-boost can join them back), and ``subject_id`` when present. Raises
+    :class:`AlfiaError` naming the row and column for a value outside the schema.
+    """
+    tmpl = resolve_template(template, df, source)
+    if missing not in MISSING_MODES:
+        raise AlfiaError(f"missing must be one of {', '.join(MISSING_MODES)}, not {missing!r}")
+    _check_columns(df, tmpl, source)
+    columns = prepare_columns(df, tmpl.schema, source)
+    texts = render_prepared(columns, tmpl, missing, progress=progress)
+    n = len(df)
+    out = {ID_COLUMN: df[ID_COLUMN].to_numpy()}
+    for col in (SPLIT_COLUMN, OUTCOME_COLUMN):
+        out[col] = df[col].to_numpy() if col in df.columns else pd.array([pd.NA] * n)
+    out[TEXT_COLUMN] = texts
+    for col in tmpl.schema.predictor_names:
+        if col in df.columns:
+            out[col] = df[col].to_numpy()
+    if PATIENT_ID_COLUMN in df.columns:
+        out[PATIENT_ID_COLUMN] = df[PATIENT_ID_COLUMN].to_numpy()
+    return pd.DataFrame(out)
+
+
+def encode_file(cohort_path: str | os.PathLike, out_path: str | os.PathLike, template: str = "auto",
+                missing: MissingMode = "omit", *, progress: bool = False) -> tuple[pd.DataFrame, Manifest]:
+    """Read a cohort file, encode it, and write the text table with its manifest (atomically)."""
+    cohort_path = Path(cohort_path)
+    df, manifest = read_table(cohort_path)
+    source = str(cohort_path)
+    if template == "auto":
+        template = infer_variant(df, manifest, cohort_path)
+    tmpl = get_template(template, source=source)
+    text = encode_cohort(df, tmpl.name, missing, source=source, progress=progress)
+    text_manifest = Manifest(
+        kind="text",
+        source=(manifest.source if manifest is not None else cohort_path.name),
+        variant=tmpl.variant,
+        n_rows=len(text),
+        splits=mortality_by_split(text) if text[OUTCOME_COLUMN].notna().all() else {},
+        window_hours=tmpl.schema.window_hours,
+        extra={
+            "template": tmpl.name,
+            "template_version": tmpl.version,
+            "missing": missing,
+            "cohort_file": cohort_path.name,
+            "cohort_sha256": sha256_file(cohort_path),
+        },
+    )
+    written = write_table(text, out_path, text_manifest)
+    return text, written

@@ -1,0 +1,29 @@
+"""The dynamic assessments of CW-24 (GCS and SOFA over the window: first, last, lowest, highest, mean,
+standard deviation), shared by the MIMIC-IV and eICU templates."""
+
+from __future__ import annotations
+
+from alfia.text.abbreviations import Abbreviations
+from alfia.text.templates.common import not_recorded, trajectory
+
+AGGREGATES = ("first", "last", "min", "max", "avg", "stddev")  # order of common.trajectory's stats
+SCORES = (("gcs", "GCS", "the {}"), ("sofa", "SOFA", "the {} score"))
+
+
+def dynamic_sentences(v: dict, abbr: Abbreviations, state: bool) -> list[str]:
+    """'Over the first day, the Glasgow Coma Scale (GCS) went from 14 to 15 points (range 13-15, ...).'"""
+    phrases, missing = [], []
+    for stem, abbreviation, pattern in SCORES:
+        stats = [v[f"{stem}_dynamic_{agg}"] for agg in AGGREGATES]
+        if all(s is None for s in stats):
+            if state:
+                missing.append(pattern.format(abbr(abbreviation)))
+            continue
+        name = pattern.format(abbr(abbreviation))
+        phrases.append(trajectory(name, "points", stats, abbr, state, lead="went from "))
+    out = []
+    if phrases:
+        out.append(f"Over the first day, {'; '.join(phrases)}.")
+    if missing:
+        out.append(not_recorded(missing))
+    return out
