@@ -1,0 +1,159 @@
+"""DuckDB helpers for reading credentialed source tables (MIMIC-IV, eICU) without loading them into pandas.
+
+A source directory holds tables as ``NAME.csv.gz``, ``NAME.csv`` or ``NAME.parquet`` (optionally in a
+sub-folder such as ``hosp/`` or ``icu/``). :class:`SourceTables` finds them, registers each as a DuckDB
+view under a short name, checks the columns a query needs, and turns DuckDB's errors (truncated gzip
+stream, unparsable CSV, missing file) into :class:`~alfia.errors.AlfiaError` messages that name the table.
+
+Every connection is opened with a ``memory_limit`` and a ``temp_directory`` so that joins and sorts over
+tables larger than memory (full MIMIC-IV chartevents: ~330M rows) spill to disk instead of growing RSS.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from alfia.errors import AlfiaError
+
+TABLE_SUFFIXES = (".parquet", ".csv.gz", ".csv")
+
+
+@dataclass(frozen=True)
+class DuckSettings:
+    """Resource limits of the DuckDB connection (saved with every extraction)."""
+
+    memory_limit: str = "3GB"
+    temp_directory: str | None = None  # None: a fresh folder under the system temp dir
+    threads: int | None = None  # None: DuckDB's default (all cores)
+
+    def to_dict(self) -> dict:
+        return {"memory_limit": self.memory_limit, "temp_directory": self.temp_directory,
+                "threads": self.threads}
+
+
+def connect(settings: DuckSettings | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection that spills to ``temp_directory`` beyond ``memory_limit``."""
+    settings = settings or DuckSettings()
+    con = duckdb.connect(":memory:")
+    temp = settings.temp_directory or tempfile.mkdtemp(prefix="alfia-duckdb-")
+    Path(temp).mkdir(parents=True, exist_ok=True)
+    con.execute(f"SET memory_limit = '{settings.memory_limit}'")
+    con.execute(f"SET temp_directory = '{_sql_str(temp)}'")
+    # Keep insertion order off: we never rely on it and it costs memory on large scans.
+    con.execute("SET preserve_insertion_order = false")
+    if settings.threads:
+        con.execute(f"SET threads = {int(settings.threads)}")
+    return con
+
+
+def _sql_str(s: str | os.PathLike) -> str:
+    return str(s).replace("'", "''")
+
+
+@dataclass
+class SourceTables:
+    """Tables of one source directory, registered as DuckDB views.
+
+    ``label`` names the data set in messages ("MIMIC-IV", "eICU").
+    """
+
+    root: Path
+    label: str
+    con: duckdb.DuckDBPyConnection
+    paths: dict[str, Path] = field(default_factory=dict)
+    columns: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        if not self.root.exists():
+            raise AlfiaError(f"{self.root}: {self.label} directory does not exist")
+        if not self.root.is_dir():
+            raise AlfiaError(f"{self.root}: {self.label} path is not a directory")
+
+    # -- discovery -------------------------------------------------------------------------------
+    def find(self, name: str, subdirs: tuple[str, ...] = ("",)) -> Path | None:
+        """Path of table ``name`` (case-insensitive) in ``root/<subdir>``, or None."""
+        for sub in subdirs:
+            folder = self.root / sub if sub else self.root
+            if not folder.is_dir():
+                continue
+            by_lower = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
+            for suffix in TABLE_SUFFIXES:
+                hit = by_lower.get(f"{name.lower()}{suffix}")
+                if hit is not None:
+                    return hit
+        return None
+
+    def has(self, name: str) -> bool:
+        return name in self.paths
+
+    def register(self, name: str, subdirs: tuple[str, ...] = ("",), *, required: bool = True,
+                 columns: tuple[str, ...] = ()) -> bool:
+        """Register table ``name`` as a view; check that ``columns`` exist.
+
+        Returns False when an optional table is absent. A required absent table, a missing column or a
+        file DuckDB cannot read raises AlfiaError naming the table (and column).
+        """
+        path = self.find(name, subdirs)
+        where = " or ".join(str(self.root / s) if s else str(self.root) for s in subdirs)
+        if path is None:
+            if required:
+                raise AlfiaError(
+                    f"{self.label}: required table {name!r} not found in {where} "
+                    f"(looked for {name}{{{','.join(TABLE_SUFFIXES)}}}); is this the right directory?")
+            return False
+        if path.stat().st_size == 0:
+            raise AlfiaError(f"{self.label} table {name!r}: file {path} is empty")
+        if path.name.endswith(".parquet"):
+            reader = f"read_parquet('{_sql_str(path)}')"
+        else:
+            # all_varchar=false with a large sample: the MIMIC id columns look numeric and stay so.
+            reader = (f"read_csv('{_sql_str(path)}', header=true, sample_size=20480, "
+                      f"nullstr=['', 'NA'])")
+        self.paths[name] = path
+        try:
+            self.con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM {reader}')
+            cols = [c.lower() for c in self.con.execute(f'SELECT * FROM "{name}" LIMIT 0').df().columns]
+        except duckdb.Error as e:
+            raise self.error(e, (name,)) from None
+        self.columns[name] = cols
+        missing = [c for c in columns if c.lower() not in cols]
+        if missing:
+            raise AlfiaError(
+                f"{self.label} table {name!r} ({path}): missing column(s) {', '.join(missing)}; "
+                f"found {', '.join(cols)}")
+        return True
+
+    def has_column(self, table: str, column: str) -> bool:
+        return column.lower() in self.columns.get(table, [])
+
+    # -- running queries ---------------------------------------------------------------------------
+    def error(self, exc: Exception, tables: tuple[str, ...]) -> AlfiaError:
+        """An AlfiaError naming the table(s) behind a DuckDB failure."""
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        named = [t for t, p in self.paths.items() if str(p) in str(exc) or p.name in str(exc)]
+        culprits = named or list(tables)
+        hint = ""
+        if re.search(r"gzip|inflate|zlib|compress|unexpected end|truncated", str(exc), re.I):
+            hint = " (the compressed file looks truncated or corrupt: re-download it)"
+        desc = ", ".join(f"{t!r} ({self.paths.get(t, '?')})" for t in culprits)
+        return AlfiaError(f"{self.label} table {desc}: could not be read{hint}: {msg}")
+
+    def execute(self, sql: str, tables: tuple[str, ...] = ()) -> None:
+        try:
+            self.con.execute(sql)
+        except duckdb.Error as e:
+            raise self.error(e, tables) from None
+
+    def df(self, sql: str, tables: tuple[str, ...] = ()) -> pd.DataFrame:
+        try:
+            return self.con.execute(sql).df()
+        except duckdb.Error as e:
+            raise self.error(e, tables) from None
