@@ -1,0 +1,285 @@
+"""The assembled ALFIA model (the paper's Algorithm 1): encoder (+ LoRA) -> pooler (ALF) -> ACH.
+
+``build_model(config)`` makes a fresh model for training. ``AlfiaModel.from_pretrained(run_dir)``
+restores a saved one. The run directory holds (see ``alfia.runs.RunLayout``):
+
+- ``model_config.json``: the ``AlfiaConfig``;
+- ``backbone.json``: the backbone reference;
+- ``fusion_head.safetensors``: pooler (ALF) and ACH weights;
+- ``adapter/``: the LoRA adapter in peft's format (LoRA runs only);
+- ``encoder.safetensors``: the encoder weights (full fine-tuning only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from alfia.atomic import atomic_path, write_json_atomic
+from alfia.errors import AlfiaError
+from alfia.models.attentional_classifier_head import AttentionalClassifierHead
+from alfia.models.backbone import (
+    Backbone,
+    check_same_backbone,
+    describe_backbone,
+    hidden_size,
+    load_backbone,
+    load_backbone_from_reference,
+    num_layers,
+)
+from alfia.models.config import AlfiaConfig
+from alfia.models.lora import apply_lora, load_lora_adapter, save_lora_adapter
+from alfia.models.poolers import build_pooler, pooler_layer_count
+from alfia.runs import RunLayout
+
+_FUSION_HEAD_PREFIXES = ("pooler.", "head.")
+
+
+@dataclass
+class AlfiaOutput:
+    logits: torch.Tensor  # (B,): one logit per sample; probability = sigmoid(logit)
+    embedding: torch.Tensor  # (B, d): the pooled vector fed to the head (H_ALF_out for the ALF pooler)
+    layer_weights: torch.Tensor | None  # (B, N_f) for alf and static_mean; None for cls/mean/max
+
+
+class AlfiaModel(nn.Module):
+    """Encoder (optionally LoRA-wrapped) -> pooler -> Attentional Classifier Head.
+
+    Build it with ``build_model`` or ``AlfiaModel.from_pretrained``; the constructor takes an encoder
+    that is already prepared for ``config.finetune``.
+    """
+
+    def __init__(self, config: AlfiaConfig, encoder: nn.Module, tokenizer: Any,
+                 backbone_reference: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = config
+        self.tokenizer = tokenizer
+        self.backbone_reference = dict(backbone_reference)
+        self.encoder = encoder
+        base_config = self._base_encoder().config
+        self.hidden_size = hidden_size(base_config)
+        self.num_backbone_layers = num_layers(base_config)
+        self.n_pooled_layers = pooler_layer_count(config)
+        if self.n_pooled_layers > self.num_backbone_layers:
+            raise AlfiaError(f"n_fusion_layers={config.n_fusion_layers} is greater than the backbone's depth "
+                             f"({self.num_backbone_layers} layers: {self.backbone_reference.get('name')})")
+        self.pooler = build_pooler(config, self.hidden_size)
+        self.head = AttentionalClassifierHead(self.hidden_size, n_heads=config.head_heads,
+                                              ffn_mult=config.head_ffn_mult, dropout=config.dropout)
+        self.max_length = _effective_max_length(config.max_length, tokenizer, base_config)
+        self._takes_token_type_ids = "token_type_ids" in inspect.signature(self._base_encoder().forward).parameters
+        # peft leaves exactly the adapter's parameters (LoRA matrices, and biases if lora.bias asks) trainable.
+        self._adapter_parameters = frozenset(
+            name for name, p in encoder.named_parameters() if p.requires_grad) if config.finetune == "lora" else frozenset()
+        if config.finetune == "lora" and not self._adapter_parameters:
+            raise AlfiaError("finetune='lora' but the encoder has no trainable LoRA parameters")
+        self.set_trainable(True)
+
+    # ---------------------------------------------------------------- parameters
+    def _base_encoder(self) -> nn.Module:
+        get_base = getattr(self.encoder, "get_base_model", None)
+        return get_base() if callable(get_base) else self.encoder
+
+    def set_trainable(self, trainable: bool = True) -> None:
+        """Set ``requires_grad`` as ``config.finetune`` says (or freeze everything with ``False``)."""
+        self.pooler.requires_grad_(trainable)
+        self.head.requires_grad_(trainable)
+        if self.config.finetune == "lora":
+            # peft marks exactly the adapter's parameters trainable; keep that set, or freeze them too.
+            for name, param in self.encoder.named_parameters():
+                param.requires_grad_(trainable and name in self._adapter_parameters)
+        else:
+            self.encoder.requires_grad_(trainable and self.config.finetune == "full")
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters an optimizer should update (LoRA + ALF + ACH with LoRA; see ``config.finetune``)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {"trainable": sum(p.numel() for p in self.trainable_parameters()),
+                "total": sum(p.numel() for p in self.parameters())}
+
+    # ---------------------------------------------------------------- forward
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenise with dynamic padding (to the longest text) and truncation to ``max_length``."""
+        encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                                 return_tensors="pt")
+        keys = ("input_ids", "attention_mask") + (("token_type_ids",) if self._takes_token_type_ids else ())
+        return {k: encoded[k] for k in keys if k in encoded}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> AlfiaOutput:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and self._takes_token_type_ids:
+            inputs["token_type_ids"] = token_type_ids
+        # A frozen encoder needs no autograd graph: saves memory and time when only ALF + ACH train.
+        frozen = self.config.finetune == "frozen" or not any(p.requires_grad for p in self.encoder.parameters())
+        with torch.no_grad() if frozen else contextlib.nullcontext():
+            out = self.encoder(**inputs, output_hidden_states=True, return_dict=True)
+        hidden_states = out.hidden_states  # eq. (1): H^(0) .. H^(L)
+        if hidden_states is None:
+            raise AlfiaError(f"backbone {self.backbone_reference.get('name')} returned no hidden states")
+        top_layers = hidden_states[-self.n_pooled_layers:]  # H^(L-N_f+1) .. H^(L)
+        embedding, layer_weights = self.pooler(top_layers, attention_mask)
+        logits = self.head(embedding)
+        return AlfiaOutput(logits=logits, embedding=embedding, layer_weights=layer_weights)
+
+    # ---------------------------------------------------------------- persistence
+    def fusion_head_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().contiguous() for k, v in self.state_dict().items()
+                if k.startswith(_FUSION_HEAD_PREFIXES)}
+
+    def save_pretrained(self, run_dir: str | os.PathLike) -> RunLayout:
+        """Write the model's part of a run directory; every file atomically."""
+        from safetensors.torch import save_file, save_model
+
+        layout = RunLayout.of(run_dir)
+        layout.root.mkdir(parents=True, exist_ok=True)
+        if self.config.finetune == "lora":
+            save_lora_adapter(self.encoder, layout.adapter)
+        elif self.config.finetune == "full":
+            with atomic_path(layout.encoder_weights) as tmp:
+                save_model(self.encoder, str(tmp), metadata={"format": "pt"})
+        metadata = {"format": "pt", "pooler": self.config.pooler, "hidden_size": str(self.hidden_size)}
+        with atomic_path(layout.fusion_head) as tmp:
+            save_file(self.fusion_head_state(), str(tmp), metadata=metadata)
+        write_json_atomic(layout.backbone, self.backbone_reference)
+        self.config.save_json(layout.model_config)  # last: its presence marks a complete model
+        return layout
+
+    @classmethod
+    def from_pretrained(cls, run_dir: str | os.PathLike, *, backbone: nn.Module | None = None,
+                        tokenizer: Any = None, trainable: bool = False) -> "AlfiaModel":
+        """Restore a model saved with ``save_pretrained``, in eval mode.
+
+        ``backbone``/``tokenizer`` replace the encoder named in ``backbone.json`` (it must be the same
+        architecture; its pre-trained weights are what the adapter was trained on). ``trainable=True``
+        leaves the parameters trainable as ``config.finetune`` says, e.g. to continue training.
+        """
+        layout = RunLayout.of(run_dir)
+        if not layout.root.is_dir():
+            raise AlfiaError(f"{layout.root}: no such run directory")
+        config = AlfiaConfig.load_json(layout.model_config)
+        saved_reference = _read_json(layout.backbone)
+        loaded = _get_backbone(config, backbone, tokenizer, saved_reference=saved_reference, file=layout.backbone)
+        check_same_backbone(saved_reference, loaded.reference, file=layout.backbone)
+        encoder = loaded.model
+        if config.finetune == "lora":
+            encoder = load_lora_adapter(encoder, layout.adapter)
+        elif config.finetune == "full":
+            _load_encoder_weights(encoder, layout.encoder_weights)
+        model = cls(config, encoder, loaded.tokenizer, saved_reference)
+        model.load_fusion_head(layout.fusion_head)
+        model.set_trainable(trainable)
+        return model.eval()
+
+    def load_fusion_head(self, path: str | os.PathLike) -> None:
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not path.is_file():
+            raise AlfiaError(f"{path}: fusion/head weights file is missing")
+        try:
+            state = load_file(str(path))
+        except Exception as e:
+            raise AlfiaError(f"{path}: unreadable or corrupt safetensors file ({e})") from None
+        expected = self.fusion_head_state()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        wrong_shape = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+                       if k in state and state[k].shape != v.shape]
+        if missing or unexpected or wrong_shape:
+            detail = "; ".join(x for x in (
+                f"missing {', '.join(missing[:3])}" if missing else "",
+                f"unexpected {', '.join(unexpected[:3])}" if unexpected else "",
+                f"wrong shape {', '.join(wrong_shape[:3])}" if wrong_shape else "") if x)
+            raise AlfiaError(f"{path}: weights do not fit this model (pooler={self.config.pooler}, "
+                             f"hidden size {self.hidden_size}): {detail}")
+        self.load_state_dict(state, strict=False)
+
+
+def build_model(config: AlfiaConfig, *, backbone: nn.Module | None = None, tokenizer: Any = None) -> AlfiaModel:
+    """A fresh ALFIA model: the backbone from ``config.backbone`` (or the one given), prepared for
+    ``config.finetune``, with newly initialised pooler and head."""
+    loaded = _get_backbone(config, backbone, tokenizer)
+    depth = num_layers(loaded.model.config)
+    if pooler_layer_count(config) > depth:
+        raise AlfiaError(f"n_fusion_layers={config.n_fusion_layers} is greater than the backbone's depth "
+                         f"({depth} layers: {loaded.reference.get('name')})")
+    encoder = apply_lora(loaded.model, config.lora) if config.finetune == "lora" else loaded.model
+    return AlfiaModel(config, encoder, loaded.tokenizer, loaded.reference)
+
+
+# -------------------------------------------------------------------- helpers
+def _get_backbone(config: AlfiaConfig, model: nn.Module | None, tokenizer: Any, *,
+                  saved_reference: dict[str, Any] | None = None, file: str | os.PathLike | None = None) -> Backbone:
+    if model is None:
+        if saved_reference is not None:
+            loaded = load_backbone_from_reference(saved_reference, file=file)
+        else:
+            loaded = load_backbone(config.backbone)
+        if tokenizer is not None:
+            loaded.tokenizer = tokenizer
+        return loaded
+    if tokenizer is None:
+        raise AlfiaError("a backbone was passed without its tokenizer; pass tokenizer= as well")
+    if getattr(model, "peft_config", None):
+        raise AlfiaError("the backbone passed already carries a peft adapter; pass the plain encoder")
+    spec = config.backbone if saved_reference is None else saved_reference.get("spec")
+    return Backbone(model=model, tokenizer=tokenizer,
+                    reference=describe_backbone(model, spec=spec, source="injected",
+                                                location=getattr(model.config, "name_or_path", None) or None))
+
+
+def _effective_max_length(requested: int, tokenizer: Any, model_config: Any) -> int:
+    limits = []
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        # RoBERTa-style models reserve padding_idx + 1 positions.
+        offset = (getattr(model_config, "pad_token_id", 0) or 0) + 1 if model_config.model_type in (
+            "roberta", "xlm-roberta", "camembert") else 0
+        limits.append(positions - offset)
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(model_max, int) and 0 < model_max < 1_000_000:
+        limits.append(model_max)
+    limit = min(limits) if limits else requested
+    if requested > limit:
+        warnings.warn(f"max_length={requested} exceeds what the backbone accepts; texts are truncated to {limit} "
+                      "tokens", UserWarning, stacklevel=3)
+        return limit
+    return requested
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise AlfiaError(f"{path}: file is missing")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AlfiaError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise AlfiaError(f"{path}: expected a JSON object")
+    return data
+
+
+def _load_encoder_weights(encoder: nn.Module, path: Path) -> None:
+    from safetensors.torch import load_model
+
+    if not path.is_file():
+        raise AlfiaError(f"{path}: encoder weights file is missing (the run was fully fine-tuned)")
+    try:
+        load_model(encoder, str(path), strict=True)
+    except Exception as e:
+        raise AlfiaError(f"{path}: encoder weights do not fit the backbone or are corrupt ({e})") from None

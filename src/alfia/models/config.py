@@ -1,0 +1,149 @@
+"""Typed configuration of the ALFIA model, saved as JSON next to its weights.
+
+Defaults are the paper's (§2.3–2.4): the top N_f = 4 layers fused, 4 inter-layer attention heads,
+sigmoid layer gating, a 4-head Attentional Classifier Head, and LoRA r=16, alpha=16, dropout 0.05 on
+``query, key, value, output.dense``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from alfia.atomic import write_json_atomic
+from alfia.errors import AlfiaError
+
+POOLERS = ("alf", "cls", "mean", "max", "static_mean")
+FINETUNE_MODES = ("lora", "frozen", "full")
+LORA_BIAS = ("none", "all", "lora_only")
+PAPER_LORA_TARGETS = ("query", "key", "value", "output.dense")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise AlfiaError(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class LoraSettings:
+    """LoRA on the encoder (eq. 20: h = W0 x + B A x, with W0 frozen)."""
+
+    r: int = 16
+    alpha: int = 16
+    dropout: float = 0.05
+    # Matched by peft as a full module name or a dotted suffix: "output.dense" covers both the attention
+    # output projection and the feed-forward output of every BERT/RoBERTa layer.
+    target_modules: tuple[str, ...] = PAPER_LORA_TARGETS
+    bias: str = "none"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.target_modules, str):  # "query,key,value" from a CLI option
+            self.target_modules = tuple(t.strip() for t in self.target_modules.split(",") if t.strip())
+        else:
+            self.target_modules = tuple(self.target_modules)
+        _require(_is_int(self.r) and self.r >= 1, f"lora.r must be a positive integer, got {self.r!r}")
+        _require(_is_number(self.alpha) and self.alpha > 0, f"lora.alpha must be positive, got {self.alpha!r}")
+        _require(_is_number(self.dropout) and 0.0 <= self.dropout < 1.0,
+                 f"lora.dropout must be in [0, 1), got {self.dropout!r}")
+        _require(len(self.target_modules) > 0 and all(isinstance(t, str) and t for t in self.target_modules),
+                 f"lora.target_modules must name at least one module, got {self.target_modules!r}")
+        _require(self.bias in LORA_BIAS, f"lora.bias must be one of {', '.join(LORA_BIAS)}; got {self.bias!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["target_modules"] = list(self.target_modules)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "lora") -> "LoraSettings":
+        return cls(**_known_keys(cls, data, source))
+
+
+@dataclass
+class AlfiaConfig:
+    """Everything needed to rebuild an ALFIA model (not the training schedule, which training owns)."""
+
+    backbone: str | None = None  # None: the offline all-MiniLM-L6-v2; else a local folder or a HF model id
+    n_fusion_layers: int = 4  # N_f, the top encoder layers the ALF module weighs
+    fusion_heads: int = 4  # n_h of the inter-layer attention (eqs. 3–6)
+    gating: bool = True  # sigmoid layer gate (eq. 7); off: normalised attention scores
+    pooler: str = "alf"  # "alf", or an ablation pooler: "cls", "mean", "max", "static_mean"
+    head_heads: int = 4  # heads of the ACH self-attention (eq. 15); the paper's Figure 2 uses 4
+    head_ffn_mult: int = 4  # ACH feed-forward width = head_ffn_mult * hidden size (eq. 17)
+    dropout: float = 0.1  # dropout inside ALF and ACH
+    finetune: str = "lora"  # "lora"; "frozen" (encoder frozen, only pooler + head train); "full"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    max_length: int = 512  # tokens per text after truncation
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora, dict):
+            self.lora = LoraSettings.from_dict(self.lora)
+        _require(isinstance(self.lora, LoraSettings), f"lora must be LoraSettings, got {type(self.lora).__name__}")
+        _require(self.backbone is None or (isinstance(self.backbone, str) and self.backbone.strip() != ""),
+                 f"backbone must be a model id, a folder, or None; got {self.backbone!r}")
+        _require(self.pooler in POOLERS, f"unknown pooler {self.pooler!r}; choose one of {', '.join(POOLERS)}")
+        _require(self.finetune in FINETUNE_MODES,
+                 f"unknown finetune mode {self.finetune!r}; choose one of {', '.join(FINETUNE_MODES)}")
+        for name in ("n_fusion_layers", "fusion_heads", "head_heads", "head_ffn_mult", "max_length"):
+            value = getattr(self, name)
+            _require(_is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
+        _require(self.max_length >= 2, f"max_length must leave room for special tokens, got {self.max_length}")
+        _require(isinstance(self.gating, bool), f"gating must be true or false, got {self.gating!r}")
+        _require(_is_number(self.dropout) and 0.0 <= self.dropout < 1.0,
+                 f"dropout must be in [0, 1), got {self.dropout!r}")
+
+    @property
+    def uses_lora(self) -> bool:
+        return self.finetune == "lora"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["lora"] = self.lora.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "model config") -> "AlfiaConfig":
+        if not isinstance(data, dict):
+            raise AlfiaError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        kwargs = _known_keys(cls, data, source)
+        if "lora" in kwargs and not isinstance(kwargs["lora"], dict):
+            raise AlfiaError(f"{source}: 'lora' must be an object")
+        try:
+            if "lora" in kwargs:
+                kwargs["lora"] = LoraSettings.from_dict(kwargs["lora"], source=f"{source}: lora")
+            return cls(**kwargs)
+        except AlfiaError as e:
+            raise AlfiaError(f"{source}: {e}") from None
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> "AlfiaConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise AlfiaError(f"{path}: model config not found")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise AlfiaError(f"{path}: not valid JSON ({e})") from None
+        return cls.from_dict(data, source=str(path))
+
+
+def _known_keys(cls: type, data: dict[str, Any], source: str) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise AlfiaError(f"{source}: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(names))}")
+    return dict(data)
