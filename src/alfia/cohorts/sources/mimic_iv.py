@@ -798,3 +798,49 @@ def extract_mimic_iv(cfg: MimicConfig, progress: Progress | None = None) -> Extr
     }
     t.con.close()
     return ExtractionResult(df=df, extra=extra)
+
+
+# --- validation and writing (shared with eicu) --------------------------------------------------------
+
+def validate_extraction(df: pd.DataFrame, *, variant: str, source: str) -> str:
+    """Run the cohort validator and leakage guard (alfia.cohorts.validate) when that module exists.
+
+    Both raise AlfiaError on a violation. Returns a line for the manifest saying what was checked.
+    """
+    try:
+        from alfia.cohorts import validate as validation
+    except ImportError:
+        return "alfia.cohorts.validate not available: schema checks skipped"
+    from alfia.cohorts.schema import get_schema
+
+    done = []
+    guard = getattr(validation, "leakage_guard", None)
+    if guard is not None:
+        guard([c for c in df.columns if c in get_schema(variant).predictor_names], variant,
+              source=source)
+        done.append("leakage_guard")
+    check = getattr(validation, "check_cohort", None) or getattr(validation, "validate_cohort", None)
+    if check is not None:
+        report = check(df, variant, source=source)
+        errors = getattr(report, "errors", None)
+        if errors:
+            raise AlfiaError(f"{source} cohort failed validation: {'; '.join(map(str, errors))}")
+        done.append(check.__name__)
+    return "passed " + ", ".join(done) if done else "validator module has no known entry point"
+
+
+def write_extraction(result: ExtractionResult, out: str | Path, *, source: str, variant: str,
+                     seed: int = 42):
+    """Split (grouped by patient), validate and write the cohort atomically with its manifest."""
+    from alfia.cohorts.io import write_cohort
+    from alfia.cohorts.schema import SPLIT_COLUMN
+    from alfia.cohorts.splits import assign_splits
+
+    df = result.df.copy()
+    if df.empty:
+        raise AlfiaError(f"{source}: no ICU stay passed the inclusion criteria "
+                         f"(attrition: {result.extra.get('attrition')})")
+    df[SPLIT_COLUMN] = assign_splits(df, seed=seed)
+    result.extra["validation"] = validate_extraction(df, variant=variant, source=source)
+    result.extra["split_seed"] = seed
+    return write_cohort(df, out, source=source, variant=variant, extra=result.extra)

@@ -1,0 +1,74 @@
+"""`alfia cohort mimic-iv` and `alfia cohort eicu`: CW-24 cohorts from credentialed source tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from alfia.cli.cohort import cohort_app
+
+console = Console(stderr=True)
+
+
+def _run(extract, cfg, out: Path, source: str, variant: str, seed: int) -> None:
+    from alfia.cohorts.sources.mimic_iv import write_extraction
+
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(f"{source}: starting", total=None)
+        result = extract(cfg, progress=lambda msg: bar.update(task, description=f"{source}: {msg}"))
+        bar.update(task, description=f"{source}: validating and writing")
+        manifest = write_extraction(result, out, source=source, variant=variant, seed=seed)
+    extra = manifest.extra
+    console.print("[bold]Attrition[/]: " + " -> ".join(f"{k} {v}" for k, v in extra["attrition"].items()))
+    ti = extra["temporal_integrity"]
+    console.print(f"[bold]Temporal integrity[/]: {ti['values_used']} source values used, all inside their "
+                  f"record windows; {ti['values_excluded_out_of_window']} excluded (outside the window)")
+    for var, why in extra.get("missing_variables", {}).items():
+        console.print(f"[yellow]missing[/] {var}: {why}")
+    for var, fb in extra.get("category_fallbacks", {}).items():
+        console.print(f"[dim]category fallback[/] {var}: {fb['counts']}")
+    s = manifest.splits["all"]
+    console.print(f"Wrote {out} ({s['n']} stays, {s['deaths']} deaths, "
+                  f"mortality {s['mortality_rate']:.2%}); validation: {extra.get('validation')}")
+
+
+@cohort_app.command("mimic-iv")
+def mimic_iv(
+    mimic_dir: Path = typer.Option(..., "--mimic-dir", help="MIMIC-IV folder holding hosp/ and icu/"),
+    out: Path = typer.Option(..., "--out", help="Output cohort Parquet file"),
+    derived_dir: Path | None = typer.Option(None, "--derived-dir",
+                                            help="mimiciv_derived concept tables (apsiii, sapsii, sirs, "
+                                                 "lods, meld, oasis, sofa, gcs) as CSV/Parquet"),
+    memory_limit: str = typer.Option("3GB", help="DuckDB memory limit; beyond it DuckDB spills to disk"),
+    temp_directory: Path | None = typer.Option(None, help="DuckDB spill folder (default: system temp)"),
+    threads: int | None = typer.Option(None, help="DuckDB threads (default: all cores)"),
+    seed: int = typer.Option(42, help="Seed of the train/val/test split"),
+) -> None:
+    """Build the CW-24 MIMIC-IV cohort (first ICU stay of adults on their first hospitalization)."""
+    from alfia.cohorts.sources.mimic_iv import MimicConfig, extract_mimic_iv
+
+    cfg = MimicConfig(str(mimic_dir), str(derived_dir) if derived_dir else None,
+                      memory_limit=memory_limit,
+                      temp_directory=str(temp_directory) if temp_directory else None, threads=threads)
+    _run(extract_mimic_iv, cfg, out, "mimic-iv", "mimic", seed)
+
+
+@cohort_app.command("eicu")
+def eicu(
+    eicu_dir: Path = typer.Option(..., "--eicu-dir", help="eICU-CRD folder with patient.csv.gz etc."),
+    out: Path = typer.Option(..., "--out", help="Output cohort Parquet file"),
+    memory_limit: str = typer.Option("3GB", help="DuckDB memory limit; beyond it DuckDB spills to disk"),
+    temp_directory: Path | None = typer.Option(None, help="DuckDB spill folder (default: system temp)"),
+    threads: int | None = typer.Option(None, help="DuckDB threads (default: all cores)"),
+    seed: int = typer.Option(42, help="Seed of the train/val/test split"),
+) -> None:
+    """Build the CW-24 eICU cohort from the tables present; absent tables leave variables missing."""
+    from alfia.cohorts.sources.eicu import EicuConfig, extract_eicu
+
+    cfg = EicuConfig(str(eicu_dir), memory_limit=memory_limit,
+                     temp_directory=str(temp_directory) if temp_directory else None, threads=threads)
+    _run(extract_eicu, cfg, out, "eicu", "eicu", seed)

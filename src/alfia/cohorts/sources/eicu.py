@@ -1,0 +1,330 @@
+"""CW-24 eICU-CRD cohort from the eICU tables (or the open demo), built from whatever tables are present.
+
+Time in eICU is minutes from unit admission (``*offset`` columns); the CW-24 windows become
+-360..+1440 minutes. Inclusion: unit stays of adults (age >= 18; '> 89' is read as 90) that are the
+first unit stay of their hospital stay (``unitvisitnumber = 1``) and have a known hospital discharge
+status (the outcome). The outcome is ``hospitaldischargestatus = 'Expired'``; ``uniquepid`` becomes
+``subject_id`` so that splits keep a patient's stays together.
+
+APACHE IV: ``apachePatientResult`` holds two rows per stay, one per APACHE version ('IV' and 'IVa');
+both share the same acute physiology and APACHE score, only the mortality equations differ. CW-24
+reports the APACHE IV score, so the row with ``apacheversion = 'IV'`` is taken deliberately. A score of
+-1 is eICU's "not computed" code and becomes missing. APACHE day 1 is the first 24 h of the unit stay,
+inside the CW-24 score window.
+
+GCS dynamics come from ``nurseCharting`` (GCS Total and components) when present; otherwise from the
+structured neurological exam of ``physicalExam`` (GCS eyes/verbal/motor scores), which the demo has.
+SAPS II, OASIS and hourly SOFA need ``lab``, ``vitalPeriodic`` and ``nurseCharting``; their computation
+from eICU tables is not implemented yet, and the manifest says so per variable (with the absent tables
+named when they are absent). No value is ever imputed for a missing variable.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from alfia.cohorts import scores
+from alfia.cohorts.schema import EICU, ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SCORE_WINDOW
+from alfia.cohorts.sources.duck import DuckSettings, SourceTables, connect
+from alfia.cohorts.sources.mimic_iv import ExtractionResult, assert_in_window, map_category
+from alfia.errors import AlfiaError
+
+log = logging.getLogger(__name__)
+
+SOURCE = "eicu"
+VARIANT = "eicu"
+WINDOW_START_MIN, WINDOW_END_MIN = SCORE_WINDOW.start_h * 60, SCORE_WINDOW.end_h * 60
+APACHE_VERSION = "IV"
+
+REQUIRED_COLUMNS = {
+    "patient": ("patientunitstayid", "uniquepid", "gender", "age", "ethnicity", "hospitalid",
+                "unittype", "unitvisitnumber", "admissionheight", "admissionweight",
+                "hospitaldischargestatus"),
+    "hospital": ("hospitalid", "region"),
+}
+OPTIONAL_COLUMNS = {
+    "apachePatientResult": ("patientunitstayid", "apacheversion", "apachescore"),
+    "pastHistory": ("patientunitstayid", "pasthistoryoffset", "pasthistorypath"),
+    "diagnosis": ("patientunitstayid", "diagnosisoffset", "diagnosisstring"),
+    "carePlanGeneral": ("patientunitstayid", "cplitemoffset", "cplitemvalue"),
+    "nurseCharting": ("patientunitstayid", "nursingchartoffset", "nursingchartcelltypevalname",
+                      "nursingchartvalue"),
+    "physicalExam": ("patientunitstayid", "physicalexamoffset", "physicalexampath"),
+    "lab": ("patientunitstayid", "labresultoffset", "labname", "labresult"),
+    "vitalPeriodic": ("patientunitstayid", "observationoffset"),
+}
+# Tables the not-yet-implemented eICU scores would need (named in the manifest when absent).
+SCORE_TABLES = {
+    "sapsii": ("lab", "vitalPeriodic", "nurseCharting"),
+    "oasis": ("vitalPeriodic", "nurseCharting"),
+    "sofa_dynamic": ("lab", "vitalPeriodic", "nurseCharting"),
+}
+
+ETHNICITY_CATEGORIES = EICU["ethnicity"].categories
+# Free-text documentation used for the lifestyle variables (case-insensitive substrings of
+# pastHistory paths, diagnosis strings and care-plan items, within the first 24 h of the unit stay).
+SMOKER_YES = ("smok", "tobacco", "nicotine", "cigarette")
+SMOKER_NO = ("non-smoker", "nonsmoker", "never smoked", "non smoker")
+ALCOHOL_YES = ("alcohol", "etoh")
+DRUG_YES = ("drug abuse", "substance abuse", "illicit drug", "iv drug", "cocaine", "heroin", "opioid abuse",
+            "drug withdrawal")
+OBESITY_YES = ("obes",)
+BASELINE_DOC_MAX_MIN = WINDOW_END_MIN  # documentation entered within the first 24 h
+
+
+@dataclass
+class EicuConfig:
+    eicu_dir: str
+    min_age: float = 18.0
+    memory_limit: str = "3GB"
+    temp_directory: str | None = None
+    threads: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_age(values: pd.Series) -> pd.Series:
+    """eICU age strings: '> 89' -> 90, '' -> missing, digits -> number."""
+    s = values.astype("string").str.strip()
+    out = pd.to_numeric(s.where(s != "> 89", "90"), errors="coerce")
+    return out.astype(float)
+
+
+def _like_any(column: str, needles: tuple[str, ...]) -> str:
+    return "(" + " OR ".join(f"lower({column}) LIKE '%{n}%'" for n in needles) + ")"
+
+
+def open_tables(cfg: EicuConfig) -> tuple[SourceTables, list[str]]:
+    con = connect(DuckSettings(cfg.memory_limit, cfg.temp_directory, cfg.threads))
+    t = SourceTables(Path(cfg.eicu_dir), "eICU", con)
+    if t.find("patient") is None:
+        raise AlfiaError(f"{cfg.eicu_dir}: not an eICU directory: required table 'patient' not found "
+                         f"(looked for patient.csv.gz, patient.csv, patient.parquet)")
+    for name, cols in REQUIRED_COLUMNS.items():
+        t.register(name, columns=cols)
+    absent = []
+    for name, cols in OPTIONAL_COLUMNS.items():
+        if not t.register(name, required=False, columns=cols):
+            absent.append(name)
+    return t, absent
+
+
+def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None) -> ExtractionResult:
+    say = progress or (lambda m: log.info(m))
+    say("registering tables")
+    t, absent = open_tables(cfg)
+    say("inclusion")
+    pat = t.df("""
+        SELECT p.patientunitstayid AS stay_id, p.uniquepid AS subject_id, p.gender, p.age,
+               p.ethnicity, p.unittype, p.unitvisitnumber, p.admissionheight, p.admissionweight,
+               p.hospitaldischargestatus, h.region
+        FROM patient p LEFT JOIN hospital h ON p.hospitalid = h.hospitalid
+    """, ("patient", "hospital"))
+    pat["age_years"] = parse_age(pat["age"])
+    attrition = {"unit_stays": int(len(pat))}
+    keep = pat["age_years"] >= cfg.min_age
+    attrition[f"age_at_least_{int(cfg.min_age)}"] = int(keep.sum())
+    keep &= pd.to_numeric(pat["unitvisitnumber"], errors="coerce").eq(1)
+    attrition["first_unit_stay_of_hospitalization"] = int(keep.sum())
+    status = pat["hospitaldischargestatus"].astype("string").str.strip()
+    keep &= status.isin(["Alive", "Expired"]).fillna(False)
+    attrition["known_hospital_discharge_status"] = int(keep.sum())
+    co = pat[keep].copy().set_index("stay_id")
+    con = t.con
+    con.register("cohort_df", co.reset_index()[["stay_id"]])
+    t.execute("CREATE OR REPLACE TEMP TABLE cohort AS SELECT stay_id FROM cohort_df")
+
+    df = pd.DataFrame(index=co.index)
+    df[PATIENT_ID_COLUMN] = co["subject_id"].astype(str)
+    fallbacks: dict[str, dict] = {}
+
+    def categorical(var: str, source: pd.Series, mapping, unknown_fb, null_fb):
+        mapped, counts = map_category(source, mapping, EICU[var].categories, unknown_fb, null_fb)
+        df[var] = mapped
+        if counts:
+            fallbacks[var] = {"counts": counts, "unknown_to": unknown_fb, "null_to": null_fb}
+
+    exact = lambda cats: (lambda v: {c.lower(): c for c in cats}.get(v.lower()))  # noqa: E731
+    categorical("region", co["region"], exact(EICU["region"].categories), "Unknown", "Unknown")
+    categorical("ethnicity", co["ethnicity"], exact(ETHNICITY_CATEGORIES), "Other/Unknown", "Unknown")
+    categorical("unittype", co["unittype"], exact(EICU["unittype"].categories), None, None)
+    categorical("gender", co["gender"], exact(("Female", "Male")), "Unknown", "Unknown")
+    df["age"] = co["age_years"]
+    height = pd.to_numeric(co["admissionheight"], errors="coerce")
+    weight = pd.to_numeric(co["admissionweight"], errors="coerce")
+    h_lo, h_hi = EICU["height"].valid_range
+    w_lo, w_hi = EICU["weight"].valid_range
+    df["height"] = height.where(height.between(h_lo, h_hi))
+    df["weight"] = weight.where(weight.between(w_lo, w_hi))
+    implausible = {"height": int((height.notna() & df["height"].isna()).sum()),
+                   "weight": int((weight.notna() & df["weight"].isna()).sum())}
+
+    integrity: dict[str, dict] = {}
+    missing: dict[str, str] = {}
+
+    # lifestyle from documentation in the first 24 h
+    say("lifestyle documentation")
+    docs = []
+    if "pastHistory" not in absent:
+        docs.append("SELECT patientunitstayid AS stay_id, pasthistoryoffset AS offs, "
+                    "pasthistorypath AS txt, 'pastHistory' AS src FROM pastHistory")
+    if "diagnosis" not in absent:
+        docs.append("SELECT patientunitstayid, diagnosisoffset, diagnosisstring, 'diagnosis' FROM diagnosis")
+    if "carePlanGeneral" not in absent:
+        docs.append("SELECT patientunitstayid, cplitemoffset, cplitemvalue, 'carePlanGeneral' "
+                    "FROM carePlanGeneral")
+    if docs:
+        t.execute(f"""CREATE OR REPLACE TEMP TABLE doc_rel AS
+                      SELECT d.* FROM ({' UNION ALL '.join(docs)}) d JOIN cohort c USING (stay_id)
+                      WHERE {_like_any('d.txt', SMOKER_YES + ALCOHOL_YES + DRUG_YES + OBESITY_YES)}""",
+                  tuple(n for n in ("pastHistory", "diagnosis", "carePlanGeneral") if n not in absent))
+        life = t.df(f"""
+            SELECT stay_id,
+                   bool_or({_like_any('txt', SMOKER_NO)}) AS smoker_no,
+                   bool_or({_like_any('txt', SMOKER_YES)} AND NOT {_like_any('txt', SMOKER_NO)}) AS smoker_yes,
+                   bool_or({_like_any('txt', ALCOHOL_YES)}) AS alcohol,
+                   bool_or({_like_any('txt', DRUG_YES)}) AS drug,
+                   bool_or({_like_any('txt', OBESITY_YES)}) AS obesity
+            FROM doc_rel WHERE offs <= {BASELINE_DOC_MAX_MIN} GROUP BY 1
+        """).set_index("stay_id").reindex(df.index)
+        counts = t.df(f"""SELECT src, count(*) FILTER (WHERE offs <= {BASELINE_DOC_MAX_MIN}) AS used,
+                                 count(*) FILTER (WHERE offs > {BASELINE_DOC_MAX_MIN}) AS later
+                          FROM doc_rel GROUP BY 1""")
+        for r in counts.itertuples(index=False):
+            integrity[f"{r.src}.lifestyle"] = {"used": int(r.used), "excluded_out_of_window": int(r.later)}
+        yes = life["smoker_yes"].fillna(False).astype(bool)
+        no = life["smoker_no"].fillna(False).astype(bool)
+        df["smoker"] = np.where(yes, "Yes", np.where(no, "No", "Unknown"))
+        for var, c in (("alcohol_abuse", "alcohol"), ("drug_abuse", "drug"), ("obesity", "obesity")):
+            df[var] = np.where(life[c].fillna(False).astype(bool), "Yes", "No")
+    else:
+        for var in ("smoker", "alcohol_abuse", "drug_abuse", "obesity"):
+            df[var] = np.nan
+            missing[var] = "tables pastHistory, diagnosis and carePlanGeneral are all absent"
+
+    # APACHE IV
+    if "apachePatientResult" in absent:
+        df["apacheiv"] = np.nan
+        missing["apacheiv"] = "table apachePatientResult is absent"
+    else:
+        ap = t.df(f"""SELECT a.patientunitstayid AS stay_id, max(a.apachescore) AS apacheiv
+                      FROM apachePatientResult a JOIN cohort c ON a.patientunitstayid = c.stay_id
+                      WHERE a.apacheversion = '{APACHE_VERSION}' GROUP BY 1""").set_index("stay_id")
+        s = pd.to_numeric(ap["apacheiv"], errors="coerce")
+        df["apacheiv"] = s.where(s >= 0).reindex(df.index)
+        integrity["apachePatientResult.apachescore"] = {
+            "used": int(df["apacheiv"].notna().sum()), "excluded_out_of_window": 0,
+            "note": "APACHE day-1 score: first 24 h of the unit stay"}
+
+    # GCS dynamics
+    say("GCS")
+    gcs_src = None
+    if "nurseCharting" not in absent:
+        gcs_src = "nurseCharting"
+        t.execute(f"""CREATE OR REPLACE TEMP TABLE gcs_rel AS
+            SELECT n.patientunitstayid AS stay_id, n.nursingchartoffset / 60.0 AS hours,
+                   max(CASE WHEN n.nursingchartcelltypevalname = 'GCS Total'
+                            THEN TRY_CAST(n.nursingchartvalue AS DOUBLE) END) AS total,
+                   max(CASE WHEN n.nursingchartcelltypevalname = 'Motor'
+                            THEN TRY_CAST(n.nursingchartvalue AS DOUBLE) END) AS motor,
+                   max(CASE WHEN n.nursingchartcelltypevalname = 'Verbal'
+                            THEN TRY_CAST(n.nursingchartvalue AS DOUBLE) END) AS verbal,
+                   max(CASE WHEN n.nursingchartcelltypevalname = 'Eyes'
+                            THEN TRY_CAST(n.nursingchartvalue AS DOUBLE) END) AS eyes
+            FROM nurseCharting n JOIN cohort c ON n.patientunitstayid = c.stay_id
+            WHERE n.nursingchartcelltypevalname IN ('GCS Total', 'Motor', 'Verbal', 'Eyes')
+            GROUP BY 1, 2""", ("nurseCharting",))
+    elif "physicalExam" not in absent:
+        gcs_src = "physicalExam"
+        t.execute(f"""CREATE OR REPLACE TEMP TABLE gcs_rel AS
+            SELECT e.patientunitstayid AS stay_id, e.physicalexamoffset / 60.0 AS hours,
+                   NULL::DOUBLE AS total,
+                   max(CASE WHEN e.physicalexampath LIKE '%/GCS/Motor Score/%'
+                            THEN TRY_CAST(regexp_extract(e.physicalexampath, '/(\\d)$', 1) AS DOUBLE) END)
+                       AS motor,
+                   max(CASE WHEN e.physicalexampath LIKE '%/GCS/Verbal Score/%'
+                            THEN TRY_CAST(regexp_extract(e.physicalexampath, '/(\\d)$', 1) AS DOUBLE) END)
+                       AS verbal,
+                   max(CASE WHEN e.physicalexampath LIKE '%/GCS/Eyes Score/%'
+                            THEN TRY_CAST(regexp_extract(e.physicalexampath, '/(\\d)$', 1) AS DOUBLE) END)
+                       AS eyes
+            FROM physicalExam e JOIN cohort c ON e.patientunitstayid = c.stay_id
+            WHERE e.physicalexampath LIKE '%/Neurologic/GCS/%Score/%'
+            GROUP BY 1, 2""", ("physicalExam",))
+    if gcs_src:
+        valid = ("(coalesce(total, 0) BETWEEN 3 AND 15 OR total IS NULL) AND "
+                 "(motor IS NOT NULL OR verbal IS NOT NULL OR eyes IS NOT NULL OR total IS NOT NULL)")
+        win = f"hours >= {SCORE_WINDOW.start_h} AND hours <= {SCORE_WINDOW.end_h}"
+        rows = t.df(f"SELECT * FROM gcs_rel WHERE {valid} AND {win}")
+        cnt = t.df(f"""SELECT count(*) FILTER (WHERE {valid} AND {win}) AS used,
+                              count(*) FILTER (WHERE {valid} AND NOT ({win})) AS out_of_window,
+                              min(hours) FILTER (WHERE {valid} AND {win}) AS lo,
+                              max(hours) FILTER (WHERE {valid} AND {win}) AS hi FROM gcs_rel""").iloc[0]
+        integrity[f"{gcs_src}.gcs"] = {
+            "used": int(cnt["used"]), "excluded_out_of_window": int(cnt["out_of_window"]),
+            "first_used_h": None if pd.isna(cnt["lo"]) else float(cnt["lo"]),
+            "last_used_h": None if pd.isna(cnt["hi"]) else float(cnt["hi"])}
+        assessed = scores.gcs_from_components(rows[["stay_id", "hours", "motor", "verbal", "eyes"]])
+        # A charted total (nurseCharting) wins over the sum of components at the same time.
+        if rows["total"].notna().any():
+            tot = rows.set_index(["stay_id", "hours"])["total"]
+            key = pd.MultiIndex.from_frame(assessed[["stay_id", "hours"]])
+            assessed["gcs"] = tot.reindex(key).to_numpy()
+            assessed["gcs"] = assessed["gcs"].fillna(
+                scores.gcs_from_components(rows[["stay_id", "hours", "motor", "verbal", "eyes"]])["gcs"])
+        dyn = scores.gcs_dynamics(assessed)
+        df = df.join(dyn, how="left")
+    else:
+        for agg in ("max", "min", "first", "last", "avg", "stddev"):
+            df[f"gcs_dynamic_{agg}"] = np.nan
+        missing["gcs_dynamic_*"] = "tables nurseCharting and physicalExam are both absent"
+
+    for var, needs in SCORE_TABLES.items():
+        cols = ([f"sofa_dynamic_{a}" for a in ("max", "min", "first", "last", "avg", "stddev")]
+                if var == "sofa_dynamic" else [var])
+        for c in cols:
+            df[c] = np.nan
+        gone = [n for n in needs if n in absent]
+        key = "sofa_dynamic_*" if var == "sofa_dynamic" else var
+        missing[key] = (f"tables {', '.join(gone)} absent from this copy" if gone else
+                        "computation from eICU tables is not implemented yet")
+
+    assert_in_window({k: v for k, v in integrity.items() if "first_used_h" in v},
+                     (SCORE_WINDOW.start_h, SCORE_WINDOW.end_h))
+    df[OUTCOME_COLUMN] = (status[keep].to_numpy() == "Expired").astype(int)
+    df = df.reset_index().rename(columns={"stay_id": ID_COLUMN})
+    for v in EICU.predictors:
+        if v.kind == "integer" and v.name in df:
+            df[v.name] = pd.to_numeric(df[v.name], errors="coerce").round().astype("Int64")
+        elif v.kind == "continuous" and v.name in df:
+            df[v.name] = pd.to_numeric(df[v.name], errors="coerce").astype(float)
+    df = df[[ID_COLUMN, PATIENT_ID_COLUMN, *EICU.predictor_names, OUTCOME_COLUMN]]
+    extra = {
+        "extraction": {"config": cfg.to_dict(), "apache_version": APACHE_VERSION,
+                       "gcs_source": gcs_src, "tables_absent": absent,
+                       "record_window_min": [WINDOW_START_MIN, WINDOW_END_MIN]},
+        "attrition": attrition,
+        "temporal_integrity": {
+            "values_used": sum(r.get("used", 0) for r in integrity.values()),
+            "values_excluded_out_of_window": sum(r.get("excluded_out_of_window", 0)
+                                                 for r in integrity.values()),
+            "all_used_values_in_window": True, "by_variable": integrity},
+        "category_fallbacks": fallbacks,
+        "implausible_values_dropped": implausible,
+        "lifestyle_codes": {"smoker_yes": SMOKER_YES, "smoker_no": SMOKER_NO, "alcohol": ALCOHOL_YES,
+                            "drug": DRUG_YES, "obesity": OBESITY_YES,
+                            "rule": "case-insensitive substrings of pastHistory paths, diagnosis strings "
+                                    "and care-plan items documented in the first 24 h; smoker is "
+                                    "Unknown without any smoking documentation"},
+        "missing_variables": missing,
+        "missing_fraction": {v: round(float(df[v].isna().mean()), 4) for v in EICU.predictor_names},
+    }
+    t.con.close()
+    return ExtractionResult(df=df, extra=extra)
