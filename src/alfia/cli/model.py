@@ -1,0 +1,144 @@
+"""`alfia train`, `alfia predict`, `alfia embed`: thin commands over alfia.training and alfia.inference."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from alfia.cli import app
+from alfia.errors import AlfiaError
+
+console = Console(stderr=True)
+
+
+def _pos_weight(value: Optional[str]):
+    if value is None or value.lower() == "none":
+        return None
+    return "auto" if value == "auto" else value
+
+
+@app.command()
+def train(
+    text_table: Optional[Path] = typer.Argument(None, help="Text table (from `alfia text`): stay_id, split, "
+                                                "hospital_expire_flag, text. Optional with --resume."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory to create."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the interrupted run in RUN_DIR."),
+    backbone: Optional[str] = typer.Option(None, help="HF model id or local folder; default: offline all-MiniLM-L6-v2."),
+    no_lora: bool = typer.Option(False, "--no-lora", help="Freeze the encoder; train only ALF and the head."),
+    full_finetune: bool = typer.Option(False, "--full-finetune", help="Train every encoder weight too."),
+    pooler: str = typer.Option("alf", help="alf (the paper's Adaptive Layer Fusion), or an ablation pooler: "
+                                            "cls, mean, max, static_mean."),
+    fusion_layers: int = typer.Option(4, "--fusion-layers", help="N_f: top encoder layers fused."),
+    no_gating: bool = typer.Option(False, "--no-gating", help="Normalised attention scores instead of the sigmoid gate."),
+    lora_r: int = typer.Option(16, "--lora-r"),
+    lora_alpha: float = typer.Option(16, "--lora-alpha"),
+    lora_dropout: float = typer.Option(0.05, "--lora-dropout"),
+    lora_targets: str = typer.Option("query,key,value,output.dense", "--lora-targets",
+                                     help="Comma-separated module names LoRA adapts."),
+    epochs: int = typer.Option(30, help="Most epochs (early stopping usually ends sooner)."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    lr: float = typer.Option(2e-4, help="AdamW learning rate (peak, after linear warmup)."),
+    weight_decay: float = typer.Option(0.01, "--weight-decay"),
+    warmup_ratio: float = typer.Option(0.1, "--warmup-ratio"),
+    patience: int = typer.Option(5, help="Epochs without a better val AUPRC before stopping."),
+    max_length: int = typer.Option(512, "--max-length", help="Tokens kept per text."),
+    pos_weight: Optional[str] = typer.Option(None, "--pos-weight", help="BCE pos_weight: a number or 'auto'."),
+    seed: int = typer.Option(42),
+    max_train_rows: Optional[int] = typer.Option(None, "--max-train-rows",
+                                                 help="Seeded, stratified subsample of the train rows (quick runs)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: the cores available)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
+) -> None:
+    """Train ALFIA on a text table; writes the run directory (see README, "Run directory")."""
+    from alfia.training import TrainConfig, TrainingInterrupted, train_run
+
+    if no_lora and full_finetune:
+        raise AlfiaError("--no-lora and --full-finetune exclude each other")
+    try:
+        if resume is not None:
+            if out is not None and out.resolve() != resume.resolve():
+                raise AlfiaError("--resume RUN_DIR continues RUN_DIR; leave out --out or give the same folder")
+            summary = train_run(text_table, resume, resume=True, console=console)
+        else:
+            if out is None:
+                raise AlfiaError("give --out RUN_DIR (or --resume RUN_DIR)")
+            from alfia.models import AlfiaConfig, LoraSettings
+
+            model_config = AlfiaConfig(
+                backbone=backbone, n_fusion_layers=fusion_layers, gating=not no_gating, pooler=pooler,
+                finetune="full" if full_finetune else ("frozen" if no_lora else "lora"),
+                lora=LoraSettings(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, target_modules=lora_targets),
+                max_length=max_length)
+            train_config = TrainConfig(
+                lr=lr, batch_size=batch_size, epochs=epochs, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
+                pos_weight=_pos_weight(pos_weight), patience=patience, seed=seed, max_length=max_length,
+                num_threads=threads, device=device, max_train_rows=max_train_rows)
+            summary = train_run(text_table, out, model_config, train_config, console=console)
+    except TrainingInterrupted as e:
+        where = e.checkpoint or "(no checkpoint yet)"
+        console.print(f"[yellow]interrupted[/]: training state saved to {where}; continue with "
+                      f"`alfia train --resume {resume or out}`", highlight=False)
+        sys.exit(130)
+    console.print(f"[green]done[/]: best epoch {summary.best_epoch} (val AUPRC {summary.best_val_auprc:.4f}), "
+                  f"{summary.epochs_run} epochs{' (stopped early)' if summary.stopped_early else ''} in "
+                  f"{summary.train_seconds:.0f} s; threshold {summary.threshold:.4f}. Run directory: "
+                  f"{summary.run_dir}. Next: `alfia evaluate {summary.run_dir}`", highlight=False)
+
+
+def _load(run_dir: Path, input_path: Path, threads: Optional[int], device: str):
+    from alfia.inference import load_run, read_inference_input
+
+    run = load_run(run_dir, device=device, num_threads=threads)
+    return run, read_inference_input(input_path, run)
+
+
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="A trained ALFIA run directory."),
+    input: Path = typer.Option(..., "--input", help="Cohort rows or a text table (.parquet/.csv), or a .txt "
+                                                    "file with one text per line."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Predictions file (.parquet or .csv); default "
+                                                           "INPUT stem + .predictions.parquet beside the input."),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    threads: Optional[int] = typer.Option(None, "--threads"),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Mortality probabilities and labels at the run's threshold; prints ms/sample and peak memory."""
+    from alfia.atomic import write_atomic
+    from alfia.inference import predict as run_predict
+
+    run, inputs = _load(run_dir, input, threads, device)
+    out = out or input.with_name(input.name.split(".")[0] + ".predictions.parquet")
+    preds, perf = run_predict(run, inputs, batch_size=batch_size)
+    if out.suffix.lower() == ".csv":
+        write_atomic(out, lambda p: preds.to_csv(p, index=False))
+    else:
+        write_atomic(out, lambda p: preds.to_parquet(p, index=False))
+    console.print(f"{len(preds)} predictions -> {out} (threshold {run.threshold:.4f} from {run.threshold_source}; "
+                  f"{int(preds['pred_label'].sum())} predicted deaths)", highlight=False)
+    console.print(perf.describe(), highlight=False)
+
+
+@app.command()
+def embed(
+    run_dir: Path = typer.Argument(..., help="A trained ALFIA run directory."),
+    input: Path = typer.Option(..., "--input", help="Cohort rows or a text table (.parquet/.csv), or a .txt file."),
+    out: Path = typer.Option(..., "--out", help="Embeddings Parquet: stay_id, split, label, alf_*, layer_weight_*."),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    threads: Optional[int] = typer.Option(None, "--threads"),
+    device: str = typer.Option("auto"),
+) -> None:
+    """L2-normalised fused (ALF) embeddings and layer weights, one row per stay (Algorithm 2)."""
+    from alfia.atomic import write_atomic
+    from alfia.inference import embed as run_embed
+
+    run, inputs = _load(run_dir, input, threads, device)
+    frame, perf = run_embed(run, inputs, batch_size=batch_size)
+    write_atomic(out, lambda p: frame.to_parquet(p, index=False))
+    dims = sum(c.startswith("alf_") for c in frame.columns)
+    console.print(f"{len(frame)} embeddings of dimension {dims} -> {out}", highlight=False)
+    console.print(perf.describe(), highlight=False)

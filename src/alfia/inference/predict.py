@@ -1,0 +1,278 @@
+"""Load a run directory; predict probabilities and labels; embed (the paper's Algorithm 2).
+
+    run = load_run("runs/alfia")
+    texts = read_inference_input("new_stays.parquet", run)   # cohort rows, a text table, or raw text
+    preds, perf = predict(run, texts)                          # stay_id, split, prob, label (+ true label)
+    emb, perf = embed(run, texts)                              # alf_0..alf_{d-1}, layer_weight_0..
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
+from alfia.errors import AlfiaError
+from alfia.runs import RunLayout
+from alfia.training.data import TEXT_COLUMN, TokenizedTexts, check_texts, pad_token_id_of, tokenize_texts
+from alfia.training.loop import iterate_outputs, resolve_device, set_threads, sigmoid
+from alfia.training.config import TrainConfig
+from alfia.training.run import THRESHOLDS_FILE
+
+
+@dataclass
+class LoadedRun:
+    """A trained ALFIA run, ready to predict: the model (eval mode), its configs, threshold, template."""
+
+    run_dir: Path
+    model: Any
+    config: dict
+    threshold: float
+    threshold_source: str
+    template: str | None
+    device: torch.device
+
+    @property
+    def max_length(self) -> int:
+        return int(self.model.max_length)
+
+
+@dataclass
+class InferenceInput:
+    """Texts to score, with the stays' identity and, when the input carried them, split and true label."""
+
+    texts: list[str]
+    stay_id: np.ndarray
+    split: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass
+class Performance:
+    """Measured cost of one predict/embed call."""
+
+    n_samples: int
+    batch_size: int
+    seconds: float
+    ms_per_sample: float
+    peak_rss_mb: float  # peak resident memory of the process during the call
+    rss_increase_mb: float  # peak RSS minus RSS at the start of the call
+    device: str
+    peak_gpu_mb: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def describe(self) -> str:
+        gpu = f", peak GPU memory {self.peak_gpu_mb:.0f} MB" if self.peak_gpu_mb is not None else ""
+        return (f"{self.n_samples} samples in {self.seconds:.2f} s: {self.ms_per_sample:.1f} ms/sample "
+                f"(batch size {self.batch_size}, {self.device}); peak RSS {self.peak_rss_mb:.0f} MB "
+                f"(+{self.rss_increase_mb:.0f} MB){gpu}")
+
+
+def _threshold_of(layout: RunLayout) -> tuple[float, str]:
+    """metrics.json's max-F1 threshold chosen on val (after ``alfia evaluate``), else thresholds.json's."""
+    if layout.metrics.exists():
+        try:
+            metrics = json.loads(layout.metrics.read_text())
+            value = metrics.get("thresholds", {}).get("f1")
+            if value is not None:
+                return float(value), f"{layout.metrics.name} (max F1, chosen on {metrics['thresholds'].get('chosen_on', 'val')})"
+        except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as e:
+            raise AlfiaError(f"{layout.metrics}: cannot read its thresholds ({e})") from None
+    path = layout.root / THRESHOLDS_FILE
+    if path.exists():
+        try:
+            return float(json.loads(path.read_text())["threshold"]), f"{THRESHOLDS_FILE} (max F1 on val at train end)"
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise AlfiaError(f"{path}: cannot read the threshold ({e})") from None
+    raise AlfiaError(f"{layout.root}: no threshold (neither metrics.json nor {THRESHOLDS_FILE}); was training finished?")
+
+
+def load_run(run_dir: str | os.PathLike, *, device: str = "auto", num_threads: int | None = None) -> LoadedRun:
+    """Load a finished ALFIA run directory for inference (eval mode, no gradients)."""
+    from alfia.models import AlfiaModel
+    from alfia.training.run import read_run_config
+
+    layout = RunLayout.of(run_dir).require()
+    config = read_run_config(layout.root)
+    if config.get("model_type") != "alfia":
+        raise AlfiaError(f"{layout.config}: not an ALFIA run (model_type={config.get('model_type')!r})")
+    if not layout.fusion_head.exists():
+        raise AlfiaError(f"{layout.root}: no trained model in this run ({layout.fusion_head.name} is missing); "
+                         f"finish training first (alfia train ... --resume {layout.root})")
+    set_threads(TrainConfig(num_threads=num_threads))
+    model = AlfiaModel.from_pretrained(layout.root)
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    threshold, source = _threshold_of(layout)
+    return LoadedRun(layout.root, model, config, threshold, source, config.get("data", {}).get("template"), dev)
+
+
+def read_inference_input(path: str | os.PathLike, run: LoadedRun | None = None, *,
+                         template: str | None = None) -> InferenceInput:
+    """Texts from a file: a table with a ``text`` column (Parquet or CSV), cohort rows (Parquet or CSV,
+    encoded with the run's template), or a plain text file with one text per line."""
+    path = Path(path)
+    if not path.exists():
+        raise AlfiaError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in (".txt", ".text"):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        texts = [ln for ln in lines if ln.strip()]
+        if not texts:
+            raise AlfiaError(f"{path}: no text lines")
+        return InferenceInput(texts, np.arange(len(texts)), source=str(path))
+    if suffix == ".parquet":
+        from alfia.cohorts.io import read_table
+
+        df, _ = read_table(path)
+    elif suffix in (".csv", ".gz"):
+        try:
+            df = pd.read_csv(path)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+            raise AlfiaError(f"{path}: not a readable CSV file ({e})") from None
+        if df.empty:
+            raise AlfiaError(f"{path}: table has no rows")
+    else:
+        raise AlfiaError(f"{path}: unknown input type '{suffix}'; give a .parquet or .csv table or a .txt file "
+                         f"(one text per line)")
+    return frame_to_input(df, str(path), run, template=template)
+
+
+def frame_to_input(df: pd.DataFrame, source: str, run: LoadedRun | None = None, *,
+                   template: str | None = None) -> InferenceInput:
+    if TEXT_COLUMN not in df.columns:
+        from alfia.text import encode_cohort
+
+        chosen = template or (run.template if run is not None else None) or "auto"
+        df = encode_cohort(df, template=chosen, source=source)
+    check_texts(df, source)
+    labels = None
+    if OUTCOME_COLUMN in df.columns:
+        values = pd.to_numeric(df[OUTCOME_COLUMN], errors="coerce")
+        if values.notna().all() and values.isin([0, 1]).all():
+            labels = values.to_numpy(dtype=np.int8)
+    return InferenceInput(
+        df[TEXT_COLUMN].tolist(),
+        df[ID_COLUMN].to_numpy() if ID_COLUMN in df.columns else np.arange(len(df)),
+        df[SPLIT_COLUMN].astype(str).to_numpy() if SPLIT_COLUMN in df.columns else None,
+        labels, source)
+
+
+class _PeakRSS:
+    """Samples the process RSS in a background thread.
+
+    torch's CPU tensors live outside Python's allocator, so tracemalloc would miss them; RSS does not.
+    """
+
+    def __init__(self, interval: float = 0.005):
+        import psutil
+
+        self._proc = psutil.Process()
+        self.interval = interval
+        self.start_rss = self._proc.memory_info().rss
+        self.peak = self.start_rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+        return False
+
+
+def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_embeddings: bool):
+    if batch_size < 1:
+        raise AlfiaError(f"batch size must be >= 1, got {batch_size}")
+    data: TokenizedTexts = tokenize_texts(inputs.texts, run.model.tokenizer, run.max_length)
+    n = len(data)
+    logits = np.empty(n, dtype=np.float64)
+    embeddings = layer_weights = None
+    cuda = run.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(run.device)
+    started = time.perf_counter()
+    with _PeakRSS() as rss:
+        for index, out in iterate_outputs(run.model, data, batch_size=batch_size,
+                                          pad_token_id=pad_token_id_of(run.model.tokenizer), device=run.device):
+            logits[index] = out.logits.float().cpu().numpy().reshape(-1)
+            if want_embeddings:
+                emb = out.embedding.float().cpu().numpy()
+                if embeddings is None:
+                    embeddings = np.zeros((n, emb.shape[1]), dtype=np.float32)
+                embeddings[index] = emb
+                if out.layer_weights is not None:
+                    w = out.layer_weights.float().cpu().numpy()
+                    if layer_weights is None:
+                        layer_weights = np.zeros((n, w.shape[1]), dtype=np.float32)
+                    layer_weights[index] = w
+        if cuda:
+            torch.cuda.synchronize(run.device)
+    seconds = time.perf_counter() - started
+    perf = Performance(
+        n_samples=n, batch_size=batch_size, seconds=seconds, ms_per_sample=1000.0 * seconds / max(n, 1),
+        peak_rss_mb=rss.peak / 2**20, rss_increase_mb=(rss.peak - rss.start_rss) / 2**20,
+        device=str(run.device),
+        peak_gpu_mb=torch.cuda.max_memory_allocated(run.device) / 2**20 if cuda else None,
+        extra={"max_length": run.max_length, "mean_tokens": float(data.lengths.mean()) if n else 0.0})
+    return logits, embeddings, layer_weights, perf
+
+
+def predict(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64) -> tuple[pd.DataFrame, Performance]:
+    """Probabilities and labels at the run's threshold, one row per input, in input order."""
+    logits, _, _, perf = _run_batches(run, inputs, batch_size, want_embeddings=False)
+    prob = sigmoid(logits)
+    out = pd.DataFrame({ID_COLUMN: inputs.stay_id})
+    if inputs.split is not None:
+        out[SPLIT_COLUMN] = inputs.split
+    out["prob"] = prob
+    out["pred_label"] = (prob >= run.threshold).astype(np.int8)
+    if inputs.labels is not None:
+        out[OUTCOME_COLUMN] = inputs.labels
+    out.attrs["threshold"] = run.threshold
+    return out, perf
+
+
+def embed(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64) -> tuple[pd.DataFrame, Performance]:
+    """Algorithm 2: L2-normalised pooled (ALF) embeddings and layer weights, one row per stay.
+
+    Columns: stay_id, split (if known), hospital_expire_flag (if known), alf_0..alf_{d-1},
+    layer_weight_0..layer_weight_{N_f-1} (absent for poolers without layer weights: cls, mean, max).
+    """
+    _, embeddings, layer_weights, perf = _run_batches(run, inputs, batch_size, want_embeddings=True)
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+    embeddings = embeddings / np.maximum(norms, 1e-12)  # Algorithm 2, line 19
+    cols: dict[str, Any] = {ID_COLUMN: inputs.stay_id}
+    if inputs.split is not None:
+        cols[SPLIT_COLUMN] = inputs.split
+    if inputs.labels is not None:
+        cols[OUTCOME_COLUMN] = inputs.labels
+    cols.update({f"alf_{j}": embeddings[:, j] for j in range(embeddings.shape[1])})
+    if layer_weights is not None:
+        cols.update({f"layer_weight_{j}": layer_weights[:, j] for j in range(layer_weights.shape[1])})
+    return pd.DataFrame(cols), perf

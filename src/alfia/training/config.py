@@ -1,0 +1,90 @@
+"""Training hyperparameters as a typed config that saves to and loads from JSON (peft's style)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from alfia.atomic import write_json_atomic
+from alfia.errors import AlfiaError
+
+
+@dataclass
+class TrainConfig:
+    """How ALFIA is optimised. The model's own shape lives in ``alfia.models.AlfiaConfig``.
+
+    ``pos_weight``: None (plain BCE), a float, or "auto" (negatives / positives of the training rows).
+    ``max_length``: tokens kept per text; batches are padded only to their own longest text.
+    ``bucket_size``: batches per length bucket; texts of similar length share a batch, buckets are
+    shuffled, so batches stay random while padding stays small.
+    ``max_train_rows``: a stratified-free, seeded subsample of the training rows for quick runs.
+    """
+
+    lr: float = 2e-4
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    epochs: int = 30
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    pos_weight: float | str | None = None
+    patience: int = 5
+    seed: int = 42
+    max_length: int = 512
+    bucket_size: int = 50
+    num_workers: int = 0
+    num_threads: int | None = None
+    device: str = "auto"
+    max_train_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.lr > 0, "lr must be > 0"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 (or None)"),
+            (self.patience >= 1, "patience must be >= 1"),
+            (self.max_length >= 8, "max_length must be >= 8"),
+            (self.bucket_size >= 1, "bucket_size must be >= 1"),
+            (self.num_workers >= 0, "num_workers must be >= 0"),
+            (self.max_train_rows is None or self.max_train_rows >= 2, "max_train_rows must be >= 2"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise AlfiaError(f"TrainConfig: {message}")
+        if isinstance(self.pos_weight, str):
+            if self.pos_weight != "auto":
+                try:
+                    self.pos_weight = float(self.pos_weight)
+                except ValueError:
+                    raise AlfiaError(f"TrainConfig: pos_weight must be a number, 'auto' or None, "
+                                     f"got {self.pos_weight!r}") from None
+        if isinstance(self.pos_weight, (int, float)) and not self.pos_weight > 0:
+            raise AlfiaError("TrainConfig: pos_weight must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise AlfiaError(f"TrainConfig: unknown field(s) {', '.join(unknown)}")
+        return cls(**d)
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> "TrainConfig":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise AlfiaError(f"{path}: cannot read a training config ({e})") from None

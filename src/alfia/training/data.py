@@ -1,0 +1,213 @@
+"""Text tables to tokenised datasets, length-bucketed batches and dynamic padding.
+
+The reference code padded every text to 512 tokens. Here each text is tokenised once, unpadded, and a
+batch is padded only to its own longest member; the sampler groups texts of similar length so that
+padding stays small while the batch order stays random.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
+from alfia.errors import AlfiaError
+
+TEXT_COLUMN = "text"
+
+
+def _row_name(df: pd.DataFrame, position: int) -> str:
+    if ID_COLUMN in df.columns:
+        return f"row {position} ({ID_COLUMN}={df[ID_COLUMN].iloc[position]})"
+    return f"row {position}"
+
+
+def check_texts(df: pd.DataFrame, source: str) -> None:
+    """Every row needs a non-empty text. ``source`` names the file in the message."""
+    if TEXT_COLUMN not in df.columns:
+        raise AlfiaError(f"{source}: no '{TEXT_COLUMN}' column (columns: {', '.join(map(str, df.columns[:12]))}"
+                         f"{', ...' if len(df.columns) > 12 else ''}); encode the cohort with `alfia text` first")
+    texts = df[TEXT_COLUMN]
+    bad = texts.map(lambda t: not (isinstance(t, str) and t.strip())).astype(bool)
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise AlfiaError(f"{source}: column '{TEXT_COLUMN}' is empty at {_row_name(df, position)}"
+                         f"{f' and {int(bad.sum()) - 1} more row(s)' if bad.sum() > 1 else ''}")
+
+
+def check_labels(df: pd.DataFrame, source: str, column: str = OUTCOME_COLUMN) -> np.ndarray:
+    """Labels must be present and exactly 0 or 1; returns them as int8."""
+    if column not in df.columns:
+        raise AlfiaError(f"{source}: no label column '{column}'")
+    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+    nan = np.isnan(values)
+    if nan.any():
+        position = int(np.flatnonzero(nan)[0])
+        raise AlfiaError(f"{source}: column '{column}' has a missing (NaN) or non-numeric label at "
+                         f"{_row_name(df, position)}")
+    outside = ~np.isin(values, (0.0, 1.0))
+    if outside.any():
+        position = int(np.flatnonzero(outside)[0])
+        raise AlfiaError(f"{source}: column '{column}' must be 0 or 1, got {values[position]:g} at "
+                         f"{_row_name(df, position)}")
+    return values.astype(np.int8)
+
+
+@dataclass
+class TokenizedTexts(Dataset):
+    """Unpadded token ids per text, with the row's identity and (if known) its label."""
+
+    input_ids: list[list[int]]
+    stay_id: np.ndarray
+    split: np.ndarray
+    labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, i: int) -> dict:
+        item = {"input_ids": self.input_ids[i], "index": i}
+        if self.labels is not None:
+            item["label"] = float(self.labels[i])
+        return item
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self))
+
+    def subset(self, indices: Sequence[int]) -> "TokenizedTexts":
+        idx = np.asarray(indices, dtype=np.int64)
+        return TokenizedTexts([self.input_ids[i] for i in idx], self.stay_id[idx], self.split[idx],
+                              None if self.labels is None else self.labels[idx])
+
+
+def tokenize_texts(texts: Sequence[str], tokenizer, max_length: int, *, stay_id=None, split=None,
+                   labels=None, chunk: int = 1024) -> TokenizedTexts:
+    """Tokenise without padding, truncating to ``max_length`` tokens (special tokens included)."""
+    texts = list(texts)
+    ids: list[list[int]] = []
+    for start in range(0, len(texts), chunk):
+        enc = tokenizer(texts[start:start + chunk], truncation=True, max_length=max_length,
+                        padding=False, return_attention_mask=False, return_token_type_ids=False)
+        ids.extend(list(map(list, enc["input_ids"])))
+    n = len(texts)
+    return TokenizedTexts(
+        ids,
+        np.asarray(stay_id if stay_id is not None else np.arange(n)),
+        np.asarray(split if split is not None else np.full(n, ""), dtype=object),
+        None if labels is None else np.asarray(labels, dtype=np.int8),
+    )
+
+
+def tokenize_table(df: pd.DataFrame, tokenizer, max_length: int, source: str, *,
+                   require_labels: bool = True) -> TokenizedTexts:
+    """A text table (``text`` + ``stay_id`` + ``split`` + label) checked and tokenised."""
+    check_texts(df, source)
+    labels = check_labels(df, source) if require_labels else (
+        check_labels(df, source) if OUTCOME_COLUMN in df.columns else None)
+    stay_id = df[ID_COLUMN].to_numpy() if ID_COLUMN in df.columns else np.arange(len(df))
+    split = df[SPLIT_COLUMN].astype(str).to_numpy() if SPLIT_COLUMN in df.columns else None
+    return tokenize_texts(df[TEXT_COLUMN].tolist(), tokenizer, max_length, stay_id=stay_id,
+                          split=split, labels=labels)
+
+
+class LengthBucketedBatchSampler(Sampler[list[int]]):
+    """Batches of rows with similar token length, every row exactly once per epoch.
+
+    Training order: a seeded permutation, cut into buckets of ``bucket_size`` batches; each bucket is
+    sorted by length and cut into batches; the batches are then shuffled. The order depends only on
+    (seed, epoch), so a resumed run sees the very batches an uninterrupted one would.
+    Without ``shuffle`` (evaluation) rows are simply sorted by length.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, *, bucket_size: int = 50,
+                 shuffle: bool = True, seed: int = 42, drop_last: bool = False):
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_size = int(batch_size)
+        self.bucket_size = int(bucket_size)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def batches(self) -> list[list[int]]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            order = np.argsort(self.lengths, kind="stable")
+            out = [order[i:i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            perm = rng.permutation(n)
+            span = self.batch_size * self.bucket_size
+            out = []
+            for start in range(0, n, span):
+                bucket = perm[start:start + span]
+                bucket = bucket[np.argsort(self.lengths[bucket], kind="stable")]
+                out += [bucket[i:i + self.batch_size].tolist()
+                        for i in range(0, len(bucket), self.batch_size)]
+            out = [out[i] for i in rng.permutation(len(out))]
+        if self.drop_last:
+            out = [b for b in out if len(b) == self.batch_size]
+        return out
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return len(self.lengths) // self.batch_size
+        if not self.shuffle:
+            return math.ceil(len(self.lengths) / self.batch_size)
+        return len(self.batches())
+
+
+class PadToLongest:
+    """Collate: pad a batch to its own longest text (never to a fixed length)."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = int(pad_token_id)
+
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        longest = max(len(it["input_ids"]) for it in items)
+        ids = torch.full((len(items), longest), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(items), longest), dtype=torch.long)
+        for row, it in enumerate(items):
+            ids[row, :len(it["input_ids"])] = torch.as_tensor(it["input_ids"], dtype=torch.long)
+            mask[row, :len(it["input_ids"])] = 1
+        batch = {"input_ids": ids, "attention_mask": mask,
+                 "index": torch.as_tensor([it["index"] for it in items], dtype=torch.long)}
+        if "label" in items[0]:
+            batch["labels"] = torch.as_tensor([it["label"] for it in items], dtype=torch.float32)
+        return batch
+
+
+def make_loader(data: TokenizedTexts, batch_size: int, pad_token_id: int, *, shuffle: bool,
+                seed: int = 42, bucket_size: int = 50, num_workers: int = 0):
+    sampler = LengthBucketedBatchSampler(data.lengths, batch_size, bucket_size=bucket_size,
+                                         shuffle=shuffle, seed=seed)
+    loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=PadToLongest(pad_token_id),
+                                         num_workers=num_workers)
+    return loader, sampler
+
+
+def pad_token_id_of(tokenizer) -> int:
+    pad = getattr(tokenizer, "pad_token_id", None)
+    return int(pad) if pad is not None else 0
+
+
+def default_num_threads() -> int:
+    """Threads for torch on CPU: the cores this process may use (2 on the development machine)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,329 @@
+"""The functional core: ``train(model, train_data, val_data, config, callbacks)``.
+
+Loss: BCE with logits (optional ``pos_weight``). Optimiser: AdamW. Schedule: linear warmup then linear
+decay. Gradient clipping by global norm. After every epoch the validation AUPRC is the monitored score;
+the best state is kept (in memory and, through callbacks, on disk) and restored at the end. Everything
+the loop knows lives in one ``TrainState`` that callbacks read and that ``alfia.training.resume`` saves.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+from transformers import get_linear_schedule_with_warmup
+
+from alfia.errors import AlfiaError
+from alfia.training.config import TrainConfig
+from alfia.training.data import TokenizedTexts, default_num_threads, make_loader, pad_token_id_of
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the state was saved (``checkpoint`` says where, if a callback saved it)."""
+
+    def __init__(self, checkpoint=None):
+        super().__init__("training interrupted")
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class TrainState:
+    """Everything a run knows mid-training. Callbacks read it; resume saves and restores it."""
+
+    model: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    config: TrainConfig
+    steps_per_epoch: int
+    epoch: int = 0  # epochs completed (the next epoch to run, 0-based)
+    step_in_epoch: int = 0  # batches completed in the epoch in progress (non-zero only mid-epoch)
+    global_step: int = 0
+    epoch_loss_sum: float = 0.0  # sum of batch losses x batch size in the epoch in progress
+    epoch_rows: int = 0
+    epoch_seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    best_score: float = -math.inf
+    best_epoch: int = 0  # 1-based epoch of the best score; 0 before any
+    best_state: dict[str, torch.Tensor] | None = None
+    stop: bool = False
+    interrupted: bool = False
+    last_batch_loss: float = float("nan")
+    checkpoint_path: Any = None  # set by the checkpointing callback once it has saved
+
+
+class Callback:
+    """Hooks in LightGBM's spirit. Set ``state.stop = True`` to end training after this epoch."""
+
+    def on_train_begin(self, state: TrainState) -> None: ...
+    def on_batch_end(self, state: TrainState) -> None: ...
+    def on_epoch_end(self, state: TrainState, record: dict) -> None: ...
+    def on_interrupt(self, state: TrainState) -> None: ...
+    def on_train_end(self, state: TrainState) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_score: float
+    history: list[dict]
+    stopped_early: bool
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise AlfiaError(f"unknown device {name!r} ({e})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AlfiaError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def set_threads(config: TrainConfig) -> None:
+    # Two cores: more threads than cores only adds contention; intra-op threads match the cores.
+    torch.set_num_threads(config.num_threads or default_num_threads())
+
+
+def trainable_named_parameters(model) -> dict[str, torch.nn.Parameter]:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of the parameters that training changes."""
+    return {n: p.detach().to("cpu", copy=True) for n, p in trainable_named_parameters(model).items()}
+
+
+def check_trainable_match(model, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse saved tensors whose names or shapes differ from the model's trainable parameters."""
+    params = trainable_named_parameters(model)
+    missing = sorted(set(params) - set(tensors))
+    unexpected = sorted(set(tensors) - set(params))
+    if missing or unexpected:
+        detail = (f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; " if missing else "") + \
+                 (f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}" if unexpected else "")
+        raise AlfiaError(f"{source}: checkpoint does not match this model ({detail.strip('; ')})")
+    for name, p in params.items():
+        if tuple(tensors[name].shape) != tuple(p.shape):
+            raise AlfiaError(f"{source}: checkpoint does not match this model (parameter {name} has shape "
+                             f"{tuple(tensors[name].shape)}, the model expects {tuple(p.shape)})")
+
+
+def load_trainable_state(model, tensors: dict[str, torch.Tensor], source: str) -> None:
+    check_trainable_match(model, tensors, source)
+    params = trainable_named_parameters(model)
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(tensors[name].to(p.device, dtype=p.dtype))
+
+
+def resolve_pos_weight(config: TrainConfig, labels: np.ndarray) -> float | None:
+    if config.pos_weight is None:
+        return None
+    if config.pos_weight == "auto":
+        pos = int(labels.sum())
+        if pos == 0:
+            raise AlfiaError("pos_weight='auto': the training rows hold no positive label")
+        return float((len(labels) - pos) / pos)
+    return float(config.pos_weight)
+
+
+def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
+    params = trainable_named_parameters(model)
+    if not params:
+        raise AlfiaError("the model has no trainable parameters")
+    # Biases and normalisation weights are not decayed (standard AdamW practice for transformers).
+    decay = [p for n, p in params.items() if p.ndim >= 2]
+    no_decay = [p for n, p in params.items() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
+
+
+class _InterruptGuard:
+    """Turn the first Ctrl-C into a flag the loop checks between batches, so the state saved is whole.
+
+    A second Ctrl-C raises at once.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def iterate_outputs(model, data: TokenizedTexts, *, batch_size: int, pad_token_id: int,
+                    device: torch.device) -> Iterator[tuple[np.ndarray, Any]]:
+    """Eval-mode forward passes over ``data`` in length-sorted batches: yields (row indices, output)."""
+    loader, _ = make_loader(data, batch_size, pad_token_id, shuffle=False)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for batch in loader:
+                out = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+                yield batch["index"].numpy(), out
+    finally:
+        model.train(was_training)
+
+
+def predict_logits(model, data: TokenizedTexts, *, batch_size: int, pad_token_id: int,
+                   device: torch.device) -> np.ndarray:
+    """Logits in the rows' original order."""
+    logits = np.empty(len(data), dtype=np.float64)
+    for index, out in iterate_outputs(model, data, batch_size=batch_size, pad_token_id=pad_token_id,
+                                      device=device):
+        logits[index] = out.logits.detach().float().cpu().numpy().reshape(-1)
+    return logits
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def validation_scores(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
+    """AUPRC (average precision) and AUROC for the per-epoch monitor; NaN when a class is absent."""
+    if len(np.unique(labels)) < 2:
+        return float("nan"), float("nan")
+    return float(average_precision_score(labels, probs)), float(roc_auc_score(labels, probs))
+
+
+def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: TrainConfig,
+          callbacks: Sequence[Callback] = (), *, resume: Any = None) -> TrainResult:
+    """Train ``model`` (an ``AlfiaModel``) in place; on return it holds the best validation state.
+
+    ``resume``: a checkpoint folder (``alfia.training.resume``) to continue from.
+    """
+    if train_data.labels is None or val_data.labels is None:
+        raise AlfiaError("training and validation rows need labels")
+    if len(train_data) == 0 or len(val_data) == 0:
+        raise AlfiaError("training needs at least one training and one validation row")
+    seed_everything(config.seed)
+    set_threads(config)
+    device = resolve_device(config.device)
+    model.to(device)
+    pad_id = pad_token_id_of(model.tokenizer)
+    loader, sampler = make_loader(train_data, config.batch_size, pad_id, shuffle=True, seed=config.seed,
+                                  bucket_size=config.bucket_size, num_workers=config.num_workers)
+    steps_per_epoch = len(sampler)
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = _optimizer(model, config)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    pos_weight = resolve_pos_weight(config, train_data.labels)
+    loss_fn = torch.nn.BCEWithLogitsLoss(
+        pos_weight=None if pos_weight is None else torch.tensor(pos_weight, device=device))
+    state = TrainState(model, optimizer, scheduler, config, steps_per_epoch)
+    if resume is not None:
+        from alfia.training.resume import load_checkpoint
+
+        load_checkpoint(resume, state)
+    trainable = list(trainable_named_parameters(model).values())
+
+    for cb in callbacks:
+        cb.on_train_begin(state)
+    with _InterruptGuard() as guard:
+        def interrupt() -> None:
+            state.interrupted = True
+            for cb in callbacks:
+                cb.on_interrupt(state)
+            raise TrainingInterrupted(state.checkpoint_path)
+
+        while state.epoch < config.epochs and not state.stop:
+            sampler.set_epoch(state.epoch)
+            model.train()
+            started = time.perf_counter()
+            for i, batch in enumerate(loader):
+                if i < state.step_in_epoch:  # resumed mid-epoch: these batches were already trained on
+                    continue
+                logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits
+                loss = loss_fn(logits.reshape(-1), batch["labels"].to(device))
+                if not torch.isfinite(loss):
+                    raise AlfiaError(f"training diverged: loss is {loss.item()} at epoch {state.epoch + 1}, "
+                                     f"batch {i + 1}; lower the learning rate")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                n = len(batch["labels"])
+                state.last_batch_loss = float(loss.item())
+                state.epoch_loss_sum += state.last_batch_loss * n
+                state.epoch_rows += n
+                state.step_in_epoch = i + 1
+                state.global_step += 1
+                for cb in callbacks:
+                    cb.on_batch_end(state)
+                if guard.requested:
+                    state.epoch_seconds += time.perf_counter() - started
+                    interrupt()
+
+            val_logits = predict_logits(model, val_data, batch_size=config.eval_batch_size,
+                                        pad_token_id=pad_id, device=device)
+            val_probs = sigmoid(val_logits)
+            auprc, auroc = validation_scores(val_data.labels, val_probs)
+            val_loss = float(loss_fn(torch.as_tensor(val_logits, dtype=torch.float32, device=device),
+                                     torch.as_tensor(val_data.labels, dtype=torch.float32, device=device)))
+            state.epoch_seconds += time.perf_counter() - started
+            record = {
+                "epoch": state.epoch + 1,
+                "train_loss": state.epoch_loss_sum / max(state.epoch_rows, 1),
+                "val_loss": val_loss,
+                "val_auprc": auprc,
+                "val_auroc": auroc,
+                "lr": float(scheduler.get_last_lr()[0]),
+                "seconds": round(state.epoch_seconds, 3),
+            }
+            # nan > best is False: an epoch with an undefined AUPRC never becomes the best one.
+            score = auprc if not math.isnan(auprc) else -math.inf
+            record["best"] = bool(score > state.best_score or state.best_state is None)
+            if record["best"]:
+                state.best_score, state.best_epoch = score, state.epoch + 1
+                state.best_state = trainable_state(model)
+            state.history.append(record)
+            state.epoch += 1
+            state.step_in_epoch = 0
+            state.epoch_loss_sum, state.epoch_rows, state.epoch_seconds = 0.0, 0, 0.0
+            for cb in callbacks:
+                cb.on_epoch_end(state, record)
+            if guard.requested and state.epoch < config.epochs and not state.stop:
+                interrupt()
+
+    if state.best_state is not None:
+        load_trainable_state(model, state.best_state, "best state")
+    for cb in callbacks:
+        cb.on_train_end(state)
+    return TrainResult(state.best_epoch, state.best_score, state.history,
+                       stopped_early=state.stop and state.epoch < config.epochs)
