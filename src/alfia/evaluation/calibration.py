@@ -64,6 +64,14 @@ def reliability_curve(y, prob, n_bins: int = N_BINS) -> dict[str, np.ndarray]:
     return {"mean_prob": mean_prob, "observed": observed, "count": count[keep]}
 
 
+def _separated(x, y, w) -> np.ndarray:
+    """True per weighting where the score separates the classes (no finite maximum-likelihood slope)."""
+    positive, negative = (y == 1) & (w > 0), (y == 0) & (w > 0)
+    lowest_positive = np.where(positive, x, np.inf).min(axis=1)
+    highest_negative = np.where(negative, x, -np.inf).max(axis=1)
+    return highest_negative <= lowest_positive
+
+
 def _newton_2d(x, y, w):
     """Weighted logistic regression of y on [1, x] for each row of w: (intercept, slope) arrays."""
     b = w.shape[0]
@@ -84,7 +92,7 @@ def _newton_2d(x, y, w):
         converged |= np.abs(step).max(axis=1) < _NEWTON_TOL * (1.0 + np.abs(theta).max(axis=1))
         if converged.all():
             break
-    bad = ~converged | (np.abs(theta[:, 1]) > _MAX_SLOPE) | ~np.isfinite(theta).all(axis=1)
+    bad = ~converged | (np.abs(theta[:, 1]) > _MAX_SLOPE) | ~np.isfinite(theta).all(axis=1) | _separated(x, y, w)
     theta[bad] = np.nan
     return theta[:, 0], theta[:, 1]
 

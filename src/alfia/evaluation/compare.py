@@ -185,7 +185,8 @@ th, td { border: 1px solid #d5dbe3; padding: .3rem .5rem; text-align: right; whi
 th { background: #eef2f7; } td:nth-child(2), th:nth-child(2) { text-align: left; }
 tr.alfia td { background: #fff4e5; font-weight: 600; }
 .figs { display: flex; flex-wrap: wrap; gap: 1rem; }
-.figs figure { margin: 0; flex: 1 1 480px; } .figs img { width: 100%; height: auto; border: 1px solid #e3e8ee; }
+.figs figure { margin: 0; flex: 1 1 480px; } .figs img { max-width: 100%; height: auto; border: 1px solid #e3e8ee; }
+.scroll { overflow-x: auto; } * { box-sizing: border-box; }
 figcaption { font-size: .8rem; color: #5b6877; }
 .note { background: #f6f8fa; border-left: 3px solid #8aa1b8; padding: .5rem .8rem; font-size: .85rem; }
 code { background: #f0f3f6; padding: 0 .2rem; border-radius: 3px; }
@@ -194,7 +195,8 @@ code { background: #f0f3f6; padding: 0 .2rem; border-radius: 3px; }
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], highlight: Sequence[bool] | None = None,
                 first_left: bool = False) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    left = ' style="text-align:left"'
+    head = "".join(f"<th{left if (first_left and j == 0) else ''}>{html.escape(h)}</th>" for j, h in enumerate(header))
     body = []
     for i, row in enumerate(rows):
         cls = ' class="alfia"' if highlight and highlight[i] else ""
@@ -202,7 +204,7 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], highlight:
         cells = "".join(f"<td{style if (first_left and j == 0) else ''}>{html.escape(str(c))}</td>"
                         for j, c in enumerate(row))
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<div class=\"scroll\"><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
 def _img(png: bytes, alt: str, caption: str) -> str:
@@ -272,8 +274,10 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     main_metrics = RANKING_METRICS
     main_header = ["Rank", "Model", *[f"{METRIC_LABELS[m]} (95% CI)" for m in main_metrics]]
     main_rows = _table_rows(by_name, order, main_metrics)
-    op_header = ["Rank", "Model", *[METRIC_LABELS[m] for m in (*OPERATING_METRICS, *CALIBRATION_METRICS)]]
-    op_rows = _table_rows(by_name, order, (*OPERATING_METRICS, *CALIBRATION_METRICS))
+    op_header = ["Rank", "Model", *[METRIC_LABELS[m] for m in OPERATING_METRICS]]
+    op_rows = _table_rows(by_name, order, OPERATING_METRICS)
+    cal_header = ["Rank", "Model", *[METRIC_LABELS[m] for m in CALIBRATION_METRICS]]
+    cal_rows = _table_rows(by_name, order, CALIBRATION_METRICS)
     threshold_note = ("Thresholds for the operating-point metrics are the max-F1 thresholds chosen on each run's "
                       "validation rows and applied unchanged to the compared split; Best F1/F2 are test-optimal, "
                       "as the paper reports.")
@@ -288,7 +292,8 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
           f"{meta['n']} stays, {meta['n_pos']} deaths (prevalence {meta['prevalence']:.3f}); "
           f"{len(entries)} runs. {method}", "", "## Discrimination (sorted by AUPRC)", "",
           _markdown_table(main_header, main_rows), "",
-          "## Operating point and calibration", "", threshold_note, "", _markdown_table(op_header, op_rows), ""]
+          "## Operating point (threshold chosen on val)", "", threshold_note, "", _markdown_table(op_header, op_rows),
+          "", "## Calibration", "", _markdown_table(cal_header, cal_rows), ""]
     if tests:
         md += [f"## Paired bootstrap tests against the best baseline ({best_baseline})", "",
                _markdown_table(PAIRED_HEADER, _paired_rows(tests)), ""]
@@ -317,10 +322,12 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
               _img(pngs["roc"], "ROC curves", "ROC curves overlaid."),
               _img(pngs["pr"], "precision-recall curves", "Precision-recall curves; dotted line: prevalence."),
               "</div>",
-              "<h2>Operating point and calibration</h2>", f"<p class=\"meta\">{html.escape(threshold_note)}</p>",
-              _html_table(op_header, op_rows, highlight), "<div class=\"figs\">",
+              "<h2>Operating point (threshold chosen on val)</h2>",
+              f"<p class=\"meta\">{html.escape(threshold_note)}</p>", _html_table(op_header, op_rows, highlight),
+              "<h2>Calibration</h2>", _html_table(cal_header, cal_rows, highlight), "<div class=\"figs\">",
               _img(pngs["calibration"], "calibration curves", "Reliability diagram over 10 equal-width bins (the "
-                   "ECE's) and the distribution of predicted probabilities."), "</div>",
+                   "ECE's; bins with fewer than 10 stays not drawn) and the distribution of predicted "
+                   "probabilities. Slope 1 and intercept 0 are ideal."), "</div>",
               "<h2>Runs</h2>",
               _html_table(["Model", "Family", "Run directory"],
                           [[n, by_name[n].family or "—", str(by_name[n].run_dir)] for n in order], first_left=True),

@@ -61,13 +61,21 @@ def _colors(n: int):
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+def _legend(fig: Figure, ax, n_curves: int, loc: str) -> None:
+    """Inside the axes for a few curves; below them, in two columns, when many would hide the curves."""
+    if n_curves > 5:
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=7, frameon=False)
+    else:
+        ax.legend(loc=loc, fontsize=8)
+
+
 def _style(curve: Curve, color) -> dict:
     return {"color": color, "linewidth": 2.4 if curve.highlight else 1.3, "alpha": 1.0 if curve.highlight else 0.85,
             "zorder": 3 if curve.highlight else 2}
 
 
 def roc_figure(curves: Sequence[Curve], title: str = "ROC curve") -> Figure:
-    fig, ax = _new_figure(5.6, 5.0)
+    fig, ax = _new_figure(5.6, 5.0 + (0.13 * len(curves) if len(curves) > 5 else 0))
     for curve, color in zip(curves, _colors(len(curves))):
         fpr, tpr, _ = roc_curve(curve.y, curve.prob)
         auc = np.trapezoid(tpr, fpr)
@@ -76,12 +84,12 @@ def roc_figure(curves: Sequence[Curve], title: str = "ROC curve") -> Figure:
     ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (true positive rate)", title=title,
            xlim=(0, 1), ylim=(0, 1.01), aspect="equal")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=7 if len(curves) > 6 else 8)
+    _legend(fig, ax, len(curves), "lower right")
     return fig
 
 
 def pr_figure(curves: Sequence[Curve], title: str = "Precision-recall curve") -> Figure:
-    fig, ax = _new_figure(5.6, 5.0)
+    fig, ax = _new_figure(5.6, 5.0 + (0.13 * len(curves) if len(curves) > 5 else 0))
     for curve, color in zip(curves, _colors(len(curves))):
         precision, recall, _ = precision_recall_curve(curve.y, curve.prob)
         ap = -np.sum(np.diff(recall) * precision[:-1])
@@ -91,23 +99,42 @@ def pr_figure(curves: Sequence[Curve], title: str = "Precision-recall curve") ->
     ax.axhline(prevalence, linestyle=":", color="grey", linewidth=1, label=f"prevalence {prevalence:.3f}")
     ax.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=7 if len(curves) > 6 else 8)
+    _legend(fig, ax, len(curves), "upper right")
     return fig
 
 
+# In an overlay of several models, bins this sparse are left out: their observed rate is noise.
+MIN_BIN_COUNT_OVERLAY = 10
+
+
 def calibration_figure(curves: Sequence[Curve], title: str = "Calibration") -> Figure:
-    """Reliability diagram (10 equal-width bins, the ECE's) above a histogram of the predictions."""
-    fig, (ax, hist) = _new_figure(5.6, 6.2, nrows=2, gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    """Reliability diagram (10 equal-width bins, the ECE's) above a histogram of the predictions.
+
+    One model: every non-empty bin, marker area proportional to its stays. Several models: bins with
+    fewer than ``MIN_BIN_COUNT_OVERLAY`` stays are not drawn.
+    """
+    many = len(curves) > 1
+    fig, (ax, hist) = _new_figure(5.6, 6.2 + (0.13 * len(curves) if len(curves) > 5 else 0), nrows=2,
+                                  gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     edges = np.linspace(0, 1, N_BINS + 1)
     for curve, color in zip(curves, _colors(len(curves))):
         rel = reliability_curve(curve.y, curve.prob)
+        if many:
+            keep = rel["count"] >= MIN_BIN_COUNT_OVERLAY
+            rel = {k: v[keep] for k, v in rel.items()}
+        else:
+            ax.scatter(rel["mean_prob"], rel["observed"], s=8 + 200 * rel["count"] / rel["count"].max(),
+                       color=color, alpha=0.5, zorder=4)
         ax.plot(rel["mean_prob"], rel["observed"], marker="o", markersize=3.5, label=curve.name,
                 **_style(curve, color))
         hist.hist(curve.prob, bins=edges, histtype="step", color=color, linewidth=1.2)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label="perfect calibration")
     ax.set(ylabel="observed mortality in bin", title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=7 if len(curves) > 6 else 8)
+    if many:
+        _legend(fig, ax, len(curves) + 1, "upper left")
+    else:
+        ax.legend(loc="upper left", fontsize=8)
     hist.set(xlabel=f"predicted probability ({N_BINS} equal-width bins)", ylabel="stays")
     hist.set_yscale("log")
     hist.grid(alpha=0.3)
