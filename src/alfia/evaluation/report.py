@@ -124,7 +124,10 @@ def evaluate_predictions(pred: pd.DataFrame, *, split: str = "test", n_boot: int
         threshold_rows, chosen_on = val, "val"
     else:
         threshold_rows, chosen_on = rows, split
-        if split != "val":
+        if split == "val":
+            notes.append("evaluating val: the thresholds were chosen on these same rows, so the threshold "
+                         "metrics are optimistic")
+        else:
             why = "there are no val rows" if val.empty else "the val rows hold a single class"
             notes.append(f"thresholds were chosen on the {split} rows themselves because {why}; the "
                          f"threshold metrics are therefore optimistic")
