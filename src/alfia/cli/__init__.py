@@ -6,10 +6,11 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from alfia.errors import AlfiaError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # one error, one line, whatever the width
 
 app = typer.Typer(
     name="alfia",
@@ -38,5 +39,6 @@ def main() -> None:
     try:
         app()
     except AlfiaError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        # escape(): messages may hold brackets (e.g. 'pip install ".[autogluon]"') that are not markup.
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         sys.exit(2)
