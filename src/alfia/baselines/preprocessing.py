@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -111,18 +111,24 @@ class NativeCategoricals(BaseEstimator, TransformerMixin):
         return out[[*self.categorical, *self.numeric]]
 
 
-class _ObjectCategoricals(BaseEstimator, TransformerMixin):
+class _ObjectCategoricals(OneToOneFeatureMixin, BaseEstimator, TransformerMixin):
     """Casts categorical columns to object strings so sklearn encoders see one consistent type."""
 
     def fit(self, X, y=None):
+        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+        self.n_features_in_ = len(X.columns)
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({c: categorical_as_object(X[c]) for c in X.columns}, index=X.index)
 
 
-class _FloatNumerics(BaseEstimator, TransformerMixin):
+class _FloatNumerics(OneToOneFeatureMixin, BaseEstimator, TransformerMixin):
+    """Numeric columns as float, with an error naming the column and row of a non-numeric value."""
+
     def fit(self, X, y=None):
+        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+        self.n_features_in_ = len(X.columns)
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,137 @@
+"""ALFIA-boost and ALFIA-nn: fused ALF embeddings joined with the original predictors, fed to a GBDT
+(LightGBM or CatBoost: ALFIA-boost) or to the MLP (ALFIA-nn), replacing ALFIA's attentional head.
+
+The embeddings are the ``alf_*`` columns that ``alfia embed RUN_DIR`` writes (one row per stay). They
+must come from an ALFIA run trained on the cohort's training split (its early stopping saw val labels;
+test labels are never seen). This module joins them to the cohort by ``stay_id`` and never reads
+the label or split columns of the embeddings file as features: the feature matrix of a stay depends
+only on its own predictors and its own text (``tests/baselines/test_boost.py`` checks this by
+permuting validation and test labels).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pandas as pd
+
+from alfia.baselines.preprocessing import FeatureSpec
+from alfia.baselines.registry import MODELS, Profile, build_model
+from alfia.baselines.runner import BaselineRunConfig, check_cohort, run_models
+from alfia.cohorts.schema import ID_COLUMN, SPLIT_COLUMN
+from alfia.errors import AlfiaError
+
+EMBEDDING_PATTERN = re.compile(r"^alf_\d+$")
+LAYER_WEIGHT_PATTERN = re.compile(r"^layer_weight_\d+$")
+
+# learner -> (run name, model family, registry model it uses)
+LEARNERS: dict[str, tuple[str, str, str]] = {
+    "lightgbm": ("ALFIA-boost-LightGBM", "alfia-boost", "LightGBM"),
+    "catboost": ("ALFIA-boost-CatBoost", "alfia-boost", "CatBoost"),
+    "mlp": ("ALFIA-nn", "alfia-nn", "NeuralNetMLP"),
+}
+
+
+def resolve_learners(learners) -> list[str]:
+    if not learners:
+        return list(LEARNERS)
+    out, unknown = [], []
+    for raw in learners:
+        key = str(raw).strip().lower()
+        (out if key in LEARNERS else unknown).append(key)
+    if unknown:
+        raise AlfiaError(f"unknown learner(s): {', '.join(unknown)}; known learners: "
+                         f"{', '.join(LEARNERS)}")
+    return list(dict.fromkeys(out))
+
+
+def embedding_columns(embeddings: pd.DataFrame, *, include_layer_weights: bool = False,
+                      source: str = "embeddings") -> list[str]:
+    """The feature columns of an ``alfia embed`` file, in index order (``alf_0``, ``alf_1``, ...)."""
+    def index(c: str) -> int:
+        return int(c.rsplit("_", 1)[1])
+
+    cols = sorted((c for c in embeddings.columns if EMBEDDING_PATTERN.match(str(c))), key=index)
+    if not cols:
+        raise AlfiaError(f"{source}: no embedding columns (alf_0, alf_1, ...); write them with "
+                         f"`alfia embed RUN_DIR --input FILE --out EMB.parquet`")
+    if include_layer_weights:
+        cols += sorted((c for c in embeddings.columns if LAYER_WEIGHT_PATTERN.match(str(c))),
+                       key=index)
+    return cols
+
+
+def build_boost_frame(cohort: pd.DataFrame, embeddings: pd.DataFrame, *,
+                      include_layer_weights: bool = False, cohort_source: str = "cohort",
+                      embeddings_source: str = "embeddings") -> tuple[pd.DataFrame, list[str]]:
+    """The cohort with the embedding columns joined by ``stay_id`` (cohort row order kept).
+
+    Only ``stay_id`` and the embedding columns of ``embeddings`` are read; its label column never is.
+    Every cohort stay needs exactly one embedding row, and where the embeddings carry a split it must
+    agree with the cohort's (embeddings of another split assignment would leak).
+    """
+    if ID_COLUMN not in embeddings.columns:
+        raise AlfiaError(f"{embeddings_source}: no {ID_COLUMN!r} column to join on")
+    cols = embedding_columns(embeddings, include_layer_weights=include_layer_weights,
+                             source=embeddings_source)
+    clash = [c for c in cols if c in cohort.columns]
+    if clash:
+        raise AlfiaError(f"{cohort_source}: already has column(s) {', '.join(clash)}")
+    if embeddings[ID_COLUMN].duplicated().any():
+        dup = embeddings.loc[embeddings[ID_COLUMN].duplicated(), ID_COLUMN].iloc[0]
+        raise AlfiaError(f"{embeddings_source}: stay {dup!r} has more than one embedding row")
+    values = embeddings[cols].to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise AlfiaError(f"{embeddings_source}: row {r}, column {cols[c]!r} is not a finite number")
+    emb = embeddings[[ID_COLUMN]].copy()
+    emb[cols] = values
+    if SPLIT_COLUMN in embeddings.columns and SPLIT_COLUMN in cohort.columns:
+        merged = cohort[[ID_COLUMN, SPLIT_COLUMN]].merge(
+            embeddings[[ID_COLUMN, SPLIT_COLUMN]], on=ID_COLUMN, how="inner", suffixes=("", "_emb"))
+        differ = merged[merged[SPLIT_COLUMN].astype(str) != merged[f"{SPLIT_COLUMN}_emb"].astype(str)]
+        if len(differ):
+            r = differ.iloc[0]
+            raise AlfiaError(
+                f"{embeddings_source}: stay {r[ID_COLUMN]!r} is in split {r[f'{SPLIT_COLUMN}_emb']!r} "
+                f"there but {r[SPLIT_COLUMN]!r} in {cohort_source} ({len(differ)} stays differ); "
+                f"embeddings must come from an ALFIA run trained on this cohort's training split")
+    joined = cohort.merge(emb, on=ID_COLUMN, how="left", validate="one_to_one")
+    missing = joined[cols[0]].isna()
+    if missing.any():
+        first = joined.loc[missing, ID_COLUMN].iloc[0]
+        raise AlfiaError(f"{embeddings_source}: {int(missing.sum())} stay(s) of {cohort_source} have "
+                         f"no embedding (first: {ID_COLUMN} {first!r})")
+    joined.index = cohort.index
+    return joined, cols
+
+
+def run_boost(cohort: pd.DataFrame, embeddings: pd.DataFrame, variant: str,
+              out_dir: str | os.PathLike, learners=None, seed: int = 42, *,
+              profile: Profile = "full", n_boot: int = 1000, include_layer_weights: bool = False,
+              callback=None, cohort_source: str = "cohort",
+              embeddings_source: str = "embeddings") -> pd.DataFrame:
+    """Train ALFIA-boost (LightGBM, CatBoost) and/or ALFIA-nn (MLP); one run directory each."""
+    keys = resolve_learners(learners)
+    check_cohort(cohort, cohort_source)
+    joined, emb_cols = build_boost_frame(cohort, embeddings,
+                                         include_layer_weights=include_layer_weights,
+                                         cohort_source=cohort_source,
+                                         embeddings_source=embeddings_source)
+    spec = FeatureSpec.from_schema(variant, joined, source=cohort_source,
+                                   extra_numeric=tuple(emb_cols))
+    run = BaselineRunConfig(variant=variant, models=[LEARNERS[k][0] for k in keys], seed=seed,
+                            profile=profile, n_boot=n_boot, cohort=cohort_source,
+                            embeddings=embeddings_source)
+    jobs = []
+    for key in keys:
+        name, family, model = LEARNERS[key]
+        jobs.append((name, (lambda model=model: build_model(model, spec, seed, profile)), family,
+                     MODELS[model].library,
+                     f"{MODELS[model].description}, on {len(emb_cols)} ALF embedding dimensions + "
+                     f"the original predictors"))
+    return run_models(joined, jobs=jobs, spec=spec, run=run, out_dir=out_dir, callback=callback,
+                      source=cohort_source)

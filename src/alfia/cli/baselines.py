@@ -1,0 +1,168 @@
+"""`alfia baselines` and `alfia boost`: thin commands over alfia.baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from alfia.cli import app
+from alfia.errors import AlfiaError
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def _split_names(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    return names or None
+
+
+def summary_table(table, title: str) -> Table:
+    """Headline numbers for the terminal; summary.md / summary.csv carry every CI."""
+    t = Table(title=title, title_justify="left")
+    t.add_column("Model", no_wrap=True)
+    for col in ("Val AUPRC", "Test AUPRC", "95% CI", "AUROC", "Best F1", "Best F2", "Train (s)"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for _, r in table.iterrows():
+        t.add_row(str(r["model"]), f"{r['val_auprc']:.3f}", f"{r['test_auprc']:.3f}",
+                  f"{r['test_auprc_ci_low']:.3f}–{r['test_auprc_ci_high']:.3f}",
+                  f"{r['test_auroc']:.3f}", f"{r['test_best_f1']:.3f}", f"{r['test_best_f2']:.3f}",
+                  f"{r['train_time_s']:.1f}")
+    return t
+
+
+class _ModelProgress:
+    """Rich progress bar over models; one printed line per finished model."""
+
+    def __init__(self, total: int | None):
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
+                                 transient=True)
+        self.task = self.progress.add_task("starting", total=total)
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def __call__(self, event: str, name: str, row: dict | None) -> None:
+        if event == "start":
+            self.progress.update(self.task, description=f"training [bold]{name}[/]")
+        else:
+            self.progress.advance(self.task)
+            self.progress.console.print(
+                f"  {name}: val AUPRC {row['val_auprc']:.3f}, test AUPRC {row['test_auprc']:.3f}, "
+                f"{row['train_time_s']:.1f} s", highlight=False)
+
+
+def _read_cohort(path: Path):
+    from alfia.cohorts.io import infer_variant, read_table
+
+    df, manifest = read_table(path)
+    return df, infer_variant(df, manifest, path)
+
+
+@app.command()
+def baselines(
+    cohort: Path = typer.Argument(None, help="Cohort Parquet file with a train/val/test 'split' column."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder: one run directory per model."),
+    models: str = typer.Option(None, "--models", help="Comma-separated model names (default: all + "
+                               "WeightedEnsemble). See --list-models."),
+    engine: str = typer.Option("native", help="native (scikit-learn, LightGBM, XGBoost, CatBoost, "
+                               "torch) or autogluon (pip install .[autogluon])."),
+    seed: int = typer.Option(42, help="Seed of every model and of the bootstrap."),
+    profile: str = typer.Option("full", help="full (measured configuration) or fast (tiny models, "
+                                "for smoke tests)."),
+    n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
+    presets: str = typer.Option("medium_quality", help="AutoGluon presets (--engine autogluon)."),
+    time_limit: float = typer.Option(None, "--time-limit", help="AutoGluon time limit in seconds."),
+    list_models: bool = typer.Option(False, "--list-models", help="List the model names and exit."),
+) -> None:
+    """Train the tabular baseline zoo of the paper's Table 3 on the cohort's own split.
+
+    Model selection and early stopping use validation AUPRC; preprocessing is fitted on train only.
+    Writes OUT/<Model>/{config.json, predictions.parquet, metrics.json, figures/} and OUT/summary.csv/.md.
+    For ALFIA-boost / ALFIA-nn on ALF embeddings use `alfia boost`.
+    """
+    from alfia.baselines.registry import ENSEMBLE_NAME, MODELS, resolve_models
+
+    if list_models:
+        t = Table(title="Baseline models", title_justify="left")
+        for col in ("Name", "Library", "What"):
+            t.add_column(col)
+        for entry in MODELS.values():
+            t.add_row(entry.name, entry.library, entry.description)
+        t.add_row(ENSEMBLE_NAME, "alfia", "greedy ensemble selection (Caruana et al. 2004) on val AUPRC")
+        out_console.print(t)
+        return
+    if cohort is None or out is None:
+        raise AlfiaError("alfia baselines needs a COHORT file and --out DIR (see --help)")
+    if engine not in ("native", "autogluon"):
+        raise AlfiaError(f"--engine must be 'native' or 'autogluon', not {engine!r}")
+    if profile not in ("full", "fast"):
+        raise AlfiaError(f"--profile must be 'full' or 'fast', not {profile!r}")
+    names = resolve_models(_split_names(models))
+    df, variant = _read_cohort(cohort)
+    if engine == "autogluon":
+        from alfia.baselines.engine_autogluon import run_autogluon
+
+        with _ModelProgress(None) as progress:
+            table = run_autogluon(df, variant, out, _split_names(models), seed, n_boot=n_boot,
+                                  presets=presets, time_limit=time_limit, callback=progress,
+                                  source=str(cohort))
+    else:
+        from alfia.baselines.runner import run_baselines
+
+        with _ModelProgress(len(names)) as progress:
+            table = run_baselines(df, variant, out, names, seed, profile=profile, n_boot=n_boot,
+                                  callback=progress, source=str(cohort))
+    out_console.print(summary_table(
+        table, f"{cohort.name} ({variant}) — test split, sorted by AUPRC; {n_boot} bootstrap resamples"))
+    out_console.print(f"Run directories and summary.csv/summary.md in {out}", highlight=False)
+
+
+@app.command()
+def boost(
+    cohort: Path = typer.Argument(..., help="Cohort Parquet (or a text table that keeps the predictor "
+                                  "columns) with the same stays and split as the embeddings."),
+    embeddings: Path = typer.Option(..., "--embeddings", "-e", help="Parquet from `alfia embed` "
+                                    "(stay_id, alf_0..alf_{d-1})."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: one run directory per learner."),
+    learner: str = typer.Option("lightgbm,catboost,mlp", "--learner", help="Comma-separated: lightgbm "
+                                "and/or catboost (ALFIA-boost), mlp (ALFIA-nn)."),
+    seed: int = typer.Option(42, help="Seed of every model and of the bootstrap."),
+    profile: str = typer.Option("full", help="full or fast (tiny models, for smoke tests)."),
+    n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
+    layer_weights: bool = typer.Option(False, "--layer-weights/--no-layer-weights",
+                                       help="Also use the per-stay ALF layer weights as features."),
+) -> None:
+    """ALFIA-boost / ALFIA-nn: ALF embeddings + original predictors -> LightGBM, CatBoost or the MLP.
+
+    The embeddings must come from an ALFIA run trained on this cohort's training split
+    (`alfia embed RUN_DIR --input COHORT_TEXT --out EMB.parquet`). Labels in the embeddings file are
+    never used as features. Output: OUT/ALFIA-boost-LightGBM/, OUT/ALFIA-boost-CatBoost/, OUT/ALFIA-nn/.
+    """
+    from alfia.baselines.boost import resolve_learners, run_boost
+    from alfia.cohorts.io import read_table
+
+    if profile not in ("full", "fast"):
+        raise AlfiaError(f"--profile must be 'full' or 'fast', not {profile!r}")
+    keys = resolve_learners(_split_names(learner))
+    df, variant = _read_cohort(cohort)
+    emb, _ = read_table(embeddings)
+    with _ModelProgress(len(keys)) as progress:
+        table = run_boost(df, emb, variant, out, keys, seed, profile=profile, n_boot=n_boot,
+                          include_layer_weights=layer_weights, callback=progress,
+                          cohort_source=str(cohort), embeddings_source=str(embeddings))
+    out_console.print(summary_table(table, f"ALFIA-boost / ALFIA-nn on {cohort.name} ({variant}) — "
+                                           f"test split, sorted by AUPRC"))
+    out_console.print(f"Run directories and summary.csv/summary.md in {out}; compare them with the "
+                      f"baselines and ALFIA using `alfia compare`.", highlight=False)
