@@ -81,7 +81,7 @@ def build_boost_frame(cohort: pd.DataFrame, embeddings: pd.DataFrame, *,
         raise AlfiaError(f"{cohort_source}: already has column(s) {', '.join(clash)}")
     if embeddings[ID_COLUMN].duplicated().any():
         dup = embeddings.loc[embeddings[ID_COLUMN].duplicated(), ID_COLUMN].iloc[0]
-        raise AlfiaError(f"{embeddings_source}: stay {dup!r} has more than one embedding row")
+        raise AlfiaError(f"{embeddings_source}: stay {dup} has more than one embedding row")
     values = embeddings[cols].to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -96,7 +96,7 @@ def build_boost_frame(cohort: pd.DataFrame, embeddings: pd.DataFrame, *,
         if len(differ):
             r = differ.iloc[0]
             raise AlfiaError(
-                f"{embeddings_source}: stay {r[ID_COLUMN]!r} is in split {r[f'{SPLIT_COLUMN}_emb']!r} "
+                f"{embeddings_source}: stay {r[ID_COLUMN]} is in split {r[f'{SPLIT_COLUMN}_emb']!r} "
                 f"there but {r[SPLIT_COLUMN]!r} in {cohort_source} ({len(differ)} stays differ); "
                 f"embeddings must come from an ALFIA run trained on this cohort's training split")
     joined = cohort.merge(emb, on=ID_COLUMN, how="left", validate="one_to_one")
@@ -104,7 +104,7 @@ def build_boost_frame(cohort: pd.DataFrame, embeddings: pd.DataFrame, *,
     if missing.any():
         first = joined.loc[missing, ID_COLUMN].iloc[0]
         raise AlfiaError(f"{embeddings_source}: {int(missing.sum())} stay(s) of {cohort_source} have "
-                         f"no embedding (first: {ID_COLUMN} {first!r})")
+                         f"no embedding (first: {ID_COLUMN} {first})")
     joined.index = cohort.index
     return joined, cols
 

@@ -88,13 +88,13 @@ def check_cohort(df: pd.DataFrame, source: str = "cohort") -> None:
                          f"is not one of {', '.join(SPLITS)}")
     if df[ID_COLUMN].duplicated().any():
         dup = df.loc[df[ID_COLUMN].duplicated(), ID_COLUMN].iloc[0]
-        raise AlfiaError(f"{source}: column {ID_COLUMN!r} repeats stay {dup!r}")
+        raise AlfiaError(f"{source}: column {ID_COLUMN!r} repeats stay {dup}")
     label = pd.to_numeric(df[OUTCOME_COLUMN], errors="coerce")
     wrong = ~label.isin([0, 1])
     if wrong.any():
         row = wrong.idxmax()
         raise AlfiaError(f"{source}: column {OUTCOME_COLUMN!r}, row {row}: "
-                         f"{df.loc[row, OUTCOME_COLUMN]!r} is not 0 or 1")
+                         f"{df.loc[row, OUTCOME_COLUMN]} is not 0 or 1")
     for split in SPLITS:
         part = label[df[SPLIT_COLUMN] == split]
         if part.empty:
