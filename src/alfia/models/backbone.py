@@ -141,10 +141,11 @@ def load_backbone(spec: str | None = None, *, revision: str | None = None) -> Ba
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
         model = AutoModel.from_pretrained(location, **kwargs)
     except Exception as e:  # transformers/safetensors raise many types for a bad folder or an unknown id
-        hint = (" It is not a local folder, and no model hub is reachable unless the model is in the Hugging "
+        hint = (". It is not a local folder, and no model hub is reachable unless the model is in the Hugging "
                 "Face cache; pass a local folder, or leave the backbone unset for the offline default."
                 if source == "hub" else "")
-        raise AlfiaError(f"{label}: could not be loaded from {location} ({type(e).__name__}: {e}).{hint}") from None
+        reason = " ".join(str(e).split())  # one line: the CLI prints errors as one line
+        raise AlfiaError(f"{label}: could not be loaded from {location} ({type(e).__name__}: {reason}){hint}") from None
     model.config.output_hidden_states = True
     return Backbone(model=model, tokenizer=tokenizer,
                     reference=describe_backbone(model, spec=spec, source=source, location=location))
