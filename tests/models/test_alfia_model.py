@@ -223,3 +223,10 @@ def test_corrupt_encoder_weights_are_named(tiny_bert, tmp_path):
 def test_not_a_run_directory(tmp_path):
     with pytest.raises(AlfiaError, match="no such run directory"):
         AlfiaModel.from_pretrained(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("text", ["", "   ", None])
+def test_empty_text_is_refused(tiny_bert, text):
+    model = _model(tiny_bert)
+    with pytest.raises(AlfiaError, match="text #1 of the batch is empty"):
+        model.tokenize(["sepsis", text])

@@ -51,6 +51,10 @@ class AlfiaOutput:
     embedding: torch.Tensor  # (B, d): the pooled vector fed to the head (H_ALF_out for the ALF pooler)
     layer_weights: torch.Tensor | None  # (B, N_f) for alf and static_mean; None for cls/mean/max
 
+    @property
+    def probabilities(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)  # Algorithm 1, line 21
+
 
 class AlfiaModel(nn.Module):
     """Encoder (optionally LoRA-wrapped) -> pooler -> Attentional Classifier Head.
@@ -112,7 +116,11 @@ class AlfiaModel(nn.Module):
     # ---------------------------------------------------------------- forward
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenise with dynamic padding (to the longest text) and truncation to ``max_length``."""
-        encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise AlfiaError(f"text #{i} of the batch is empty or not a string: {text!r}")
+        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt")
         keys = ("input_ids", "attention_mask") + (("token_type_ids",) if self._takes_token_type_ids else ())
         return {k: encoded[k] for k in keys if k in encoded}

@@ -13,6 +13,7 @@ saved adapter is never applied to a different encoder without notice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -89,6 +90,16 @@ def _weights_sha256(folder: Path) -> str | None:
     files = sorted({p for pattern in _WEIGHT_PATTERNS for p in folder.glob(pattern)})
     if not files:
         return None
+    stats = [(f, f.stat()) for f in files]
+    stamp = tuple((str(f), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) for f, st in stats)
+    return _hash_files(stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_files(stamp: tuple[tuple[str, int, int, int, int], ...]) -> str:
+    """sha256 over the weight files; cached by file identity (inode, size, mtime, ctime), so reloading
+    the same encoder in one process does not read it twice."""
+    files = [Path(entry[0]) for entry in stamp]
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.name.encode())
