@@ -69,6 +69,10 @@ def test_mimic_demo_inclusion_schema_and_manifest(mimic_out):
         if r.get("first_used_h") is not None:
             assert -6 <= r["first_used_h"] and r["last_used_h"] <= 24, name
     assert verify_hash(mimic_out, m)
+    import importlib.util
+
+    if importlib.util.find_spec("alfia.cohorts.validate") is not None:
+        assert m.extra["validation"].startswith("passed"), m.extra["validation"]
     assert set(df["split"]) == {"train", "val", "test"}
     assert df.groupby("subject_id")["split"].nunique().max() == 1
 
