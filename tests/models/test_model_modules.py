@@ -76,15 +76,20 @@ def test_alf_ignores_padded_positions(gating):
     assert torch.equal(weights, weights2)
 
 
-def test_alf_layer_weights_follow_eq_8():
-    """With gating on, the fused sequence is the lambda-weighted sum of the layers: if every layer is the
-    same tensor, the output equals feeding that layer scaled by sum(lambda)."""
-    alf = AdaptiveLayerFusion(D, n_layers=2, n_heads=2).eval()
-    h = torch.randn(1, 5, D)
-    mask = torch.ones(1, 5, dtype=torch.long)
-    _, w = alf([h, h], mask)
-    fused = w[:, 0, None, None] * h + w[:, 1, None, None] * h
-    assert torch.allclose(fused, w.sum() * h)
+@pytest.mark.parametrize("chosen", [0, NF - 1])
+def test_alf_fuses_the_layers_by_their_weights(chosen, monkeypatch):
+    """eq. (8): with lambda one-hot on layer ``chosen``, the other layers' sequences cannot matter."""
+    alf = AdaptiveLayerFusion(D, n_layers=NF).eval()
+    one_hot = torch.zeros(B, NF)
+    one_hot[:, chosen] = 1.0
+    monkeypatch.setattr(alf, "layer_weights", lambda summaries: one_hot)
+    layers, mask = _layers_and_mask()
+    out, weights = alf(layers, mask)
+    others_changed = [h if j == chosen else torch.randn_like(h) for j, h in enumerate(layers)]
+    assert torch.equal(alf(others_changed, mask)[0], out)
+    chosen_changed = [torch.randn_like(h) if j == chosen else h for j, h in enumerate(layers)]
+    assert not torch.allclose(alf(chosen_changed, mask)[0], out)
+    assert torch.equal(weights, one_hot)
 
 
 def test_alf_has_no_nan_for_an_all_padding_row():
