@@ -2,9 +2,165 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
 
 from alfia.cli import app
 
 cohort_app = typer.Typer(help="Build, validate and describe CW-24 cohort tables.", no_args_is_help=True)
 app.add_typer(cohort_app, name="cohort")
+
+out = Console()  # results go to stdout; errors go through alfia.cli.main to stderr
+err = Console(stderr=True)
+
+
+def load_cohort(path: Path, variant: str | None = None):
+    """Read a cohort (Parquet with manifest, or CSV) and settle its variant. Returns
+    (frame, manifest or None, variant)."""
+    import pandas as pd
+
+    from alfia.cohorts.io import infer_variant, read_table
+    from alfia.errors import AlfiaError
+
+    if path.suffix.lower() == ".csv":
+        if not path.exists():
+            raise AlfiaError(f"{path}: no such file")
+        if path.stat().st_size == 0:
+            raise AlfiaError(f"{path}: file is empty")
+        try:
+            df = pd.read_csv(path, low_memory=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise AlfiaError(f"{path}: not a readable CSV file ({e})") from None
+        if df.empty:
+            raise AlfiaError(f"{path}: table has no rows")
+        manifest = None
+    else:
+        df, manifest = read_table(path)
+    return df, manifest, variant or infer_variant(df, manifest, path)
+
+
+def _print_summary(path: Path, manifest) -> None:
+    table = Table(title=f"{path} ({manifest.variant}, {manifest.n_rows:,} stays)", title_justify="left")
+    for col in ("split", "stays", "deaths", "mortality"):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for name, s in manifest.splits.items():
+        table.add_row(name, f"{s['n']:,}", f"{s['deaths']:,}", f"{100 * s['mortality_rate']:.2f}%")
+    out.print(table)
+
+
+@cohort_app.command("synthetic")
+def synthetic(
+    variant: Annotated[str, typer.Option(help="Which CW-24 variant to imitate: mimic or eicu.")] = "mimic",
+    n: Annotated[int, typer.Option("--n", help="Number of ICU stays.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed (generation and split).")] = 42,
+    out_path: Annotated[Path, typer.Option("--out", help="Output Parquet file.")] = Path(
+        "cohort.parquet"),
+) -> None:
+    """Generate a synthetic CW-24 cohort calibrated to the paper's Tables 1 and 2."""
+    from alfia.cohorts.io import write_cohort
+    from alfia.cohorts.sources.synthetic import generate_synthetic
+    from alfia.cohorts.validate import check_cohort
+
+    with err.status(f"generating {n:,} synthetic {variant} stays"):
+        df = generate_synthetic(variant, n, seed)
+        check_cohort(df, variant, source=f"synthetic {variant}")
+        manifest = write_cohort(df, out_path, source="synthetic", variant=variant, extra={
+            "generator": {"n": n, "seed": seed,
+                          "calibration": f"cw24-{variant}-variables.txt Table 1 "
+                                         "(per-outcome means, SDs, shares, mortality rate)"}})
+    _print_summary(out_path, manifest)
+
+
+@cohort_app.command("physionet2012")
+def physionet2012(
+    records: Annotated[list[Path], typer.Option(
+        help="A record set: set-a.tar.gz or a folder of <RecordID>.txt. Repeat to combine sets.")],
+    outcomes: Annotated[list[Path], typer.Option(
+        help="An outcomes file (Outcomes-a.txt). Repeat, one per record set.")],
+    hours: Annotated[float, typer.Option(help="Window end in hours after ICU admission.")] = 24.0,
+    out_path: Annotated[Path, typer.Option("--out", help="Output Parquet file.")] = Path(
+        "physionet2012.parquet"),
+) -> None:
+    """Build the PhysioNet/CinC 2012 cohort (real ICU stays) from PhysioNet's own files."""
+    from alfia.cohorts.io import write_cohort
+    from alfia.cohorts.sources.physionet2012 import build_physionet2012
+    from alfia.cohorts.validate import check_cohort
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("reading records", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        df, report = build_physionet2012(records, outcomes, hours, progress=progress)
+        bar.update(task, description="validating and writing", total=None)
+        check_cohort(df, "physionet2012", source="physionet2012 cohort")
+        manifest = write_cohort(df, out_path, source="physionet2012", variant="physionet2012",
+                                extra={"report": report})
+    manifest.window_hours = hours
+    _print_summary(out_path, manifest)
+    for key, what in (("records_without_outcome", "record files without an outcome"),
+                      ("outcomes_without_record", "outcomes without a record file"),
+                      ("malformed_lines", "malformed lines skipped")):
+        count = report[key]["count"]
+        if count:
+            shown = report[key].get("record_ids") or report[key].get("first")
+            err.print(f"[yellow]warning:[/] {count} {what}, e.g. {', '.join(map(str, shown[:5]))}",
+                      highlight=False)
+    dropped = sum(report["dropped_implausible"].values())
+    out.print(f"descriptor-only records: {report['n_records_descriptors_only']}; implausible "
+              f"measurements dropped: {dropped:,} (per parameter in the manifest's report)")
+
+
+@cohort_app.command("validate")
+def validate(
+    file: Annotated[Path, typer.Argument(help="Cohort file (.parquet with manifest, or .csv).")],
+    variant: Annotated[str | None, typer.Option(
+        help="Schema variant; default: the manifest's, else inferred from the columns.")] = None,
+) -> None:
+    """Check a cohort: types, ranges, categories, aggregate consistency, labels, splits, leakage."""
+    from alfia.cohorts.io import verify_hash
+    from alfia.cohorts.validate import check_cohort
+
+    df, manifest, variant = load_cohort(file, variant)
+    report = check_cohort(df, variant, source=str(file))
+    if manifest is not None:
+        if not verify_hash(file, manifest):
+            report.warnings.append("content hash differs from the manifest: the file was changed "
+                                   "after it was written")
+        if manifest.n_rows != len(df):
+            report.warnings.append(f"manifest says {manifest.n_rows} rows, file has {len(df)}")
+    for w in report.warnings:
+        err.print(f"[yellow]warning:[/] {file}: {w}", highlight=False)
+    out.print(f"[green]ok[/] {file}: {len(df):,} stays, variant {variant}, "
+              f"{int(df['hospital_expire_flag'].sum()):,} deaths "
+              f"({100 * df['hospital_expire_flag'].mean():.2f}%), no leakage", highlight=False)
+
+
+@cohort_app.command("describe")
+def describe(
+    file: Annotated[Path, typer.Argument(help="Cohort file (.parquet with manifest, or .csv).")],
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table.")] = False,
+    variant: Annotated[str | None, typer.Option(help="Schema variant (default: inferred).")] = None,
+) -> None:
+    """Table-1 style summary by outcome: mean ± SD per variable, n (%) per category."""
+    from alfia.cohorts.describe import describe_cohort, to_markdown
+
+    df, _, variant = load_cohort(file, variant)
+    table = describe_cohort(df, variant)
+    if markdown:
+        typer.echo(to_markdown(table), nl=False)
+        return
+    rich_table = Table(title=f"{file} ({variant})", title_justify="left")
+    for i, col in enumerate(table.columns):
+        rich_table.add_column(col, justify="left" if i == 0 else "right")
+    for row in table.itertuples(index=False):
+        header = row[0].endswith("n (%)")
+        rich_table.add_row(*[str(x) for x in row], style="bold" if header else None)
+    out.print(rich_table)
