@@ -55,7 +55,7 @@ def resolve_template(template: str, df: pd.DataFrame, source: str) -> Template:
 
 def _row_label(df: pd.DataFrame, i: int) -> str:
     if ID_COLUMN in df.columns:
-        return f"row {i} ({ID_COLUMN}={df[ID_COLUMN].iloc[i]!r})"
+        return f"row {i} ({ID_COLUMN}={df[ID_COLUMN].iloc[i]})"
     return f"row {i}"
 
 
@@ -93,15 +93,15 @@ def _numeric_values(df: pd.DataFrame, var: Variable, source: str) -> np.ndarray:
 def _category_values(df: pd.DataFrame, var: Variable, source: str) -> list[str | None]:
     col = df[var.name]
     present = col.notna().to_numpy()
-    strings = col.astype(object).where(present, None).map(
-        lambda x: None if x is None else str(x)).tolist()
+    strings = [str(x) if p else None for x, p in zip(col.tolist(), present)]
     allowed = set(var.categories or ())
-    for i, value in enumerate(strings):
-        if value is not None and value not in allowed:
-            raise AlfiaError(
-                f"{source}: {_row_label(df, i)}, column {var.name!r}: unknown category {value!r}; "
-                f"the schema allows {', '.join(repr(c) for c in var.categories or ())}"
-            )
+    unknown = {value for value in set(strings) if value is not None and value not in allowed}
+    if unknown:
+        i = next(i for i, value in enumerate(strings) if value in unknown)
+        raise AlfiaError(
+            f"{source}: {_row_label(df, i)}, column {var.name!r}: unknown category {strings[i]!r}; "
+            f"the schema allows {', '.join(repr(c) for c in var.categories or ())}"
+        )
     return strings
 
 

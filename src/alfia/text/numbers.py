@@ -36,29 +36,32 @@ def decimals_for(variable: Variable) -> int:
 
 
 def format_number(value: float, decimals: int) -> str:
-    """``value`` rounded to ``decimals``, trailing zeros dropped (``72.50`` -> ``72.5``, ``3.0`` -> ``3``)."""
-    text = f"{value:.{decimals}f}"
-    if decimals and "." in text:
-        text = text.rstrip("0").rstrip(".")
-    if text == "-0":
-        text = "0"
-    return text
+    """``value`` rounded to ``decimals``, trailing zeros dropped (``72.50`` -> ``72.5``, ``3.0`` -> ``3``).
+
+    ``round`` is correctly rounded, and ``repr`` of the rounded float is its shortest exact decimal,
+    i.e. the rounded number without trailing zeros (values here are far from repr's exponent range).
+    """
+    if decimals == 0:
+        text = str(int(round(value)))
+    else:
+        text = repr(round(value, decimals))
+        if text.endswith(".0"):
+            text = text[:-2]
+    return "0" if text == "-0" else text
 
 
 def format_column(values: np.ndarray, decimals: int) -> list[str | None]:
-    """Format a float column; NaN becomes ``None`` (missing)."""
-    spec = f".{decimals}f"
-    out: list[str | None] = []
-    append = out.append
-    for v in values.tolist():
-        if v != v:  # NaN
-            append(None)
-            continue
-        text = format(v, spec)
-        if decimals and "." in text:
-            text = text.rstrip("0").rstrip(".")
-        append("0" if text == "-0" else text)
-    return out
+    """Format a float column; NaN becomes ``None`` (missing).
+
+    Columns repeat values a lot (scores, counts, vital signs), so each distinct value is formatted once
+    and the strings are gathered back by index, in C.
+    """
+    values = np.asarray(values, dtype=float)
+    distinct, inverse = np.unique(values, return_inverse=True)
+    formatted = np.empty(len(distinct), dtype=object)
+    fmt = format_number
+    formatted[:] = [None if v != v else fmt(v, decimals) for v in distinct.tolist()]
+    return formatted[inverse.reshape(-1)].tolist()
 
 
 def body_mass_index(height_cm: np.ndarray | float, weight_kg: np.ndarray | float):

@@ -71,12 +71,12 @@ def scores_sentence(items: Sequence[tuple[Callable[[], str], str | None]], state
         if value is not None:
             present.append(f"{label()} {value}")
         elif state:
-            missing.append(label())
+            missing.append(label)
     out = []
     if present:
         out.append(f"Severity scores (points): {join_and(present)}.")
-    if missing:
-        out.append(not_recorded(missing))
+    if missing:  # labelled only now, so an abbreviation is expanded where the text first shows it
+        out.append(not_recorded([label() for label in missing]))
     return out
 
 

@@ -17,13 +17,13 @@ def dynamic_sentences(v: dict, abbr: Abbreviations, state: bool) -> list[str]:
         stats = [v[f"{stem}_dynamic_{agg}"] for agg in AGGREGATES]
         if all(s is None for s in stats):
             if state:
-                missing.append(pattern.format(abbr(abbreviation)))
+                missing.append((pattern, abbreviation))
             continue
         name = pattern.format(abbr(abbreviation))
         phrases.append(trajectory(name, "points", stats, abbr, state, lead="went from "))
     out = []
     if phrases:
         out.append(f"Over the first day, {'; '.join(phrases)}.")
-    if missing:
-        out.append(not_recorded(missing))
+    if missing:  # named only now, so an abbreviation is expanded where the text first shows it
+        out.append(not_recorded([pattern.format(abbr(a)) for pattern, a in missing]))
     return out

@@ -100,34 +100,32 @@ def _name(stem: str, abbr: Abbreviations) -> str:
 def series_phrase(stem: str, v: dict, abbr: Abbreviations, state: bool) -> str | None:
     """One series in the shortest lossless form (module docstring); None when it has no reading."""
     columns, count_column = SERIES_COLUMNS[stem]
-    stats = [v[c] for c in columns]
-    first, last, lowest, highest, mean, sd = stats
     count = v[count_column]
-    if (count is None or count == "0") and all(s is None for s in stats):
-        return None
-    unit = SERIES_TEXT[stem][2]
+    first = v[columns[0]]
+    if (count is None or count == "0") and first is None:
+        if all(v[c] is None for c in columns):
+            return None
+    stats = [first, v[columns[1]], v[columns[2]], v[columns[3]], v[columns[4]], v[columns[5]]]
+    _, last, lowest, highest, mean, sd = stats
+    name_pattern, abbreviation, unit = SERIES_TEXT[stem]
+    name = name_pattern.format(abbr(abbreviation)) if abbreviation else name_pattern
     unit_text = f" {unit}" if unit else ""
-    if stem == "mechanical_ventilation" and _constant(stats, count) and first == "1":
-        return "on mechanical ventilation" + ("" if count == "1" else f" in all {count} readings")
-    if count == "1" and _constant(stats, count):
-        return f"{_name(stem, abbr)} {first}{unit_text}"
+    constant = first is not None and first == last == lowest == highest == mean and (
+        sd == "0" or (sd is None and count == "1"))
+    if constant and count is not None and count != "0":
+        if stem == "mechanical_ventilation" and first == "1":
+            return "on mechanical ventilation" + ("" if count == "1" else f" in all {count} readings")
+        if count == "1":
+            return f"{name} {first}{unit_text}"
+        if count != "2":
+            return f"{name} {first}{unit_text} in all {count} readings"
     if count == "2" and None not in stats:
         x, y = float(first), float(last)
         if (lowest == (first if x <= y else last) and highest == (last if x <= y else first)
                 and mean == format_number((x + y) / 2, CONTINUOUS_DECIMALS)
                 and sd == format_number(abs(x - y) / _SQRT2, CONTINUOUS_DECIMALS)):
-            return f"{_name(stem, abbr)} {first} then {last}{unit_text}"
-    if count is not None and count not in ("0", "1") and _constant(stats, count):
-        return f"{_name(stem, abbr)} {first}{unit_text} in all {count} readings"
-    return trajectory(_name(stem, abbr), unit, stats, abbr, state, count=count)
-
-
-def _constant(stats: list, count: str | None) -> bool:
-    """All readings equal: first = last = lowest = highest = mean, and SD 0 (or undefined for one)."""
-    first, last, lowest, highest, mean, sd = stats
-    if first is None or not (first == last == lowest == highest == mean):
-        return False
-    return sd == "0" or (sd is None and count == "1")
+            return f"{name} {first} then {last}{unit_text}"
+    return trajectory(name, unit, stats, abbr, state, count=count)
 
 
 _SERIES_BY_GROUP = {
@@ -169,11 +167,11 @@ def render(v: dict, state: bool) -> str:
                 if phrase is not None:
                     phrases.append(phrase)
                 elif state:
-                    absent.append(_name(stem, abbr))
+                    absent.append(stem)
         if phrases:
             out.append(f"{heading}: {'; '.join(phrases)}.")
-        if absent:
-            out.append(not_recorded(absent))
+        if absent:  # named only now, so an abbreviation is expanded where the text first shows it
+            out.append(not_recorded([_name(stem, abbr) for stem in absent]))
     return " ".join(out)
 
 
