@@ -30,6 +30,12 @@ def assign_splits(df: pd.DataFrame, seed: int = DEFAULT_SEED,
             fold_of[test_idx] = k
         out.iloc[fold_of == 6] = "val"
         out.iloc[fold_of == 7] = "test"
+    elif len(order) < 8:
+        # Too few rows to stratify (sklearn cannot split them): a seeded shuffle, cut 75/12.5/12.5.
+        perm = np.random.default_rng(seed).permutation(len(order))
+        n_hold = len(order) - int(np.ceil(0.75 * len(order)))
+        out.iloc[perm[len(order) - n_hold:len(order) - n_hold // 2]] = "val"
+        out.iloc[perm[len(order) - n_hold // 2:]] = "test"
     else:
         positions = np.arange(len(order))
         stratify = y if np.bincount(y).min() >= 2 else None

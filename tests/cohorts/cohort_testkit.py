@@ -1,0 +1,71 @@
+"""Helpers shared by the cohort tests: the real-data skip, tiny PhysioNet 2012 files, CLI runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+import tarfile
+from pathlib import Path
+
+_ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
+_spec = importlib.util.spec_from_file_location("alfia_tests_root_conftest", _ROOT_CONFTEST)
+_root = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_root)
+shared_dataset = _root.shared_dataset  # skips with a clear reason when ../shared/data is absent
+
+HEADER = "Time,Parameter,Value\n"
+
+
+def record_text(record_id: int, *, age=60, gender=1, height=175, icu=3, weight=80,
+                series: list[tuple[str, str, float]] = ()) -> str:
+    lines = [HEADER, f"00:00,RecordID,{record_id}\n", f"00:00,Age,{age}\n",
+             f"00:00,Gender,{gender}\n", f"00:00,Height,{height}\n", f"00:00,ICUType,{icu}\n",
+             f"00:00,Weight,{weight}\n"]
+    lines += [f"{t},{p},{v}\n" for t, p, v in series]
+    return "".join(lines)
+
+
+def write_set(folder: Path, records: dict[int, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for rid, text in records.items():
+        (folder / f"{rid}.txt").write_text(text)
+    return folder
+
+
+def write_tar(path: Path, members: dict[str, str | bytes], top: str = "set-x") -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo(top)
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+        for name, text in members.items():
+            data = text.encode() if isinstance(text, str) else text
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def write_outcomes(path: Path, rows: list[tuple]) -> Path:
+    text = "RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death\n"
+    text += "".join(",".join(str(x) for x in r) + "\n" for r in rows)
+    path.write_text(text)
+    return path
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run ``alfia ARGS`` in-process the way the console script does; (exit code, stdout, stderr)."""
+    from alfia.cli import main
+
+    old = sys.argv
+    sys.argv = ["alfia", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, captured.out, " ".join(captured.err.split())  # rich wraps long lines
+
