@@ -14,9 +14,35 @@ inside the CW-24 score window.
 
 GCS dynamics come from ``nurseCharting`` (GCS Total and components) when present; otherwise from the
 structured neurological exam of ``physicalExam`` (GCS eyes/verbal/motor scores), which the demo has.
-SAPS II, OASIS and hourly SOFA need ``lab``, ``vitalPeriodic`` and ``nurseCharting``; their computation
-from eICU tables is not implemented yet, and the manifest says so per variable (with the absent tables
-named when they are absent). No value is ever imputed for a missing variable.
+
+SAPS II, OASIS and the hourly SOFA dynamics are computed with the same pure score functions as MIMIC-IV
+(:mod:`alfia.cohorts.scores`); this module only gathers their inputs in DuckDB (per stay and per stay-hour
+aggregates; no per-measurement rows come back to pandas except GCS assessments) inside -360..+1440 min.
+Input sources, following the MIT-LCP eicu-code pivoted concepts (pivoted-vital, pivoted-lab, pivoted-uo,
+pivoted-gcs):
+- vitals: ``vitalPeriodic`` (heartrate, systemicsystolic/mean, respiration, temperature in degC),
+  ``vitalAperiodic`` (non-invasive systolic/mean) and the vital rows of ``nurseCharting``;
+- labs: ``lab`` (BUN, WBC x 1000, potassium, sodium, bicarbonate/HCO3, total bilirubin, creatinine,
+  platelets x 1000, paO2, FiO2);
+- FiO2 of a blood gas: the ``lab`` FiO2 drawn at the same offset, else the last FiO2 charted in
+  ``respiratoryCharting`` up to 4 h before (as the MIMIC side's charted FiO2);
+- urine: ``intakeOutput`` rows under 'I&O|Output (ml)|' whose cell path names urine, Foley, void,
+  nephrostomy, condom or straight/suprapubic catheter output;
+- ventilation (stay level, the window): ``apacheApsVar`` intubated/vent on APACHE day 1, a
+  ``respiratoryCare`` ventilation interval overlapping the window, or ventilator settings charted in
+  ``respiratoryCharting`` in the window. eICU has no reliable time-resolved ventilation status, so a
+  blood gas of a ventilated stay counts as "on ventilation" (documented substitution);
+- vasopressors: ``infusiondrug`` rates of norepinephrine, epinephrine, dopamine, dobutamine charted in
+  mcg/kg/min (as is), mg/kg/min (x1000) or mcg/min (/ weight); rates in ml/hr or without unit cannot be
+  converted without the concentration and are excluded (counted as implausible);
+- admission category and comorbidities (SAPS II) and elective surgery (OASIS): ``apachePredVar``
+  (electivesurgery, aids, lymphoma, leukemia, metastaticcancer); a stay admitted from the operating or
+  recovery room, or after elective surgery, is surgical; pre-ICU length of stay (OASIS) is
+  ``-patient.hospitaladmitoffset``.
+A score whose required tables are all present (:data:`SCORE_TABLES`, each group satisfied by any one of
+its tables) is computed; a stay's missing component counts as normal, as on the MIMIC side, and a stay
+without any input gets no score. A score with an absent required table stays missing for every stay and
+the manifest names the tables. No value is ever imputed for a missing variable.
 """
 
 from __future__ import annotations
@@ -31,6 +57,7 @@ import pandas as pd
 
 from alfia.cohorts import scores
 from alfia.cohorts.schema import EICU, ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SCORE_WINDOW
+from alfia.cohorts.sources import eicu_scores
 from alfia.cohorts.sources.duck import DuckSettings, SourceTables, connect
 from alfia.cohorts.sources.mimic_iv import ExtractionResult, assert_in_window, map_category
 from alfia.errors import AlfiaError
@@ -58,13 +85,16 @@ OPTIONAL_COLUMNS = {
     "physicalExam": ("patientunitstayid", "physicalexamoffset", "physicalexampath"),
     "lab": ("patientunitstayid", "labresultoffset", "labname", "labresult"),
     "vitalPeriodic": ("patientunitstayid", "observationoffset"),
+    "vitalAperiodic": ("patientunitstayid", "observationoffset"),
+    "intakeOutput": ("patientunitstayid", "intakeoutputoffset", "cellpath", "cellvaluenumeric"),
+    "respiratoryCharting": ("patientunitstayid", "respchartoffset", "respchartvaluelabel",
+                            "respchartvalue"),
+    "respiratoryCare": ("patientunitstayid",),
+    "apacheApsVar": ("patientunitstayid",),
+    "apachePredVar": ("patientunitstayid", "electivesurgery"),
+    "infusiondrug": ("patientunitstayid", "infusionoffset", "drugname", "drugrate"),
 }
-# Tables the not-yet-implemented eICU scores would need (named in the manifest when absent).
-SCORE_TABLES = {
-    "sapsii": ("lab", "vitalPeriodic", "nurseCharting"),
-    "oasis": ("vitalPeriodic", "nurseCharting"),
-    "sofa_dynamic": ("lab", "vitalPeriodic", "nurseCharting"),
-}
+SCORE_TABLES = eicu_scores.SCORE_TABLES  # required table groups of SAPS II, OASIS, SOFA
 
 ETHNICITY_CATEGORIES = EICU["ethnicity"].categories
 # Free-text documentation used for the lifestyle variables (case-insensitive substrings of
@@ -116,15 +146,45 @@ def open_tables(cfg: EicuConfig) -> tuple[SourceTables, list[str]]:
     return t, absent
 
 
+def score_context(t: SourceTables, absent: list[str], co: pd.DataFrame, age: pd.Series) -> pd.DataFrame:
+    """Per-stay non-physiology inputs of SAPS II and OASIS (age, pre-ICU stay, admission, comorbidity)."""
+    ctx = pd.DataFrame(index=co.index)
+    ctx["age"] = age
+    # OASIS pre-ICU length of stay: minutes from hospital to unit admission (offset is negative).
+    ctx["preiculos"] = -pd.to_numeric(co["hospitaladmitoffset"], errors="coerce").astype(float)
+    if "apachePredVar" in absent:
+        return ctx
+    cols = [c for c in ("aids", "lymphoma", "leukemia", "metastaticcancer") if t.has_column("apachePredVar", c)]
+    pv = t.df(f"""SELECT a.patientunitstayid AS stay_id, max(a.electivesurgery) AS electivesurgery
+                         {''.join(f', max(a.{c}) AS {c}' for c in cols)}
+                  FROM apachePredVar a JOIN cohort c ON a.patientunitstayid = c.stay_id GROUP BY 1""",
+              ("apachePredVar",)).set_index("stay_id").reindex(ctx.index)
+    elective = pd.to_numeric(pv["electivesurgery"], errors="coerce").astype(float)
+    ctx["elective_surgery"] = elective.where(elective.isin([0, 1]))
+    is_elective = ctx["elective_surgery"].eq(1).to_numpy(dtype=bool)
+    surgical = co["unitadmitsource"].isin(eicu_scores.SURGICAL_SOURCES).to_numpy(dtype=bool) | is_elective
+    ctx["admission_category"] = np.where(surgical & is_elective, "ScheduledSurgical",
+                                         np.where(surgical, "UnscheduledSurgical", "Medical"))
+    flag = lambda c: (pd.to_numeric(pv[c], errors="coerce").astype(float).eq(1)  # noqa: E731
+                      if c in pv else pd.Series(False, ctx.index))
+    ctx["aids"] = flag("aids").astype(int)
+    ctx["hem"] = (flag("lymphoma") | flag("leukemia")).astype(int)
+    ctx["mets"] = flag("metastaticcancer").astype(int)
+    return ctx
+
+
 def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None) -> ExtractionResult:
     say = progress or (lambda m: log.info(m))
     say("registering tables")
     t, absent = open_tables(cfg)
     say("inclusion")
-    pat = t.df("""
+    patient_extra = ", ".join(
+        f"p.{c}" if t.has_column("patient", c) else f"NULL AS {c}"
+        for c in ("hospitaladmitoffset", "unitadmitsource"))
+    pat = t.df(f"""
         SELECT p.patientunitstayid AS stay_id, p.uniquepid AS subject_id, p.gender, p.age,
                p.ethnicity, p.unittype, p.unitvisitnumber, p.admissionheight, p.admissionweight,
-               p.hospitaldischargestatus, h.region
+               p.hospitaldischargestatus, h.region, {patient_extra}
         FROM patient p LEFT JOIN hospital h ON p.hospitalid = h.hospitalid
     """, ("patient", "hospital"))
     pat["age_years"] = parse_age(pat["age"])
@@ -138,8 +198,11 @@ def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None)
     attrition["known_hospital_discharge_status"] = int(keep.sum())
     co = pat[keep].copy().set_index("stay_id")
     con = t.con
-    con.register("cohort_df", co.reset_index()[["stay_id"]])
-    t.execute("CREATE OR REPLACE TEMP TABLE cohort AS SELECT stay_id FROM cohort_df")
+    w = pd.to_numeric(co["admissionweight"], errors="coerce")
+    con.register("cohort_df", pd.DataFrame({"stay_id": co.index.to_numpy(),
+                                            "weight": w.where(w.between(20, 400)).to_numpy()}))
+    t.execute("CREATE OR REPLACE TEMP TABLE cohort AS SELECT stay_id, weight FROM cohort_df")
+    con.unregister("cohort_df")
 
     df = pd.DataFrame(index=co.index)
     df[PATIENT_ID_COLUMN] = co["subject_id"].astype(str)
@@ -226,6 +289,7 @@ def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None)
     # GCS dynamics
     say("GCS")
     gcs_src = None
+    assessed = None
     if "nurseCharting" not in absent:
         gcs_src = "nurseCharting"
         t.execute(f"""CREATE OR REPLACE TEMP TABLE gcs_rel AS
@@ -286,18 +350,18 @@ def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None)
             df[f"gcs_dynamic_{agg}"] = np.nan
         missing["gcs_dynamic_*"] = "tables nurseCharting and physicalExam are both absent"
 
-    for var, needs in SCORE_TABLES.items():
-        cols = ([f"sofa_dynamic_{a}" for a in ("max", "min", "first", "last", "avg", "stddev")]
-                if var == "sofa_dynamic" else [var])
-        for c in cols:
-            df[c] = np.nan
-        gone = [n for n in needs if n in absent]
-        key = "sofa_dynamic_*" if var == "sofa_dynamic" else var
-        missing[key] = (f"tables {', '.join(gone)} absent from this copy" if gone else
-                        "computation from eICU tables is not implemented yet")
+    say("SAPS II, OASIS, hourly SOFA")
+    stays = score_context(t, absent, co, df["age"])
+    score_cols, score_missing, score_integrity, score_facts = eicu_scores.compute(
+        t, absent, stays, assessed)
+    df = df.join(score_cols, how="left")
+    missing.update(score_missing)
+    integrity.update(score_integrity)
 
     assert_in_window({k: v for k, v in integrity.items() if "first_used_h" in v},
                      (SCORE_WINDOW.start_h, SCORE_WINDOW.end_h))
+    for var, why in missing.items():
+        log.warning("eICU: %s missing: %s", var, why)
     df[OUTCOME_COLUMN] = (status[keep].to_numpy() == "Expired").astype(int)
     df = df.reset_index().rename(columns={"stay_id": ID_COLUMN})
     for v in EICU.predictors:
@@ -324,6 +388,7 @@ def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None)
                                     "and care-plan items documented in the first 24 h; smoker is "
                                     "Unknown without any smoking documentation"},
         "missing_variables": missing,
+        "score_inputs": score_facts,
         "missing_fraction": {v: round(float(df[v].isna().mean()), 4) for v in EICU.predictor_names},
     }
     t.con.close()
