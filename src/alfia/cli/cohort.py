@@ -102,8 +102,7 @@ def physionet2012(
         bar.update(task, description="validating and writing", total=None)
         check_cohort(df, "physionet2012", source="physionet2012 cohort")
         manifest = write_cohort(df, out_path, source="physionet2012", variant="physionet2012",
-                                extra={"report": report})
-    manifest.window_hours = hours
+                                extra={"report": report}, window_hours=hours)
     _print_summary(out_path, manifest)
     for key, what in (("records_without_outcome", "record files without an outcome"),
                       ("outcomes_without_record", "outcomes without a record file"),

@@ -100,14 +100,17 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, manifest: Manifest) -
 
 
 def write_cohort(df: pd.DataFrame, path: str | os.PathLike, *, source: str, variant: str,
-                 extra: dict[str, Any] | None = None) -> Manifest:
-    """Write a cohort table in schema column order, with its manifest."""
+                 extra: dict[str, Any] | None = None,
+                 window_hours: float | None = None) -> Manifest:
+    """Write a cohort table in schema column order, with its manifest. ``window_hours`` records a
+    window other than the variant's default (e.g. ``--hours 12``)."""
     schema = get_schema(variant)
     ordered = [c for c in schema.columns if c in df.columns]
     rest = [c for c in df.columns if c not in ordered]
     df = df[ordered + rest]
     manifest = Manifest(kind="cohort", source=source, variant=variant, n_rows=len(df),
-                        splits=mortality_by_split(df), window_hours=schema.window_hours,
+                        splits=mortality_by_split(df),
+                        window_hours=schema.window_hours if window_hours is None else window_hours,
                         extra=dict(extra or {}))
     return write_table(df, path, manifest)
 

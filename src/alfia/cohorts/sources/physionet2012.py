@@ -14,7 +14,6 @@ All lines of all records are parsed at once with Arrow compute kernels (no per-l
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import tarfile
