@@ -345,7 +345,8 @@ def stage_labevents(t: SourceTables) -> None:
 
 
 def stage_intervals(t: SourceTables) -> pd.DataFrame:
-    """Ventilation / dialysis / vasopressor intervals of cohort stays (all times; checked later)."""
+    """Ventilation / dialysis intervals of cohort stays (all times; checked later) as a frame; vasopressor
+    intervals as DuckDB table ``vaso_rel``."""
     proc_ids = (INVASIVE_VENT, NONINVASIVE_VENT, *DIALYSIS_ITEMIDS)
     proc = t.df(f"""
         SELECT c.stay_id, p.itemid, {_hours('p.starttime')} AS start_h, {_hours('p.endtime')} AS end_h,
@@ -353,14 +354,16 @@ def stage_intervals(t: SourceTables) -> pd.DataFrame:
         FROM procedureevents p JOIN cohort c ON p.stay_id = c.stay_id
         WHERE p.itemid IN ({_in_list(proc_ids)})
     """, ("procedureevents",))
-    vaso = t.df(f"""
+    # Vasopressor intervals stay in DuckDB: their per-hour expansion would grow with the table size.
+    t.execute(f"""
+        CREATE OR REPLACE TEMP TABLE vaso_rel AS
         SELECT c.stay_id, i.itemid, {_hours('i.starttime')} AS start_h, {_hours('i.endtime')} AS end_h,
                CASE WHEN i.rateuom = 'mg/kg/min' THEN i.rate * 1000 ELSE i.rate END AS rate
         FROM inputevents i JOIN cohort c ON i.stay_id = c.stay_id
         WHERE i.itemid IN ({_in_list(VASOPRESSORS)}) AND i.rate IS NOT NULL
           AND i.rateuom IN ('mcg/kg/min', 'mg/kg/min')
     """, ("inputevents",))
-    return pd.concat([proc, vaso], ignore_index=True)
+    return proc
 
 
 def stage_urine(t: SourceTables) -> None:
@@ -598,6 +601,12 @@ def gather_inputs(t: SourceTables, progress: Progress) -> tuple[pd.DataFrame, pd
         ok = _overlaps_window(part)
         iv_report[f"intervals.{itemid_name}"] = {"used": int(ok.sum()),
                                                  "excluded_out_of_window": int((~ok).sum())}
+    vaso_counts = t.df(f"""SELECT itemid, count(*) FILTER (WHERE end_h >= {WINDOW_START_H} AND start_h <= {WINDOW_END_H}) AS used,
+                                  count(*) FILTER (WHERE NOT (end_h >= {WINDOW_START_H} AND start_h <= {WINDOW_END_H}))
+                                      AS excluded FROM vaso_rel GROUP BY 1""")
+    for r in vaso_counts.itertuples(index=False):
+        iv_report[f"intervals.{names[int(r.itemid)]}"] = {"used": int(r.used),
+                                                          "excluded_out_of_window": int(r.excluded)}
     facts["interval_integrity"] = iv_report
     return wide, hourly, assessments, facts
 
@@ -628,17 +637,13 @@ def _hourly_inputs(t: SourceTables, intervals: pd.DataFrame, assessments: pd.Dat
                      .agg(pao2fio2_vent_min=("pf_vent", "min"),
                           pao2fio2_novent_min=("pf_novent", "min")))
     # vasopressor rate running at the end of each hour (mimic-code: starttime < end <= endtime)
-    vaso = intervals[intervals["itemid"].isin(list(VASOPRESSORS))]
-    if not vaso.empty:
-        hrs = pd.DataFrame({"hr": np.arange(int(WINDOW_START_H), int(WINDOW_END_H))})
-        m = vaso.merge(hrs, how="cross")
-        end = m["hr"] + 1
-        m = m[(m["start_h"] < end) & (end <= m["end_h"])]
-        if not m.empty:
-            m = m.assign(drug=m["itemid"].map(VASOPRESSORS))
-            piv = m.pivot_table(index=["stay_id", "hr"], columns="drug", values="rate", aggfunc="max")
-            piv.columns = [f"rate_{c}" for c in piv.columns]
-            parts.append(piv.reset_index())
+    rates = ", ".join(f"max(v.rate) FILTER (WHERE v.itemid = {i}) AS rate_{d}"
+                      for i, d in VASOPRESSORS.items())
+    parts.append(t.df(f"""
+        SELECT v.stay_id, h.hr, {rates}
+        FROM vaso_rel v JOIN range({int(WINDOW_START_H)}, {int(WINDOW_END_H)}) h(hr)
+          ON v.start_h < h.hr + 1 AND h.hr + 1 <= v.end_h
+        GROUP BY 1, 2"""))
     hourly = None
     for p in parts:
         if p is None or p.empty:
