@@ -195,8 +195,10 @@ def make_loader(data: TokenizedTexts, batch_size: int, pad_token_id: int, *, shu
                 seed: int = 42, bucket_size: int = 50, num_workers: int = 0):
     sampler = LengthBucketedBatchSampler(data.lengths, batch_size, bucket_size=bucket_size,
                                          shuffle=shuffle, seed=seed)
+    # A private generator: creating an iterator would otherwise draw from torch's global RNG, which
+    # dropout uses, and a run resumed mid-epoch would then see different dropout masks.
     loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=PadToLongest(pad_token_id),
-                                         num_workers=num_workers)
+                                         num_workers=num_workers, generator=torch.Generator().manual_seed(seed))
     return loader, sampler
 
 

@@ -286,7 +286,7 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
                 state.global_step += 1
                 for cb in callbacks:
                     cb.on_batch_end(state)
-                if guard.requested:
+                if guard.requested and state.step_in_epoch < steps_per_epoch:  # else: finish the epoch first
                     state.epoch_seconds += time.perf_counter() - started
                     interrupt()
 

@@ -47,6 +47,7 @@ class RunSummary:
     train_seconds: float
     threshold: float
     n_rows: dict[str, int]
+    model: Any = None  # the trained AlfiaModel (best state), for callers that go on using it
 
 
 def model_name_for(model_config) -> str:
@@ -229,5 +230,5 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
                             "train_seconds_total": round(sum(r["seconds"] for r in result.history), 1)}
     write_json_atomic(layout.config, config_doc)
     return RunSummary(layout.root, result.best_epoch, result.best_score, len(result.history),
-                      result.stopped_early, train_seconds, threshold, {s: len(d) for s, d in data.items()})
+                      result.stopped_early, train_seconds, threshold, {s: len(d) for s, d in data.items()}, model)
 

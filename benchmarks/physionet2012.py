@@ -1,0 +1,184 @@
+"""Measured, not promised: ALFIA on the real PhysioNet 2012 sets A and B (8,000 ICU stays).
+
+    .venv/bin/python benchmarks/physionet2012.py [--epochs 30] [--max-length 512] [--max-train-rows N]
+        [--backbone ID_OR_DIR] [--work-dir runs/benchmarks/physionet2012] [--skip-ablation]
+
+Steps: build the CW-24 PhysioNet 2012 cohort from ../shared/data/physionet2012 (fixed, seeded split
+assigned by the cohort builder), encode it as clinical text, train ALFIA (ALF pooling) and the ablation
+with a static mean over the same top N_f layers, score both on the test split with stratified-bootstrap
+95% CIs (alfia.evaluation), compare them with a paired bootstrap, and time inference at batch sizes 1
+and 64. Everything lands in WORK_DIR (results.json, results.md, one run directory per model). The data
+are read in place and never copied into the repository.
+
+The paper's protocol (all training rows, up to 30 epochs, 512 tokens, patience 5) needs a GPU; on a
+2-core CPU pass a smaller configuration and report it with the numbers (results.md records it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "physionet2012"
+
+
+def build_text(work: Path, console) -> Path:
+    from alfia.cohorts.io import write_cohort
+    from alfia.cohorts.sources.physionet2012 import build_physionet2012
+    from alfia.text import encode_file
+
+    cohort_path, text_path = work / "cohort.parquet", work / "text.parquet"
+    if text_path.exists():
+        console.print(f"reusing {text_path}")
+        return text_path
+    if not DATA.exists():
+        raise SystemExit(f"real data absent: {DATA} (needs ../shared/data beside the repository)")
+    started = time.perf_counter()
+    cohort, report = build_physionet2012([DATA / "set-a.tar.gz", DATA / "set-b.tar.gz"],
+                                         [DATA / "Outcomes-a.txt", DATA / "Outcomes-b.txt"], hours=24.0)
+    write_cohort(cohort, cohort_path, source="physionet2012", variant="physionet2012",
+                 extra={"report": report})
+    encode_file(cohort_path, text_path)
+    console.print(f"cohort + text: {len(cohort)} stays in {time.perf_counter() - started:.0f} s -> {text_path}")
+    return text_path
+
+
+def train_and_evaluate(text_path: Path, run_dir: Path, pooler: str, args, console) -> dict:
+    from alfia.evaluation import evaluate_run
+    from alfia.models import AlfiaConfig
+    from alfia.training import TrainConfig, read_run_config, train_run
+
+    if (run_dir / "metrics.json").exists():
+        console.print(f"reusing finished run {run_dir}")
+    else:
+        resume = (run_dir / "checkpoint").exists() and not (run_dir / "predictions.parquet").exists()
+        model_config = AlfiaConfig(backbone=args.backbone, pooler=pooler, max_length=args.max_length)
+        train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                   max_length=args.max_length, max_train_rows=args.max_train_rows,
+                                   patience=args.patience, seed=args.seed, num_threads=args.threads)
+        train_run(text_path, run_dir, model_config, train_config, resume=resume, console=console)
+        evaluate_run(run_dir, split="test", n_boot=args.n_boot, seed=args.seed)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config = read_run_config(run_dir)
+    return {"run_dir": str(run_dir), "metrics": metrics["metrics"], "n": metrics["n"], "n_pos": metrics["n_pos"],
+            "training": config.get("result", {}), "rows": config["data"]["n_rows"]}
+
+
+def time_inference(run_dir: Path, text_path: Path, args, console) -> dict:
+    from alfia.cohorts.io import read_table
+    from alfia.inference import frame_to_input, load_run, predict
+
+    run = load_run(run_dir, num_threads=args.threads)
+    df, _ = read_table(text_path)
+    test = df[df["split"] == "test"].reset_index(drop=True)
+    out = {}
+    for batch_size, n in ((1, args.n_batch1), (64, args.n_batch64)):
+        rows = test.iloc[:n]
+        inputs = frame_to_input(rows, str(text_path), run)
+        predict(run, frame_to_input(rows.iloc[:min(8, n)], str(text_path), run), batch_size=batch_size)  # warm-up
+        _, perf = predict(run, inputs, batch_size=batch_size)
+        console.print(f"batch size {batch_size}: {perf.describe()}")
+        out[str(batch_size)] = perf.to_dict()
+    return out
+
+
+def _ci(m: dict) -> str:
+    return f"{m['value']:.3f} ({m['ci_low']:.3f}–{m['ci_high']:.3f})"
+
+
+def markdown(results: dict) -> str:
+    a, b = results["alf"], results.get("static_mean")
+    cfg = results["config"]
+    lines = [
+        f"Command: `{results['command']}`  ",
+        f"Machine: {results['machine']}; date {results['date']}. The machine was shared with other developers "
+        f"during the run, so timings are upper bounds.  ",
+        f"Configuration: backbone {cfg['backbone'] or 'all-MiniLM-L6-v2 (offline default)'}, LoRA r=16/alpha=16, "
+        f"N_f=4, max_length {cfg['max_length']}, batch size {cfg['batch_size']}, lr {cfg['lr']}, "
+        f"up to {cfg['epochs']} epoch(s), patience {cfg['patience']}, training rows "
+        f"{a['rows']['train']} of the train split (max_train_rows={cfg['max_train_rows']}), val {a['rows']['val']}, "
+        f"test {a['rows']['test']}, seed {cfg['seed']}.",
+        "",
+        "| Model | Test AUPRC (95% CI) | Test AUROC (95% CI) | Best epoch | Epochs run | Training time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in (("ALFIA (ALF pooling)", a), ("Ablation: static mean of top 4 layers", b)):
+        if r is None:
+            continue
+        t = r["training"]
+        lines.append(f"| {name} | {_ci(r['metrics']['auprc'])} | {_ci(r['metrics']['auroc'])} | "
+                     f"{t.get('best_epoch')} | {t.get('epochs_run')} | {t.get('train_seconds_total', 0) / 60:.1f} min |")
+    if "paired" in results:
+        p = results["paired"]
+        lines += ["", f"ALF minus static mean, paired bootstrap on the {a['n']} test stays: "
+                      f"ΔAUPRC {p['auprc']['difference']:+.3f} (95% CI {p['auprc']['ci_low']:+.3f} to {p['auprc']['ci_high']:+.3f}, "
+                      f"p={p['auprc']['p_value']:.3f}); ΔAUROC {p['auroc']['difference']:+.3f} "
+                      f"(95% CI {p['auroc']['ci_low']:+.3f} to {p['auroc']['ci_high']:+.3f}, p={p['auroc']['p_value']:.3f})."]
+    inf = results["inference"]
+    lines += ["", "| Inference (ALFIA run, CPU) | ms/sample | Peak RSS of the process | Samples timed |", "|---|---|---|---|"]
+    for bs in ("1", "64"):
+        x = inf[bs]
+        lines.append(f"| batch size {bs} | {x['ms_per_sample']:.1f} | {x['peak_rss_mb']:.0f} MB | {x['n_samples']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    from rich.console import Console
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "benchmarks" / "physionet2012")
+    parser.add_argument("--backbone", default=None)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--max-train-rows", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--n-batch1", type=int, default=100, help="test texts timed one at a time")
+    parser.add_argument("--n-batch64", type=int, default=640, help="test texts timed in batches of 64")
+    parser.add_argument("--skip-ablation", action="store_true")
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    work = args.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    text_path = build_text(work, console)
+    results = {
+        "command": "python benchmarks/physionet2012.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores, no GPU" if not __import__(
+            "torch").cuda.is_available() else f"{__import__('torch').cuda.get_device_name(0)}",
+        "date": str(date.today()),
+        "config": {k: v for k, v in vars(args).items() if k != "work_dir"},
+    }
+    results["alf"] = train_and_evaluate(text_path, work / "alfia_alf", "alf", args, console)
+    if not args.skip_ablation:
+        results["static_mean"] = train_and_evaluate(text_path, work / "alfia_static_mean", "static_mean", args,
+                                                    console)
+        from alfia.evaluation import paired_compare
+        from alfia.runs import read_predictions
+
+        results["paired"] = paired_compare(read_predictions(work / "alfia_alf" / "predictions.parquet"),
+                                           read_predictions(work / "alfia_static_mean" / "predictions.parquet"),
+                                           "test", n_boot=args.n_boot, seed=args.seed)
+    results["inference"] = time_inference(work / "alfia_alf", text_path, args, console)
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    from alfia.atomic import write_json_atomic, write_text_atomic
+
+    write_json_atomic(work / "results.json", results)
+    write_text_atomic(work / "results.md", markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Tokenised datasets, the length-bucketed sampler and dynamic padding; bad text tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from alfia.errors import AlfiaError
+from alfia.training.data import (
+    LengthBucketedBatchSampler, PadToLongest, TokenizedTexts, check_labels, check_texts, make_loader,
+)
+
+
+def _dataset(lengths) -> TokenizedTexts:
+    ids = [list(range(5, 5 + n)) for n in lengths]
+    return TokenizedTexts(ids, np.arange(len(ids)), np.array(["train"] * len(ids), dtype=object),
+                          np.zeros(len(ids), dtype=np.int8))
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_sampler_covers_every_row_exactly_once_per_epoch(shuffle):
+    lengths = np.random.default_rng(0).integers(3, 200, size=203)
+    sampler = LengthBucketedBatchSampler(lengths, batch_size=16, bucket_size=4, shuffle=shuffle, seed=42)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == len(sampler)
+        flat = np.concatenate(batches)
+        assert sorted(flat.tolist()) == list(range(len(lengths)))
+        assert all(1 <= len(b) <= 16 for b in batches)
+
+
+def test_sampler_order_depends_only_on_seed_and_epoch():
+    lengths = np.arange(100) % 37 + 1
+    a = LengthBucketedBatchSampler(lengths, 8, seed=42)
+    b = LengthBucketedBatchSampler(lengths, 8, seed=42)
+    a.set_epoch(3), b.set_epoch(3)
+    assert a.batches() == b.batches()
+    b.set_epoch(4)
+    assert a.batches() != b.batches()
+    assert LengthBucketedBatchSampler(lengths, 8, seed=7).batches() != LengthBucketedBatchSampler(lengths, 8).batches()
+
+
+def test_buckets_group_similar_lengths():
+    # Within a bucket, batches hold neighbours in length, so padding is far below padding to the longest text.
+    lengths = np.random.default_rng(1).integers(10, 500, size=640)
+    sampler = LengthBucketedBatchSampler(lengths, 16, bucket_size=40, seed=42)
+    padded = sum(len(b) * lengths[b].max() for b in sampler)
+    assert padded < 0.6 * len(lengths) * lengths.max()
+    assert padded < 1.1 * lengths.sum()
+
+
+def test_batches_are_padded_to_their_own_longest_text():
+    lengths = [3, 50, 7, 9, 120, 4, 33, 8, 61, 5]
+    data = _dataset(lengths)
+    loader, _ = make_loader(data, batch_size=3, pad_token_id=0, shuffle=True, seed=42, bucket_size=2)
+    seen = []
+    for batch in loader:
+        rows = batch["index"].numpy()
+        longest = max(lengths[i] for i in rows)
+        assert batch["input_ids"].shape == (len(rows), longest)
+        assert batch["attention_mask"].sum(dim=1).tolist() == [lengths[i] for i in rows]
+        # Everything past a text's own length is padding, masked out.
+        for row, i in enumerate(rows):
+            assert (batch["input_ids"][row, lengths[i]:] == 0).all()
+            assert batch["input_ids"][row, :lengths[i]].tolist() == data.input_ids[i]
+        seen += rows.tolist()
+    assert sorted(seen) == list(range(len(lengths)))
+    assert max(b.shape[1] for b in [x["input_ids"] for x in loader]) == 120
+    assert min(b.shape[1] for b in [x["input_ids"] for x in loader]) < 120
+
+
+def test_collate_carries_labels_as_floats():
+    batch = PadToLongest(0)([{"input_ids": [1, 2], "index": 0, "label": 1.0},
+                             {"input_ids": [1], "index": 1, "label": 0.0}])
+    assert batch["labels"].dtype == torch.float32 and batch["labels"].tolist() == [1.0, 0.0]
+
+
+def test_missing_text_column_is_named():
+    df = pd.DataFrame({"stay_id": [1], "note": ["x"]})
+    with pytest.raises(AlfiaError, match=r"data\.parquet: no 'text' column"):
+        check_texts(df, "data.parquet")
+
+
+@pytest.mark.parametrize("bad", ["", "   ", None])
+def test_empty_text_names_row_and_stay(bad):
+    df = pd.DataFrame({"stay_id": [11, 12, 13], "text": ["fine", bad, "fine"]})
+    with pytest.raises(AlfiaError, match=r"t\.parquet: column 'text' is empty at row 1 \(stay_id=12\)"):
+        check_texts(df, "t.parquet")
+
+
+def test_nan_label_is_named():
+    df = pd.DataFrame({"stay_id": [1, 2], "hospital_expire_flag": [0, np.nan]})
+    with pytest.raises(AlfiaError, match=r"t\.parquet: column 'hospital_expire_flag' has a missing \(NaN\).*row 1 \(stay_id=2\)"):
+        check_labels(df, "t.parquet")
+
+
+def test_label_outside_zero_one_is_named():
+    df = pd.DataFrame({"stay_id": [1, 2, 3], "hospital_expire_flag": [0, 1, 2]})
+    with pytest.raises(AlfiaError, match=r"must be 0 or 1, got 2 at row 2 \(stay_id=3\)"):
+        check_labels(df, "t.parquet")
+    assert check_labels(df.iloc[:2], "t.parquet").tolist() == [0, 1]
