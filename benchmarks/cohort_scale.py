@@ -58,29 +58,43 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mimic-dir", default="../shared/data/mimic-iv-demo")
     ap.add_argument("--k", type=int, nargs="+", default=[1, 10, 50])
-    ap.add_argument("--memory-limit", default="1GB")
+    ap.add_argument("--memory-limit", nargs="+", default=["1GB"],
+                    help="DuckDB memory limit(s); each one is measured on the same replica")
+    ap.add_argument("--replicas-dir", default=None,
+                    help="keep replicas in DIR/k<k> and reuse them (default: temp folder, deleted)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.memory_limit, args.threads)))
+        print(json.dumps(run_one(args.child, args.memory_limit[0], args.threads)))
         return
     demo = Path(args.mimic_dir).resolve()
     rows = []
     for k in args.k:
-        work = Path(tempfile.mkdtemp(prefix=f"alfia-scale-k{k}-"))
+        keep = args.replicas_dir is not None
+        work = (Path(args.replicas_dir) / f"k{k}" if keep
+                else Path(tempfile.mkdtemp(prefix=f"alfia-scale-k{k}-")))
         try:
-            replicate(demo, work, k)
+            if not (work / "icu" / "chartevents.csv.gz").exists():
+                replicate(demo, work, k)
             size = sum(p.stat().st_size for p in work.rglob("*.csv.gz"))
-            cmd = [sys.executable, __file__, "--child", str(work), "--memory-limit", args.memory_limit]
-            if args.threads:
-                cmd += ["--threads", str(args.threads)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-            row = {"k": k, "input_mib": round(size / 2**20, 1), **json.loads(out.stdout.splitlines()[-1])}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            for limit in args.memory_limit:
+                cmd = [sys.executable, __file__, "--child", str(work), "--memory-limit", limit]
+                if args.threads:
+                    cmd += ["--threads", str(args.threads)]
+                out = subprocess.run(cmd, capture_output=True, text=True)
+                row = {"k": k, "memory_limit": limit, "input_mib": round(size / 2**20, 1)}
+                if out.returncode != 0:
+                    row["error"] = (out.stderr.strip().splitlines() or ["?"])[-1]
+                    print(json.dumps(row), flush=True)
+                    continue
+                row.update(json.loads(out.stdout.splitlines()[-1]))
+                rows.append(row)
+                print(json.dumps(row), flush=True)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if not keep:
+                shutil.rmtree(work, ignore_errors=True)
+    rows = [r for r in rows if r["memory_limit"] == args.memory_limit[0] and "error" not in r]
     if len(rows) >= 2:
         # Linear extrapolation from the last two points to full MIMIC-IV (~94k ICU stays; the demo
         # has 140 ICU stays per replica, so full size is k ~ 671).

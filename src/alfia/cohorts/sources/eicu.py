@@ -154,7 +154,8 @@ def score_context(t: SourceTables, absent: list[str], co: pd.DataFrame, age: pd.
     ctx["preiculos"] = -pd.to_numeric(co["hospitaladmitoffset"], errors="coerce").astype(float)
     if "apachePredVar" in absent:
         return ctx
-    cols = [c for c in ("aids", "lymphoma", "leukemia", "metastaticcancer") if t.has_column("apachePredVar", c)]
+    cols = [c for c in ("aids", "lymphoma", "leukemia", "metastaticcancer")
+            if t.has_column("apachePredVar", c)]
     pv = t.df(f"""SELECT a.patientunitstayid AS stay_id, max(a.electivesurgery) AS electivesurgery
                          {''.join(f', max(a.{c}) AS {c}' for c in cols)}
                   FROM apachePredVar a JOIN cohort c ON a.patientunitstayid = c.stay_id GROUP BY 1""",

@@ -107,7 +107,8 @@ def stage_observations(t: SourceTables, absent: list[str]) -> list[str]:
                 used.append(table)
     if "nurseCharting" not in absent:
         t.execute(f"CREATE OR REPLACE TEMP TABLE nurse_map AS SELECT * FROM (VALUES "
-                  f"{_values((k, *v) for k, v in NURSE_VITALS.items())}) m(name, concept, scale, shift, lo, hi)")
+                  f"{_values((k, *v) for k, v in NURSE_VITALS.items())}) "
+                  f"m(name, concept, scale, shift, lo, hi)")
         parts.append("""
             SELECT n.patientunitstayid, m.concept, 'nurseCharting', n.nursingchartoffset,
                    CASE WHEN TRY_CAST(n.nursingchartvalue AS DOUBLE) > m.lo
@@ -235,7 +236,8 @@ def _stage_gases(t: SourceTables) -> None:
     """``gas_rel``: PaO2 per stay and offset with the FiO2 that applies (lab same offset, else charted)."""
     t.execute(f"""
         CREATE OR REPLACE TEMP TABLE gas_rel AS
-        WITH p AS (SELECT stay_id, offs, max(value) AS pao2 FROM obs_win WHERE concept = 'pao2' GROUP BY 1, 2),
+        WITH p AS (SELECT stay_id, offs, max(value) AS pao2 FROM obs_win
+                   WHERE concept = 'pao2' GROUP BY 1, 2),
              lf AS (SELECT stay_id, offs, max(value) AS fio2 FROM obs_win
                     WHERE concept = 'fio2' AND src = 'lab' GROUP BY 1, 2),
              cf AS (SELECT stay_id, offs, max(value) AS fio2 FROM obs_win
@@ -256,7 +258,8 @@ def per_stay_inputs(t: SourceTables, vent: pd.Series | None) -> pd.DataFrame:
     wide = t.df(f"""SELECT c.stay_id, {sel},
                            max(value) FILTER (WHERE concept = 'bilirubin') AS bilirubin_max,
                            sum(value) FILTER (WHERE concept = 'urine_output') AS urine_output
-                    FROM cohort c LEFT JOIN obs_win o ON c.stay_id = o.stay_id GROUP BY 1""").set_index("stay_id")
+                    FROM cohort c LEFT JOIN obs_win o ON c.stay_id = o.stay_id GROUP BY 1"""
+                ).set_index("stay_id")
     pf = t.df("SELECT stay_id, min(pao2 / (fio2 / 100.0)) AS pf FROM gas_rel "
               "WHERE fio2 IS NOT NULL GROUP BY 1").set_index("stay_id")["pf"]
     if vent is not None:

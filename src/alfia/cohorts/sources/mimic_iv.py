@@ -601,9 +601,10 @@ def gather_inputs(t: SourceTables, progress: Progress) -> tuple[pd.DataFrame, pd
         ok = _overlaps_window(part)
         iv_report[f"intervals.{itemid_name}"] = {"used": int(ok.sum()),
                                                  "excluded_out_of_window": int((~ok).sum())}
-    vaso_counts = t.df(f"""SELECT itemid, count(*) FILTER (WHERE end_h >= {WINDOW_START_H} AND start_h <= {WINDOW_END_H}) AS used,
-                                  count(*) FILTER (WHERE NOT (end_h >= {WINDOW_START_H} AND start_h <= {WINDOW_END_H}))
-                                      AS excluded FROM vaso_rel GROUP BY 1""")
+    overlaps = f"(end_h >= {WINDOW_START_H} AND start_h <= {WINDOW_END_H})"
+    vaso_counts = t.df(f"""SELECT itemid, count(*) FILTER (WHERE {overlaps}) AS used,
+                                  count(*) FILTER (WHERE NOT {overlaps}) AS excluded
+                           FROM vaso_rel GROUP BY 1""")
     for r in vaso_counts.itertuples(index=False):
         iv_report[f"intervals.{names[int(r.itemid)]}"] = {"used": int(r.used),
                                                           "excluded_out_of_window": int(r.excluded)}
