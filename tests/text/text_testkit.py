@@ -312,6 +312,8 @@ PHYSIONET_NAMES = {
     "troponin_t": ("troponin T", "ng/mL"),
 }
 _PARAM = {p.stem: p for p in PHYSIONET_SERIES}
+_SERIES_NAME_RE = re.compile(
+    "|".join(f"(?P<{stem}>{name})(?= |:)" for stem, (name, _) in PHYSIONET_NAMES.items()))
 
 
 def _series_segment(reader: Reader, start: int, segment: str, seen: set) -> None:
@@ -321,13 +323,10 @@ def _series_segment(reader: Reader, start: int, segment: str, seen: set) -> None
         implicit_value = True
     else:
         implicit_value = False
-        for stem, (name, unit) in PHYSIONET_NAMES.items():
-            m = re.match(name + r"(?= |:)", segment)
-            if m:
-                name_end = m.end()
-                break
-        else:
-            raise AssertionError(f"unknown series segment {segment!r}")
+        m = _SERIES_NAME_RE.match(segment)
+        assert m, f"unknown series segment {segment!r}"
+        stem, name_end = m.lastgroup, m.end()
+        unit = PHYSIONET_NAMES[stem][1]
     assert stem not in seen, f"series {stem} written twice"
     seen.add(stem)
     p = _PARAM[stem]

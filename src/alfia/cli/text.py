@@ -42,7 +42,7 @@ def encode(
         backbone = report_tokens or DEFAULT_BACKBONE
         lengths = token_lengths(text["text"].tolist(), load_tokenizer(backbone))
         report = length_report(lengths, max_length)
-        typer.echo(f"tokens ({backbone}): p50 {report.p50:g}, p95 {report.p95:g}, max {report.max} "
+        typer.echo(f"tokens ({backbone}): p50 {report.p50:.0f}, p95 {report.p95:.0f}, max {report.max} "
                    f"over {report.n:,} texts")
         if max_length is not None:
             if report.n_truncated:

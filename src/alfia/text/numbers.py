@@ -10,8 +10,8 @@ The rule is decided per variable from its schema kind, so it is the same for eve
 - Ages are written with up to one decimal (sources record whole years), and the derived body mass index
   with one decimal, as ``round(weight / (height / 100) ** 2, 1)``.
 
-Rounding is Python's correctly rounded ``format``; ``round(value, decimals)`` gives the same number,
-which is what the round-trip tests compare against.
+Rounding is Python's correctly rounded ``round(value, decimals)`` (the same digits as
+``format(value, ".2f")``), which is what the round-trip tests compare against.
 """
 
 from __future__ import annotations

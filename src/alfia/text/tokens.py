@@ -45,7 +45,7 @@ def token_lengths(texts: Sequence[str], tokenizer) -> np.ndarray:
     out = np.empty(len(texts), dtype=np.int64)
     for start in range(0, len(texts), _BATCH):
         batch = list(texts[start:start + _BATCH])
-        ids = tokenizer(batch, add_special_tokens=True, truncation=False)["input_ids"]
+        ids = tokenizer(batch, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         out[start:start + len(batch)] = [len(x) for x in ids]
     return out
 
