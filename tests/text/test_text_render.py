@@ -109,6 +109,15 @@ def test_abbreviation_moves_to_its_first_mention_when_values_are_missing(mimic_r
     assert "The Glasgow Coma Scale (GCS) was not recorded." in state
 
 
+def test_unchanged_score_is_said_once(mimic_row):
+    row = {**mimic_row, "gcs_dynamic_first": 15, "gcs_dynamic_last": 15, "gcs_dynamic_min": 15,
+           "gcs_dynamic_max": 15, "gcs_dynamic_avg": 15.0, "gcs_dynamic_stddev": 0.0}
+    text = render_row(row, "mimic")
+    assert "Over the first day, the Glasgow Coma Scale (GCS) stayed at 15 points; the Sequential " \
+           "Organ Failure Assessment (SOFA) score went from 4 to 3 points (range 2-5, mean 3.5, " \
+           "standard deviation (SD) 1.05)." in text
+
+
 def test_bmi_has_one_decimal_and_needs_height_and_weight(mimic_row):
     text = render_row({**mimic_row, "height": 175.0, "weight": 81.0}, "mimic")
     assert f"(BMI) of {round(81 / 1.75 ** 2, 1)} kg/m²" in text  # 26.4

@@ -248,6 +248,15 @@ def _cw24_dynamic(reader: Reader) -> None:
                     ("first", "last", "min", "max", "mean", "std"),
                     ("first", "last", "min", "max", "avg", "stddev"))}
                 cols["count"] = None
+                rest = segment[m.end():]
+                stayed = re.fullmatch(rf" stayed at {NUM} points", rest)
+                if stayed:
+                    x = float(stayed.group(1))
+                    for stat in ("first", "last", "min", "max", "mean"):
+                        reader.take(cols[stat], x)
+                    reader.take(cols["std"], 0.0)
+                    reader.blank(pos + m.end() + stayed.start(1), pos + m.end() + stayed.end(1))
+                    break
                 lead = " went from " if segment[m.end():].startswith(" went from ") else ""
                 if lead:
                     _trajectory(reader, pos + m.end() + 1, pos + len(segment), cols, "points",

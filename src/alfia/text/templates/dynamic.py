@@ -11,7 +11,11 @@ SCORES = (("gcs", "GCS", "the {}"), ("sofa", "SOFA", "the {} score"))
 
 
 def dynamic_sentences(v: dict, abbr: Abbreviations, state: bool) -> list[str]:
-    """'Over the first day, the Glasgow Coma Scale (GCS) went from 14 to 15 points (range 13-15, ...).'"""
+    """'Over the first day, the Glasgow Coma Scale (GCS) went from 14 to 15 points (range 13-15, ...).'
+
+    A score that did not change reads 'the GCS stayed at 15 points' (first = last = lowest = highest =
+    mean = 15, SD 0).
+    """
     phrases, missing = [], []
     for stem, abbreviation, pattern in SCORES:
         stats = [v[f"{stem}_dynamic_{agg}"] for agg in AGGREGATES]
@@ -20,7 +24,12 @@ def dynamic_sentences(v: dict, abbr: Abbreviations, state: bool) -> list[str]:
                 missing.append((pattern, abbreviation))
             continue
         name = pattern.format(abbr(abbreviation))
-        phrases.append(trajectory(name, "points", stats, abbr, state, lead="went from "))
+        first, last, lowest, highest, mean, sd = stats
+        if sd == "0" and first is not None and first == last == lowest == highest == mean:
+            # Unchanged all window: the one value is every aggregate, and the SD is 0.
+            phrases.append(f"{name} stayed at {first} points")
+        else:
+            phrases.append(trajectory(name, "points", stats, abbr, state, lead="went from "))
     out = []
     if phrases:
         out.append(f"Over the first day, {'; '.join(phrases)}.")
