@@ -54,6 +54,7 @@ class TrainState:
     best_score: float = -math.inf
     best_epoch: int = 0  # 1-based epoch of the best score; 0 before any
     best_state: dict[str, torch.Tensor] | None = None
+    best_val_probs: np.ndarray | None = None  # val probabilities of the best state (not checkpointed)
     stop: bool = False
     interrupted: bool = False
     last_batch_loss: float = float("nan")
@@ -76,6 +77,7 @@ class TrainResult:
     best_score: float
     history: list[dict]
     stopped_early: bool
+    best_val_probs: np.ndarray | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -312,6 +314,7 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
             if record["best"]:
                 state.best_score, state.best_epoch = score, state.epoch + 1
                 state.best_state = trainable_state(model)
+                state.best_val_probs = val_probs
             state.history.append(record)
             state.epoch += 1
             state.step_in_epoch = 0
@@ -326,4 +329,4 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
     for cb in callbacks:
         cb.on_train_end(state)
     return TrainResult(state.best_epoch, state.best_score, state.history,
-                       stopped_early=state.stop and state.epoch < config.epochs)
+                       stopped_early=state.stop and state.epoch < config.epochs, best_val_probs=state.best_val_probs)

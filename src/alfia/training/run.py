@@ -205,8 +205,10 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
     device = resolve_device(train_config.device)
     pad_id = pad_token_id_of(tokenizer)
     probs: dict[str, np.ndarray] = {}
+    if result.best_val_probs is not None:  # the best epoch's own val pass: same weights, same batches
+        probs["val"] = result.best_val_probs
     for s in predict_splits:
-        if s in data:
+        if s in data and s not in probs:
             probs[s] = sigmoid(predict_logits(model, data[s], batch_size=train_config.eval_batch_size,
                                               pad_token_id=pad_id, device=device))
     if "val" not in probs:
