@@ -17,10 +17,11 @@ class TrainConfig:
     """How ALFIA is optimised. The model's own shape lives in ``alfia.models.AlfiaConfig``.
 
     ``pos_weight``: None (plain BCE), a float, or "auto" (negatives / positives of the training rows).
-    ``max_length``: tokens kept per text; batches are padded only to their own longest text.
+    ``max_length``: tokens kept per text (None: the model config's); batches are padded only to their
+    own longest text. When set it overrides the model config's, so training and inference agree.
     ``bucket_size``: batches per length bucket; texts of similar length share a batch, buckets are
     shuffled, so batches stay random while padding stays small.
-    ``max_train_rows``: a stratified-free, seeded subsample of the training rows for quick runs.
+    ``max_train_rows``: a seeded, outcome-stratified subsample of the training rows for quick runs.
     """
 
     lr: float = 2e-4
@@ -33,7 +34,7 @@ class TrainConfig:
     pos_weight: float | str | None = None
     patience: int = 5
     seed: int = 42
-    max_length: int = 512
+    max_length: int | None = None  # None: the model config's max_length
     bucket_size: int = 50
     num_workers: int = 0
     num_threads: int | None = None
@@ -50,7 +51,7 @@ class TrainConfig:
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 (or None)"),
             (self.patience >= 1, "patience must be >= 1"),
-            (self.max_length >= 8, "max_length must be >= 8"),
+            (self.max_length is None or self.max_length >= 8, "max_length must be >= 8"),
             (self.bucket_size >= 1, "bucket_size must be >= 1"),
             (self.num_workers >= 0, "num_workers must be >= 0"),
             (self.max_train_rows is None or self.max_train_rows >= 2, "max_train_rows must be >= 2"),
