@@ -28,19 +28,24 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def mimic_out(mimic_demo, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("mimic") / "mimic.parquet"
+    spill = out.parent / "duckdb"
     _register()
     res = CliRunner().invoke(app, ["cohort", "mimic-iv", "--mimic-dir", str(mimic_demo),
-                                   "--out", str(out)])
+                                   "--out", str(out), "--temp-directory", str(spill)])
     assert res.exit_code == 0, res.output
+    assert list(spill.iterdir()) == []  # the scratch database is deleted after the extraction
     return out
 
 
 @pytest.fixture(scope="module")
 def eicu_out(eicu_demo, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("eicu") / "eicu.parquet"
+    spill = out.parent / "duckdb"
     _register()
-    res = CliRunner().invoke(app, ["cohort", "eicu", "--eicu-dir", str(eicu_demo), "--out", str(out)])
+    res = CliRunner().invoke(app, ["cohort", "eicu", "--eicu-dir", str(eicu_demo), "--out", str(out),
+                                   "--temp-directory", str(spill)])
     assert res.exit_code == 0, res.output
+    assert list(spill.iterdir()) == []  # the scratch database is deleted after the extraction
     assert "missing sapsii" in res.output  # the console names missing variables and why
     return out
 

@@ -5,15 +5,21 @@ sub-folder such as ``hosp/`` or ``icu/``). :class:`SourceTables` finds them, reg
 view under a short name, checks the columns a query needs, and turns DuckDB's errors (truncated gzip
 stream, unparsable CSV, missing file) into :class:`~alfia.errors.AlfiaError` messages that name the table.
 
-Every connection is opened with a ``memory_limit`` and a ``temp_directory`` so that joins and sorts over
-tables larger than memory (full MIMIC-IV chartevents: ~330M rows) spill to disk instead of growing RSS.
+Every connection opens a scratch database *file* (``work.duckdb`` in a fresh folder) with a
+``memory_limit``. The working tables an extraction creates (per-measurement rows of the cohort's stays)
+then live in that buffer-managed file, and joins and sorts spill to the same folder, so RAM stays near
+``memory_limit`` however large the source tables are (full MIMIC-IV chartevents: ~330M rows). An
+in-memory database (``:memory:``) or ``TEMP`` tables would instead keep every working table in RAM.
+:func:`close` (or :meth:`SourceTables.close`) deletes the folder; so does garbage collection.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,32 +31,69 @@ from alfia.errors import AlfiaError
 TABLE_SUFFIXES = (".parquet", ".csv.gz", ".csv")
 
 
+DEFAULT_MAX_THREADS = 4  # each DuckDB thread holds its own buffers: more threads, more memory
+
+
 @dataclass(frozen=True)
 class DuckSettings:
     """Resource limits of the DuckDB connection (saved with every extraction)."""
 
     memory_limit: str = "3GB"
-    temp_directory: str | None = None  # None: a fresh folder under the system temp dir
-    threads: int | None = None  # None: DuckDB's default (all cores)
+    temp_directory: str | None = None  # scratch folder is created inside; None: the system temp dir
+    threads: int | None = None  # None: min(4, number of cores)
 
     def to_dict(self) -> dict:
         return {"memory_limit": self.memory_limit, "temp_directory": self.temp_directory,
                 "threads": self.threads}
 
 
+# connection -> finalizer that deletes its scratch folder (runs once: on close() or garbage collection)
+_SCRATCH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def connect(settings: DuckSettings | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection that spills to ``temp_directory`` beyond ``memory_limit``."""
+    """A DuckDB connection on a scratch database file that holds RAM near ``memory_limit``.
+
+    The database and DuckDB's spill files go to a fresh folder ``alfia-duckdb-*`` inside
+    ``settings.temp_directory`` (or the system temp dir); :func:`close` deletes it.
+    """
     settings = settings or DuckSettings()
-    con = duckdb.connect(":memory:")
-    temp = settings.temp_directory or tempfile.mkdtemp(prefix="alfia-duckdb-")
-    Path(temp).mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET memory_limit = '{settings.memory_limit}'")
-    con.execute(f"SET temp_directory = '{_sql_str(temp)}'")
-    # Keep insertion order off: we never rely on it and it costs memory on large scans.
-    con.execute("SET preserve_insertion_order = false")
-    if settings.threads:
-        con.execute(f"SET threads = {int(settings.threads)}")
+    parent = settings.temp_directory
+    if parent:
+        try:
+            Path(parent).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise AlfiaError(f"DuckDB temp directory {parent}: cannot be created ({e})") from None
+    folder = Path(tempfile.mkdtemp(prefix="alfia-duckdb-", dir=parent))
+    threads = int(settings.threads) if settings.threads else min(DEFAULT_MAX_THREADS, os.cpu_count() or 1)
+    try:
+        con = duckdb.connect(str(folder / "work.duckdb"), config={
+            "memory_limit": settings.memory_limit,
+            "temp_directory": str(folder / "spill"),
+            "threads": threads,
+            # We never rely on insertion order, and keeping it costs memory on large scans.
+            "preserve_insertion_order": False,
+        })
+    except duckdb.Error as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise AlfiaError(f"could not open a DuckDB scratch database in {folder} with {settings}: "
+                         f"{str(e).strip().splitlines()[0]}") from None
+    _SCRATCH[con] = weakref.finalize(con, shutil.rmtree, str(folder), ignore_errors=True)
     return con
+
+
+def scratch_folder(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """The folder holding ``con``'s scratch database, or None (not opened by :func:`connect`, or closed)."""
+    fin = _SCRATCH.get(con)
+    return Path(fin.peek()[2][0]) if fin is not None and fin.alive else None
+
+
+def close(con: duckdb.DuckDBPyConnection) -> None:
+    """Close ``con`` and delete its scratch folder (database file and spill files)."""
+    con.close()
+    fin = _SCRATCH.pop(con, None)
+    if fin is not None:
+        fin()
 
 
 def _sql_str(s: str | os.PathLike) -> str:
@@ -133,6 +176,16 @@ class SourceTables:
 
     def has_column(self, table: str, column: str) -> bool:
         return column.lower() in self.columns.get(table, [])
+
+    def close(self) -> None:
+        """Close the connection and delete its scratch database."""
+        close(self.con)
+
+    def __enter__(self) -> "SourceTables":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- running queries ---------------------------------------------------------------------------
     def error(self, exc: Exception, tables: tuple[str, ...]) -> AlfiaError:

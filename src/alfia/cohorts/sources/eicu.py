@@ -58,7 +58,7 @@ import pandas as pd
 from alfia.cohorts import scores
 from alfia.cohorts.schema import EICU, ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SCORE_WINDOW
 from alfia.cohorts.sources import eicu_scores
-from alfia.cohorts.sources.duck import DuckSettings, SourceTables, connect
+from alfia.cohorts.sources.duck import DuckSettings, SourceTables, close, connect
 from alfia.cohorts.sources.mimic_iv import ExtractionResult, assert_in_window, map_category
 from alfia.errors import AlfiaError
 
@@ -133,16 +133,20 @@ def _like_any(column: str, needles: tuple[str, ...]) -> str:
 
 def open_tables(cfg: EicuConfig) -> tuple[SourceTables, list[str]]:
     con = connect(DuckSettings(cfg.memory_limit, cfg.temp_directory, cfg.threads))
-    t = SourceTables(Path(cfg.eicu_dir), "eICU", con)
-    if t.find("patient") is None:
-        raise AlfiaError(f"{cfg.eicu_dir}: not an eICU directory: required table 'patient' not found "
-                         f"(looked for patient.csv.gz, patient.csv, patient.parquet)")
-    for name, cols in REQUIRED_COLUMNS.items():
-        t.register(name, columns=cols)
-    absent = []
-    for name, cols in OPTIONAL_COLUMNS.items():
-        if not t.register(name, required=False, columns=cols):
-            absent.append(name)
+    try:
+        t = SourceTables(Path(cfg.eicu_dir), "eICU", con)
+        if t.find("patient") is None:
+            raise AlfiaError(f"{cfg.eicu_dir}: not an eICU directory: required table 'patient' not found "
+                             f"(looked for patient.csv.gz, patient.csv, patient.parquet)")
+        for name, cols in REQUIRED_COLUMNS.items():
+            t.register(name, columns=cols)
+        absent = []
+        for name, cols in OPTIONAL_COLUMNS.items():
+            if not t.register(name, required=False, columns=cols):
+                absent.append(name)
+    except BaseException:
+        close(con)  # delete the scratch database
+        raise
     return t, absent
 
 
@@ -178,6 +182,12 @@ def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None)
     say = progress or (lambda m: log.info(m))
     say("registering tables")
     t, absent = open_tables(cfg)
+    with t:  # closing deletes the scratch database, also on error
+        return _extract(t, absent, cfg, say)
+
+
+def _extract(t: SourceTables, absent: list[str], cfg: EicuConfig,
+             say: Callable[[str], None]) -> ExtractionResult:
     say("inclusion")
     patient_extra = ", ".join(
         f"p.{c}" if t.has_column("patient", c) else f"NULL AS {c}"
@@ -202,7 +212,7 @@ def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None)
     w = pd.to_numeric(co["admissionweight"], errors="coerce")
     con.register("cohort_df", pd.DataFrame({"stay_id": co.index.to_numpy(),
                                             "weight": w.where(w.between(20, 400)).to_numpy()}))
-    t.execute("CREATE OR REPLACE TEMP TABLE cohort AS SELECT stay_id, weight FROM cohort_df")
+    t.execute("CREATE OR REPLACE TABLE cohort AS SELECT stay_id, weight FROM cohort_df")
     con.unregister("cohort_df")
 
     df = pd.DataFrame(index=co.index)
@@ -245,7 +255,7 @@ def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None)
         docs.append("SELECT patientunitstayid, cplitemoffset, cplitemvalue, 'carePlanGeneral' "
                     "FROM carePlanGeneral")
     if docs:
-        t.execute(f"""CREATE OR REPLACE TEMP TABLE doc_rel AS
+        t.execute(f"""CREATE OR REPLACE TABLE doc_rel AS
                       SELECT d.* FROM ({' UNION ALL '.join(docs)}) d JOIN cohort c USING (stay_id)
                       WHERE {_like_any('d.txt', SMOKER_YES + ALCOHOL_YES + DRUG_YES + OBESITY_YES)}""",
                   tuple(n for n in ("pastHistory", "diagnosis", "carePlanGeneral") if n not in absent))
@@ -293,7 +303,7 @@ def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None)
     assessed = None
     if "nurseCharting" not in absent:
         gcs_src = "nurseCharting"
-        t.execute(f"""CREATE OR REPLACE TEMP TABLE gcs_rel AS
+        t.execute(f"""CREATE OR REPLACE TABLE gcs_rel AS
             SELECT n.patientunitstayid AS stay_id, n.nursingchartoffset / 60.0 AS hours,
                    max(CASE WHEN n.nursingchartcelltypevalname = 'GCS Total'
                             THEN TRY_CAST(n.nursingchartvalue AS DOUBLE) END) AS total,
@@ -308,7 +318,7 @@ def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None)
             GROUP BY 1, 2""", ("nurseCharting",))
     elif "physicalExam" not in absent:
         gcs_src = "physicalExam"
-        t.execute(f"""CREATE OR REPLACE TEMP TABLE gcs_rel AS
+        t.execute(f"""CREATE OR REPLACE TABLE gcs_rel AS
             SELECT e.patientunitstayid AS stay_id, e.physicalexamoffset / 60.0 AS hours,
                    NULL::DOUBLE AS total,
                    max(CASE WHEN e.physicalexampath LIKE '%/GCS/Motor Score/%'
@@ -392,5 +402,4 @@ def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None)
         "score_inputs": score_facts,
         "missing_fraction": {v: round(float(df[v].isna().mean()), 4) for v in EICU.predictor_names},
     }
-    t.con.close()
     return ExtractionResult(df=df, extra=extra)

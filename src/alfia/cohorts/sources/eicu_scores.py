@@ -106,7 +106,7 @@ def stage_observations(t: SourceTables, absent: list[str]) -> list[str]:
                     WHERE v."{column}" IS NOT NULL""")
                 used.append(table)
     if "nurseCharting" not in absent:
-        t.execute(f"CREATE OR REPLACE TEMP TABLE nurse_map AS SELECT * FROM (VALUES "
+        t.execute(f"CREATE OR REPLACE TABLE nurse_map AS SELECT * FROM (VALUES "
                   f"{_values((k, *v) for k, v in NURSE_VITALS.items())}) "
                   f"m(name, concept, scale, shift, lo, hi)")
         parts.append("""
@@ -118,7 +118,7 @@ def stage_observations(t: SourceTables, absent: list[str]) -> list[str]:
             JOIN nurse_map m ON n.nursingchartcelltypevalname = m.name""")
         used.append("nurseCharting")
     if "lab" not in absent:
-        t.execute(f"CREATE OR REPLACE TEMP TABLE lab_map AS SELECT * FROM (VALUES "
+        t.execute(f"CREATE OR REPLACE TABLE lab_map AS SELECT * FROM (VALUES "
                   f"{_values((k, *v) for k, v in LAB_NAMES.items())}) m(name, concept, lo, hi)")
         parts.append("""
             SELECT l.patientunitstayid, m.concept, 'lab', l.labresultoffset,
@@ -183,8 +183,8 @@ def stage_observations(t: SourceTables, absent: list[str]) -> list[str]:
                               for q in parts) if parts else (
         "SELECT NULL::BIGINT AS stay_id, NULL::VARCHAR AS concept, NULL::VARCHAR AS src, "
         "NULL::DOUBLE AS offs, NULL::DOUBLE AS value WHERE false")
-    t.execute(f"CREATE OR REPLACE TEMP TABLE obs_rel AS {body}", tuple(dict.fromkeys(used)))
-    t.execute(f"CREATE OR REPLACE TEMP VIEW obs_win AS SELECT * FROM obs_rel "
+    t.execute(f"CREATE OR REPLACE TABLE obs_rel AS {body}", tuple(dict.fromkeys(used)))
+    t.execute(f"CREATE OR REPLACE VIEW obs_win AS SELECT * FROM obs_rel "
               f"WHERE value IS NOT NULL AND {_in_window('offs')}")
     return list(dict.fromkeys(used))
 
@@ -235,7 +235,7 @@ def ventilation(t: SourceTables, absent: list[str]) -> tuple[pd.Series | None, d
 def _stage_gases(t: SourceTables) -> None:
     """``gas_rel``: PaO2 per stay and offset with the FiO2 that applies (lab same offset, else charted)."""
     t.execute(f"""
-        CREATE OR REPLACE TEMP TABLE gas_rel AS
+        CREATE OR REPLACE TABLE gas_rel AS
         WITH p AS (SELECT stay_id, offs, max(value) AS pao2 FROM obs_win
                    WHERE concept = 'pao2' GROUP BY 1, 2),
              lf AS (SELECT stay_id, offs, max(value) AS fio2 FROM obs_win

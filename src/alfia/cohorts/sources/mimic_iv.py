@@ -36,7 +36,7 @@ from alfia.cohorts.scores.apsiii import acid_base_points
 from alfia.cohorts.schema import (
     ID_COLUMN, MIMIC_IV, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SCORE_WINDOW,
 )
-from alfia.cohorts.sources.duck import DuckSettings, SourceTables, connect
+from alfia.cohorts.sources.duck import DuckSettings, SourceTables, close, connect
 from alfia.errors import AlfiaError
 
 log = logging.getLogger(__name__)
@@ -235,18 +235,22 @@ CATEGORY_MAPPERS: dict[str, Callable[[str], str | None]] = {
 def open_tables(cfg: MimicConfig) -> SourceTables:
     root = Path(cfg.mimic_dir)
     con = connect(DuckSettings(cfg.memory_limit, cfg.temp_directory, cfg.threads))
-    tables = SourceTables(root, "MIMIC-IV", con)
-    if not (root / "hosp").is_dir() and not (root / "icu").is_dir():
-        if tables.find("icustays", ("",)) is None:
-            raise AlfiaError(f"{root}: not a MIMIC-IV directory (no hosp/ or icu/ folder and no "
-                             f"icustays table); point --mimic-dir at the folder holding hosp/ and icu/")
-    needed = dict(REQUIRED_COLUMNS)
-    if cfg.derived_dir:
-        # Scores come from the concept tables; only the inputs of baseline variables stay required.
-        for t in ("labevents", "outputevents", "inputevents", "procedureevents"):
-            needed.pop(t)
-    for name, cols in needed.items():
-        tables.register(name, (TABLE_DIRS[name], ""), columns=cols)
+    try:
+        tables = SourceTables(root, "MIMIC-IV", con)
+        if not (root / "hosp").is_dir() and not (root / "icu").is_dir():
+            if tables.find("icustays", ("",)) is None:
+                raise AlfiaError(f"{root}: not a MIMIC-IV directory (no hosp/ or icu/ folder and no "
+                                 f"icustays table); point --mimic-dir at the folder holding hosp/ and icu/")
+        needed = dict(REQUIRED_COLUMNS)
+        if cfg.derived_dir:
+            # Scores come from the concept tables; only the inputs of baseline variables stay required.
+            for t in ("labevents", "outputevents", "inputevents", "procedureevents"):
+                needed.pop(t)
+        for name, cols in needed.items():
+            tables.register(name, (TABLE_DIRS[name], ""), columns=cols)
+    except BaseException:
+        close(con)  # delete the scratch database
+        raise
     return tables
 
 
@@ -255,7 +259,7 @@ def open_tables(cfg: MimicConfig) -> SourceTables:
 def build_cohort(t: SourceTables, min_age: float) -> dict[str, int]:
     """Create temp table ``cohort`` (one row per included stay); return attrition counts."""
     t.execute("""
-        CREATE OR REPLACE TEMP TABLE all_stays AS
+        CREATE OR REPLACE TABLE all_stays AS
         SELECT ie.subject_id, ie.hadm_id, ie.stay_id, ie.intime, ie.outtime, ie.first_careunit,
                a.admittime, a.admission_type, a.admission_location, a.insurance, a.language,
                a.marital_status, a.race, a.hospital_expire_flag, p.gender,
@@ -278,7 +282,7 @@ def build_cohort(t: SourceTables, min_age: float) -> dict[str, int]:
         FROM all_stays
     """, ("icustays",)).iloc[0]
     t.execute(f"""
-        CREATE OR REPLACE TEMP TABLE cohort AS
+        CREATE OR REPLACE TABLE cohort AS
         SELECT * FROM all_stays WHERE admission_age >= {min_age} AND hosp_seq = 1 AND icu_seq = 1
     """)
     return {
@@ -301,12 +305,12 @@ def _in_window(h: str) -> str:
 def stage_chartevents(t: SourceTables) -> None:
     rows = [(i, c, s, sh, lo, hi) for c, ids, s, sh, lo, hi in CHART_CONCEPTS for i in ids]
     values = ", ".join(f"({i}, '{c}', {s!r}, {sh!r}, {lo!r}, {hi!r})" for i, c, s, sh, lo, hi in rows)
-    t.execute(f"CREATE OR REPLACE TEMP TABLE chart_map AS SELECT * FROM (VALUES {values}) "
+    t.execute(f"CREATE OR REPLACE TABLE chart_map AS SELECT * FROM (VALUES {values}) "
               f"v(itemid, concept, scale, shift, lo, hi)")
     ett = ("(ce.itemid = 223900 AND ce.value = 'No Response-ETT')"
            if t.has_column("chartevents", "value") else "NULL::BOOLEAN")
     t.execute(f"""
-        CREATE OR REPLACE TEMP TABLE chart_rel AS
+        CREATE OR REPLACE TABLE chart_rel AS
         SELECT c.stay_id, m.concept, {_hours('ce.charttime')} AS hours,
                CASE WHEN m.concept = 'fio2' THEN
                         CASE WHEN ce.valuenum > 0.2 AND ce.valuenum <= 1 THEN ce.valuenum * 100
@@ -318,7 +322,7 @@ def stage_chartevents(t: SourceTables) -> None:
         JOIN cohort c ON CAST(ce.stay_id AS BIGINT) = c.stay_id
         JOIN chart_map m ON ce.itemid = m.itemid
     """, ("chartevents",))
-    t.execute(f"CREATE OR REPLACE TEMP VIEW chart_win AS SELECT * FROM chart_rel "
+    t.execute(f"CREATE OR REPLACE VIEW chart_win AS SELECT * FROM chart_rel "
               f"WHERE value IS NOT NULL AND {_in_window('hours')}")
 
 
@@ -326,12 +330,12 @@ def stage_labevents(t: SourceTables) -> None:
     rows = [(i, c, lo, hi) for c, ids, lo, hi in LAB_CONCEPTS for i in ids]
     values = ", ".join(f"({i}, '{c}', {lo!r}, {hi!r})" for i, c, lo, hi in rows)
     values += f", ({SPECIMEN_ITEMID}, 'bg_specimen', 0, 0)"
-    t.execute(f"CREATE OR REPLACE TEMP TABLE lab_map AS SELECT * FROM (VALUES {values}) "
+    t.execute(f"CREATE OR REPLACE TABLE lab_map AS SELECT * FROM (VALUES {values}) "
               f"v(itemid, concept, lo, hi)")
     # Labs follow the patient (mimic-code first_day_lab joins on subject_id): a sample drawn in the
     # emergency department before the ICU, or before hadm_id is assigned, still counts in the window.
     t.execute(f"""
-        CREATE OR REPLACE TEMP TABLE lab_rel AS
+        CREATE OR REPLACE TABLE lab_rel AS
         SELECT c.stay_id, m.concept, l.specimen_id, {_hours('l.charttime')} AS hours,
                CASE WHEN m.concept = 'bg_specimen' THEN NULL
                     WHEN l.valuenum > m.lo AND l.valuenum < m.hi THEN l.valuenum END AS value,
@@ -340,7 +344,7 @@ def stage_labevents(t: SourceTables) -> None:
         JOIN cohort c ON l.subject_id = c.subject_id
         JOIN lab_map m ON l.itemid = m.itemid
     """, ("labevents",))
-    t.execute(f"CREATE OR REPLACE TEMP VIEW lab_win AS SELECT * FROM lab_rel "
+    t.execute(f"CREATE OR REPLACE VIEW lab_win AS SELECT * FROM lab_rel "
               f"WHERE (value IS NOT NULL OR text IS NOT NULL) AND {_in_window('hours')}")
 
 
@@ -356,7 +360,7 @@ def stage_intervals(t: SourceTables) -> pd.DataFrame:
     """, ("procedureevents",))
     # Vasopressor intervals stay in DuckDB: their per-hour expansion would grow with the table size.
     t.execute(f"""
-        CREATE OR REPLACE TEMP TABLE vaso_rel AS
+        CREATE OR REPLACE TABLE vaso_rel AS
         SELECT c.stay_id, i.itemid, {_hours('i.starttime')} AS start_h, {_hours('i.endtime')} AS end_h,
                CASE WHEN i.rateuom = 'mg/kg/min' THEN i.rate * 1000 ELSE i.rate END AS rate
         FROM inputevents i JOIN cohort c ON i.stay_id = c.stay_id
@@ -368,7 +372,7 @@ def stage_intervals(t: SourceTables) -> pd.DataFrame:
 
 def stage_urine(t: SourceTables) -> None:
     t.execute(f"""
-        CREATE OR REPLACE TEMP TABLE urine_rel AS
+        CREATE OR REPLACE TABLE urine_rel AS
         SELECT c.stay_id, {_hours('o.charttime')} AS hours,
                CASE WHEN o.itemid = {GU_IRRIGANT_IN} THEN -o.value ELSE o.value END AS value
         FROM outputevents o JOIN cohort c ON o.stay_id = c.stay_id
@@ -688,7 +692,7 @@ def read_derived(t: SourceTables, derived_dir: str) -> tuple[pd.DataFrame, dict]
         out = out.join(s, how="left")
     sofa = d.df(f"""SELECT s.stay_id, s.hr, s.sofa_24hours FROM sofa s JOIN cohort c ON s.stay_id = c.stay_id
                     WHERE s.hr >= 0 AND s.hr < {int(WINDOW_END_H)}""", ("sofa",))
-    t.execute(f"""CREATE OR REPLACE TEMP TABLE gcs_rel AS
+    t.execute(f"""CREATE OR REPLACE TABLE gcs_rel AS
                   SELECT g.stay_id, {_hours('g.charttime')} AS hours, g.gcs AS value
                   FROM gcs g JOIN cohort c ON g.stay_id = c.stay_id""", ("gcs",))
     gcs = t.df(f"SELECT stay_id, hours, value AS gcs FROM gcs_rel "
@@ -745,7 +749,11 @@ def extract_mimic_iv(cfg: MimicConfig, progress: Progress | None = None) -> Extr
     """Build the CW-24 MIMIC-IV cohort (no split, not yet validated or written)."""
     say = progress or (lambda msg: log.info(msg))
     say("registering tables")
-    t = open_tables(cfg)
+    with open_tables(cfg) as t:  # closing deletes the scratch database, also on error
+        return _extract(t, cfg, say)
+
+
+def _extract(t: SourceTables, cfg: MimicConfig, say: Progress) -> ExtractionResult:
     say("inclusion")
     attrition = build_cohort(t, cfg.min_age)
     say("chartevents")
@@ -802,7 +810,6 @@ def extract_mimic_iv(cfg: MimicConfig, progress: Progress | None = None) -> Extr
                              if v in df},
         **facts,
     }
-    t.con.close()
     return ExtractionResult(df=df, extra=extra)
 
 
