@@ -12,6 +12,7 @@ BENCHMARKS.md records:
 
     .venv/bin/python benchmarks/text_encoding.py            # n = 50,000 synthetic rows per variant
     .venv/bin/python benchmarks/text_encoding.py --n 5000   # quicker
+    .venv/bin/python benchmarks/text_encoding.py --cohort demo_mimic.parquet   # add real cohort files
 """
 
 from __future__ import annotations
@@ -28,10 +29,15 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "physionet2012"
 
 
-def cohorts(n: int, seed: int) -> dict:
+def cohorts(n: int, seed: int, files: list[str]) -> dict:
+    from alfia.cohorts.io import infer_variant, read_table
     from alfia.cohorts.sources.synthetic import generate_synthetic
 
     out = {f"{v} (synthetic, n={n:,})": (v, generate_synthetic(v, n, seed)) for v in ("mimic", "eicu")}
+    for path in files:
+        df, manifest = read_table(path)
+        variant = infer_variant(df, manifest, path)
+        out[f"{variant} ({Path(path).name}, n={len(df):,})"] = (variant, df)
     records = [DATA / "set-a.tar.gz", DATA / "set-b.tar.gz"]
     outcomes = [DATA / "Outcomes-a.txt", DATA / "Outcomes-b.txt"]
     if all(p.exists() for p in records + outcomes):
@@ -73,6 +79,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50_000, help="synthetic rows per variant")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cohort", action="append", default=[],
+                        help="also measure this cohort file (e.g. one built by `alfia cohort mimic-iv`)")
     args = parser.parse_args()
 
     import warnings
@@ -82,10 +90,12 @@ def main() -> None:
 
     warnings.simplefilter("ignore")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    data = cohorts(args.n, args.seed)
+    data = cohorts(args.n, args.seed, args.cohort)
     tokenizer = load_tokenizer("default")
 
-    print(f"command: .venv/bin/python benchmarks/text_encoding.py --n {args.n} --repeats {args.repeats}")
+    extra = "".join(f" --cohort {c}" for c in args.cohort)
+    print(f"command: .venv/bin/python benchmarks/text_encoding.py --n {args.n} "
+          f"--repeats {args.repeats}{extra}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}; load average {os.getloadavg()[0]:.1f}; "
           f"date {date.today().isoformat()}")

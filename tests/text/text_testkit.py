@@ -173,9 +173,15 @@ class Reader:
 
 
 def _abbr(abbreviation: str) -> str:
-    """Regex for an abbreviation, with or without its first-mention expansion before it."""
+    """Regex, anchored where a name starts: an abbreviation with or without its expansion before it."""
     a = re.escape(abbreviation)
     return rf"(?:[A-Za-z][A-Za-z/ -]*? \({a}\)|(?<![\w-]){a})"
+
+
+def _abbr_end(abbreviation: str) -> str:
+    """Regex for searching: the end of a mention, '(GCS)' after its expansion or a plain 'GCS'."""
+    a = re.escape(abbreviation)
+    return rf"(?:\({a}\)|(?<![\w(-]){a})"
 
 
 def _trajectory(reader: Reader, segment_start: int, segment_end: int, columns: dict[str, str],
@@ -216,7 +222,7 @@ def _trajectory(reader: Reader, segment_start: int, segment_end: int, columns: d
 BODY = (
     (r"is " + NUM + r" cm tall", ("height",)),
     (r"weighs " + NUM + r" kg", ("weight",)),
-    (_abbr("BMI") + r" of " + NUM + r" kg/m²", ("bmi",)),
+    (_abbr_end("BMI") + r" of " + NUM + r" kg/m²", ("bmi",)),
 )
 
 
@@ -226,7 +232,7 @@ def _common(reader: Reader, age_column: str, scores: dict[str, str]) -> None:
         reader.find(pattern, columns)
     for abbreviation, column in scores.items():
         suffix = " score" if abbreviation == "SIRS" else ""
-        reader.find(_abbr(abbreviation) + suffix + " " + NUM + r"(?=[,.]| and )", (column,))
+        reader.find(_abbr_end(abbreviation) + suffix + " " + NUM + r"(?=[,.]| and )", (column,))
 
 
 def _cw24_dynamic(reader: Reader) -> None:
@@ -372,8 +378,8 @@ def _series_segment(reader: Reader, start: int, segment: str, seen: set) -> None
         for k in (1, 2):
             reader.blank(start + name_end + m.start(k), start + name_end + m.end(k))
         return
-    _trajectory(reader, start + name_end + (1 if rest.startswith(" ") and not rest.startswith(" in ") else 0),
-                start + len(segment), cols, unit)
+    skip_space = 1 if rest.startswith(" ") and not rest.startswith(" in ") else 0
+    _trajectory(reader, start + name_end + skip_space, start + len(segment), cols, unit)
 
 
 def _constant(reader: Reader, cols: dict, x: float, count: float) -> None:
@@ -422,13 +428,14 @@ def check_round_trip(df: pd.DataFrame, texts: list[str], variant: str) -> int:
     """
     schema = get_schema(variant)
     numeric = [v for v in schema.predictors if not v.is_categorical]
+    records = df.to_dict("records")
     checked = 0
     for i, text in enumerate(texts):
         reader = parse_text(text, variant)
         leftovers = reader.leftover_numbers()
         assert not leftovers, f"row {i}: numbers {leftovers} are not any variable's: {text}"
         got = dict(reader.values)
-        row = df.iloc[i]
+        row = records[i]
         for var in numeric:
             source = row.get(var.name, np.nan)
             source = float(source) if source is not None and not pd.isna(source) else math.nan

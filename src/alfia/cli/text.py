@@ -14,9 +14,12 @@ from alfia.errors import AlfiaError
 @app.command("encode")
 def encode(
     cohort: Path = typer.Argument(..., help="Cohort Parquet file (from `alfia cohort ...`)."),
-    out: Path = typer.Option(..., "--out", help="Text Parquet file to write (a manifest goes beside it)."),
-    template: str = typer.Option("auto", help="auto (the cohort's variant), mimic, eicu or physionet2012."),
-    missing: str = typer.Option("omit", help="omit: leave missing values out; state: write 'not recorded'."),
+    out: Path = typer.Option(..., "--out",
+                             help="Text Parquet file to write (a manifest goes beside it)."),
+    template: str = typer.Option("auto",
+                                 help="auto (the cohort's variant), mimic, eicu or physionet2012."),
+    missing: str = typer.Option("omit",
+                                help="omit: leave missing values out; state: write 'not recorded'."),
     report_tokens: str | None = typer.Option(
         None, "--report-tokens", metavar="BACKBONE",
         help="Print token lengths (p50, p95, max) for this tokenizer: 'default' (offline MiniLM), "
@@ -40,7 +43,7 @@ def encode(
         from alfia.text.tokens import DEFAULT_BACKBONE, length_report, load_tokenizer, token_lengths
 
         backbone = report_tokens or DEFAULT_BACKBONE
-        lengths = token_lengths(text["text"].tolist(), load_tokenizer(backbone))
+        lengths = token_lengths(text["text"].tolist(), load_tokenizer(backbone), progress=True)
         report = length_report(lengths, max_length)
         typer.echo(f"tokens ({backbone}): p50 {report.p50:.0f}, p95 {report.p95:.0f}, max {report.max} "
                    f"over {report.n:,} texts")

@@ -16,7 +16,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from alfia.cohorts.io import Manifest, infer_variant, mortality_by_split, read_table, sha256_file, write_table
+from alfia.cohorts.io import (
+    Manifest, infer_variant, mortality_by_split, read_table, sha256_file, write_table,
+)
 from alfia.cohorts.schema import (
     ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SPLIT_COLUMN, CohortSchema, Variable,
 )
@@ -136,7 +138,8 @@ def _check_columns(df: pd.DataFrame, template: Template, source: str) -> None:
     if len(df) == 0:
         raise AlfiaError(f"{source}: the cohort has no rows; nothing to encode")
     if ID_COLUMN not in df.columns:
-        raise AlfiaError(f"{source}: column {ID_COLUMN!r} is missing; every cohort row needs its stay id")
+        raise AlfiaError(
+            f"{source}: column {ID_COLUMN!r} is missing; every cohort row needs its stay id")
     schema = template.schema
     unknown = [c for c in df.columns if c not in schema and c not in PASSTHROUGH]
     if unknown:
@@ -206,7 +209,8 @@ def encode_cohort(df: pd.DataFrame, template: str = "auto", missing: MissingMode
 
 
 def encode_file(cohort_path: str | os.PathLike, out_path: str | os.PathLike, template: str = "auto",
-                missing: MissingMode = "omit", *, progress: bool = False) -> tuple[pd.DataFrame, Manifest]:
+                missing: MissingMode = "omit", *,
+                progress: bool = False) -> tuple[pd.DataFrame, Manifest]:
     """Read a cohort file, encode it, and write the text table with its manifest (atomically)."""
     cohort_path = Path(cohort_path)
     df, manifest = read_table(cohort_path)

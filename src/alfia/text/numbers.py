@@ -36,7 +36,7 @@ def decimals_for(variable: Variable) -> int:
 
 
 def format_number(value: float, decimals: int) -> str:
-    """``value`` rounded to ``decimals``, trailing zeros dropped (``72.50`` -> ``72.5``, ``3.0`` -> ``3``).
+    """``value`` rounded to ``decimals``, trailing zeros dropped (``72.50`` -> ``72.5``).
 
     ``round`` is correctly rounded, and ``repr`` of the rounded float is its shortest exact decimal,
     i.e. the rounded number without trailing zeros (values here are far from repr's exponent range).

@@ -40,10 +40,15 @@ def load_tokenizer(backbone: str = DEFAULT_BACKBONE):
         raise AlfiaError(f"cannot load a tokenizer from {backbone!r} ({source}): {e}") from None
 
 
-def token_lengths(texts: Sequence[str], tokenizer) -> np.ndarray:
+def token_lengths(texts: Sequence[str], tokenizer, *, progress: bool = False) -> np.ndarray:
     """Tokens per text, special tokens ([CLS], [SEP]) included, without truncation."""
     out = np.empty(len(texts), dtype=np.int64)
-    for start in range(0, len(texts), _BATCH):
+    starts = range(0, len(texts), _BATCH)
+    if progress and len(texts) > 5 * _BATCH:
+        from rich.progress import track
+
+        starts = track(starts, description=f"tokenizing {len(texts):,} texts", transient=True)
+    for start in starts:
         batch = list(texts[start:start + _BATCH])
         ids = tokenizer(batch, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         out[start:start + len(batch)] = [len(x) for x in ids]
