@@ -30,4 +30,4 @@ def mimic_row() -> dict:
 @pytest.fixture(scope="session")
 def random_cohorts() -> dict:
     """Schema-valid random rows with missing cells, for every template."""
-    return {v: random_cohort(v, 400, seed=7) for v in ("mimic", "eicu", "physionet2012")}
+    return {v: random_cohort(v, 300, seed=7) for v in ("mimic", "eicu", "physionet2012")}

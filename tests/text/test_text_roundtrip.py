@@ -55,3 +55,26 @@ def test_the_checker_catches_a_lost_a_wrong_and_an_invented_number(random_cohort
     with pytest.raises(AssertionError, match="not any variable's"):
         check_round_trip(df, [text + " Urine 300 mL."], "mimic")
     assert parse_text(text, "mimic").values["bmi"] == 27.7
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("variant, command, data, flag", [
+    ("mimic", "mimic-iv", "mimic-iv-demo", "--mimic-dir"),
+    ("eicu", "eicu", "eicu-demo", "--eicu-dir"),
+])
+def test_round_trip_on_the_real_demo_cohorts(variant, command, data, flag, tmp_path):
+    """Real MIMIC-IV / eICU vocabulary and real gaps, through the project's own extraction."""
+    from typer.testing import CliRunner
+
+    from alfia.cli import _register, app
+    from alfia.cohorts.io import read_table
+
+    root = shared_dataset(data)
+    _register()
+    out = tmp_path / "cohort.parquet"
+    res = CliRunner().invoke(app, ["cohort", command, flag, str(root), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    df, manifest = read_table(out)
+    for missing in ("omit", "state"):
+        texts = encode_cohort(df, manifest.variant, missing)["text"].tolist()
+        assert check_round_trip(df, texts, variant) > len(df) * 5
