@@ -118,6 +118,16 @@ def test_unchanged_score_is_said_once(mimic_row):
            "standard deviation (SD) 1.05)." in text
 
 
+def test_one_point_is_singular(mimic_row):
+    sofa = {"sofa_dynamic_first": 1, "sofa_dynamic_last": 1, "sofa_dynamic_min": 1,
+            "sofa_dynamic_max": 1, "sofa_dynamic_avg": 1.0, "sofa_dynamic_stddev": 0.0}
+    assert "(SOFA) score stayed at 1 point." in render_row({**mimic_row, **sofa}, "mimic")
+    falling = {**sofa, "sofa_dynamic_first": 3, "sofa_dynamic_max": 3, "sofa_dynamic_avg": 2.0,
+               "sofa_dynamic_stddev": 1.0}
+    assert "(SOFA) score went from 3 to 1 point (range 1-3," in render_row({**mimic_row, **falling},
+                                                                            "mimic")
+
+
 def test_bmi_has_one_decimal_and_needs_height_and_weight(mimic_row):
     text = render_row({**mimic_row, "height": 175.0, "weight": 81.0}, "mimic")
     assert f"(BMI) of {round(81 / 1.75 ** 2, 1)} kg/m²" in text  # 26.4

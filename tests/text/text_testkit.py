@@ -188,7 +188,7 @@ def _trajectory(reader: Reader, segment_start: int, segment_end: int, columns: d
                 unit: str | None, lead: str = "") -> None:
     """Positional or labelled series phrase between the name and the segment end."""
     seg = reader.text[segment_start:segment_end]
-    u = rf" {re.escape(unit)}" if unit else ""
+    u = " points?" if unit == "points" else rf" {re.escape(unit)}" if unit else ""
     sd = r"(?:standard deviation \(SD\)|SD)"
     positional = (rf"^{lead}{NUM} to {NUM}{u} \((?:{NUM} readings, )?range {NUM}-{NUM}, mean {NUM}, "
                   rf"{sd} {NUM}\)$")
@@ -255,7 +255,7 @@ def _cw24_dynamic(reader: Reader) -> None:
                     ("first", "last", "min", "max", "avg", "stddev"))}
                 cols["count"] = None
                 rest = segment[m.end():]
-                stayed = re.fullmatch(rf" stayed at {NUM} points", rest)
+                stayed = re.fullmatch(rf" stayed at {NUM} points?", rest)
                 if stayed:
                     x = float(stayed.group(1))
                     for stat in ("first", "last", "min", "max", "mean"):

@@ -83,6 +83,13 @@ def scores_sentence(items: Sequence[tuple[Callable[[], str], str | None]], state
 STAT_LABELS = ("first", "last", "lowest", "highest", "mean")
 
 
+def unit_after(value: str, unit: str | None) -> str:
+    """' points', or ' point' after a 1 ('went from 3 to 1 point')."""
+    if not unit:
+        return ""
+    return " point" if unit == "points" and value == "1" else f" {unit}"
+
+
 def trajectory(name: str, unit: str | None, stats: Sequence[str | None], abbr: Abbreviations,
                state: bool, *, lead: str = "", count: str | None = None) -> str:
     """One score or series over the window.
@@ -95,8 +102,7 @@ def trajectory(name: str, unit: str | None, stats: Sequence[str | None], abbr: A
     if None not in stats:
         inner = [f"{count} readings"] if count is not None else []
         inner += [f"range {lowest}-{highest}", f"mean {mean}", f"{abbr('SD')} {sd}"]
-        unit_text = f" {unit}" if unit else ""
-        return f"{name} {lead}{first} to {last}{unit_text} ({', '.join(inner)})"
+        return f"{name} {lead}{first} to {last}{unit_after(last, unit)} ({', '.join(inner)})"
     items = [f"{count} readings"] if count is not None else []
     for label, value in zip(STAT_LABELS, stats[:5]):
         if value is not None:

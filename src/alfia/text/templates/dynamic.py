@@ -4,7 +4,7 @@ standard deviation), shared by the MIMIC-IV and eICU templates."""
 from __future__ import annotations
 
 from alfia.text.abbreviations import Abbreviations
-from alfia.text.templates.common import not_recorded, trajectory
+from alfia.text.templates.common import not_recorded, trajectory, unit_after
 
 AGGREGATES = ("first", "last", "min", "max", "avg", "stddev")  # order of common.trajectory's stats
 SCORES = (("gcs", "GCS", "the {}"), ("sofa", "SOFA", "the {} score"))
@@ -27,7 +27,7 @@ def dynamic_sentences(v: dict, abbr: Abbreviations, state: bool) -> list[str]:
         first, last, lowest, highest, mean, sd = stats
         if sd == "0" and first is not None and first == last == lowest == highest == mean:
             # Unchanged all window: the one value is every aggregate, and the SD is 0.
-            phrases.append(f"{name} stayed at {first} points")
+            phrases.append(f"{name} stayed at {first}{unit_after(first, 'points')}")
         else:
             phrases.append(trajectory(name, "points", stats, abbr, state, lead="went from "))
     out = []
