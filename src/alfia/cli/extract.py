@@ -44,8 +44,9 @@ def mimic_iv(
                                             help="mimiciv_derived concept tables (apsiii, sapsii, sirs, "
                                                  "lods, meld, oasis, sofa, gcs) as CSV/Parquet"),
     memory_limit: str = typer.Option("3GB", help="DuckDB memory limit; beyond it DuckDB spills to disk"),
-    temp_directory: Path | None = typer.Option(None, help="DuckDB spill folder (default: system temp)"),
-    threads: int | None = typer.Option(None, help="DuckDB threads (default: all cores)"),
+    temp_directory: Path | None = typer.Option(
+        None, help="DuckDB scratch folder, deleted afterwards (default: system temp)"),
+    threads: int | None = typer.Option(None, help="DuckDB threads (default: min(4, cores))"),
     seed: int = typer.Option(42, help="Seed of the train/val/test split"),
 ) -> None:
     """Build the CW-24 MIMIC-IV cohort (first ICU stay of adults on their first hospitalization)."""
@@ -62,8 +63,9 @@ def eicu(
     eicu_dir: Path = typer.Option(..., "--eicu-dir", help="eICU-CRD folder with patient.csv.gz etc."),
     out: Path = typer.Option(..., "--out", help="Output cohort Parquet file"),
     memory_limit: str = typer.Option("3GB", help="DuckDB memory limit; beyond it DuckDB spills to disk"),
-    temp_directory: Path | None = typer.Option(None, help="DuckDB spill folder (default: system temp)"),
-    threads: int | None = typer.Option(None, help="DuckDB threads (default: all cores)"),
+    temp_directory: Path | None = typer.Option(
+        None, help="DuckDB scratch folder, deleted afterwards (default: system temp)"),
+    threads: int | None = typer.Option(None, help="DuckDB threads (default: min(4, cores))"),
     seed: int = typer.Option(42, help="Seed of the train/val/test split"),
 ) -> None:
     """Build the CW-24 eICU cohort from the tables present; absent tables leave variables missing."""
