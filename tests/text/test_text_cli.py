@@ -52,6 +52,17 @@ def test_auto_follows_the_manifest_variant(tmp_path, random_cohorts):
     assert read_table(tmp_path / "t.parquet")[1].extra["template"] == "eicu"
 
 
+def test_explicit_template_other_than_the_cohort_variant_warns(tmp_path, random_cohorts):
+    path = tmp_path / "e.parquet"
+    df = random_cohorts["eicu"]
+    df = df[df["gender"].isin(["Female", "Male"]) & df["smoker"].isin(["No", "Yes"])]
+    write_cohort(df, path, source="synthetic", variant="eicu")
+    res = _encode(path, "--out", tmp_path / "t.parquet", "--template", "mimic")
+    assert res.exit_code == 0, res.output
+    assert "the manifest says this is a eicu cohort, but the mimic template was asked for" in \
+        res.output.replace("\n", " ")
+
+
 def test_cohort_of_unknown_variant_fails_and_keeps_old_output(tmp_path, cohort_file):
     out = tmp_path / "text.parquet"
     assert _encode(cohort_file, "--out", out).exit_code == 0

@@ -34,9 +34,11 @@ def encode(
         raise AlfiaError(f"--missing must be 'omit' or 'state', not {missing!r}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        text, manifest = encode_file(cohort, out, template, missing, progress=True)
-    for w in caught:
-        console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+        try:
+            text, manifest = encode_file(cohort, out, template, missing, progress=True)
+        finally:  # warnings explain errors too (e.g. a template that is not the cohort's)
+            for w in caught:
+                console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
     console.print(f"wrote {len(text):,} texts ({manifest.extra['template']} template "
                   f"v{manifest.extra['template_version']}, missing={missing}) to {out}", highlight=False)
     if report_tokens is not None or max_length is not None:

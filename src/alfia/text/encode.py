@@ -218,6 +218,9 @@ def encode_file(cohort_path: str | os.PathLike, out_path: str | os.PathLike, tem
     if template == "auto":
         template = infer_variant(df, manifest, cohort_path)
     tmpl = get_template(template, source=source)
+    if manifest is not None and manifest.variant and manifest.variant != tmpl.variant:
+        warnings.warn(f"{source}: the manifest says this is a {manifest.variant} cohort, but the "
+                      f"{tmpl.name} template was asked for", TextEncodingWarning, stacklevel=2)
     text = encode_cohort(df, tmpl.name, missing, source=source, progress=progress)
     text_manifest = Manifest(
         kind="text",
