@@ -224,3 +224,10 @@ def test_text_table_keeps_ids_label_split_and_predictors(random_cohorts):
     assert (out["stay_id"].to_numpy() == df["stay_id"].to_numpy()).all()
     assert all(isinstance(t, str) and len(t) > 100 for t in out["text"])
     assert not math.isnan(out["hospital_expire_flag"].astype(float).sum())
+
+
+def test_nullable_and_categorical_dtypes_give_the_same_text(random_cohorts):
+    df = random_cohorts["eicu"].head(100)
+    converted = df.convert_dtypes()  # Int64 / Float64 / string with pd.NA
+    converted["gender"] = converted["gender"].astype("category")
+    assert encode_cohort(converted, "eicu")["text"].tolist() == encode_cohort(df, "eicu")["text"].tolist()
