@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--models", default=None, help="comma-separated subset (default: all + ensemble)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--resume", action="store_true",
+                        help="keep models that already finished in OUT/runs (training times are theirs)")
     args = parser.parse_args()
 
     from alfia.baselines.runner import run_baselines, summary_markdown
@@ -73,7 +75,8 @@ def main() -> None:
 
     models = [m for m in args.models.split(",")] if args.models else None
     table = run_baselines(df, variant, args.out / "runs", models, args.seed, profile="full",
-                          n_boot=args.n_boot, callback=progress, source=source)
+                          n_boot=args.n_boot, callback=progress, source=source,
+                          resume=args.resume)
     total = time.perf_counter() - started
     print()
     print(f"Date {date.today().isoformat()}; machine: {platform.machine()}, {os.cpu_count()} cores "

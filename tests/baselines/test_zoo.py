@@ -123,3 +123,25 @@ def test_seeded_runs_are_reproducible(cohort, tmp_path):
         pb = read_predictions(tmp_path / "b" / name / "predictions.parquet")
         np.testing.assert_array_equal(pa["prob"], pb["prob"])
     assert list(a["model"]) == list(b["model"])
+
+
+def test_resume_keeps_finished_models_and_retrains_changed_ones(cohort, tmp_path):
+    from alfia.baselines.runner import run_baselines
+
+    first = run_baselines(cohort, "mimic", tmp_path, models=["LightGBM", "LinearModel"],
+                          profile="fast", n_boot=10)
+    stamp = json.loads((tmp_path / "LightGBM" / "config.json").read_text())["created_at"]
+    (tmp_path / "LinearModel" / "metrics.json").unlink()  # as if interrupted before it finished
+    again = run_baselines(cohort, "mimic", tmp_path, models=["LightGBM", "LinearModel",
+                                                              "WeightedEnsemble"],
+                          profile="fast", n_boot=10, resume=True)
+    assert json.loads((tmp_path / "LightGBM" / "config.json").read_text())["created_at"] == stamp
+    assert (tmp_path / "LinearModel" / "metrics.json").exists()
+    assert (tmp_path / "WeightedEnsemble" / "metrics.json").exists()
+    reused = again.set_index("model").loc["LightGBM"]
+    assert reused["test_auprc"] == pytest.approx(first.set_index("model").loc["LightGBM", "test_auprc"])
+    # another seed is another experiment: retrained, not reused
+    run_baselines(cohort, "mimic", tmp_path, models=["LightGBM"], seed=1, profile="fast", n_boot=10,
+                  resume=True)
+    config = json.loads((tmp_path / "LightGBM" / "config.json").read_text())
+    assert config["seed"] == 1

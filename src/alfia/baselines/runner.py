@@ -266,12 +266,57 @@ def summary_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def reuse_finished(name: str, family: str, run: BaselineRunConfig, spec: FeatureSpec, parts: dict,
+                   out_dir: Path) -> ModelResult | None:
+    """A model's earlier result from OUT/<name>/, if it finished with the same settings and stays.
+
+    Same variant, seed, profile, features, and the same val/test stays and labels; anything else
+    (or a run without metrics.json, i.e. one that did not finish) is retrained.
+    """
+    import json
+
+    from alfia.evaluation.report import read_config
+    from alfia.runs import read_predictions
+
+    layout = RunLayout.of(out_dir / name)
+    if not (layout.config.exists() and layout.predictions.exists() and layout.metrics.exists()):
+        return None
+    config = read_config(layout.root)
+    same = (config.get("model_family") == family and config.get("variant") == run.variant
+            and config.get("seed") == run.seed and config.get("profile") == run.profile
+            and config.get("engine") == run.engine
+            and config.get("run_config", {}).get("n_boot") == run.n_boot
+            and config.get("features") == {"categorical": list(spec.categorical),
+                                           "numeric": list(spec.numeric)})
+    if not same:
+        return None
+    pred = read_predictions(layout.predictions).set_index(ID_COLUMN)
+    probs = {}
+    for split in ("val", "test"):
+        ids = parts[split][ID_COLUMN]
+        if not ids.isin(pred.index).all() or (pred.loc[ids, SPLIT_COLUMN] != split).any():
+            return None
+        if (pred.loc[ids, "label"].to_numpy() != parts[split][OUTCOME_COLUMN].astype(int).to_numpy()).any():
+            return None
+        probs[split] = pred.loc[ids, "prob"].to_numpy(dtype=float)
+    metrics = json.loads(layout.metrics.read_text(encoding="utf-8"))
+    from sklearn.metrics import average_precision_score
+
+    val_auprc = float(average_precision_score(parts["val"][OUTCOME_COLUMN].astype(int), probs["val"]))
+    train_time = float(config.get("train_time_seconds", 0.0))
+    return ModelResult(name, family, probs["val"], probs["test"], train_time,
+                       summary_row(name, family, val_auprc, metrics, train_time))
+
+
 def run_models(df: pd.DataFrame, *, jobs: list[tuple[str, Callable[[], TabularClassifier], str, str,
                                                     str]],
                spec: FeatureSpec, run: BaselineRunConfig, out_dir: str | os.PathLike,
                ensemble: bool = False, callback: ProgressCallback | None = None,
-               source: str = "cohort") -> pd.DataFrame:
-    """Train ``jobs`` (name, make_estimator, family, library, description) and optionally the ensemble."""
+               source: str = "cohort", resume: bool = False) -> pd.DataFrame:
+    """Train ``jobs`` (name, make_estimator, family, library, description) and optionally the ensemble.
+
+    ``resume=True`` reuses models that already finished in ``out_dir`` with the same settings.
+    """
     check_cohort(df, source)
     out_dir = Path(out_dir)
     parts, labels = _split_frames(df)
@@ -279,8 +324,10 @@ def run_models(df: pd.DataFrame, *, jobs: list[tuple[str, Callable[[], TabularCl
     for name, make, family, library, description in jobs:
         if callback:
             callback("start", name, None)
-        result = train_one(name, make(), family=family, library=library, description=description,
-                           spec=spec, run=run, parts=parts, labels=labels, out_dir=out_dir)
+        result = reuse_finished(name, family, run, spec, parts, out_dir) if resume else None
+        if result is None:
+            result = train_one(name, make(), family=family, library=library, description=description,
+                               spec=spec, run=run, parts=parts, labels=labels, out_dir=out_dir)
         results.append(result)
         if callback:
             callback("done", name, result.summary)
@@ -298,8 +345,12 @@ def run_models(df: pd.DataFrame, *, jobs: list[tuple[str, Callable[[], TabularCl
 def run_baselines(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathLike,
                   models: list[str] | None = None, seed: int = 42, *, profile: Profile = "full",
                   n_boot: int = 1000, callback: ProgressCallback | None = None,
-                  source: str = "cohort") -> pd.DataFrame:
-    """Train the requested zoo (default: all models + the ensemble) and return the summary table."""
+                  source: str = "cohort", resume: bool = False) -> pd.DataFrame:
+    """Train the requested zoo (default: all models + the ensemble) and return the summary table.
+
+    ``resume=True`` keeps models that already finished in ``out_dir`` with the same settings (an
+    interrupted run continues where it stopped; the ensemble is always rebuilt).
+    """
     names = resolve_models(models)
     check_cohort(cohort_df, source)
     spec = FeatureSpec.from_schema(variant, cohort_df, source=source)
@@ -308,4 +359,5 @@ def run_baselines(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathL
     jobs = [(n, (lambda n=n: build_model(n, spec, seed, profile)), FAMILY_BASELINE,
              MODELS[n].library, MODELS[n].description) for n in names if n != ENSEMBLE_NAME]
     return run_models(cohort_df, jobs=jobs, spec=spec, run=run, out_dir=out_dir,
-                      ensemble=ENSEMBLE_NAME in names, callback=callback, source=source)
+                      ensemble=ENSEMBLE_NAME in names, callback=callback, source=source,
+                      resume=resume)

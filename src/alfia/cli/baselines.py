@@ -85,6 +85,8 @@ def baselines(
     presets: str = typer.Option("medium_quality", help="AutoGluon presets (--engine autogluon)."),
     time_limit: float = typer.Option(None, "--time-limit", help="AutoGluon time limit in seconds."),
     list_models: bool = typer.Option(False, "--list-models", help="List the model names and exit."),
+    resume: bool = typer.Option(False, "--resume", help="Keep models that already finished in OUT with "
+                                "the same settings; train the rest (the ensemble is always rebuilt)."),
 ) -> None:
     """Train the tabular baseline zoo of the paper's Table 3 on the cohort's own split.
 
@@ -123,7 +125,7 @@ def baselines(
 
         with _ModelProgress(len(names)) as progress:
             table = run_baselines(df, variant, out, names, seed, profile=profile, n_boot=n_boot,
-                                  callback=progress, source=str(cohort))
+                                  callback=progress, source=str(cohort), resume=resume)
     out_console.print(summary_table(
         table, f"{cohort.name} ({variant}) — test split, sorted by AUPRC; {n_boot} bootstrap resamples"))
     out_console.print(f"Run directories and summary.csv/summary.md in {out}", highlight=False)
