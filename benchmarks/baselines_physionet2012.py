@@ -50,6 +50,10 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true",
                         help="keep models that already finished in OUT/runs (training times are theirs)")
     args = parser.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    logging.getLogger("alfia.baselines").setLevel(logging.INFO)  # per-epoch lines of MLP / FT-T
 
     from alfia.baselines.runner import run_baselines, summary_markdown
     from alfia.cohorts.io import infer_variant, read_table

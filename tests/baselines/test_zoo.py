@@ -128,15 +128,15 @@ def test_seeded_runs_are_reproducible(cohort, tmp_path):
 def test_resume_keeps_finished_models_and_retrains_changed_ones(cohort, tmp_path):
     from alfia.baselines.runner import run_baselines
 
-    first = run_baselines(cohort, "mimic", tmp_path, models=["LightGBM", "LinearModel"],
+    first = run_baselines(cohort, "mimic", tmp_path, models=["LightGBM", "KNeighborsUnif"],
                           profile="fast", n_boot=10)
     stamp = json.loads((tmp_path / "LightGBM" / "config.json").read_text())["created_at"]
-    (tmp_path / "LinearModel" / "metrics.json").unlink()  # as if interrupted before it finished
-    again = run_baselines(cohort, "mimic", tmp_path, models=["LightGBM", "LinearModel",
+    (tmp_path / "KNeighborsUnif" / "metrics.json").unlink()  # as if interrupted before it finished
+    again = run_baselines(cohort, "mimic", tmp_path, models=["LightGBM", "KNeighborsUnif",
                                                               "WeightedEnsemble"],
                           profile="fast", n_boot=10, resume=True)
     assert json.loads((tmp_path / "LightGBM" / "config.json").read_text())["created_at"] == stamp
-    assert (tmp_path / "LinearModel" / "metrics.json").exists()
+    assert (tmp_path / "KNeighborsUnif" / "metrics.json").exists()
     assert (tmp_path / "WeightedEnsemble" / "metrics.json").exists()
     reused = again.set_index("model").loc["LightGBM"]
     assert reused["test_auprc"] == pytest.approx(first.set_index("model").loc["LightGBM", "test_auprc"])

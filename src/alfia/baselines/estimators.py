@@ -13,6 +13,7 @@ The learning itself is the libraries': scikit-learn, LightGBM, XGBoost, CatBoost
 from __future__ import annotations
 
 import copy
+import logging
 import warnings
 
 import numpy as np
@@ -26,6 +27,10 @@ from sklearn.pipeline import Pipeline
 from alfia.baselines.preprocessing import (
     FeatureSpec, NativeCategoricals, TokenizerInputs, make_dense_preprocessor,
 )
+
+
+# Epoch-by-epoch progress of the neural models (INFO): long FT-Transformer runs are otherwise silent.
+log = logging.getLogger("alfia.baselines")
 
 
 def _proba2(p1: np.ndarray) -> np.ndarray:
@@ -227,6 +232,7 @@ class MLPModel(TabularClassifier):
             mlp.partial_fit(x_train, y, classes=[0, 1])
             score = float(average_precision_score(y_val, mlp.predict_proba(x_val)[:, 1]))
             self.history_.append({"epoch": epoch, "val_auprc": score})
+            log.info("MLP epoch %d: val AUPRC %.4f", epoch, score)
             if score > best[0]:
                 best, since_best = (score, copy.deepcopy(mlp), epoch), 0
             else:
@@ -323,6 +329,7 @@ class FTTransformerModel(TabularClassifier):
                 optimizer.step()
             score = float(average_precision_score(y_val, self._logits(v_num, v_cat)))
             self.history_.append({"epoch": epoch, "val_auprc": score})
+            log.info("FT-Transformer epoch %d: val AUPRC %.4f", epoch, score)
             if score > best[0]:
                 best = (score, copy.deepcopy(self.model_.state_dict()), epoch)
                 since_best = 0
