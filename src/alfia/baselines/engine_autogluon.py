@@ -64,10 +64,8 @@ def _hyperparameters(names: list[str]):
 
     default = get_hyperparameter_config("default")
     keys = {AUTOGLUON_KEYS[n] for n in names if n in AUTOGLUON_KEYS}
-    config = {k: v for k, v in default.items() if k in keys}
-    if "FT_TRANSFORMER" in keys and "FT_TRANSFORMER" not in config:
-        config["FT_TRANSFORMER"] = {}
-    return config
+    # Families outside AutoGluon's default zoo (LR, FT_TRANSFORMER) get AutoGluon's own defaults ({}).
+    return {k: default.get(k, {}) for k in sorted(keys)}
 
 
 def run_autogluon(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathLike,
@@ -89,11 +87,18 @@ def run_autogluon(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathL
     predictor = TabularPredictor(label=OUTCOME_COLUMN, problem_type="binary",
                                  eval_metric="average_precision", path=str(out_dir / "autogluon"),
                                  verbosity=1)
-    predictor.fit(_autogluon_frame(parts["train"], spec, True),
-                  tuning_data=_autogluon_frame(parts["val"], spec, True),
-                  presets=presets, hyperparameters=hyperparameters, time_limit=time_limit,
-                  num_bag_folds=0, num_stack_levels=0, use_bag_holdout=False, num_cpus=2,
-                  fit_weighted_ensemble=ENSEMBLE_NAME in names or not models)
+    try:
+        predictor.fit(_autogluon_frame(parts["train"], spec, True),
+                      tuning_data=_autogluon_frame(parts["val"], spec, True),
+                      presets=presets, hyperparameters=hyperparameters, time_limit=time_limit,
+                      num_bag_folds=0, num_stack_levels=0, use_bag_holdout=False, num_cpus=2,
+                      fit_weighted_ensemble=ENSEMBLE_NAME in names or not models)
+    except RuntimeError as e:
+        if "No models were trained" not in str(e):
+            raise
+        raise AlfiaError(f"{source}: AutoGluon trained no model; its log is in {out_dir / 'autogluon'} "
+                         f"(a missing model library? install them with "
+                         f"pip install \"autogluon.tabular[all]==1.6.3\")") from None
     total_time = time.perf_counter() - t0
     leaderboard = predictor.leaderboard(silent=True)
     info = predictor.info().get("model_info", {})
