@@ -148,12 +148,25 @@ def main(argv=None) -> None:
     parser.add_argument("--n-batch1", type=int, default=100, help="test texts timed one at a time")
     parser.add_argument("--n-batch64", type=int, default=640, help="test texts timed in batches of 64")
     parser.add_argument("--skip-ablation", action="store_true")
+    parser.add_argument("--inference-only", action="store_true",
+                        help="only time inference of the finished ALF run, in this fresh process (its peak RSS "
+                             "then reflects inference alone, not the training that preceded it)")
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     text_path = build_text(work, console)
+    if args.inference_only:
+        timing = time_inference(work / "alfia_alf", text_path, args, console)
+        from alfia.atomic import write_json_atomic
+
+        write_json_atomic(work / "inference.json", {"command": "python benchmarks/physionet2012.py " + " ".join(
+            sys.argv[1:] if argv is None else argv), "date": str(date.today()), "inference": timing})
+        for bs, x in timing.items():
+            print(f"| batch size {bs} | {x['ms_per_sample']:.1f} | {x['peak_rss_mb']:.0f} MB "
+                  f"(+{x['rss_increase_mb']:.0f} MB during inference) | {x['n_samples']} |")
+        return
     results = {
         "command": "python benchmarks/physionet2012.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores, no GPU" if not __import__(

@@ -19,7 +19,6 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
