@@ -87,8 +87,9 @@ def build_boost_frame(cohort: pd.DataFrame, embeddings: pd.DataFrame, *,
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise AlfiaError(f"{embeddings_source}: row {r}, column {cols[c]!r} is not a finite number")
-    emb = embeddings[[ID_COLUMN]].copy()
-    emb[cols] = values
+    # One concat, not column-by-column inserts: hundreds of alf_* columns would fragment the frame.
+    emb = pd.concat([embeddings[[ID_COLUMN]].reset_index(drop=True),
+                     pd.DataFrame(values, columns=cols)], axis=1)
     if SPLIT_COLUMN in embeddings.columns and SPLIT_COLUMN in cohort.columns:
         merged = cohort[[ID_COLUMN, SPLIT_COLUMN]].merge(
             embeddings[[ID_COLUMN, SPLIT_COLUMN]], on=ID_COLUMN, how="inner", suffixes=("", "_emb"))

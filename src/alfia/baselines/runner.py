@@ -241,9 +241,19 @@ def build_ensemble(members: list[ModelResult], *, spec: FeatureSpec, run: Baseli
 
 
 def write_summary(rows: list[dict], out_dir: Path) -> pd.DataFrame:
-    """OUT/summary.csv and OUT/summary.md, sorted by test AUPRC (best first)."""
-    table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)).sort_values(
-        "test_auprc", ascending=False, kind="stable").reset_index(drop=True)
+    """OUT/summary.csv and OUT/summary.md, sorted by test AUPRC (best first).
+
+    Rows of models already summarised in OUT by an earlier call (e.g. the zoo, then ``alfia boost``
+    into the same folder) are kept unless this call re-ran the same model: nothing written is lost.
+    """
+    table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    earlier_path = out_dir / "summary.csv"
+    if earlier_path.exists():
+        earlier = pd.read_csv(earlier_path)
+        if list(earlier.columns) == list(SUMMARY_COLUMNS):
+            earlier = earlier[~earlier["model"].isin(table["model"])]
+            table = pd.concat([earlier, table], ignore_index=True) if len(earlier) else table
+    table = table.sort_values("test_auprc", ascending=False, kind="stable").reset_index(drop=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "summary.csv", table.to_csv(index=False))
     write_text_atomic(out_dir / "summary.md", summary_markdown(table) + "\n")
