@@ -87,8 +87,13 @@ class GridSelected(TabularClassifier):
         return _proba2(self.pipeline_.predict_proba(X)[:, 1])
 
 
-class LightGBMModel(TabularClassifier):
-    """LightGBM on native categoricals, early-stopped on validation average precision."""
+class EarlyStoppedBoosting(TabularClassifier):
+    """Shared surface of the GBDTs: native categoricals, up to ``n_estimators`` rounds, early-stopped on
+    validation AUPRC. Subclasses only make and fit their library's model in ``_fit_library``, which
+    returns ``(best number of rounds, validation AUPRC at that round)``.
+    """
+
+    categorical_mode = "pandas"
 
     def __init__(self, spec: FeatureSpec, params: dict | None = None, n_estimators: int = 10000,
                  early_stopping_rounds: int = 100, random_state: int = 42, n_jobs: int = 2):
@@ -100,24 +105,39 @@ class LightGBMModel(TabularClassifier):
         self.n_jobs = n_jobs
 
     def fit(self, X, y, X_val=None, y_val=None):
-        import lightgbm as lgb
-
         X_val, y_val = self._check_val(X_val, y_val)
-        self.preprocess_ = NativeCategoricals(self.spec.categorical, self.spec.numeric).fit(X)
-        self.model_ = lgb.LGBMClassifier(n_estimators=self.n_estimators,
-                                         random_state=self.random_state, n_jobs=self.n_jobs,
-                                         deterministic=True, verbose=-1, **(self.params or {}))
-        self.model_.fit(self.preprocess_.transform(X), np.asarray(y).astype(int),
-                        eval_X=(self.preprocess_.transform(X_val),), eval_y=(y_val,),
-                        eval_metric="average_precision",
-                        callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False,
-                                                      first_metric_only=False),
-                                   lgb.log_evaluation(0)])
-        self.best_iteration_ = int(self.model_.best_iteration_ or self.n_estimators)
-        self.val_auprc_ = float(self.model_.best_score_["valid_0"]["average_precision"])
+        self.preprocess_ = NativeCategoricals(self.spec.categorical, self.spec.numeric,
+                                              mode=self.categorical_mode).fit(X)
+        self.best_iteration_, self.val_auprc_ = self._fit_library(
+            self.preprocess_.transform(X), np.asarray(y).astype(int),
+            self.preprocess_.transform(X_val), y_val)
         self.selected_params_ = {"n_estimators": self.best_iteration_}
         self.classes_ = np.array([0, 1])
         return self
+
+    def _fit_library(self, X, y, X_val, y_val) -> tuple[int, float]:
+        raise NotImplementedError
+
+    def predict_proba(self, X):
+        # Each library keeps (or predicts with) only the rounds up to the best iteration.
+        return _proba2(self.model_.predict_proba(self.preprocess_.transform(X))[:, 1])
+
+
+class LightGBMModel(EarlyStoppedBoosting):
+    """LightGBM on native categoricals, early-stopped on validation average precision."""
+
+    def _fit_library(self, X, y, X_val, y_val):
+        import lightgbm as lgb
+
+        self.model_ = lgb.LGBMClassifier(n_estimators=self.n_estimators,
+                                         random_state=self.random_state, n_jobs=self.n_jobs,
+                                         deterministic=True, verbose=-1, **(self.params or {}))
+        self.model_.fit(X, y, eval_X=(X_val,), eval_y=(y_val,), eval_metric="average_precision",
+                        callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False,
+                                                      first_metric_only=False),
+                                   lgb.log_evaluation(0)])
+        return (int(self.model_.best_iteration_ or self.n_estimators),
+                float(self.model_.best_score_["valid_0"]["average_precision"]))
 
     def predict_proba(self, X):
         return _proba2(self.model_.predict_proba(self.preprocess_.transform(X),
@@ -128,76 +148,38 @@ def _average_precision(y_true, y_score) -> float:
     return float(average_precision_score(y_true, y_score))
 
 
-class XGBoostModel(TabularClassifier):
+class XGBoostModel(EarlyStoppedBoosting):
     """XGBoost (hist, ``enable_categorical``), early-stopped on validation average precision."""
 
-    def __init__(self, spec: FeatureSpec, params: dict | None = None, n_estimators: int = 10000,
-                 early_stopping_rounds: int = 100, random_state: int = 42, n_jobs: int = 2):
-        self.spec = spec
-        self.params = params
-        self.n_estimators = n_estimators
-        self.early_stopping_rounds = early_stopping_rounds
-        self.random_state = random_state
-        self.n_jobs = n_jobs
-
-    def fit(self, X, y, X_val=None, y_val=None):
+    def _fit_library(self, X, y, X_val, y_val):
         import xgboost as xgb
 
-        X_val, y_val = self._check_val(X_val, y_val)
-        self.preprocess_ = NativeCategoricals(self.spec.categorical, self.spec.numeric).fit(X)
         stopper = xgb.callback.EarlyStopping(rounds=self.early_stopping_rounds,
                                              metric_name="_average_precision", maximize=True,
-                                             save_best=True)
+                                             save_best=True)  # keeps only the trees up to the best
         self.model_ = xgb.XGBClassifier(
             n_estimators=self.n_estimators, tree_method="hist", enable_categorical=True,
             eval_metric=_average_precision, callbacks=[stopper], random_state=self.random_state,
             n_jobs=self.n_jobs, **(self.params or {}))
-        self.model_.fit(self.preprocess_.transform(X), np.asarray(y).astype(int),
-                        eval_set=[(self.preprocess_.transform(X_val), y_val)], verbose=False)
-        self.best_iteration_ = int(self.model_.best_iteration) + 1
-        self.val_auprc_ = float(self.model_.best_score)
-        self.selected_params_ = {"n_estimators": self.best_iteration_}
-        self.classes_ = np.array([0, 1])
-        return self
-
-    def predict_proba(self, X):
-        # save_best=True keeps only the trees up to the best iteration.
-        return _proba2(self.model_.predict_proba(self.preprocess_.transform(X))[:, 1])
+        self.model_.fit(X, y, eval_set=[(X_val, y_val)], verbose=False)
+        return int(self.model_.best_iteration) + 1, float(self.model_.best_score)
 
 
-class CatBoostModel(TabularClassifier):
+class CatBoostModel(EarlyStoppedBoosting):
     """CatBoost with ``cat_features``, early-stopped on validation PRAUC (CatBoost's AUPRC)."""
 
-    def __init__(self, spec: FeatureSpec, params: dict | None = None, iterations: int = 10000,
-                 early_stopping_rounds: int = 100, random_state: int = 42, n_jobs: int = 2):
-        self.spec = spec
-        self.params = params
-        self.iterations = iterations
-        self.early_stopping_rounds = early_stopping_rounds
-        self.random_state = random_state
-        self.n_jobs = n_jobs
+    categorical_mode = "catboost"
 
-    def fit(self, X, y, X_val=None, y_val=None):
+    def _fit_library(self, X, y, X_val, y_val):
         from catboost import CatBoostClassifier
 
-        X_val, y_val = self._check_val(X_val, y_val)
-        self.preprocess_ = NativeCategoricals(self.spec.categorical, self.spec.numeric,
-                                              mode="catboost").fit(X)
         self.model_ = CatBoostClassifier(
-            iterations=self.iterations, eval_metric="PRAUC", random_seed=self.random_state,
+            iterations=self.n_estimators, eval_metric="PRAUC", random_seed=self.random_state,
             thread_count=self.n_jobs, early_stopping_rounds=self.early_stopping_rounds,
             use_best_model=True, allow_writing_files=False, verbose=False, **(self.params or {}))
-        self.model_.fit(self.preprocess_.transform(X), np.asarray(y).astype(int),
-                        cat_features=list(self.spec.categorical),
-                        eval_set=(self.preprocess_.transform(X_val), y_val))
-        self.best_iteration_ = int(self.model_.get_best_iteration()) + 1
-        self.val_auprc_ = float(self.model_.get_best_score()["validation"]["PRAUC"])
-        self.selected_params_ = {"iterations": self.best_iteration_}
-        self.classes_ = np.array([0, 1])
-        return self
-
-    def predict_proba(self, X):
-        return _proba2(self.model_.predict_proba(self.preprocess_.transform(X))[:, 1])
+        self.model_.fit(X, y, cat_features=list(self.spec.categorical), eval_set=(X_val, y_val))
+        return (int(self.model_.get_best_iteration()) + 1,
+                float(self.model_.get_best_score()["validation"]["PRAUC"]))
 
 
 class MLPModel(TabularClassifier):

@@ -90,7 +90,7 @@ def _xgboost(spec, seed, profile):
 def _catboost(spec, seed, profile):
     fast = profile == "fast"
     return CatBoostModel(spec, params={"learning_rate": 0.05, "depth": 3 if fast else 6},
-                         iterations=40 if fast else 10000, early_stopping_rounds=10 if fast else 100,
+                         n_estimators=40 if fast else 10000, early_stopping_rounds=10 if fast else 100,
                          random_state=seed, n_jobs=N_JOBS)
 
 
