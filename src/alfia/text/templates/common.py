@@ -157,6 +157,19 @@ def lifestyle_sentence(pronoun: str, smoker: str | None, history: Sequence[tuple
     return out
 
 
+def place_descriptor(value: str | None, before_words: dict[str, str], after_words: dict[str, str],
+                     label: str, before: list[str], after: list[str], missing: list[str],
+                     state: bool) -> None:
+    """Put a category's words in front of the noun ('a widowed woman') or after it ('a woman of
+    unknown marital status'), or note it as missing; shared by every template's subject phrase."""
+    if value in before_words:
+        before.append(before_words[value])
+    elif value is not None:
+        after.append(after_words[value])
+    elif state:
+        missing.append(label)
+
+
 def subject_phrase(age: str | None, before: Sequence[str], noun: str, after: Sequence[str],
                    *, age_capped: bool = False) -> str:
     """'A 71-year-old widowed White woman' (+ ' of unknown race', ...)."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 from alfia.cohorts.schema import EICU
 from alfia.text.abbreviations import Abbreviations
 from alfia.text.templates.common import (
-    NOUN, PRONOUN, body_sentence, lifestyle_sentence, not_recorded, scores_sentence, subject_phrase,
+    NOUN, PRONOUN, body_sentence, lifestyle_sentence, not_recorded, place_descriptor, scores_sentence,
+    subject_phrase,
 )
 from alfia.text.templates.dynamic import dynamic_sentences
 
@@ -62,13 +63,8 @@ def render(v: dict, state: bool) -> str:
         after.append(GENDER_AFTER[sex])
     elif sex is None and state:
         missing.append("sex")
-    ethnicity = v["ethnicity"]
-    if ethnicity in ETHNICITY:
-        before.append(ETHNICITY[ethnicity])
-    elif ethnicity is not None:
-        after.append(ETHNICITY_AFTER[ethnicity])
-    elif state:
-        missing.append("ethnicity")
+    place_descriptor(v["ethnicity"], ETHNICITY, ETHNICITY_AFTER, "ethnicity", before, after, missing,
+                     state)
     age = v["age"]
     # eICU writes every age above 89 as 90.
     subject = subject_phrase(age, before, NOUN.get(sex, "patient"), after,

@@ -13,8 +13,8 @@ from __future__ import annotations
 from alfia.cohorts.schema import MIMIC_IV
 from alfia.text.abbreviations import Abbreviations
 from alfia.text.templates.common import (
-    NOUN, PRONOUN, body_sentence, join_and, lifestyle_sentence, not_recorded, scores_sentence,
-    subject_phrase,
+    NOUN, PRONOUN, body_sentence, join_and, lifestyle_sentence, not_recorded, place_descriptor,
+    scores_sentence, subject_phrase,
 )
 from alfia.text.templates.dynamic import dynamic_sentences
 
@@ -150,20 +150,9 @@ def render(v: dict, state: bool) -> str:
         missing.append("age")
     if sex is None and state:
         missing.append("sex")
-    marital = v["marital_status"]
-    if marital in MARITAL:
-        before.append(MARITAL[marital])
-    elif marital is not None:
-        after.append(MARITAL_AFTER[marital])
-    elif state:
-        missing.append("marital status")
-    race = v["race"]
-    if race in RACE:
-        before.append(RACE[race])
-    elif race is not None:
-        after.append(RACE_AFTER[race])
-    elif state:
-        missing.append("race")
+    place_descriptor(v["marital_status"], MARITAL, MARITAL_AFTER, "marital status", before, after,
+                     missing, state)
+    place_descriptor(v["race"], RACE, RACE_AFTER, "race", before, after, missing, state)
     subject = subject_phrase(v["admission_age"], before, NOUN.get(sex, "patient"), after)
 
     extras = []
