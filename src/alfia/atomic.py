@@ -55,6 +55,24 @@ def write_json_atomic(target: str | os.PathLike, obj: Any) -> Path:
     return write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def read_json_object(path: str | os.PathLike, *, missing: str = "file is missing",
+                     invalid: str = "not valid JSON") -> dict[str, Any]:
+    """Read a JSON object written by :func:`write_json_atomic`; every failure is an ``AlfiaError``
+    naming the file (``missing`` / ``invalid`` say what the file was meant to be)."""
+    from alfia.errors import AlfiaError
+
+    path = Path(path)
+    if not path.is_file():
+        raise AlfiaError(f"{path}: {missing}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AlfiaError(f"{path}: {invalid} ({e})") from None
+    if not isinstance(data, dict):
+        raise AlfiaError(f"{path}: expected a JSON object")
+    return data
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder next to ``target``; swap it in for ``target`` if the block succeeds.

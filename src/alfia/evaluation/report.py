@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alfia.atomic import write_json_atomic
+from alfia.atomic import read_json_object, write_json_atomic
 from alfia.cohorts.schema import ID_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
 from alfia.evaluation.bootstrap import CI_LEVEL, bootstrap_distribution, with_ci
@@ -203,15 +203,7 @@ def model_name_of(run_dir: str | os.PathLike) -> str:
 def read_config(run_dir: str | os.PathLike) -> dict:
     """The run's config.json as a dict; {} when the run has none."""
     path = RunLayout.of(run_dir).config
-    if not path.exists():
-        return {}
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AlfiaError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(config, dict):
-        raise AlfiaError(f"{path}: expected a JSON object at the top level")
-    return config
+    return read_json_object(path) if path.exists() else {}
 
 
 def read_history(path: str | os.PathLike) -> pd.DataFrame:

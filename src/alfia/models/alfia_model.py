@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from alfia.atomic import atomic_path, write_json_atomic
+from alfia.atomic import atomic_path, read_json_object, write_json_atomic
 from alfia.errors import AlfiaError
 from alfia.models.attentional_classifier_head import AttentionalClassifierHead
 from alfia.models.backbone import (
@@ -180,7 +179,7 @@ class AlfiaModel(nn.Module):
         if not layout.root.is_dir():
             raise AlfiaError(f"{layout.root}: no such run directory")
         config = AlfiaConfig.load_json(layout.model_config)
-        saved_reference = _read_json(layout.backbone)
+        saved_reference = read_json_object(layout.backbone)
         loaded = _get_backbone(config, backbone, tokenizer, saved_reference=saved_reference, file=layout.backbone)
         check_same_backbone(saved_reference, loaded.reference, file=layout.backbone)
         encoder = loaded.model
@@ -269,17 +268,6 @@ def _effective_max_length(requested: int, tokenizer: Any, model_config: Any) -> 
         return limit
     return requested
 
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise AlfiaError(f"{path}: file is missing")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AlfiaError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise AlfiaError(f"{path}: expected a JSON object")
-    return data
 
 
 def _load_encoder_weights(encoder: nn.Module, path: Path) -> None:

@@ -7,13 +7,12 @@ sigmoid layer gating, a 4-head Attentional Classifier Head, and LoRA r=16, alpha
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from alfia.atomic import write_json_atomic
+from alfia.atomic import read_json_object, write_json_atomic
 from alfia.errors import AlfiaError
 
 POOLERS = ("alf", "cls", "mean", "max", "static_mean")
@@ -131,13 +130,7 @@ class AlfiaConfig:
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> "AlfiaConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise AlfiaError(f"{path}: model config not found")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise AlfiaError(f"{path}: not valid JSON ({e})") from None
+        data = read_json_object(path, missing="model config not found")
         return cls.from_dict(data, source=str(path))
 
 

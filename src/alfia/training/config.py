@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from alfia.atomic import write_json_atomic
+from alfia.atomic import read_json_object, write_json_atomic
 from alfia.errors import AlfiaError
 
 
@@ -85,7 +84,5 @@ class TrainConfig:
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> "TrainConfig":
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as e:
-            raise AlfiaError(f"{path}: cannot read a training config ({e})") from None
+        return cls.from_dict(read_json_object(path, missing="cannot read a training config (no such file)",
+                                              invalid="cannot read a training config"))

@@ -25,6 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from alfia.atomic import read_json_object
 from alfia.errors import AlfiaError
 from alfia.training.loop import TrainState, check_trainable_match, load_trainable_state, trainable_state
 
@@ -114,11 +115,9 @@ def checkpoint_dir_of(path: str | os.PathLike) -> Path:
 
 def read_checkpoint_meta(path: str | os.PathLike) -> dict:
     directory = checkpoint_dir_of(path)
-    try:
-        meta = json.loads((directory / STATE_FILE).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise AlfiaError(f"{directory / STATE_FILE}: corrupt checkpoint state ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+    meta = read_json_object(directory / STATE_FILE, missing="corrupt checkpoint state (file is missing)",
+                            invalid="corrupt checkpoint state")
+    if meta.get("format_version") != FORMAT_VERSION:
         raise AlfiaError(f"{directory / STATE_FILE}: not a checkpoint this version of ALFIA can read")
     return meta
 

@@ -10,7 +10,6 @@ leaves the run directory of ``alfia.runs``: config.json, history.jsonl, the best
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from rich.console import Console
 from sklearn.metrics import precision_recall_curve
 
 from alfia import __version__
-from alfia.atomic import write_json_atomic
+from alfia.atomic import read_json_object, write_json_atomic
 from alfia.cohorts.io import read_table, sha256_file
 from alfia.cohorts.schema import SPLIT_COLUMN, SPLITS
 from alfia.errors import AlfiaError
@@ -100,12 +99,9 @@ def _fingerprint(config_doc: dict) -> dict:
 
 def read_run_config(run_dir: str | os.PathLike) -> dict:
     layout = RunLayout.of(run_dir).require()
-    try:
-        doc = json.loads(layout.config.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise AlfiaError(f"{layout.config}: not valid JSON ({e})") from None
+    doc = read_json_object(layout.config)
     for key in ("model", "train", "data"):
-        if not isinstance(doc, dict) or key not in doc:
+        if key not in doc:
             raise AlfiaError(f"{layout.config}: not an ALFIA run config (no '{key}' section)")
     return doc
 
