@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import shared_dataset  # tests/conftest.py (tests/ is on sys.path)
+from shared_data import shared_dataset
 
 
 @pytest.mark.integration

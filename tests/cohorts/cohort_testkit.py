@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import sys
 import tarfile
 from pathlib import Path
 
-_ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
-_spec = importlib.util.spec_from_file_location("alfia_tests_root_conftest", _ROOT_CONFTEST)
-_root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
-shared_dataset = _root.shared_dataset  # skips with a clear reason when ../shared/data is absent
+from shared_data import shared_dataset  # noqa: F401  (re-exported for the cohort tests)
 
 HEADER = "Time,Parameter,Value\n"
 

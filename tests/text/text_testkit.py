@@ -7,10 +7,8 @@ out every number it reads, so a number left over afterwards is one the text inve
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,18 +17,7 @@ from alfia.cohorts.schema import (
     ID_COLUMN, OUTCOME_COLUMN, PHYSIONET_SERIES, SPLIT_COLUMN, get_schema, series_column,
 )
 
-
-
-def _root_conftest():
-    """tests/conftest.py, loaded under its own name: every test folder has a module called conftest."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("alfia_tests_root_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-shared_dataset = _root_conftest().shared_dataset  # skips with a clear reason when data are absent
+from shared_data import shared_dataset  # noqa: F401  (re-exported for the round-trip tests)
 
 NUM = r"(\d+(?:\.\d+)?)"
 NUMBER_RE = re.compile(r"(?<![A-Za-z0-9.])\d+(?:\.\d+)?")
