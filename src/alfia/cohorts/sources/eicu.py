@@ -303,7 +303,7 @@ def _extract(t: SourceTables, absent: list[str], cfg: EicuConfig,
     assessed = None
     if "nurseCharting" not in absent:
         gcs_src = "nurseCharting"
-        t.execute(f"""CREATE OR REPLACE TABLE gcs_rel AS
+        t.execute("""CREATE OR REPLACE TABLE gcs_rel AS
             SELECT n.patientunitstayid AS stay_id, n.nursingchartoffset / 60.0 AS hours,
                    max(CASE WHEN n.nursingchartcelltypevalname = 'GCS Total'
                             THEN TRY_CAST(n.nursingchartvalue AS DOUBLE) END) AS total,
@@ -318,7 +318,7 @@ def _extract(t: SourceTables, absent: list[str], cfg: EicuConfig,
             GROUP BY 1, 2""", ("nurseCharting",))
     elif "physicalExam" not in absent:
         gcs_src = "physicalExam"
-        t.execute(f"""CREATE OR REPLACE TABLE gcs_rel AS
+        t.execute("""CREATE OR REPLACE TABLE gcs_rel AS
             SELECT e.patientunitstayid AS stay_id, e.physicalexamoffset / 60.0 AS hours,
                    NULL::DOUBLE AS total,
                    max(CASE WHEN e.physicalexampath LIKE '%/GCS/Motor Score/%'

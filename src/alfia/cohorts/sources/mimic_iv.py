@@ -557,7 +557,7 @@ def gather_inputs(t: SourceTables, progress: Progress) -> tuple[pd.DataFrame, pd
     wide = wide.join(dx, how="left")
     for ccol in ("esrd", "aids", "hem", "mets"):
         wide[ccol] = wide[ccol].fillna(0)
-    svc = t.df(f"""
+    svc = t.df("""
         SELECT c.stay_id,
                arg_min(upper(s.curr_service), s.transfertime) LIKE '%SURG%' AS first_service_surgical,
                bool_or((upper(s.curr_service) LIKE '%SURG%' OR upper(s.curr_service) = 'ORTHO')

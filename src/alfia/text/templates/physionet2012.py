@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from alfia.cohorts.schema import PHYSIONET2012, PHYSIONET_SERIES, SERIES_STATS, series_column
+from alfia.cohorts.schema import PHYSIONET2012, PHYSIONET_SERIES, series_column
 from alfia.text.abbreviations import Abbreviations
 from alfia.text.numbers import CONTINUOUS_DECIMALS, format_number
 from alfia.text.templates.common import (
