@@ -60,8 +60,10 @@ def train_and_evaluate(text_path: Path, run_dir: Path, pooler: str, args, consol
         console.print(f"reusing finished run {run_dir}")
     else:
         resume = (run_dir / "checkpoint").exists() and not (run_dir / "predictions.parquet").exists()
-        model_config = AlfiaConfig(backbone=args.backbone, pooler=pooler, max_length=args.max_length)
+        model_config = AlfiaConfig(backbone=args.backbone, pooler=pooler, max_length=args.max_length,
+                                   attention_dropout=args.attention_dropout)
         train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                   pos_weight=args.pos_weight,
                                    max_length=args.max_length, max_train_rows=args.max_train_rows,
                                    patience=args.patience, seed=args.seed, num_threads=args.threads)
         train_run(text_path, run_dir, model_config, train_config, resume=resume, console=console)
@@ -103,6 +105,7 @@ def markdown(results: dict) -> str:
         f"during the run, so timings are upper bounds.  ",
         f"Configuration: backbone {cfg['backbone'] or 'all-MiniLM-L6-v2 (offline default)'}, LoRA r=16/alpha=16, "
         f"N_f=4, max_length {cfg['max_length']}, batch size {cfg['batch_size']}, lr {cfg['lr']}, "
+        f"pos_weight {cfg.get('pos_weight')}, attention dropout {cfg.get('attention_dropout')} (None: the backbone's), "
         f"up to {cfg['epochs']} epoch(s), patience {cfg['patience']}, training rows "
         f"{a['rows']['train']} of the train split (max_train_rows={cfg['max_train_rows']}), val {a['rows']['val']}, "
         f"test {a['rows']['test']}, seed {cfg['seed']}.",
@@ -142,6 +145,10 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--pos-weight", default=None, help="BCE pos_weight: a number or 'auto' (default: none)")
+    parser.add_argument("--attention-dropout", type=float, default=None,
+                        help="encoder attention dropout (default: the backbone's); 0 lets CPU training use fused "
+                             "attention, ~2.8x faster at 512 tokens")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--n-boot", type=int, default=1000)

@@ -39,6 +39,9 @@ def train(
     lora_dropout: float = typer.Option(0.05, "--lora-dropout"),
     lora_targets: str = typer.Option("query,key,value,output.dense", "--lora-targets",
                                      help="Comma-separated module names LoRA adapts."),
+    attention_dropout: Optional[float] = typer.Option(
+        None, "--attention-dropout", help="Dropout on the encoder's attention probabilities (default: the "
+        "backbone's own, 0.1 for MiniLM). 0 lets CPU training use fused attention, ~2.8x faster at 512 tokens."),
     epochs: int = typer.Option(30, help="Most epochs (early stopping usually ends sooner)."),
     batch_size: int = typer.Option(16, "--batch-size"),
     lr: float = typer.Option(2e-4, help="AdamW learning rate (peak, after linear warmup)."),
@@ -72,7 +75,7 @@ def train(
                 backbone=backbone, n_fusion_layers=fusion_layers, gating=not no_gating, pooler=pooler,
                 finetune="full" if full_finetune else ("frozen" if no_lora else "lora"),
                 lora=LoraSettings(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, target_modules=lora_targets),
-                max_length=max_length)
+                attention_dropout=attention_dropout, max_length=max_length)
             train_config = TrainConfig(
                 lr=lr, batch_size=batch_size, epochs=epochs, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                 pos_weight=_pos_weight(pos_weight), patience=patience, seed=seed, max_length=max_length,

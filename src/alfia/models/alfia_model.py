@@ -35,6 +35,7 @@ from alfia.models.backbone import (
     load_backbone,
     load_backbone_from_reference,
     num_layers,
+    set_attention_dropout,
 )
 from alfia.models.config import AlfiaConfig
 from alfia.models.lora import apply_lora, load_lora_adapter, save_lora_adapter
@@ -80,6 +81,8 @@ class AlfiaModel(nn.Module):
         self.head = AttentionalClassifierHead(self.hidden_size, n_heads=config.head_heads,
                                               ffn_mult=config.head_ffn_mult, dropout=config.dropout)
         self.max_length = _effective_max_length(config.max_length, tokenizer, base_config)
+        if config.attention_dropout is not None:
+            set_attention_dropout(self._base_encoder(), config.attention_dropout)
         self._takes_token_type_ids = "token_type_ids" in inspect.signature(self._base_encoder().forward).parameters
         # peft leaves exactly the adapter's parameters (LoRA matrices, and biases if lora.bias asks) trainable.
         self._adapter_parameters = frozenset(

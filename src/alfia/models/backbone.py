@@ -187,3 +187,35 @@ def check_same_backbone(saved: dict[str, Any], actual: dict[str, Any], *, file: 
     if saved.get("weights_sha256") and actual.get("weights_sha256") and saved["weights_sha256"] != actual["weights_sha256"]:
         raise AlfiaError(f"{file}: the backbone weights differ from the ones the run was trained on "
                          f"({saved.get('location')} vs {actual.get('location')}; sha256 mismatch)")
+
+
+# Config keys that hold the attention-probability dropout, by architecture family.
+_ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob",  # BERT, RoBERTa, BioLinkBERT, ELECTRA
+                           "attention_dropout")  # ModernBERT, DistilBERT
+
+
+def set_attention_dropout(model: nn.Module, p: float) -> int:
+    """Set the dropout on attention probabilities of an already-built encoder to ``p``.
+
+    transformers reads the rate from ``nn.Dropout`` modules (BERT family: the self-attention's
+    ``dropout``) or from a float attribute (ModernBERT: ``attention_dropout``) at every forward, so
+    changing them in place takes effect at once. Returns how many attention modules were changed; raises
+    if the encoder has none this function knows, rather than silently ignoring the setting.
+    """
+    changed = 0
+    for module in model.modules():
+        if hasattr(module, "attention_head_size") and isinstance(getattr(module, "dropout", None), nn.Dropout):
+            module.dropout.p = float(p)
+            changed += 1
+        elif isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = float(p)
+            changed += 1
+    if not changed:
+        raise AlfiaError(f"attention_dropout={p} was asked for, but the backbone "
+                         f"({type(model).__name__}) has no attention module whose dropout ALFIA can set; "
+                         "leave attention_dropout empty to keep the backbone's own value")
+    config = getattr(model, "config", None)
+    for key in _ATTENTION_DROPOUT_KEYS:
+        if config is not None and hasattr(config, key):
+            setattr(config, key, float(p))  # so a saved or printed config says what ran
+    return changed

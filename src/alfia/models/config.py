@@ -81,6 +81,10 @@ class AlfiaConfig:
     head_heads: int = 4  # heads of the ACH self-attention (eq. 15); the paper's Figure 2 uses 4
     head_ffn_mult: int = 4  # ACH feed-forward width = head_ffn_mult * hidden size (eq. 17)
     dropout: float = 0.1  # dropout inside ALF and ACH
+    # Dropout on the encoder's attention probabilities. None keeps the backbone's own value (0.1 for
+    # BERT/MiniLM). On CPU, PyTorch's fused attention has no dropout, so any value > 0 falls back to the
+    # unfused path and makes a LoRA training step ~2.8x slower at 512 tokens (BENCHMARKS.md, model section).
+    attention_dropout: float | None = None
     finetune: str = "lora"  # "lora"; "frozen" (encoder frozen, only pooler + head train); "full"
     lora: LoraSettings = field(default_factory=LoraSettings)
     max_length: int = 512  # tokens per text after truncation
@@ -101,6 +105,9 @@ class AlfiaConfig:
         _require(isinstance(self.gating, bool), f"gating must be true or false, got {self.gating!r}")
         _require(_is_number(self.dropout) and 0.0 <= self.dropout < 1.0,
                  f"dropout must be in [0, 1), got {self.dropout!r}")
+        _require(self.attention_dropout is None
+                 or (_is_number(self.attention_dropout) and 0.0 <= self.attention_dropout < 1.0),
+                 f"attention_dropout must be empty (the backbone's value) or in [0, 1), got {self.attention_dropout!r}")
 
     @property
     def uses_lora(self) -> bool:
