@@ -45,10 +45,11 @@ def replicate(demo: Path, dst: Path, k: int) -> None:
 
 
 def run_one(mimic_dir: str, memory_limit: str, threads: int | None) -> dict:
+    from alfia.cohorts.sources.duck import DuckSettings
     from alfia.cohorts.sources.mimic_iv import MimicConfig, extract_mimic_iv
 
     t0 = time.perf_counter()
-    res = extract_mimic_iv(MimicConfig(mimic_dir, memory_limit=memory_limit, threads=threads))
+    res = extract_mimic_iv(MimicConfig(mimic_dir, duck=DuckSettings(memory_limit=memory_limit, threads=threads)))
     seconds = time.perf_counter() - t0
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"stays": len(res.df), "seconds": round(seconds, 2), "peak_rss_mib": round(peak_kib / 1024, 1)}

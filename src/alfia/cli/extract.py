@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -11,6 +12,18 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from alfia.cli.cohort import cohort_app
 
 console = Console(stderr=True)
+
+# DuckDB resource options, shared by every extraction command.
+MemoryLimit = Annotated[str, typer.Option(help="DuckDB memory limit; beyond it DuckDB spills to disk")]
+TempDirectory = Annotated[Path | None, typer.Option(help="DuckDB scratch folder, deleted afterwards (default: system temp)")]
+Threads = Annotated[int | None, typer.Option(help="DuckDB threads (default: min(4, cores))")]
+Seed = Annotated[int, typer.Option(help="Seed of the train/val/test split")]
+
+
+def _duck_settings(memory_limit: str, temp_directory: Path | None, threads: int | None):
+    from alfia.cohorts.sources.duck import DuckSettings
+
+    return DuckSettings(memory_limit, str(temp_directory) if temp_directory else None, threads)
 
 
 def _run(extract, cfg, out: Path, source: str, variant: str, seed: int) -> None:
@@ -43,18 +56,16 @@ def mimic_iv(
     derived_dir: Path | None = typer.Option(None, "--derived-dir",
                                             help="mimiciv_derived concept tables (apsiii, sapsii, sirs, "
                                                  "lods, meld, oasis, sofa, gcs) as CSV/Parquet"),
-    memory_limit: str = typer.Option("3GB", help="DuckDB memory limit; beyond it DuckDB spills to disk"),
-    temp_directory: Path | None = typer.Option(
-        None, help="DuckDB scratch folder, deleted afterwards (default: system temp)"),
-    threads: int | None = typer.Option(None, help="DuckDB threads (default: min(4, cores))"),
-    seed: int = typer.Option(42, help="Seed of the train/val/test split"),
+    memory_limit: MemoryLimit = "3GB",
+    temp_directory: TempDirectory = None,
+    threads: Threads = None,
+    seed: Seed = 42,
 ) -> None:
     """Build the CW-24 MIMIC-IV cohort (first ICU stay of adults on their first hospitalization)."""
     from alfia.cohorts.sources.mimic_iv import MimicConfig, extract_mimic_iv
 
     cfg = MimicConfig(str(mimic_dir), str(derived_dir) if derived_dir else None,
-                      memory_limit=memory_limit,
-                      temp_directory=str(temp_directory) if temp_directory else None, threads=threads)
+                      duck=_duck_settings(memory_limit, temp_directory, threads))
     _run(extract_mimic_iv, cfg, out, "mimic-iv", "mimic", seed)
 
 
@@ -62,15 +73,13 @@ def mimic_iv(
 def eicu(
     eicu_dir: Path = typer.Option(..., "--eicu-dir", help="eICU-CRD folder with patient.csv.gz etc."),
     out: Path = typer.Option(..., "--out", help="Output cohort Parquet file"),
-    memory_limit: str = typer.Option("3GB", help="DuckDB memory limit; beyond it DuckDB spills to disk"),
-    temp_directory: Path | None = typer.Option(
-        None, help="DuckDB scratch folder, deleted afterwards (default: system temp)"),
-    threads: int | None = typer.Option(None, help="DuckDB threads (default: min(4, cores))"),
-    seed: int = typer.Option(42, help="Seed of the train/val/test split"),
+    memory_limit: MemoryLimit = "3GB",
+    temp_directory: TempDirectory = None,
+    threads: Threads = None,
+    seed: Seed = 42,
 ) -> None:
     """Build the CW-24 eICU cohort from the tables present; absent tables leave variables missing."""
     from alfia.cohorts.sources.eicu import EicuConfig, extract_eicu
 
-    cfg = EicuConfig(str(eicu_dir), memory_limit=memory_limit,
-                     temp_directory=str(temp_directory) if temp_directory else None, threads=threads)
+    cfg = EicuConfig(str(eicu_dir), duck=_duck_settings(memory_limit, temp_directory, threads))
     _run(extract_eicu, cfg, out, "eicu", "eicu", seed)

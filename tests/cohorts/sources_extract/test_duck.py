@@ -53,9 +53,9 @@ def test_bad_memory_limit_is_a_clear_error_and_leaves_nothing(tmp_path):
 def test_failed_extractions_delete_their_scratch_database(tmp_path):
     spill = tmp_path / "spill"
     with pytest.raises(AlfiaError, match="does not exist"):
-        extract_mimic_iv(MimicConfig(str(tmp_path / "nowhere"), temp_directory=str(spill)))
+        extract_mimic_iv(MimicConfig(str(tmp_path / "nowhere"), duck=DuckSettings(temp_directory=str(spill))))
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(AlfiaError, match="not an eICU directory"):
-        extract_eicu(EicuConfig(str(empty), temp_directory=str(spill)))
+        extract_eicu(EicuConfig(str(empty), duck=DuckSettings(temp_directory=str(spill))))
     assert spill.is_dir() and _scratch_dirs(spill) == []

@@ -48,7 +48,7 @@ the manifest names the tables. No value is ever imputed for a missing variable.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -112,9 +112,7 @@ BASELINE_DOC_MAX_MIN = WINDOW_END_MIN  # documentation entered within the first 
 class EicuConfig:
     eicu_dir: str
     min_age: float = 18.0
-    memory_limit: str = "3GB"
-    temp_directory: str | None = None
-    threads: int | None = None
+    duck: DuckSettings = field(default_factory=DuckSettings)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,7 +130,7 @@ def _like_any(column: str, needles: tuple[str, ...]) -> str:
 
 
 def open_tables(cfg: EicuConfig) -> tuple[SourceTables, list[str]]:
-    con = connect(DuckSettings(cfg.memory_limit, cfg.temp_directory, cfg.threads))
+    con = connect(cfg.duck)
     try:
         t = SourceTables(Path(cfg.eicu_dir), "eICU", con)
         if t.find("patient") is None:

@@ -150,9 +150,7 @@ class MimicConfig:
     mimic_dir: str
     derived_dir: str | None = None
     min_age: float = 18.0
-    memory_limit: str = "3GB"
-    temp_directory: str | None = None
-    threads: int | None = None
+    duck: DuckSettings = field(default_factory=DuckSettings)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -234,7 +232,7 @@ CATEGORY_MAPPERS: dict[str, Callable[[str], str | None]] = {
 
 def open_tables(cfg: MimicConfig) -> SourceTables:
     root = Path(cfg.mimic_dir)
-    con = connect(DuckSettings(cfg.memory_limit, cfg.temp_directory, cfg.threads))
+    con = connect(cfg.duck)
     try:
         tables = SourceTables(root, "MIMIC-IV", con)
         if not (root / "hosp").is_dir() and not (root / "icu").is_dir():
