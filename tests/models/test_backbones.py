@@ -118,3 +118,13 @@ def test_real_minilm_forward(texts):
     assert out.logits.shape == (2,) and out.embedding.shape == (2, 384) and out.layer_weights.shape == (2, 4)
     assert torch.isfinite(out.embedding).all()
     assert ((out.layer_weights > 0) & (out.layer_weights < 1)).all()
+
+
+@pytest.mark.parametrize("model_type, config_key", [("roberta", "attention_probs_dropout_prob"),
+                                                    ("modernbert", "attention_dropout")])
+def test_attention_dropout_reaches_other_encoder_families(model_type, config_key):
+    from alfia.models.backbone import set_attention_dropout
+
+    model, _ = _tiny(model_type)
+    assert set_attention_dropout(model, 0.25) == 4  # one attention module per layer
+    assert getattr(model.config, config_key) == 0.25
