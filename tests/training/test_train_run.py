@@ -210,3 +210,23 @@ def test_auto_pos_weight_is_negatives_over_positives():
     assert resolve_pos_weight(TrainConfig(), labels) is None
     with pytest.raises(AlfiaError, match="pos_weight"):
         TrainConfig(pos_weight="heavy")
+
+
+def test_progress_in_a_log_file_is_plain_throttled_lines(tmp_path, tiny_backbone_dir):
+    # Under nohup or a batch job the console is no terminal: a live bar would print nothing for a whole epoch.
+    import io
+    import re
+
+    from rich.console import Console
+
+    log = io.StringIO()
+    model, train = _configs(tiny_backbone_dir, epochs=2)
+    table = write_text_table(make_text_frame(), tmp_path / "text.parquet")
+    train_run(table, tmp_path / "run", model, train, console=Console(file=log, force_terminal=False, width=200))
+    text = log.getvalue()
+    assert "\x1b[" not in text  # no terminal control codes in the log
+    batch_lines = re.findall(r"epoch (\d)/2: batch (\d+)/(\d+)  train loss \d\.\d{4}  \d+:\d\d elapsed, ~\d+:\d\d left",
+                             text)
+    # Throttled to one line a minute, so a seconds-long epoch logs only its last batch.
+    assert [(epoch, done == total) for epoch, done, total in batch_lines] == [("1", True), ("2", True)]
+    assert len(re.findall(r"val AUPRC \d\.\d{4}", text)) == 2

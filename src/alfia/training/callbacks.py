@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -52,25 +53,35 @@ def _finite(record: dict) -> dict:
 
 
 class ProgressDisplay(Callback):
-    """A rich progress bar over the batches of each epoch, and one summary line per epoch."""
+    """A rich progress bar over the batches of each epoch, and one summary line per epoch.
 
-    def __init__(self, console: Console | None = None, *, enabled: bool = True):
+    When the console is not a terminal (``nohup``, a batch job, a log file) a live bar shows nothing, so a
+    plain line with the batch count, running loss and time left is printed every ``log_every_s`` seconds.
+    """
+
+    def __init__(self, console: Console | None = None, *, enabled: bool = True, log_every_s: float = 60.0):
         self.console = console or Console(stderr=True)
         self.enabled = enabled
+        self.log_every_s = float(log_every_s)
         self._progress: Progress | None = None
         self._task = None
+        self._epoch_started = self._last_log = 0.0
+        self._first_step = 0
 
     def on_train_begin(self, state: TrainState) -> None:
         if not self.enabled:
             return
-        self._progress = Progress(
-            TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
-            MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=self.console, transient=True)
-        self._progress.start()
+        if self.console.is_terminal:
+            self._progress = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
+                MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
+                TimeRemainingColumn(), console=self.console, transient=True)
+            self._progress.start()
         self._new_task(state)
 
     def _new_task(self, state: TrainState) -> None:
+        self._epoch_started = self._last_log = time.monotonic()
+        self._first_step = state.step_in_epoch  # a resumed epoch starts part-way
         if self._progress is None:
             return
         if self._task is not None:
@@ -80,9 +91,22 @@ class ProgressDisplay(Callback):
                                              epochs=state.config.epochs, loss="-")
 
     def on_batch_end(self, state: TrainState) -> None:
+        if not self.enabled:
+            return
+        loss = f"{state.epoch_loss_sum / max(state.epoch_rows, 1):.4f}"
         if self._progress is not None:
-            self._progress.update(self._task, completed=state.step_in_epoch,
-                                  loss=f"{state.epoch_loss_sum / max(state.epoch_rows, 1):.4f}")
+            self._progress.update(self._task, completed=state.step_in_epoch, loss=loss)
+            return
+        now = time.monotonic()
+        if now - self._last_log < self.log_every_s and state.step_in_epoch < state.steps_per_epoch:
+            return
+        self._last_log = now
+        elapsed = now - self._epoch_started
+        done = state.step_in_epoch - self._first_step
+        left = elapsed / done * (state.steps_per_epoch - state.step_in_epoch) if done > 0 else float("nan")
+        self.console.print(f"epoch {state.epoch + 1}/{state.config.epochs}: batch {state.step_in_epoch}/"
+                           f"{state.steps_per_epoch}  train loss {loss}  {_minutes(elapsed)} elapsed, "
+                           f"~{_minutes(left)} left in the epoch", highlight=False)
 
     def on_epoch_end(self, state: TrainState, record: dict) -> None:
         if not self.enabled:
@@ -106,6 +130,13 @@ class ProgressDisplay(Callback):
 
     def on_train_end(self, state: TrainState) -> None:
         self._stop()
+
+
+def _minutes(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{secs:02d}"
 
 
 class Checkpointing(Callback):
