@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -52,6 +53,7 @@ def build_text(work: Path, console) -> Path:
 
 
 def train_and_evaluate(text_path: Path, run_dir: Path, pooler: str, args, console) -> dict:
+    from alfia.atomic import write_json_atomic
     from alfia.evaluation import evaluate_run
     from alfia.models import AlfiaConfig
     from alfia.training import TrainConfig, read_run_config, train_run
@@ -66,12 +68,16 @@ def train_and_evaluate(text_path: Path, run_dir: Path, pooler: str, args, consol
                                    pos_weight=args.pos_weight,
                                    max_length=args.max_length, max_train_rows=args.max_train_rows,
                                    patience=args.patience, seed=args.seed, num_threads=args.threads)
+        load_before = os.getloadavg()[0]
         train_run(text_path, run_dir, model_config, train_config, resume=resume, console=console)
+        load_after = os.getloadavg()[0]  # 1-minute load average: other processes slow the timings
+        write_json_atomic(run_dir / "load_average.json", {"before_training": load_before, "after_training": load_after})
         evaluate_run(run_dir, split="test", n_boot=args.n_boot, seed=args.seed)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = read_run_config(run_dir)
+    load = json.loads((run_dir / "load_average.json").read_text()) if (run_dir / "load_average.json").exists() else {}
     return {"run_dir": str(run_dir), "metrics": metrics["metrics"], "n": metrics["n"], "n_pos": metrics["n_pos"],
-            "training": config.get("result", {}), "rows": config["data"]["n_rows"]}
+            "training": config.get("result", {}), "rows": config["data"]["n_rows"], "load_average": load}
 
 
 def time_inference(run_dir: Path, text_path: Path, args, console) -> dict:
@@ -101,8 +107,11 @@ def markdown(results: dict) -> str:
     cfg = results["config"]
     lines = [
         f"Command: `{results['command']}`  ",
-        f"Machine: {results['machine']}; date {results['date']}. The machine was shared with other developers "
-        f"during the run, so timings are upper bounds.  ",
+        f"Machine: {results['machine']}; date {results['date']}. 1-minute load average before/after each training "
+        f"(on {os.cpu_count()} cores; above the core count, other processes slowed the timings): "
+        + "; ".join(f"{name} {r['load_average'].get('before_training', float('nan')):.1f}/"
+                    f"{r['load_average'].get('after_training', float('nan')):.1f}"
+                    for name, r in (("ALF", a), ("static mean", b)) if r is not None) + ".  ",
         f"Configuration: backbone {cfg['backbone'] or 'all-MiniLM-L6-v2 (offline default)'}, LoRA r=16/alpha=16, "
         f"N_f=4, max_length {cfg['max_length']}, batch size {cfg['batch_size']}, lr {cfg['lr']}, "
         f"pos_weight {cfg.get('pos_weight')}, attention dropout {cfg.get('attention_dropout')} (None: the backbone's), "
@@ -176,7 +185,7 @@ def main(argv=None) -> None:
         return
     results = {
         "command": "python benchmarks/physionet2012.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores, no GPU" if not __import__(
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU" if not __import__(
             "torch").cuda.is_available() else f"{__import__('torch').cuda.get_device_name(0)}",
         "date": str(date.today()),
         "config": {k: v for k, v in vars(args).items() if k != "work_dir"},
