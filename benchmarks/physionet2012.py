@@ -157,7 +157,7 @@ def main(argv=None) -> None:
     parser.add_argument("--pos-weight", default=None, help="BCE pos_weight: a number or 'auto' (default: none)")
     parser.add_argument("--attention-dropout", type=float, default=None,
                         help="encoder attention dropout (default: the backbone's); 0 lets CPU training use fused "
-                             "attention, ~2.8x faster at 512 tokens")
+                             "attention, 2.4x faster at 512 tokens")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--n-boot", type=int, default=1000)

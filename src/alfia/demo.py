@@ -8,9 +8,11 @@
 Outputs go under ./demo_output/ (cohort, text table, run directory with metrics.json and figures).
 The defaults are sized to finish within 15 minutes on 2 CPU cores (see README for the measured time):
 2 epochs over a stratified subsample of 1,200 training rows at lr 5e-4 with pos_weight 'auto' (the loss
-weighs the rare deaths up; without it, two short epochs collapse to the base rate), texts truncated to 256 tokens (the
-synthetic MIMIC descriptions run about 230-255 tokens, so nothing is cut); val and test keep all their rows.
-Pass --full for the paper's protocol (all rows, up to 30 epochs, early stopping; hours on a CPU).
+weighs the rare deaths up; without it, two short epochs collapse to the base rate), texts truncated to 256
+tokens (the synthetic MIMIC descriptions run about 230-255 tokens, so nothing is cut), and no dropout on the
+encoder's attention probabilities (on a CPU that lets PyTorch use its fused attention kernel, which makes each
+training step faster; BENCHMARKS.md). Pass --full for the paper's protocol (all rows, up to 30 epochs, 512 tokens,
+the backbone's own attention dropout, early stopping; hours on a CPU).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ DEFAULT_OUT = Path("demo_output")
 
 def run_demo(out: Path = DEFAULT_OUT, *, n_stays: int = 3000, epochs: int = 2, max_length: int = 256,
              batch_size: int = 16, max_train_rows: int | None = 1200, lr: float = 5e-4,
-             pos_weight: float | str | None = "auto", n_boot: int = 1000,
+             pos_weight: float | str | None = "auto", attention_dropout: float | None = 0.0, n_boot: int = 1000,
              seed: int = 42,
              console: Console | None = None) -> dict:
     from alfia.cli.evaluation import metrics_table
@@ -59,7 +61,7 @@ def run_demo(out: Path = DEFAULT_OUT, *, n_stays: int = 3000, epochs: int = 2, m
     console.rule("[bold]3. ALFIA training (all-MiniLM-L6-v2 + LoRA + ALF + ACH)")
     if run_dir.exists():  # the demo's own previous run: start clean so the result is reproducible
         shutil.rmtree(run_dir)
-    model_config = AlfiaConfig(max_length=max_length)
+    model_config = AlfiaConfig(max_length=max_length, attention_dropout=attention_dropout)
     train_config = TrainConfig(epochs=epochs, batch_size=batch_size, max_length=max_length, seed=seed, lr=lr,
                                max_train_rows=max_train_rows, patience=5,
                                pos_weight=pos_weight)
@@ -86,17 +88,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=5e-4,
                         help="higher than the 2e-4 of long runs: the demo has only a few hundred steps")
     parser.add_argument("--max-train-rows", type=int, default=1200,
-                        help="subsample of the training rows (0: all of them)")
+                        help="seeded stratified subsample of the training rows (0: all of them)")
+    parser.add_argument("--attention-dropout", type=float, default=0.0,
+                        help="dropout on the encoder's attention probabilities (the backbone's own with --full)")
     parser.add_argument("--full", action="store_true",
                         help="the paper's protocol: all training rows, up to 30 epochs, 512 tokens, early stopping")
     args = parser.parse_args(argv)
     if args.full:
         args.epochs, args.max_length, args.max_train_rows, args.lr = 30, 512, 0, 2e-4
+        args.attention_dropout = None
     from alfia.errors import AlfiaError
 
     try:
         run_demo(args.out, n_stays=args.n_stays, epochs=args.epochs, max_length=args.max_length,
-                 batch_size=args.batch_size, max_train_rows=args.max_train_rows or None, lr=args.lr)
+                 batch_size=args.batch_size, max_train_rows=args.max_train_rows or None, lr=args.lr,
+                 attention_dropout=args.attention_dropout)
     except AlfiaError as e:
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
         raise SystemExit(2) from None

@@ -83,7 +83,7 @@ class AlfiaConfig:
     dropout: float = 0.1  # dropout inside ALF and ACH
     # Dropout on the encoder's attention probabilities. None keeps the backbone's own value (0.1 for
     # BERT/MiniLM). On CPU, PyTorch's fused attention has no dropout, so any value > 0 falls back to the
-    # unfused path and makes a LoRA training step ~2.8x slower at 512 tokens (BENCHMARKS.md, model section).
+    # unfused path and makes a LoRA training step 2.4x slower at 512 tokens (BENCHMARKS.md, model section).
     attention_dropout: float | None = None
     finetune: str = "lora"  # "lora"; "frozen" (encoder frozen, only pooler + head train); "full"
     lora: LoraSettings = field(default_factory=LoraSettings)
