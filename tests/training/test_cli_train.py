@@ -17,11 +17,13 @@ def test_cli_train_writes_a_run_with_the_requested_settings(text_table, tmp_path
     result = CliRunner().invoke(app, [
         "train", text_table, "--out", str(run), "--backbone", tiny_backbone_dir, "--fusion-layers", "2",
         "--no-gating", "--lora-r", "4", "--epochs", "1", "--batch-size", "8", "--max-length", "40",
-        "--pos-weight", "auto", "--threads", "1", "--max-train-rows", "30"])
+        "--pos-weight", "auto", "--threads", "1", "--max-train-rows", "30", "--attention-dropout", "0"])
     assert result.exit_code == 0, result.output
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["gating"] is False and config["model"]["lora"]["r"] == 4
     assert config["model"]["max_length"] == 40 and config["train"]["pos_weight"] == "auto"
+    assert config["model"]["attention_dropout"] == 0.0
+    assert json.loads((run / "model_config.json").read_text())["attention_dropout"] == 0.0
     assert config["data"]["n_rows"]["train"] == 30
     assert (run / "predictions.parquet").exists()
 
