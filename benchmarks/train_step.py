@@ -43,6 +43,7 @@ def time_steps(texts: list[str], length: int, attention_dropout: float | None, a
     import torch
 
     from alfia.models import AlfiaConfig, build_model
+    from alfia.models.backbone import attention_dropout_rates
 
     torch.manual_seed(42)
     model = build_model(AlfiaConfig(backbone=args.backbone, max_length=length, attention_dropout=attention_dropout))
@@ -61,8 +62,7 @@ def time_steps(texts: list[str], length: int, attention_dropout: float | None, a
         optimizer.zero_grad()
         if step:
             seconds.append(time.perf_counter() - started)
-    rate = next(m.dropout.p for m in model.modules() if hasattr(m, "attention_head_size"))
-    return statistics.median(seconds) / len(labels) * 1000, rate
+    return statistics.median(seconds) / len(labels) * 1000, attention_dropout_rates(model)[0]
 
 
 def main(argv=None) -> None:

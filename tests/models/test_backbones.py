@@ -123,8 +123,9 @@ def test_real_minilm_forward(texts):
 @pytest.mark.parametrize("model_type, config_key", [("roberta", "attention_probs_dropout_prob"),
                                                     ("modernbert", "attention_dropout")])
 def test_attention_dropout_reaches_other_encoder_families(model_type, config_key):
-    from alfia.models.backbone import set_attention_dropout
+    from alfia.models.backbone import attention_dropout_rates, set_attention_dropout
 
     model, _ = _tiny(model_type)
     assert set_attention_dropout(model, 0.25) == 4  # one attention module per layer
+    assert attention_dropout_rates(model) == [0.25] * 4
     assert getattr(model.config, config_key) == 0.25

@@ -194,22 +194,36 @@ _ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob",  # BERT, RoBERTa, Bio
                            "attention_dropout")  # ModernBERT, DistilBERT
 
 
+def _attention_modules(model: nn.Module):
+    """(module, attribute) of every attention module whose probability dropout transformers reads at each
+    forward: an ``nn.Dropout`` named ``dropout`` (BERT family) or a float ``attention_dropout`` (ModernBERT)."""
+    for module in model.modules():
+        if hasattr(module, "attention_head_size") and isinstance(getattr(module, "dropout", None), nn.Dropout):
+            yield module, "dropout"
+        elif isinstance(getattr(module, "attention_dropout", None), float):
+            yield module, "attention_dropout"
+
+
+def attention_dropout_rates(model: nn.Module) -> list[float]:
+    """The attention-probability dropout rate in force in each attention module, in module order."""
+    return [module.dropout.p if attr == "dropout" else module.attention_dropout
+            for module, attr in _attention_modules(model)]
+
+
 def set_attention_dropout(model: nn.Module, p: float) -> int:
     """Set the dropout on attention probabilities of an already-built encoder to ``p``.
 
-    transformers reads the rate from ``nn.Dropout`` modules (BERT family: the self-attention's
-    ``dropout``) or from a float attribute (ModernBERT: ``attention_dropout``) at every forward, so
-    changing them in place takes effect at once. Returns how many attention modules were changed; raises
-    if the encoder has none this function knows, rather than silently ignoring the setting.
+    Changing the modules in place takes effect at once (see ``_attention_modules``). Returns how many
+    attention modules were changed; raises if the encoder has none this function knows, rather than
+    silently ignoring the setting.
     """
     changed = 0
-    for module in model.modules():
-        if hasattr(module, "attention_head_size") and isinstance(getattr(module, "dropout", None), nn.Dropout):
+    for module, attr in _attention_modules(model):
+        if attr == "dropout":
             module.dropout.p = float(p)
-            changed += 1
-        elif isinstance(getattr(module, "attention_dropout", None), float):
+        else:
             module.attention_dropout = float(p)
-            changed += 1
+        changed += 1
     if not changed:
         raise AlfiaError(f"attention_dropout={p} was asked for, but the backbone "
                          f"({type(model).__name__}) has no attention module whose dropout ALFIA can set; "
