@@ -25,7 +25,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "physionet2012"
@@ -143,6 +142,7 @@ def markdown(results: dict) -> str:
 
 
 def main(argv=None) -> None:
+    import torch
     from rich.console import Console
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -185,8 +185,8 @@ def main(argv=None) -> None:
         return
     results = {
         "command": "python benchmarks/physionet2012.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU" if not __import__(
-            "torch").cuda.is_available() else f"{__import__('torch').cuda.get_device_name(0)}",
+        "machine": (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+                    else f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU"),
         "date": str(date.today()),
         "config": {k: v for k, v in vars(args).items() if k != "work_dir"},
     }

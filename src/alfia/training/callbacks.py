@@ -135,7 +135,7 @@ class ProgressDisplay(Callback):
 def _minutes(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}:{secs:02d}"
 
 
