@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m alfia.demo
+	$(BIN)/alfia demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

@@ -28,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "physionet2012"
+AGGREGATES = "compact"  # the default cohort; --aggregates full for all 266 predictors
 
 
 def build_text(work: Path, console) -> Path:
@@ -43,8 +44,9 @@ def build_text(work: Path, console) -> Path:
         raise SystemExit(f"real data absent: {DATA} (needs ../shared/data beside the repository)")
     started = time.perf_counter()
     cohort, report = build_physionet2012([DATA / "set-a.tar.gz", DATA / "set-b.tar.gz"],
-                                         [DATA / "Outcomes-a.txt", DATA / "Outcomes-b.txt"], hours=24.0)
-    write_cohort(cohort, cohort_path, source="physionet2012", variant="physionet2012",
+                                         [DATA / "Outcomes-a.txt", DATA / "Outcomes-b.txt"], hours=24.0,
+                                         aggregates=AGGREGATES)
+    write_cohort(cohort, cohort_path, source="physionet2012", variant=report["variant"],
                  extra={"report": report})
     encode_file(cohort_path, text_path)
     console.print(f"cohort + text: {len(cohort)} stays in {time.perf_counter() - started:.0f} s -> {text_path}")
@@ -61,12 +63,17 @@ def train_and_evaluate(text_path: Path, run_dir: Path, pooler: str, args, consol
         console.print(f"reusing finished run {run_dir}")
     else:
         resume = (run_dir / "checkpoint").exists() and not (run_dir / "predictions.parquet").exists()
-        model_config = AlfiaConfig(backbone=args.backbone, pooler=pooler, max_length=args.max_length,
-                                   attention_dropout=args.attention_dropout)
-        train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                   pos_weight=args.pos_weight,
-                                   max_length=args.max_length, max_train_rows=args.max_train_rows,
-                                   patience=args.patience, seed=args.seed, num_threads=args.threads)
+        # The recipe is TrainConfig's defaults (what `alfia train` does with no options); only options
+        # given on this command line change it.
+        model_config = AlfiaConfig(backbone=args.backbone, pooler=pooler,
+                                   **({"attention_dropout": args.attention_dropout}
+                                      if args.attention_dropout is not None else {}))
+        overrides = {k: getattr(args, k) for k in ("epochs", "head_epochs", "batch_size", "lr", "head_lr",
+                                                   "pos_weight", "max_length", "max_train_rows", "patience")
+                     if getattr(args, k) is not None}
+        if args.lora:
+            overrides["freeze_backbone"] = False
+        train_config = TrainConfig(seed=args.seed, num_threads=args.threads, **overrides)
         load_before = os.getloadavg()[0]
         train_run(text_path, run_dir, model_config, train_config, resume=resume, console=console)
         load_after = os.getloadavg()[0]  # 1-minute load average: other processes slow the timings
@@ -76,7 +83,8 @@ def train_and_evaluate(text_path: Path, run_dir: Path, pooler: str, args, consol
     config = read_run_config(run_dir)
     load = json.loads((run_dir / "load_average.json").read_text()) if (run_dir / "load_average.json").exists() else {}
     return {"run_dir": str(run_dir), "metrics": metrics["metrics"], "n": metrics["n"], "n_pos": metrics["n_pos"],
-            "training": config.get("result", {}), "rows": config["data"]["n_rows"], "load_average": load}
+            "training": config.get("result", {}), "rows": config["data"]["n_rows"], "load_average": load,
+            "train_config": {k: v for k, v in config["train"].items() if v is not None}}
 
 
 def time_inference(run_dir: Path, text_path: Path, args, console) -> dict:
@@ -111,12 +119,9 @@ def markdown(results: dict) -> str:
         + "; ".join(f"{name} {r['load_average'].get('before_training', float('nan')):.1f}/"
                     f"{r['load_average'].get('after_training', float('nan')):.1f}"
                     for name, r in (("ALF", a), ("static mean", b)) if r is not None) + ".  ",
-        f"Configuration: backbone {cfg['backbone'] or 'all-MiniLM-L6-v2 (offline default)'}, LoRA r=16/alpha=16, "
-        f"N_f=4, max_length {cfg['max_length']}, batch size {cfg['batch_size']}, lr {cfg['lr']}, "
-        f"pos_weight {cfg.get('pos_weight')}, attention dropout {cfg.get('attention_dropout')} (None: the backbone's), "
-        f"up to {cfg['epochs']} epoch(s), patience {cfg['patience']}, training rows "
-        f"{a['rows']['train']} of the train split (max_train_rows={cfg['max_train_rows']}), val {a['rows']['val']}, "
-        f"test {a['rows']['test']}, seed {cfg['seed']}.",
+        f"Configuration (TrainConfig defaults unless given on the command line): backbone "
+        f"{cfg['backbone'] or 'all-MiniLM-L6-v2 (offline default)'}; run config: {a['train_config']}; training rows "
+        f"{a['rows']['train']}, val {a['rows']['val']}, test {a['rows']['test']}.",
         "",
         "| Model | Test AUPRC (95% CI) | Test AUROC (95% CI) | Best epoch | Epochs run | Training time |",
         "|---|---|---|---|---|---|",
@@ -148,12 +153,16 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "benchmarks" / "physionet2012")
     parser.add_argument("--backbone", default=None)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--head-epochs", type=int, default=None)
+    parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument("--max-train-rows", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--head-lr", type=float, default=None)
+    parser.add_argument("--patience", type=int, default=None)
+    parser.add_argument("--lora", action="store_true", help="LoRA after the head warm start (default on a CPU: "
+                        "the cached frozen-state recipe)")
     parser.add_argument("--pos-weight", default=None, help="BCE pos_weight: a number or 'auto' (default: none)")
     parser.add_argument("--attention-dropout", type=float, default=None,
                         help="encoder attention dropout (default: the backbone's); 0 lets CPU training use fused "

@@ -17,6 +17,7 @@ and compared with any other::
       encoder.safetensors    encoder weights (only with --full-finetune)
       fusion_head.safetensors  ALF and ACH weights
       checkpoint/            last epoch's full training state, for --resume
+      calibration.json       post-hoc calibrator fitted on val (Platt/isotonic), applied to every probability
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from alfia.cohorts.schema import ID_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
 
 PREDICTION_COLUMNS = (ID_COLUMN, SPLIT_COLUMN, "label", "prob")
+UNCALIBRATED_COLUMN = "prob_uncalibrated"  # optional: before the run's post-hoc calibrator
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class RunLayout:
     encoder_weights = property(lambda self: self.root / "encoder.safetensors")
     fusion_head = property(lambda self: self.root / "fusion_head.safetensors")
     checkpoint = property(lambda self: self.root / "checkpoint")
+    calibration = property(lambda self: self.root / "calibration.json")
 
     def require(self) -> "RunLayout":
         if not self.root.is_dir():
@@ -63,10 +66,16 @@ class RunLayout:
         return self
 
 
-def write_predictions(path: str | os.PathLike, stay_id, split, label, prob) -> Path:
-    """Write predictions in the one format the evaluation module reads."""
+def write_predictions(path: str | os.PathLike, stay_id, split, label, prob, *, prob_uncalibrated=None) -> Path:
+    """Write predictions in the one format the evaluation module reads.
+
+    ``prob_uncalibrated``: the model's own sigmoid(logit) where ``prob`` went through a post-hoc
+    calibrator, so that evaluation can report calibration before and after.
+    """
     df = pd.DataFrame({ID_COLUMN: np.asarray(stay_id), SPLIT_COLUMN: np.asarray(split, dtype=object),
                        "label": np.asarray(label, dtype=np.int8), "prob": np.asarray(prob, dtype=float)})
+    if prob_uncalibrated is not None:
+        df[UNCALIBRATED_COLUMN] = np.asarray(prob_uncalibrated, dtype=float)
     if not np.isfinite(df["prob"]).all():
         raise AlfiaError(f"{path}: refusing to write non-finite probabilities")
     return write_atomic(path, lambda p: df.to_parquet(p, index=False))

@@ -57,7 +57,7 @@ def test_physionet_cohort_bytes_are_deterministic(tmp_path, capsys):
     assert manifest["extra"]["report"]["n_stays"] == 20 and manifest["window_hours"] == 24
     assert run_cli(["cohort", "validate", outs[0]], capsys)[0] == 0
     code, _, _ = run_cli(["cohort", "physionet2012", "--records", folder, "--outcomes", outcomes,
-                          "--hours", "1.5", "--out", outs[1]], capsys)
+                          "--hours", "1.5", "--aggregates", "full", "--out", outs[1]], capsys)
     short = json.loads((tmp_path / "y.manifest.json").read_text())
     assert code == 0 and short["window_hours"] == 1.5
     assert read_table(outs[1])[0]["gcs_count"].eq(0).all()  # GCS at 02:00 is after 1.5 h

@@ -17,7 +17,7 @@ from alfia.inference import LoadedRun, embed, frame_to_input, load_run, predict,
 def test_save_load_predict_gives_identical_probabilities(trained_run):
     loaded = load_run(trained_run.run, num_threads=1)
     in_memory = LoadedRun(trained_run.run, trained_run.summary.model.eval(), loaded.config, loaded.threshold,
-                          loaded.threshold_source, loaded.template, loaded.device)
+                          loaded.threshold_source, loaded.template, loaded.device, loaded.calibrator)
     inputs = read_inference_input(trained_run.text_path, loaded)
     a, _ = predict(in_memory, inputs, batch_size=8)
     b, _ = predict(loaded, inputs, batch_size=8)

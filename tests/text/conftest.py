@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # text_testkit
 
-from text_testkit import random_cohort  # noqa: E402
+from text_testkit import compact_from_full, random_cohort  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -30,4 +30,6 @@ def mimic_row() -> dict:
 @pytest.fixture(scope="session")
 def random_cohorts() -> dict:
     """Schema-valid random rows with missing cells, for every template."""
-    return {v: random_cohort(v, 300, seed=7) for v in ("mimic", "eicu", "physionet2012")}
+    cohorts = {v: random_cohort(v, 300, seed=7) for v in ("mimic", "eicu", "physionet2012")}
+    cohorts["physionet2012_compact"] = compact_from_full(cohorts["physionet2012"])
+    return cohorts

@@ -84,7 +84,19 @@ def _abbreviation_problems(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("missing", ["omit", "state"])
-@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_the_compact_text_writes_abbreviations_plainly(missing, random_cohorts):
+    """Its token budget (p95 <= 256 was the aim) leaves no room for 'blood urea nitrogen (BUN)'."""
+    from alfia.text.abbreviations import EXPANSIONS
+
+    texts = encode_cohort(random_cohorts["physionet2012_compact"], "physionet2012_compact", missing)["text"]
+    joined = " ".join(texts)
+    for abbreviation in ("GCS", "BUN", "WBC", "SAPS-I", "FiO2"):
+        assert abbreviation in joined
+    assert not [e for e in EXPANSIONS.values() if f"{e} (" in joined]
+
+
+@pytest.mark.parametrize("missing", ["omit", "state"])
+@pytest.mark.parametrize("name", [n for n in TEMPLATES if n != "physionet2012_compact"])
 def test_each_abbreviation_is_expanded_once_at_first_mention(name, missing, random_cohorts):
     texts = encode_cohort(random_cohorts[name], name, missing)["text"]
     for text in texts:

@@ -23,7 +23,7 @@ def test_round_trip_on_the_synthetic_cohort(variant):
 
 
 @pytest.mark.parametrize("missing", ["omit", "state"])
-@pytest.mark.parametrize("variant", ["mimic", "eicu", "physionet2012"])
+@pytest.mark.parametrize("variant", ["mimic", "eicu", "physionet2012", "physionet2012_compact"])
 def test_round_trip_on_random_rows_with_missing_values(variant, missing, random_cohorts):
     """Random schema-valid rows reach every phrasing: partial statistics, short series forms, gaps."""
     df = random_cohorts[variant]
@@ -32,15 +32,17 @@ def test_round_trip_on_random_rows_with_missing_values(variant, missing, random_
 
 
 @pytest.mark.integration
-def test_round_trip_on_physionet2012_set_a():
+@pytest.mark.parametrize("aggregates, variant, min_values", [("full", "physionet2012", 50),
+                                                             ("compact", "physionet2012_compact", 25)])
+def test_round_trip_on_physionet2012_set_a(aggregates, variant, min_values):
     from alfia.cohorts.sources.physionet2012 import build_physionet2012
 
     root = shared_dataset("physionet2012")
-    df, _ = build_physionet2012([root / "set-a.tar.gz"], [root / "Outcomes-a.txt"])
-    assert len(df) > 3900
-    texts = encode_cohort(df, "physionet2012")["text"].tolist()
-    n_values = check_round_trip(df, texts, "physionet2012")
-    assert n_values > len(df) * 50
+    df, report = build_physionet2012([root / "set-a.tar.gz"], [root / "Outcomes-a.txt"], aggregates=aggregates)
+    assert len(df) > 3900 and report["variant"] == variant
+    texts = encode_cohort(df, variant)["text"].tolist()
+    n_values = check_round_trip(df, texts, variant)
+    assert n_values > len(df) * min_values
 
 
 def test_the_checker_catches_a_lost_a_wrong_and_an_invented_number(random_cohorts):

@@ -46,6 +46,8 @@ def _aggregates(readings: np.ndarray) -> dict[str, float]:
 
 def random_cohort(variant: str, n: int, seed: int, missing_rate: float = 0.1) -> pd.DataFrame:
     """Random rows valid under the schema: ranges, categories, integer kinds, consistent aggregates."""
+    if variant == "physionet2012_compact":
+        return compact_from_full(random_cohort("physionet2012", n, seed, missing_rate))
     rng = np.random.default_rng(seed)
     schema = get_schema(variant)
     rows = []
@@ -404,8 +406,92 @@ def parse_physionet2012(text: str) -> Reader:
     return reader
 
 
+# --- the compact PhysioNet 2012 text ("heart rate 71-91; in mmHg: arterial systolic 73-152, ...") ----
+
+COMPACT_NAMES = {
+    "gcs": "GCS", "heart_rate": "heart rate", "invasive_systolic_bp": "arterial systolic",
+    "invasive_mean_bp": "arterial mean", "noninvasive_systolic_bp": "cuff systolic",
+    "noninvasive_mean_bp": "cuff mean", "respiratory_rate": "respiratory rate", "temperature": "temperature",
+    "urine_output": "urine output", "fio2": "FiO2", "sao2": "SaO2", "pao2": "PaO2", "paco2": "PaCO2",
+    "ph": "arterial pH", **{stem: name for stem, (name, _) in PHYSIONET_NAMES.items() if stem in (
+        "bicarbonate", "lactate", "sodium", "potassium", "magnesium", "glucose", "creatinine", "hematocrit",
+        "platelets", "albumin", "bilirubin", "cholesterol", "troponin_i", "troponin_t")},
+    "blood_urea_nitrogen": "BUN", "white_cell_count": "WBC", "alkaline_phosphatase": "ALP",
+    "alanine_aminotransferase": "ALT", "aspartate_aminotransferase": "AST",
+}
+_SEGMENT_START = r"(?:(?<=: )|(?<=, )|(?<=; )|(?<=Labs ))"
+_UNIT = r"(?: [^\s,;.]+)?"  # a unit written after the value (only outside unit groups)
+
+
+def parse_physionet2012_compact(text: str) -> Reader:
+    reader = Reader(text)
+    _common(reader, "age", {"SAPS-I": "saps_i", "SOFA": "sofa"})
+    reader.find(r"(?<!not )on mechanical ventilation", ())
+    if re.search(r"(?<!not )on mechanical ventilation", text):
+        reader.take("mechanical_ventilation_max", 1.0)
+    elif "not on mechanical ventilation" in text:
+        reader.take("mechanical_ventilation_max", 0.0)
+    for stem, name in COMPACT_NAMES.items():
+        p = _PARAM[stem]
+        col = {s: series_column(p, s) for s in ("min", "max", "last", "total")}
+        n = re.escape(name)
+        if stem == "urine_output":
+            reader.find(_SEGMENT_START + n + " " + NUM + r" mL in total", (col["total"],))
+            continue
+        if stem == "gcs":
+            m = re.search(_SEGMENT_START + n + " " + NUM + r"(?=\.)", text)  # lowest = last: "GCS 15."
+            if m:
+                reader.take(col["min"], float(m.group(1)))
+                reader.take(col["last"], float(m.group(1)))
+                reader.blank(m.start(1), m.end(1))
+                continue
+            reader.find(_SEGMENT_START + n + r" lowest " + NUM, (col["min"],))
+            reader.find(_SEGMENT_START + n + r"(?: lowest [\d.#]+,)? last " + NUM, (col["last"],))
+            continue
+        m = re.search(_SEGMENT_START + n + " " + NUM + "-" + NUM + _UNIT + r"(?=[.;,]|$)", text)
+        if m:
+            reader.take(col["min"], float(m.group(1)))
+            reader.take(col["max"], float(m.group(2)))
+            reader.blank(m.start(1), m.end(1))
+            reader.blank(m.start(2), m.end(2))
+            continue
+        m = re.search(_SEGMENT_START + n + " " + NUM + _UNIT + r"(?=[.;,]|$)", text)
+        if m:
+            reader.take(col["min"], float(m.group(1)))
+            reader.take(col["max"], float(m.group(1)))
+            reader.blank(m.start(1), m.end(1))
+            continue
+        m = re.search(_SEGMENT_START + n + r"(?: in [^:]+)?: ((?:(?:lowest|highest) [\d.]+(?:, )?)+)", text)
+        if m:
+            for label, column in (("lowest", "min"), ("highest", "max")):
+                k = re.search(label + " " + NUM, m.group(1))
+                if k:
+                    reader.take(col[column], float(k.group(1)))
+                    reader.blank(m.start(1) + k.start(1), m.start(1) + k.end(1))
+    return reader
+
+
 def parse_text(text: str, variant: str) -> Reader:
+    if variant == "physionet2012_compact":
+        return parse_physionet2012_compact(text)
     return parse_physionet2012(text) if variant == "physionet2012" else parse_cw24(text, variant)
+
+
+def compact_from_full(full: pd.DataFrame) -> pd.DataFrame:
+    """The compact cohort of random full rows: the same readings, aggregated and rounded as the builder does."""
+    from alfia.cohorts.schema import COMPACT_DECIMALS, compact_stats, get_schema
+
+    out = full.copy()
+    for p in PHYSIONET_SERIES:
+        count = out[series_column(p, "count")]
+        if p.stem == "urine_output":
+            out[series_column(p, "total")] = (out[series_column(p, "mean")] * count).where(count > 0)
+        if p.stem == "mechanical_ventilation":
+            out[series_column(p, "max")] = out[series_column(p, "max")].where(count > 0)
+            continue
+        for stat in compact_stats(p):
+            out[series_column(p, stat)] = out[series_column(p, stat)].round(COMPACT_DECIMALS.get(p.stem, 0))
+    return out[get_schema("physionet2012_compact").columns]
 
 
 def check_round_trip(df: pd.DataFrame, texts: list[str], variant: str) -> int:
@@ -441,7 +527,9 @@ def check_round_trip(df: pd.DataFrame, texts: list[str], variant: str) -> int:
             checked += 1
         bmi = got.pop("bmi", None)
         h, w = row.get("height", np.nan), row.get("weight", np.nan)
-        if pd.notna(h) and pd.notna(w):
+        if variant == "physionet2012_compact":  # the compact text writes no derived BMI
+            assert bmi is None, f"row {i}: compact text wrote a BMI: {text}"
+        elif pd.notna(h) and pd.notna(w):
             assert bmi is not None and abs(bmi - round(w / (h / 100) ** 2, 1)) < 1e-9, (i, bmi, text)
             checked += 1
         else:

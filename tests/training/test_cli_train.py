@@ -17,7 +17,8 @@ def test_cli_train_writes_a_run_with_the_requested_settings(text_table, tmp_path
     result = CliRunner().invoke(app, [
         "train", text_table, "--out", str(run), "--backbone", tiny_backbone_dir, "--fusion-layers", "2",
         "--no-gating", "--lora-r", "4", "--epochs", "1", "--batch-size", "8", "--max-length", "40",
-        "--pos-weight", "auto", "--threads", "1", "--max-train-rows", "30", "--attention-dropout", "0"])
+        "--pos-weight", "auto", "--threads", "1", "--max-train-rows", "30", "--attention-dropout", "0",
+        "--no-freeze-backbone", "--head-epochs", "1", "--head-lr", "0.002", "--calibration", "isotonic"])
     assert result.exit_code == 0, result.output
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["gating"] is False and config["model"]["lora"]["r"] == 4
@@ -25,7 +26,30 @@ def test_cli_train_writes_a_run_with_the_requested_settings(text_table, tmp_path
     assert config["model"]["attention_dropout"] == 0.0
     assert json.loads((run / "model_config.json").read_text())["attention_dropout"] == 0.0
     assert config["data"]["n_rows"]["train"] == 30
-    assert (run / "predictions.parquet").exists()
+    assert config["train"]["head_lr"] == 0.002 and config["train"]["freeze_backbone"] is False
+    assert json.loads((run / "calibration.json").read_text())["method"] == "isotonic"
+    assert (run / "predictions.parquet").exists() and (run / "adapter").exists()
+
+    # The saved config.json reruns the run; an option on top overrides it.
+    rerun = tmp_path / "rerun"
+    result = CliRunner().invoke(app, ["train", "--config", str(run / "config.json"), "--out", str(rerun),
+                                      "--calibration", "platt"])
+    assert result.exit_code == 0, result.output
+    again = json.loads((rerun / "config.json").read_text())
+    assert again["model"] == config["model"] and again["data"]["path"] == config["data"]["path"]
+    assert {k: v for k, v in again["train"].items() if k != "calibration"} == {
+        k: v for k, v in config["train"].items() if k != "calibration"}
+    assert again["train"]["calibration"] == "platt"
+
+
+def test_cli_train_refuses_a_config_with_unknown_keys(text_table, tmp_path):
+    from alfia.cli import _register, app
+
+    _register()
+    bad = tmp_path / "run.json"
+    bad.write_text(json.dumps({"model": {"pooler": "alf"}, "train": {"epoch": 3}}))
+    result = CliRunner().invoke(app, ["train", text_table, "--config", str(bad), "--out", str(tmp_path / "r")])
+    assert isinstance(result.exception, AlfiaError) and "epoch" in str(result.exception)
 
 
 def test_cli_refuses_contradictory_finetune_options(text_table, tmp_path):

@@ -83,6 +83,9 @@ def physionet2012(
     outcomes: Annotated[list[Path], typer.Option(
         help="An outcomes file (Outcomes-a.txt). Repeat, one per record set.")],
     hours: Annotated[float, typer.Option(help="Window end in hours after ICU admission.")] = 24.0,
+    aggregates: Annotated[str, typer.Option(
+        help="compact: worst/last GCS, range+mean of vitals, range of labs, urine total, ventilation "
+             "(texts p95 <= 256 tokens); full: 7 statistics of all 37 series (266 predictors).")] = "compact",
     out_path: Annotated[Path, typer.Option("--out", help="Output Parquet file.")] = Path(
         "physionet2012.parquet"),
 ) -> None:
@@ -98,10 +101,10 @@ def physionet2012(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total or None)
 
-        df, report = build_physionet2012(records, outcomes, hours, progress=progress)
+        df, report = build_physionet2012(records, outcomes, hours, aggregates=aggregates, progress=progress)
         bar.update(task, description="validating and writing", total=None)
-        check_cohort(df, "physionet2012", source="physionet2012 cohort")
-        manifest = write_cohort(df, out_path, source="physionet2012", variant="physionet2012",
+        check_cohort(df, report["variant"], source="physionet2012 cohort")
+        manifest = write_cohort(df, out_path, source="physionet2012", variant=report["variant"],
                                 extra={"report": report}, window_hours=hours)
     _print_summary(out_path, manifest)
     for key, what in (("records_without_outcome", "record files without an outcome"),

@@ -32,9 +32,18 @@ def metrics_table(result: dict, title: str) -> Table:
     table.add_column("Metric")
     table.add_column("Value", justify="right")
     table.add_column("95% CI", justify="right")
+    before = result.get("calibration_before") or {}
+    if before:
+        table.add_column("Before calibration (95% CI)", justify="right")
     for name, m in result["metrics"].items():
         ci = "—" if m["ci_low"] is None else f"{m['ci_low']:.4f} – {m['ci_high']:.4f}"
-        table.add_row(_LABELS.get(name, name), _fmt(m["value"]), ci)
+        value = _fmt(m["value"]) if m["value"] is not None or "warning" not in m else f"[yellow]{m['warning']}[/]"
+        row = [_LABELS.get(name, name), value, ci]
+        if before:
+            b = before.get(name)
+            row.append("" if b is None else (b.get("warning") or _fmt(b["value"])) + (
+                "" if b["ci_low"] is None else f" ({b['ci_low']:.4f} – {b['ci_high']:.4f})"))
+        table.add_row(*row)
     return table
 
 

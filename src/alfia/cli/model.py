@@ -23,41 +23,54 @@ def _pos_weight(value: Optional[str]):
 
 @app.command()
 def train(
-    text_table: Optional[Path] = typer.Argument(None, help="Text table (from `alfia text`): stay_id, split, "
-                                                "hospital_expire_flag, text. Optional with --resume."),
+    text_table: Optional[Path] = typer.Argument(None, help="Text table (from `alfia encode`): stay_id, split, "
+                                                "hospital_expire_flag, text. Optional with --resume or --config."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory to create."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the interrupted run in RUN_DIR."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="A run config (JSON with 'model' and 'train' sections, e.g. a run's config.json); "
+        "the options below override it."),
     backbone: Optional[str] = typer.Option(None, help="HF model id or local folder; default: offline all-MiniLM-L6-v2."),
     no_lora: bool = typer.Option(False, "--no-lora", help="Freeze the encoder; train only ALF and the head."),
     full_finetune: bool = typer.Option(False, "--full-finetune", help="Train every encoder weight too."),
-    pooler: str = typer.Option("alf", help="alf (the paper's Adaptive Layer Fusion), or an ablation pooler: "
-                                            "cls, mean, max, static_mean."),
-    fusion_layers: int = typer.Option(4, "--fusion-layers", help="N_f: top encoder layers fused."),
+    freeze_backbone: Optional[bool] = typer.Option(
+        None, "--freeze-backbone/--no-freeze-backbone", help="Train only ALF + head, over top-layer states "
+        "computed once (minutes on a CPU)."),
+    pooler: Optional[str] = typer.Option(None, help="alf (the paper's Adaptive Layer Fusion), or an ablation "
+                                                    "pooler: cls, mean, max, static_mean."),
+    fusion_layers: Optional[int] = typer.Option(None, "--fusion-layers", help="N_f: top encoder layers fused."),
     no_gating: bool = typer.Option(False, "--no-gating", help="Normalised attention scores instead of the sigmoid gate."),
-    lora_r: int = typer.Option(16, "--lora-r"),
-    lora_alpha: float = typer.Option(16, "--lora-alpha"),
-    lora_dropout: float = typer.Option(0.05, "--lora-dropout"),
-    lora_targets: str = typer.Option("query,key,value,output.dense", "--lora-targets",
-                                     help="Comma-separated module names LoRA adapts."),
+    lora_r: Optional[int] = typer.Option(None, "--lora-r"),
+    lora_alpha: Optional[float] = typer.Option(None, "--lora-alpha"),
+    lora_dropout: Optional[float] = typer.Option(None, "--lora-dropout"),
+    lora_targets: Optional[str] = typer.Option(None, "--lora-targets", help="Comma-separated module names LoRA adapts."),
     attention_dropout: Optional[float] = typer.Option(
-        None, "--attention-dropout", help="Dropout on the encoder's attention probabilities (default: the "
-        "backbone's own, 0.1 for MiniLM). 0 lets CPU training use fused attention, 2.4x faster at 512 tokens."),
-    epochs: int = typer.Option(30, help="Most epochs (early stopping usually ends sooner)."),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    lr: float = typer.Option(2e-4, help="AdamW learning rate (peak, after linear warmup)."),
-    weight_decay: float = typer.Option(0.01, "--weight-decay"),
-    warmup_ratio: float = typer.Option(0.1, "--warmup-ratio"),
-    patience: int = typer.Option(5, help="Epochs without a better val AUPRC before stopping."),
-    max_length: int = typer.Option(512, "--max-length", help="Tokens kept per text."),
-    pos_weight: Optional[str] = typer.Option(None, "--pos-weight", help="BCE pos_weight: a number or 'auto'."),
-    seed: int = typer.Option(42),
+        None, "--attention-dropout", help="Dropout on the encoder's attention probabilities. 0 lets CPU training "
+        "use fused attention (2.4x faster at 512 tokens)."),
+    epochs: Optional[int] = typer.Option(None, help="Most epochs of the joint LoRA phase (early stopping usually "
+                                                    "ends sooner)."),
+    head_epochs: Optional[int] = typer.Option(None, "--head-epochs", help="Epochs of the head's warm start on "
+                                              "cached frozen states before LoRA (0: none)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, help="AdamW learning rate of the LoRA (peak, after linear warmup)."),
+    head_lr: Optional[float] = typer.Option(None, "--head-lr", help="Learning rate of the new ALF + head."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
+    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio"),
+    patience: Optional[int] = typer.Option(None, help="Epochs without a better val AUPRC before stopping."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens kept per text."),
+    pos_weight: Optional[str] = typer.Option(None, "--pos-weight", help="BCE pos_weight: a number, 'auto' or 'none'."),
+    calibration: Optional[str] = typer.Option(None, help="Post-hoc calibrator fitted on val: platt, isotonic, none."),
+    precision: Optional[str] = typer.Option(None, help="auto (bf16 where the hardware has it), fp32, bf16."),
+    seed: Optional[int] = typer.Option(None),
     max_train_rows: Optional[int] = typer.Option(None, "--max-train-rows",
                                                  help="Seeded, stratified subsample of the train rows (quick runs)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: the cores available)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, cuda:1, ..."),
 ) -> None:
-    """Train ALFIA on a text table; writes the run directory (see README, "Run directory")."""
-    from alfia.training import TrainConfig, TrainingInterrupted, train_run
+    """Train ALFIA on a text table; writes the run directory (see README, "Run directory").
+
+    With no options it trains with the recipe behind BENCHMARKS.md (TrainConfig's defaults)."""
+    from alfia.training import TrainingInterrupted, train_run
 
     if no_lora and full_finetune:
         raise AlfiaError("--no-lora and --full-finetune exclude each other")
@@ -69,17 +82,22 @@ def train(
         else:
             if out is None:
                 raise AlfiaError("give --out RUN_DIR (or --resume RUN_DIR)")
-            from alfia.models import AlfiaConfig, LoraSettings
+            from alfia.training.run import configs_from
 
-            model_config = AlfiaConfig(
-                backbone=backbone, n_fusion_layers=fusion_layers, gating=not no_gating, pooler=pooler,
-                finetune="full" if full_finetune else ("frozen" if no_lora else "lora"),
-                lora=LoraSettings(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, target_modules=lora_targets),
-                attention_dropout=attention_dropout, max_length=max_length)
-            train_config = TrainConfig(
-                lr=lr, batch_size=batch_size, epochs=epochs, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
-                pos_weight=_pos_weight(pos_weight), patience=patience, seed=seed, max_length=max_length,
-                num_threads=threads, device=device, max_train_rows=max_train_rows)
+            lora = {k: v for k, v in (("r", lora_r), ("alpha", lora_alpha), ("dropout", lora_dropout),
+                                      ("target_modules", lora_targets)) if v is not None}
+            model_options = dict(backbone=backbone, n_fusion_layers=fusion_layers, pooler=pooler,
+                                 attention_dropout=attention_dropout, max_length=max_length,
+                                 gating=False if no_gating else None,
+                                 finetune="full" if full_finetune else ("frozen" if no_lora else None))
+            train_options = dict(lr=lr, head_lr=head_lr, batch_size=batch_size, epochs=epochs, head_epochs=head_epochs,
+                                 warmup_ratio=warmup_ratio, weight_decay=weight_decay, patience=patience, seed=seed,
+                                 max_length=max_length, num_threads=threads, device=device,
+                                 max_train_rows=max_train_rows, freeze_backbone=freeze_backbone,
+                                 calibration=calibration, precision=precision)
+            if pos_weight is not None:
+                train_options["pos_weight"] = _pos_weight(pos_weight)
+            text_table, model_config, train_config = configs_from(config, text_table, model_options, train_options, lora)
             summary = train_run(text_table, out, model_config, train_config, console=console)
     except TrainingInterrupted as e:
         where = e.checkpoint or "(no checkpoint yet)"
@@ -145,3 +163,16 @@ def embed(
     dims = sum(c.startswith("alf_") for c in frame.columns)
     console.print(f"{len(frame)} embeddings of dimension {dims} -> {out}", highlight=False)
     console.print(perf.describe(), highlight=False)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_output"), "--out", help="Folder for the cohort, text and run."),
+    n_stays: int = typer.Option(3000, "--n-stays", min=100, help="Synthetic stays to generate."),
+    n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
+    seed: int = typer.Option(42),
+) -> None:
+    """The whole chain on synthetic data: cohort -> text -> ALFIA (the default recipe) -> test metrics."""
+    from alfia.demo import run_demo
+
+    run_demo(out, n_stays=n_stays, n_boot=n_boot, seed=seed)

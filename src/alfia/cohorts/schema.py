@@ -11,6 +11,7 @@ the text templates render them, and the baselines take their categorical/continu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -343,10 +344,35 @@ PHYSIONET_SERIES: tuple[SeriesParameter, ...] = (
     SeriesParameter("TroponinT", "troponin_t", "Troponin T", "labs", "ng/mL", (0, 50)),
 )
 SERIES_STATS = ("first", "last", "min", "max", "mean", "std", "count")
+# The compact PhysioNet 2012 cohort keeps the aggregates a clinician reads on a first-day chart, as the
+# CW-24 MIMIC-IV variant does: the worst and last GCS, the range of each vital sign (systolic and mean
+# pressures) and of each lab, the day's urine total and whether the patient was ventilated. Its text runs p95 <= 256 MiniLM
+# tokens instead of ~950 for all seven statistics of all 37 series (BENCHMARKS.md, text section).
+COMPACT_STATS: dict[str, tuple[str, ...]] = {
+    "gcs": ("min", "last"),
+    # Systolic and mean pressure carry what the diastolic adds; a chart reads them first.
+    "invasive_diastolic_bp": (),
+    "noninvasive_diastolic_bp": (),
+    "urine_output": ("total",),
+    "weight_series": (),  # the admission weight is a predictor of its own
+    "mechanical_ventilation": ("max",),
+}
+COMPACT_LAB_STATS = ("min", "max")  # every series not named above: its range
+# Decimals the compact cohort keeps: the precision a chart shows (mean arterial pressure 58.67 -> 59).
+COMPACT_DECIMALS: dict[str, int] = {
+    "temperature": 1, "fio2": 2, "ph": 2, "potassium": 1, "magnesium": 1, "creatinine": 1,
+    "lactate": 1, "albumin": 1, "bilirubin": 1, "white_cell_count": 1, "hematocrit": 1,
+    "troponin_i": 2, "troponin_t": 2,
+}  # every other series: whole numbers
 # GCS keeps the CW-24 names for the aggregates both sources share.
 _GCS_STAT_NAMES = {"first": "first", "last": "last", "min": "min", "max": "max", "mean": "avg",
                    "std": "stddev"}
 ICU_TYPES = ("Coronary Care Unit", "Cardiac Surgery Recovery Unit", "Medical ICU", "Surgical ICU")
+
+
+def compact_stats(param: SeriesParameter) -> tuple[str, ...]:
+    """The statistics of one series that the compact PhysioNet 2012 cohort keeps."""
+    return COMPACT_STATS.get(param.stem, COMPACT_LAB_STATS)
 
 
 def series_column(param: SeriesParameter, stat: str) -> str:
@@ -356,11 +382,13 @@ def series_column(param: SeriesParameter, stat: str) -> str:
     return f"{param.stem}_{stat}"
 
 
-def _series_variables() -> tuple[Variable, ...]:
+def _series_variables(compact: bool = False) -> tuple[Variable, ...]:
     out = []
     for p in PHYSIONET_SERIES:
-        for stat in SERIES_STATS:
-            if stat == "count":
+        for stat in (compact_stats(p) if compact else SERIES_STATS):
+            if stat == "total":
+                kind, unit, rng = "continuous", p.unit, (0.0, 50_000.0)
+            elif stat == "count":
                 kind, unit, rng = "integer", "measurements", (0.0, 10_000.0)
             elif stat == "std":
                 lo, hi = p.valid_range
@@ -368,33 +396,48 @@ def _series_variables() -> tuple[Variable, ...]:
             else:
                 integer = p.stem == "gcs" and stat != "mean"
                 kind, unit, rng = ("integer" if integer else "continuous"), p.unit, p.valid_range
-            out.append(Variable(series_column(p, stat), kind, f"{p.description}: {stat}", p.group,
+                if compact:  # values are rounded to COMPACT_DECIMALS: widen the range to the rounded ends
+                    scale = 10 ** COMPACT_DECIMALS.get(p.stem, 0)
+                    rng = (math.floor(rng[0] * scale) / scale, math.ceil(rng[1] * scale) / scale)
+            description = "total over the window" if stat == "total" else stat
+            out.append(Variable(series_column(p, stat), kind, f"{p.description}: {description}", p.group,
                                 FIRST_24H, unit, (float(rng[0]), float(rng[1])),
                                 abbreviation=p.abbreviation))
     return tuple(out)
 
 
+_PHYSIONET_STATIC = (
+    Variable("age", "continuous", "Age (90 means 90 or older)", "demographics", BASELINE,
+             "years", (15.0, 120.0)),
+    Variable("gender", "categorical", "Biological sex", "demographics", BASELINE,
+             categories=("Female", "Male")),
+    Variable("icu_type", "categorical", "ICU type", "admission", BASELINE,
+             categories=ICU_TYPES),
+    HEIGHT,
+    WEIGHT,
+    _score("saps_i", "Simplified Acute Physiology Score I", (0.0, 163.0), "SAPS-I"),
+    _score("sofa", "Sequential Organ Failure Assessment score", SOFA_RANGE, "SOFA"),
+)
+# All seven statistics of all 37 series (266 predictors): `alfia cohort physionet2012 --aggregates full`.
 PHYSIONET2012 = CohortSchema(
     variant="physionet2012",
-    source_description="PhysioNet/CinC Challenge 2012 (MIMIC-II ICU stays), first 24 hours",
+    source_description="PhysioNet/CinC Challenge 2012 (MIMIC-II ICU stays), first 24 hours, all aggregates",
     outcome_source_name="In-hospital_death",
     mortality_rate=None,
-    predictors=(
-        Variable("age", "continuous", "Age (90 means 90 or older)", "demographics", BASELINE,
-                 "years", (15.0, 120.0)),
-        Variable("gender", "categorical", "Biological sex", "demographics", BASELINE,
-                 categories=("Female", "Male")),
-        Variable("icu_type", "categorical", "ICU type", "admission", BASELINE,
-                 categories=ICU_TYPES),
-        HEIGHT,
-        WEIGHT,
-        _score("saps_i", "Simplified Acute Physiology Score I", (0.0, 163.0), "SAPS-I"),
-        _score("sofa", "Sequential Organ Failure Assessment score", SOFA_RANGE, "SOFA"),
-        *_series_variables(),
-    ),
+    predictors=(*_PHYSIONET_STATIC, *_series_variables()),
 )
+# The default PhysioNet 2012 cohort: the aggregates of COMPACT_STATS.
+PHYSIONET2012_COMPACT = CohortSchema(
+    variant="physionet2012_compact",
+    source_description="PhysioNet/CinC Challenge 2012 (MIMIC-II ICU stays), first 24 hours, chart aggregates",
+    outcome_source_name="In-hospital_death",
+    mortality_rate=None,
+    predictors=(*_PHYSIONET_STATIC, *_series_variables(compact=True)),
+)
+PHYSIONET_AGGREGATES = {"compact": PHYSIONET2012_COMPACT, "full": PHYSIONET2012}
 
-SCHEMAS: dict[str, CohortSchema] = {s.variant: s for s in (MIMIC_IV, EICU, PHYSIONET2012)}
+SCHEMAS: dict[str, CohortSchema] = {s.variant: s for s in (MIMIC_IV, EICU, PHYSIONET2012,
+                                                           PHYSIONET2012_COMPACT)}
 
 
 def get_schema(variant: str) -> CohortSchema:

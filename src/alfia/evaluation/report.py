@@ -22,11 +22,12 @@ from alfia.evaluation.calibration import N_BINS, calibration_metrics
 from alfia.evaluation.metrics import (THRESHOLD_METRICS, RankedScores, confusion_at_threshold, ranking_metrics,
                                       threshold_metrics)
 from alfia.evaluation.thresholds import OPERATING_POINTS, choose_threshold, select_thresholds
-from alfia.runs import PREDICTION_COLUMNS, RunLayout, read_predictions
+from alfia.runs import PREDICTION_COLUMNS, UNCALIBRATED_COLUMN, RunLayout, read_predictions
 
 # Headline metrics, in the order tables show them.
 RANKING_METRICS = ("auprc", "auroc", "best_f1", "best_f2")
 CALIBRATION_METRICS = ("brier", "calibration_slope", "calibration_intercept", "ece")
+SLOPE_UNDEFINED = "slope undefined"  # the named warning a table prints instead of a value
 
 DEFINITIONS = {
     "auprc": "area under the precision-recall curve, as average precision (scikit-learn)",
@@ -167,9 +168,22 @@ def evaluate_predictions(pred: pd.DataFrame, *, split: str = "test", n_boot: int
         }
     if any(point[f"{name}:ppv"] != point[f"{name}:ppv"] for name in chosen):
         notes.append("a threshold chosen on val predicts no death on this split; PPV is undefined (null)")
+    spread = float(np.std(prob))
     if np.isnan(point["calibration_slope"]):
-        notes.append("the calibration slope is undefined: the scores separate the classes (or nearly), so the "
-                     "recalibration fit does not converge")
+        why = (f"the probabilities barely vary across stays (SD {spread:.2g})" if spread < 1e-3 else
+               "the probabilities separate the classes (or nearly)")
+        metrics["calibration_slope"]["warning"] = f"{SLOPE_UNDEFINED}: {why}"
+        notes.append(f"the calibration slope is undefined: {why}, so the recalibration fit has no finite slope")
+    calibration_before = None
+    if UNCALIBRATED_COLUMN in rows.columns:
+        raw = rows[UNCALIBRATED_COLUMN].to_numpy(dtype=float)
+
+        def raw_statistic(weights: np.ndarray) -> dict[str, np.ndarray]:
+            return calibration_metrics(y, raw, weights)
+
+        raw_point = {k: float(v[0]) for k, v in raw_statistic(np.ones((1, y.size))).items()}
+        raw_samples = bootstrap_distribution(y, raw_statistic, n_boot=n_boot, seed=seed)
+        calibration_before = {name: with_ci(raw_point[name], raw_samples[name]) for name in CALIBRATION_METRICS}
 
     return {
         "split": split,
@@ -177,6 +191,9 @@ def evaluate_predictions(pred: pd.DataFrame, *, split: str = "test", n_boot: int
         "n_pos": int(y.sum()),
         "prevalence": float(y.mean()),
         "metrics": metrics,
+        # The run's own sigmoid(logit) before its post-hoc calibrator (calibration.json); None without one.
+        "calibration_before": calibration_before,
+        "probability_sd": spread,
         "operating_points": operating_points,
         "thresholds": {
             **{name: ct.threshold for name, ct in chosen.items()},

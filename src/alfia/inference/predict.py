@@ -40,6 +40,7 @@ class LoadedRun:
     threshold_source: str
     template: str | None
     device: torch.device
+    calibrator: Any = None  # alfia.models.calibrator.Calibrator fitted on val; identity for older runs
 
     @property
     def max_length(self) -> int:
@@ -120,7 +121,10 @@ def load_run(run_dir: str | os.PathLike, *, device: str = "auto", num_threads: i
     dev = resolve_device(device)
     model.to(dev).eval()
     threshold, source = _threshold_of(layout)
-    return LoadedRun(layout.root, model, config, threshold, source, config.get("data", {}).get("template"), dev)
+    from alfia.models.calibrator import Calibrator
+
+    return LoadedRun(layout.root, model, config, threshold, source, config.get("data", {}).get("template"), dev,
+                     Calibrator.load_or_identity(layout.calibration))
 
 
 def read_inference_input(path: str | os.PathLike, run: LoadedRun | None = None, *,
@@ -246,7 +250,7 @@ def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_e
 def predict(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64) -> tuple[pd.DataFrame, Performance]:
     """Probabilities and labels at the run's threshold, one row per input, in input order."""
     logits, _, _, perf = _run_batches(run, inputs, batch_size, want_embeddings=False)
-    prob = sigmoid(logits)
+    prob = run.calibrator.transform(logits) if run.calibrator is not None else sigmoid(logits)
     out = pd.DataFrame({ID_COLUMN: inputs.stay_id})
     if inputs.split is not None:
         out[SPLIT_COLUMN] = inputs.split

@@ -42,7 +42,7 @@ from alfia.models.lora import apply_lora, load_lora_adapter, save_lora_adapter
 from alfia.models.poolers import build_pooler, pooler_layer_count
 from alfia.runs import RunLayout
 
-_FUSION_HEAD_PREFIXES = ("pooler.", "head.")
+_FUSION_HEAD_PREFIXES = ("pooler.", "head.", "state_mean", "state_scale")
 
 
 @dataclass
@@ -78,6 +78,12 @@ class AlfiaModel(nn.Module):
             raise AlfiaError(f"n_fusion_layers={config.n_fusion_layers} is greater than the backbone's depth "
                              f"({self.num_backbone_layers} layers: {self.backbone_reference.get('name')})")
         self.pooler = build_pooler(config, self.hidden_size)
+        # Per-layer, per-dimension standardisation of the pooled layers' token states (fitted once on the
+        # training texts, not learned). MiniLM's top-layer states differ between patients by ~5% of their
+        # magnitude; after the LayerNorms of ALF/ACH that small part was lost as soon as Adam grew the
+        # biases, and every patient got the same logit (the collapse; BENCHMARKS.md). Identity until fitted.
+        self.register_buffer("state_mean", torch.zeros(self.n_pooled_layers, self.hidden_size))
+        self.register_buffer("state_scale", torch.ones(self.n_pooled_layers, self.hidden_size))
         self.head = AttentionalClassifierHead(self.hidden_size, n_heads=config.head_heads,
                                               ffn_mult=config.head_ffn_mult, dropout=config.dropout)
         self.max_length = _effective_max_length(config.max_length, tokenizer, base_config)
@@ -127,10 +133,9 @@ class AlfiaModel(nn.Module):
         keys = ("input_ids", "attention_mask") + (("token_type_ids",) if self._takes_token_type_ids else ())
         return {k: encoded[k] for k in keys if k in encoded}
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None) -> AlfiaOutput:
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
+    def top_hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                          token_type_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """H^(L-N_f+1) .. H^(L), each (B, T, d): what the pooler reads (eq. 1, top N_f layers)."""
         inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None and self._takes_token_type_ids:
             inputs["token_type_ids"] = token_type_ids
@@ -141,10 +146,45 @@ class AlfiaModel(nn.Module):
         hidden_states = out.hidden_states  # eq. (1): H^(0) .. H^(L)
         if hidden_states is None:
             raise AlfiaError(f"backbone {self.backbone_reference.get('name')} returned no hidden states")
-        top_layers = hidden_states[-self.n_pooled_layers:]  # H^(L-N_f+1) .. H^(L)
+        return tuple(hidden_states[-self.n_pooled_layers:])
+
+    def forward_from_states(self, states: torch.Tensor, attention_mask: torch.Tensor) -> AlfiaOutput:
+        """Pooler + head over cached top-layer states ``(B, T, N_f, d)`` (``FrozenStates``)."""
+        if states.shape[2] != self.n_pooled_layers:
+            raise AlfiaError(f"cached states hold {states.shape[2]} layers; this model pools {self.n_pooled_layers}")
+        return self._pool_and_classify(states.unbind(2), attention_mask)
+
+    @torch.no_grad()
+    def fit_state_standardisation(self, states: Sequence[torch.Tensor]) -> None:
+        """Set ``state_mean``/``state_scale`` from unpadded ``(T_i, N_f, d)`` top-layer states of training texts."""
+        total = torch.zeros(self.n_pooled_layers, self.hidden_size, dtype=torch.float64)
+        squares = torch.zeros_like(total)
+        count = 0
+        for s in states:
+            s = s.to(torch.float64)
+            total += s.sum(dim=0)
+            squares += (s * s).sum(dim=0)
+            count += s.shape[0]
+        if count < 2:
+            raise AlfiaError("standardising the encoder states needs at least two tokens of training text")
+        mean = total / count
+        var = (squares / count - mean * mean).clamp_min(0.0)
+        # A floor on the scale: a dimension that never varies is left as it is, not blown up.
+        self.state_mean.copy_(mean.float())
+        self.state_scale.copy_(var.sqrt().clamp_min(1e-2).float())
+
+    def _pool_and_classify(self, top_layers, attention_mask: torch.Tensor) -> AlfiaOutput:
+        top_layers = [(h - self.state_mean[j]) / self.state_scale[j] for j, h in enumerate(top_layers)]
         embedding, layer_weights = self.pooler(top_layers, attention_mask)
         logits = self.head(embedding)
         return AlfiaOutput(logits=logits, embedding=embedding, layer_weights=layer_weights)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> AlfiaOutput:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        return self._pool_and_classify(self.top_hidden_states(input_ids, attention_mask, token_type_ids),
+                                       attention_mask)
 
     # ---------------------------------------------------------------- persistence
     def fusion_head_state(self) -> dict[str, torch.Tensor]:
@@ -206,7 +246,8 @@ class AlfiaModel(nn.Module):
         except Exception as e:
             raise AlfiaError(f"{path}: unreadable or corrupt safetensors file ({e})") from None
         expected = self.fusion_head_state()
-        missing = sorted(set(expected) - set(state))
+        # Runs saved before the state standardisation existed keep its identity default.
+        missing = sorted(set(expected) - set(state) - {"state_mean", "state_scale"})
         unexpected = sorted(set(state) - set(expected))
         wrong_shape = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
                        if k in state and state[k].shape != v.shape]

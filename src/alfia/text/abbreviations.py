@@ -63,3 +63,14 @@ class Abbreviations:
             return abbreviation
         self._seen.add(abbreviation)
         return f"{EXPANSIONS[abbreviation]} ({abbreviation})"
+
+
+class PlainAbbreviations(Abbreviations):
+    """Never expands: for compact texts, whose readers (and token budget) take 'GCS', 'BUN' as written."""
+
+    __slots__ = ()
+
+    def __call__(self, abbreviation: str) -> str:
+        if abbreviation not in EXPANSIONS:
+            raise KeyError(abbreviation)
+        return abbreviation

@@ -33,17 +33,21 @@ class JsonlHistory(Callback):
     holds exactly the epochs the run has completed, never a duplicate or a torn line.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, phase: str | None = None, earlier: list[dict] = ()):
         self.path = Path(path)
+        self.phase = phase  # tags each record ("head": warm start on cached states, "joint": with LoRA)
+        self.earlier = list(earlier)  # records of an earlier phase, kept at the top of the file
 
     def _write(self, state: TrainState) -> None:
-        lines = "".join(json.dumps(_finite(r)) + "\n" for r in state.history)
+        lines = "".join(json.dumps(_finite(r)) + "\n" for r in [*self.earlier, *state.history])
         write_text_atomic(self.path, lines)
 
     def on_train_begin(self, state: TrainState) -> None:
         self._write(state)
 
     def on_epoch_end(self, state: TrainState, record: dict) -> None:
+        if self.phase is not None:
+            record["phase"] = self.phase
         self._write(state)
 
 

@@ -191,13 +191,61 @@ class PadToLongest:
         return batch
 
 
-def make_loader(data: TokenizedTexts, batch_size: int, pad_token_id: int, *, shuffle: bool,
+@dataclass
+class FrozenStates(Dataset):
+    """The top-N hidden states of a frozen encoder, one ``(T_i, N, d)`` tensor per text (unpadded).
+
+    Computed once (``alfia.training.loop.compute_frozen_states``), they let the pooler and head train for
+    many epochs at a fraction of an encoder pass each: the cached-state mode (``--freeze-backbone``) and
+    the head warm start before LoRA (LP-FT).
+    """
+
+    states: list[torch.Tensor]
+    stay_id: np.ndarray
+    split: np.ndarray
+    labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def __getitem__(self, i: int) -> dict:
+        item = {"states": self.states[i], "index": i}
+        if self.labels is not None:
+            item["label"] = float(self.labels[i])
+        return item
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((s.shape[0] for s in self.states), dtype=np.int64, count=len(self))
+
+
+class PadStates:
+    """Collate cached states: pad to the batch's longest text -> ``states (B, T, N, d)`` float32 + mask."""
+
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        longest = max(it["states"].shape[0] for it in items)
+        _, n_layers, d = items[0]["states"].shape
+        states = torch.zeros((len(items), longest, n_layers, d), dtype=torch.float32)
+        mask = torch.zeros((len(items), longest), dtype=torch.long)
+        for row, it in enumerate(items):
+            t = it["states"].shape[0]
+            states[row, :t] = it["states"].float()
+            mask[row, :t] = 1
+        batch = {"states": states, "attention_mask": mask,
+                 "index": torch.as_tensor([it["index"] for it in items], dtype=torch.long)}
+        if "label" in items[0]:
+            batch["labels"] = torch.as_tensor([it["label"] for it in items], dtype=torch.float32)
+        return batch
+
+
+def make_loader(data: TokenizedTexts | FrozenStates, batch_size: int, pad_token_id: int, *, shuffle: bool,
                 seed: int = 42, bucket_size: int = 50, num_workers: int = 0):
     sampler = LengthBucketedBatchSampler(data.lengths, batch_size, bucket_size=bucket_size,
                                          shuffle=shuffle, seed=seed)
+    collate = PadStates() if isinstance(data, FrozenStates) else PadToLongest(pad_token_id)
     # A private generator: creating an iterator would otherwise draw from torch's global RNG, which
     # dropout uses, and a run resumed mid-epoch would then see different dropout masks.
-    loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=PadToLongest(pad_token_id),
+    loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate,
                                          num_workers=num_workers, generator=torch.Generator().manual_seed(seed))
     return loader, sampler
 

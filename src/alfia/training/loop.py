@@ -8,6 +8,7 @@ the loop knows lives in one ``TrainState`` that callbacks read and that ``alfia.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import signal
@@ -24,7 +25,9 @@ from transformers import get_linear_schedule_with_warmup
 
 from alfia.errors import AlfiaError
 from alfia.training.config import TrainConfig
-from alfia.training.data import TokenizedTexts, default_num_threads, make_loader, pad_token_id_of
+from alfia.training.data import (
+    FrozenStates, TokenizedTexts, default_num_threads, make_loader, pad_token_id_of,
+)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -148,16 +151,71 @@ def resolve_pos_weight(config: TrainConfig, labels: np.ndarray) -> float | None:
     return float(config.pos_weight)
 
 
+_NEW_MODULES = ("pooler.", "head.")  # the freshly initialised ALF + ACH, as opposed to the encoder's LoRA
+
+
 def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
     params = trainable_named_parameters(model)
     if not params:
         raise AlfiaError("the model has no trainable parameters")
+    # Two learning rates: the new pooler + head (``head_lr``) and the encoder's LoRA/weights (``lr``).
     # Biases and normalisation weights are not decayed (standard AdamW practice for transformers).
-    decay = [p for n, p in params.items() if p.ndim >= 2]
-    no_decay = [p for n, p in params.items() if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = []
+    for new_module, lr in ((True, config.head_lr_value), (False, config.lr)):
+        members = {n: p for n, p in params.items() if n.startswith(_NEW_MODULES) == new_module}
+        groups += [{"params": [p for p in members.values() if p.ndim >= 2], "weight_decay": config.weight_decay, "lr": lr},
+                   {"params": [p for p in members.values() if p.ndim < 2], "weight_decay": 0.0, "lr": lr}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
+
+
+def autocast_context(precision: str, device: torch.device):
+    """bf16 autocast where it pays: a CUDA device with bf16, or a CPU with native bf16 matmuls."""
+    if precision == "bf16" or (precision == "auto" and bf16_is_fast(device)):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """bf16 matmuls run natively: CUDA with bf16 support, or a CPU with AVX-512 BF16 / AMX.
+
+    Without them oneDNN emulates bf16 and a matmul is hundreds of times slower than fp32 (measured on
+    an AVX2-only CPU, BENCHMARKS.md), so "auto" stays in fp32 there.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def forward_batch(model, batch: dict, device: torch.device):
+    """One forward pass over a batch of token ids or of cached states (``FrozenStates``)."""
+    mask = batch["attention_mask"].to(device)
+    if "states" in batch:
+        return model.forward_from_states(batch["states"].to(device), mask)
+    return model(batch["input_ids"].to(device), mask)
+
+
+def compute_frozen_states(model, data: TokenizedTexts, *, batch_size: int, pad_token_id: int,
+                          device: torch.device, precision: str = "fp32") -> FrozenStates:
+    """Run the encoder once over ``data`` and keep each text's top-N_f hidden states (fp16, unpadded)."""
+    loader, _ = make_loader(data, batch_size, pad_token_id, shuffle=False)
+    states: list[torch.Tensor | None] = [None] * len(data)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), autocast_context(precision, device):
+            for batch in loader:
+                mask = batch["attention_mask"]
+                top = torch.stack(model.top_hidden_states(batch["input_ids"].to(device), mask.to(device)), dim=2)
+                top = top.to("cpu", torch.float16)
+                lengths = mask.sum(dim=1).tolist()
+                for row, index in enumerate(batch["index"].tolist()):
+                    states[index] = top[row, :lengths[row]].clone()
+    finally:
+        model.train(was_training)
+    return FrozenStates(states, data.stay_id, data.split, data.labels)
 
 
 class _InterruptGuard:
@@ -186,27 +244,26 @@ class _InterruptGuard:
         return False
 
 
-def iterate_outputs(model, data: TokenizedTexts, *, batch_size: int, pad_token_id: int,
-                    device: torch.device) -> Iterator[tuple[np.ndarray, Any]]:
+def iterate_outputs(model, data: TokenizedTexts | FrozenStates, *, batch_size: int, pad_token_id: int,
+                    device: torch.device, precision: str = "fp32") -> Iterator[tuple[np.ndarray, Any]]:
     """Eval-mode forward passes over ``data`` in length-sorted batches: yields (row indices, output)."""
     loader, _ = make_loader(data, batch_size, pad_token_id, shuffle=False)
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast_context(precision, device):
             for batch in loader:
-                out = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-                yield batch["index"].numpy(), out
+                yield batch["index"].numpy(), forward_batch(model, batch, device)
     finally:
         model.train(was_training)
 
 
-def predict_logits(model, data: TokenizedTexts, *, batch_size: int, pad_token_id: int,
-                   device: torch.device) -> np.ndarray:
+def predict_logits(model, data: TokenizedTexts | FrozenStates, *, batch_size: int, pad_token_id: int,
+                   device: torch.device, precision: str = "fp32") -> np.ndarray:
     """Logits in the rows' original order."""
     logits = np.empty(len(data), dtype=np.float64)
     for index, out in iterate_outputs(model, data, batch_size=batch_size, pad_token_id=pad_token_id,
-                                      device=device):
+                                      device=device, precision=precision):
         logits[index] = out.logits.detach().float().cpu().numpy().reshape(-1)
     return logits
 
@@ -269,8 +326,9 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
             for i, batch in enumerate(loader):
                 if i < state.step_in_epoch:  # resumed mid-epoch: these batches were already trained on
                     continue
-                logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits
-                loss = loss_fn(logits.reshape(-1), batch["labels"].to(device))
+                with autocast_context(config.precision, device):
+                    logits = forward_batch(model, batch, device).logits
+                loss = loss_fn(logits.float().reshape(-1), batch["labels"].to(device))
                 if not torch.isfinite(loss):
                     raise AlfiaError(f"training diverged: loss is {loss.item()} at epoch {state.epoch + 1}, "
                                      f"batch {i + 1}; lower the learning rate")
@@ -293,7 +351,7 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
                     interrupt()
 
             val_logits = predict_logits(model, val_data, batch_size=config.eval_batch_size,
-                                        pad_token_id=pad_id, device=device)
+                                        pad_token_id=pad_id, device=device, precision=config.precision)
             val_probs = sigmoid(val_logits)
             auprc, auroc = validation_scores(val_data.labels, val_probs)
             val_loss = float(loss_fn(torch.as_tensor(val_logits, dtype=torch.float32, device=device),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,9 +31,14 @@ from alfia.runs import RunLayout, write_predictions
 from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory, ProgressDisplay
 from alfia.training.config import TrainConfig
 from alfia.training.data import check_labels, check_texts, pad_token_id_of, tokenize_table
-from alfia.training.loop import predict_logits, resolve_device, seed_everything, sigmoid, train
+from alfia.models.calibrator import Calibrator
+from alfia.training.loop import (
+    compute_frozen_states, load_trainable_state, predict_logits, resolve_device, seed_everything, set_threads,
+    sigmoid, train, trainable_state,
+)
 
 THRESHOLDS_FILE = "thresholds.json"
+STANDARDISE_ROWS = 1000  # training texts whose encoder states fix the state standardisation
 
 
 @dataclass
@@ -106,6 +111,41 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
     return doc
 
 
+def configs_from(config_path: str | os.PathLike | None, text_path: str | os.PathLike | None,
+                 model_options: dict, train_options: dict, lora_options: dict | None = None):
+    """The (text table, AlfiaConfig, TrainConfig) of a run: a run config file (``--config``, e.g. another
+    run's config.json) if given, then every option that is not None on top. Unset means the dataclass
+    default, which is the benchmark recipe."""
+    from alfia.models import AlfiaConfig
+
+    model_doc: dict[str, Any] = {}
+    train_doc: dict[str, Any] = {}
+    if config_path is not None:
+        doc = read_json_object(config_path, missing="run config not found")
+        for key in ("model", "train"):
+            if key in doc and not isinstance(doc[key], dict):
+                raise AlfiaError(f"{config_path}: '{key}' must be an object")
+        unknown = sorted(set(doc) - {"model", "train", "data", "model_name", "model_type", "alfia_version",
+                                     "created_at", "resumed_at", "result"})
+        if unknown:
+            raise AlfiaError(f"{config_path}: unknown key(s) {', '.join(unknown)}; a run config has 'model', "
+                             f"'train' and optionally 'data'")
+        model_doc, train_doc = dict(doc.get("model", {})), dict(doc.get("train", {}))
+        if text_path is None and isinstance(doc.get("data"), dict) and doc["data"].get("path"):
+            text_path = doc["data"]["path"]
+    model_doc.update({k: v for k, v in model_options.items() if v is not None})
+    if lora_options:
+        model_doc["lora"] = {**model_doc.get("lora", {}), **lora_options}
+    train_doc.update({k: v for k, v in train_options.items() if v is not None or k == "pos_weight"})
+    source = str(config_path) if config_path is not None else "options"
+    model_config = AlfiaConfig.from_dict(model_doc, source=f"{source}: model")
+    try:
+        train_config = TrainConfig.from_dict(train_doc)
+    except TypeError as e:
+        raise AlfiaError(f"{source}: train: {e}") from None
+    return text_path, model_config, train_config
+
+
 def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, model_config=None,
               train_config: TrainConfig | None = None, *, resume: bool = False, console: Console | None = None,
               progress: bool = True, callbacks=(), predict_splits=("val", "test")) -> RunSummary:
@@ -140,7 +180,15 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
             raise AlfiaError(f"{out_dir}: already holds a run (config.json exists); continue it with --resume "
                              f"{out_dir} or choose another --out")
     if train_config.max_length is not None and train_config.max_length != model_config.max_length:
-        model_config.max_length = train_config.max_length  # one truncation length for train and inference
+        model_config = replace(model_config, max_length=train_config.max_length)  # one truncation length
+    if train_config.freeze_backbone == "auto":
+        on_gpu = resolve_device(train_config.device).type == "cuda"
+        train_config = replace(train_config, freeze_backbone=not on_gpu)
+        if not on_gpu and train_config.head_epochs < 1:
+            raise AlfiaError("training on a CPU defaults to the cached frozen-state mode, which needs head_epochs "
+                             ">= 1; pass --no-freeze-backbone to fine-tune with LoRA instead")
+    if train_config.freeze_backbone and model_config.finetune != "frozen":
+        model_config = replace(model_config, finetune="frozen")  # nothing of the encoder is trained or saved
     text_path = Path(text_path).resolve()
     source = str(text_path)
 
@@ -181,12 +229,6 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
     if not resume:
         write_json_atomic(layout.config, config_doc)
 
-    cbs = [EarlyStopping(train_config.patience), JsonlHistory(layout.history),
-           ProgressDisplay(console, enabled=progress),
-           Checkpointing(layout.checkpoint, save_best_to=layout.root, fingerprint=_fingerprint(config_doc)),
-           *callbacks]
-    console.print(f"training {config_doc['model_name']} on {len(data['train'])} rows "
-                  f"(val {len(data['val'])}), up to {train_config.epochs} epochs -> {layout.root}", highlight=False)
     started = time.perf_counter()
     resume_from = None
     if resume:
@@ -194,22 +236,76 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
 
         resume_from = checkpoint_dir_of(layout.root)
         check_fingerprint(read_checkpoint_meta(resume_from), _fingerprint(config_doc), str(resume_from))
-    result = train(model, data["train"], data["val"], train_config, cbs, resume=resume_from)
+    device = resolve_device(train_config.device)
+    pad_id = pad_token_id_of(tokenizer)
+    set_threads(train_config)
+
+    # Phase 1, the head's warm start (LP of LP-FT; all of training with --freeze-backbone): the encoder's
+    # top-layer states are computed once and the pooler + head train over them for many cheap epochs.
+    # A resumed joint phase restores the head from its checkpoint, so this phase is not run again.
+    head_history: list[dict] = []
+    head_result = None
+    states: dict = {}
+    cache = dict(batch_size=train_config.eval_batch_size, pad_token_id=pad_id, device=device,
+                 precision=train_config.precision)
+    if train_config.freeze_backbone or (train_config.head_epochs and resume_from is None):
+        console.print(f"caching the frozen encoder's top {model.n_pooled_layers} layer states of "
+                      f"{len(data['train'])} + {len(data['val'])} rows", highlight=False)
+        states = {s: compute_frozen_states(model, data[s], **cache) for s in ("train", "val")}
+    # The standardisation of the pooled states comes from the same (seeded) training rows whether or not
+    # the states were cached, so a resumed run gets the very same one before its checkpoint is loaded.
+    fit_rows = np.sort(np.random.default_rng(train_config.seed).permutation(len(data["train"]))[:STANDARDISE_ROWS])
+    fit_states = ([states["train"].states[i] for i in fit_rows] if states else
+                  compute_frozen_states(model, data["train"].subset(fit_rows), **cache).states)
+    model.fit_state_standardisation(fit_states)
+    del fit_states
+    if states:
+        head_config = replace(train_config, epochs=train_config.head_epochs, lr=train_config.head_lr_value)
+        head_cbs = [EarlyStopping(train_config.patience), JsonlHistory(layout.history, phase="head"),
+                    ProgressDisplay(console, enabled=progress), *callbacks]
+        if train_config.freeze_backbone:  # the head phase is the run: checkpoint it like any run
+            head_cbs.insert(2, Checkpointing(layout.checkpoint, save_best_to=layout.root,
+                                             fingerprint=_fingerprint(config_doc)))
+        console.print(f"training the {model_config.pooler.upper()} pooler + head on cached states, up to "
+                      f"{head_config.epochs} epochs", highlight=False)
+        head_result = train(model, states["train"], states["val"], head_config, head_cbs,
+                            resume=resume_from if train_config.freeze_backbone else None)
+        head_history = head_result.history
+        del states
+    best_phase = "head" if train_config.head_epochs else "joint"
+    if train_config.freeze_backbone and head_result is not None:
+        result = head_result
+    else:
+        cbs = [EarlyStopping(train_config.patience),
+               JsonlHistory(layout.history, phase="joint" if train_config.head_epochs else None, earlier=head_history),
+               ProgressDisplay(console, enabled=progress),
+               Checkpointing(layout.checkpoint, save_best_to=layout.root, fingerprint=_fingerprint(config_doc)),
+               *callbacks]
+        console.print(f"training {config_doc['model_name']} on {len(data['train'])} rows "
+                      f"(val {len(data['val'])}), up to {train_config.epochs} epochs -> {layout.root}",
+                      highlight=False)
+        warm_state = trainable_state(model) if head_result is not None else None
+        result = train(model, data["train"], data["val"], train_config, cbs, resume=resume_from)
+        if head_result is not None and head_result.best_score > result.best_score:
+            # Fine-tuning never beat the warm-started head on validation: keep the head's best state.
+            load_trainable_state(model, warm_state, "head warm start")
+            result = replace(head_result, history=[*head_history, *result.history])
+        else:
+            result = replace(result, history=[*head_history, *result.history])
+            best_phase = "joint"
     train_seconds = time.perf_counter() - started  # this invocation; per-epoch seconds are in history.jsonl
 
     model.save_pretrained(layout.root)
-    device = resolve_device(train_config.device)
-    pad_id = pad_token_id_of(tokenizer)
-    probs: dict[str, np.ndarray] = {}
-    if result.best_val_probs is not None:  # the best epoch's own val pass: same weights, same batches
-        probs["val"] = result.best_val_probs
-    for s in predict_splits:
-        if s in data and s not in probs:
-            probs[s] = sigmoid(predict_logits(model, data[s], batch_size=train_config.eval_batch_size,
-                                              pad_token_id=pad_id, device=device))
-    if "val" not in probs:
-        probs["val"] = sigmoid(predict_logits(model, data["val"], batch_size=train_config.eval_batch_size,
-                                              pad_token_id=pad_id, device=device))
+    logits: dict[str, np.ndarray] = {}
+    for s in {*predict_splits, "val"}:
+        if s in data:
+            logits[s] = predict_logits(model, data[s], batch_size=train_config.eval_batch_size,
+                                       pad_token_id=pad_id, device=device, precision=train_config.precision)
+    # Post-hoc calibration on val (Platt by default): every probability the run writes goes through it.
+    calibrator = Calibrator.fit(train_config.calibration, logits["val"], data["val"].labels)
+    calibrator.save_json(layout.calibration)
+    probs = {s: calibrator.transform(x) for s, x in logits.items()}
+    raw_probs = {s: sigmoid(x) for s, x in logits.items()}
     threshold, val_f1 = max_f1_threshold(data["val"].labels, probs["val"])
     write_json_atomic(layout.root / THRESHOLDS_FILE, {
         "threshold": threshold, "rule": "a stay is predicted to die when prob >= threshold",
@@ -221,8 +317,12 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
                       np.concatenate([data[s].stay_id for s in kept]),
                       np.concatenate([data[s].split for s in kept]),
                       np.concatenate([data[s].labels for s in kept]),
-                      np.concatenate([probs[s] for s in kept]))
+                      np.concatenate([probs[s] for s in kept]),
+                      prob_uncalibrated=np.concatenate([raw_probs[s] for s in kept]))
     config_doc["result"] = {"best_epoch": result.best_epoch, "best_val_auprc": result.best_score,
+                            "best_phase": best_phase,
+                            "calibration": calibrator.to_dict() | {"knots_x": len(calibrator.knots_x),
+                                                                   "knots_y": len(calibrator.knots_y)},
                             "epochs_run": len(result.history), "stopped_early": result.stopped_early,
                             "train_seconds_this_invocation": round(train_seconds, 1),
                             "train_seconds_total": round(sum(r["seconds"] for r in result.history), 1)}

@@ -4,9 +4,11 @@ Input: one or more record sets (``set-a.tar.gz`` or a folder of ``<RecordID>.txt
 ``Time,Parameter,Value`` with ``Time`` as hh:mm since ICU admission and ``-1`` for missing) and their
 outcome files (``RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death``).
 
-Output: one row per stay in the :data:`alfia.cohorts.schema.PHYSIONET2012` layout: the static
-descriptors, SAPS-I and SOFA, and first/last/min/max/mean/std/count of every time series measured at or
-before the window's end. ``Length_of_stay`` and ``Survival`` are outcome information and are never read.
+Output: one row per stay: the static descriptors, SAPS-I and SOFA, and aggregates of every time series
+measured at or before the window's end. By default the chart aggregates of
+:data:`alfia.cohorts.schema.PHYSIONET2012_COMPACT` (worst/last GCS, range and mean of each vital sign,
+range of each lab, urine total, ventilation); ``aggregates="full"`` keeps first/last/min/max/mean/std/count
+of every series (:data:`alfia.cohorts.schema.PHYSIONET2012`). ``Length_of_stay`` and ``Survival`` are outcome information and are never read.
 
 All lines of all records are parsed at once with Arrow compute kernels (no per-line Python), so a set of
 4,000 stays takes a few seconds.
@@ -27,8 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from alfia.cohorts.schema import (
-    ICU_TYPES, ID_COLUMN, OUTCOME_COLUMN, PHYSIONET2012, PHYSIONET_SERIES, SERIES_STATS,
-    SPLIT_COLUMN, series_column,
+    ICU_TYPES, ID_COLUMN, OUTCOME_COLUMN, PHYSIONET_AGGREGATES, PHYSIONET_SERIES, SERIES_STATS,
+    SPLIT_COLUMN, COMPACT_DECIMALS, compact_stats, series_column,
 )
 from alfia.cohorts.splits import DEFAULT_SEED, assign_splits
 from alfia.errors import AlfiaError
@@ -260,7 +262,7 @@ def _static(lines: pd.DataFrame, n_records: int, report: dict) -> pd.DataFrame:
     out.attrs["record_id_values"] = wide["RecordID"]
     dropped = report["dropped_implausible"]
     for col in ("age", "height", "weight"):
-        lo, hi = PHYSIONET2012[col].valid_range
+        lo, hi = PHYSIONET_AGGREGATES["full"][col].valid_range
         bad = out[col].notna() & ~out[col].between(lo, hi)
         if bad.any():
             dropped[col] = int(bad.sum())
@@ -283,23 +285,27 @@ def _series(lines: pd.DataFrame, n_records: int, hours: float, report: dict) -> 
     report["dropped_implausible"].update({str(k): int(v) for k, v in dropped.items() if v})
     s = s[plausible].sort_values(["record", "minute", "order"], kind="stable")
     stats = s.groupby(["record", "parameter"], sort=False, observed=True)["value"].agg(
-        ["first", "last", "min", "max", "mean", "std", "count"])
+        ["first", "last", "min", "max", "mean", "std", "count", "sum"]).rename(columns={"sum": "total"})
     wide = stats.unstack("parameter")
     cols = {}
     for p in PHYSIONET_SERIES:
-        for stat in SERIES_STATS:
+        for stat in (*SERIES_STATS, "total"):
             key = (stat, p.parameter)
             cols[series_column(p, stat)] = wide[key] if key in wide.columns else np.nan
     out = pd.DataFrame(cols, index=wide.index).reindex(np.arange(n_records))
     count_cols = [series_column(p, "count") for p in PHYSIONET_SERIES]
     out[count_cols] = out[count_cols].fillna(0)
+    # A urine total is known only where urine was charted: no reading is "not recorded", not 0 mL.
     return out
 
 
 def build_physionet2012(records: Sequence[PathLike], outcomes: Sequence[PathLike],
-                        hours: float = 24.0, *, seed: int = DEFAULT_SEED,
+                        hours: float = 24.0, *, aggregates: str = "compact", seed: int = DEFAULT_SEED,
                         progress: Progress | None = None) -> tuple[pd.DataFrame, dict]:
     """Build the PhysioNet 2012 cohort from record sets and outcome files.
+
+    ``aggregates``: "compact" (the default: the chart aggregates of ``schema.COMPACT_STATS``, variant
+    ``physionet2012_compact``) or "full" (seven statistics of every series, variant ``physionet2012``).
 
     Returns the cohort (schema column order, ``split`` assigned per stay: the challenge has no patient
     ids) and a report: counts, records without outcome, outcomes without record, malformed lines as
@@ -311,6 +317,9 @@ def build_physionet2012(records: Sequence[PathLike], outcomes: Sequence[PathLike
         outcomes = [outcomes]
     if not records or not outcomes:
         raise AlfiaError("physionet2012 needs at least one record set and one outcomes file")
+    if aggregates not in PHYSIONET_AGGREGATES:
+        raise AlfiaError(f"--aggregates must be one of {', '.join(PHYSIONET_AGGREGATES)}, got {aggregates!r}")
+    schema = PHYSIONET_AGGREGATES[aggregates]
     if not 0 < hours <= 48:
         raise AlfiaError(f"--hours must lie in (0, 48] (PhysioNet 2012 records span 48 h), "
                          f"got {hours:g}")
@@ -347,12 +356,14 @@ def build_physionet2012(records: Sequence[PathLike], outcomes: Sequence[PathLike
     merged[OUTCOME_COLUMN] = merged["In-hospital_death"].astype(np.int64)
     merged = merged.sort_values(ID_COLUMN, kind="stable").reset_index(drop=True)
     merged[SPLIT_COLUMN] = assign_splits(merged, seed=seed, group_column=None)
-    for v in PHYSIONET2012.predictors:
+    for v in schema.predictors:
         if not v.is_categorical:
             merged[v.name] = merged[v.name].astype(float)
         else:
             merged[v.name] = merged[v.name].astype(object)
-    cohort_out = merged[PHYSIONET2012.columns]
+    cohort_out = merged[schema.columns]
+    if aggregates == "compact":
+        cohort_out = _round_compact(cohort_out)
 
     no_outcome = sorted(ids - set(outcome_table["RecordID"]))
     no_record = sorted(set(outcome_table["RecordID"]) - ids)
@@ -360,6 +371,8 @@ def build_physionet2012(records: Sequence[PathLike], outcomes: Sequence[PathLike
     report = {
         "sources": {"records": [str(r) for r in records], "outcomes": [str(o) for o in outcomes]},
         "hours": hours,
+        "aggregates": aggregates,
+        "variant": schema.variant,
         "n_record_files": len(files),
         "n_outcomes": int(len(outcome_table)),
         "n_stays": int(len(cohort_out)),
@@ -381,6 +394,18 @@ def build_physionet2012(records: Sequence[PathLike], outcomes: Sequence[PathLike
         raise AlfiaError("no record matches an outcome: check that --records and --outcomes "
                          "belong to the same set")
     return cohort_out, report
+
+
+def _round_compact(cohort: pd.DataFrame) -> pd.DataFrame:
+    """Round each compact aggregate to the precision a chart shows (``schema.COMPACT_DECIMALS``)."""
+    cohort = cohort.copy()
+    for p in PHYSIONET_SERIES:
+        if p.stem == "mechanical_ventilation":
+            continue
+        for stat in compact_stats(p):
+            column = series_column(p, stat)
+            cohort[column] = cohort[column].round(COMPACT_DECIMALS.get(p.stem, 0))
+    return cohort
 
 
 def _unknown_parameters(lines: pd.DataFrame) -> dict[str, int]:

@@ -34,6 +34,6 @@ class Template:
 TEMPLATES: dict[str, Template] = {
     t.name: t for t in (
         Template(**mimic.TEMPLATE_ARGS), Template(**eicu.TEMPLATE_ARGS),
-        Template(**physionet2012.TEMPLATE_ARGS),
+        Template(**physionet2012.TEMPLATE_ARGS), Template(**physionet2012.COMPACT_TEMPLATE_ARGS),
     )
 }

@@ -1,0 +1,102 @@
+"""Post-hoc probability calibration: a monotone map from the model's logit to a calibrated probability.
+
+Fitted on the validation split after training and saved with the run (``calibration.json``), it is
+applied by ``alfia predict`` and by every prediction the run writes. Weighting the classes in the loss
+(``pos_weight``) shifts every probability towards 0.5, and a network can be over- or under-confident; the
+calibrator corrects both without changing the ranking (AUROC/AUPRC are unchanged by Platt scaling).
+
+- ``platt``: P(y=1) = sigmoid(a + b * logit), fitted by (almost unpenalised) logistic regression (Platt, 1999).
+- ``isotonic``: a non-decreasing step function of the logit (scikit-learn's IsotonicRegression),
+  interpolated linearly between its knots and clipped at the ends.
+- ``none``: the identity, P = sigmoid(logit).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from alfia.atomic import read_json_object, write_json_atomic
+from alfia.errors import AlfiaError
+
+METHODS = ("platt", "isotonic", "none")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@dataclass
+class Calibrator:
+    """``method`` plus its fitted parameters; ``transform(logits) -> probabilities``."""
+
+    method: str = "none"
+    intercept: float = 0.0  # platt: a
+    slope: float = 1.0  # platt: b
+    knots_x: list[float] = field(default_factory=list)  # isotonic: logits
+    knots_y: list[float] = field(default_factory=list)  # isotonic: probabilities
+    fitted_on: str = ""  # e.g. "val (1000 stays, 140 deaths)"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise AlfiaError(f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.method == "isotonic" and (len(self.knots_x) < 1 or len(self.knots_x) != len(self.knots_y)):
+            raise AlfiaError("isotonic calibration needs matching, non-empty knots_x and knots_y")
+
+    @classmethod
+    def fit(cls, method: str, logits, labels) -> "Calibrator":
+        logits = np.asarray(logits, dtype=np.float64).reshape(-1)
+        labels = np.asarray(labels).reshape(-1)
+        if method not in METHODS:
+            raise AlfiaError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
+        described = f"val ({len(labels)} stays, {int(labels.sum())} events)"
+        if method == "none":
+            return cls("none", fitted_on=described)
+        if len(np.unique(labels)) < 2:
+            raise AlfiaError(f"cannot fit {method} calibration: the validation rows hold one class only")
+        if method == "platt":
+            from sklearn.linear_model import LogisticRegression
+
+            # C large: plain maximum likelihood; the two parameters need no shrinkage with >= 100 rows.
+            lr = LogisticRegression(C=1e6, max_iter=1000).fit(logits[:, None], labels)
+            return cls("platt", intercept=float(lr.intercept_[0]), slope=float(lr.coef_[0, 0]), fitted_on=described)
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(logits, labels)
+        return cls("isotonic", knots_x=[float(x) for x in iso.X_thresholds_],
+                   knots_y=[float(y) for y in iso.y_thresholds_], fitted_on=described)
+
+    def transform(self, logits) -> np.ndarray:
+        logits = np.asarray(logits, dtype=np.float64)
+        if self.method == "platt":
+            return _sigmoid(self.intercept + self.slope * logits)
+        if self.method == "isotonic":
+            return np.interp(logits, self.knots_x, self.knots_y)
+        return _sigmoid(logits)
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "intercept": self.intercept, "slope": self.slope,
+                "knots_x": list(self.knots_x), "knots_y": list(self.knots_y), "fitted_on": self.fitted_on}
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> "Calibrator":
+        data = read_json_object(path, missing="calibration file not found")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise AlfiaError(f"{path}: unknown key(s) {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except (TypeError, AlfiaError) as e:
+            raise AlfiaError(f"{path}: {e}") from None
+
+    @classmethod
+    def load_or_identity(cls, path: str | os.PathLike) -> "Calibrator":
+        """A run trained before calibration existed has no file: its probabilities stay sigmoid(logit)."""
+        return cls.load_json(path) if Path(path).exists() else cls("none")

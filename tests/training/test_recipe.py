@@ -1,0 +1,145 @@
+"""The training recipe of issue 10: cached frozen states, the state standardisation that stops the ALF
+collapse, the head warm start before LoRA (LP-FT), post-hoc calibration and bf16/fp32 agreement."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from alfia.models import AlfiaConfig, build_model
+from alfia.models.calibrator import Calibrator
+from alfia.training import TrainConfig, train_run
+from alfia.training.data import FrozenStates, tokenize_table
+from alfia.training.loop import compute_frozen_states, predict_logits
+
+from .conftest import make_text_frame, write_text_table
+
+
+def _tiny(backbone, **model):
+    return AlfiaConfig(backbone=backbone, n_fusion_layers=2, max_length=64, **model)
+
+
+def test_cached_states_give_the_logits_of_the_full_forward_pass(tiny_backbone_dir):
+    torch.manual_seed(0)
+    model = build_model(_tiny(tiny_backbone_dir, finetune="frozen")).eval()
+    data = tokenize_table(make_text_frame(24), model.tokenizer, 64, "t")
+    states = compute_frozen_states(model, data, batch_size=5, pad_token_id=0, device=torch.device("cpu"))
+    assert isinstance(states, FrozenStates) and len(states) == 24
+    assert [s.shape[0] for s in states.states] == data.lengths.tolist()  # unpadded, one per text
+    assert states.states[0].shape[1:] == (2, model.hidden_size)
+    direct = predict_logits(model, data, batch_size=7, pad_token_id=0, device=torch.device("cpu"))
+    cached = predict_logits(model, states, batch_size=7, pad_token_id=0, device=torch.device("cpu"))
+    np.testing.assert_allclose(cached, direct, atol=2e-3)  # fp16 storage of the states
+
+
+def test_state_standardisation_centres_and_scales_each_dimension(tiny_backbone_dir):
+    model = build_model(_tiny(tiny_backbone_dir, finetune="frozen"))
+    rng = torch.Generator().manual_seed(0)
+    states = [5.0 + 0.1 * torch.randn(int(n), 2, model.hidden_size, generator=rng) for n in (700, 1100, 300)]
+    model.fit_state_standardisation(states)
+    assert torch.allclose(model.state_mean, torch.full_like(model.state_mean, 5.0), atol=0.05)
+    assert torch.allclose(model.state_scale, torch.full_like(model.state_scale, 0.1), atol=0.03)
+    with pytest.raises(Exception, match="at least two tokens"):
+        model.fit_state_standardisation([torch.zeros(1, 2, model.hidden_size)])
+
+
+def test_the_logit_spread_grows_during_training_instead_of_collapsing(tmp_path, tiny_backbone_dir):
+    """The collapse was the head's logits shrinking to one value for every patient (SD 0.000 on PhysioNet)."""
+    torch.manual_seed(0)
+    df = make_text_frame(160, seed=3)
+    table = write_text_table(df, tmp_path / "text.parquet")
+    model_config = _tiny(tiny_backbone_dir)
+    untrained = build_model(model_config).eval()
+    data = tokenize_table(df[df.split == "val"], untrained.tokenizer, 64, "val")
+    before = predict_logits(untrained, data, batch_size=16, pad_token_id=0, device=torch.device("cpu")).std()
+    summary = train_run(table, tmp_path / "run", model_config,
+                        TrainConfig(head_epochs=12, head_lr=2e-3, batch_size=16, num_threads=1, patience=12,
+                                    calibration="none", freeze_backbone=True), progress=False)
+    after = predict_logits(summary.model.eval(), data, batch_size=16, pad_token_id=0, device=torch.device("cpu")).std()
+    assert after > 2 * before and after > 0.1, (before, after)
+    assert summary.best_val_auprc > 0.5  # the words carry the label (prevalence 0.3)
+
+
+def test_freeze_backbone_trains_the_head_on_cached_states_only(tmp_path, tiny_backbone_dir):
+    table = write_text_table(make_text_frame(), tmp_path / "text.parquet")
+    run = tmp_path / "run"
+    train_run(table, run, _tiny(tiny_backbone_dir),
+              TrainConfig(head_epochs=2, batch_size=8, num_threads=1, freeze_backbone=True), progress=False)
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["finetune"] == "frozen" and not (run / "adapter").exists()
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["phase"] for h in history] == ["head", "head"]
+    assert config["result"]["best_phase"] == "head"
+
+
+def test_cpu_default_is_the_cached_state_recipe(tmp_path, tiny_backbone_dir):
+    table = write_text_table(make_text_frame(), tmp_path / "text.parquet")
+    run = tmp_path / "run"
+    train_run(table, run, _tiny(tiny_backbone_dir), TrainConfig(head_epochs=1, num_threads=1, device="cpu"),
+              progress=False)
+    config = json.loads((run / "config.json").read_text())
+    assert TrainConfig().freeze_backbone == "auto" and config["train"]["freeze_backbone"] is True
+
+
+def test_head_warm_start_then_lora_writes_both_phases(tmp_path, tiny_backbone_dir):
+    table = write_text_table(make_text_frame(), tmp_path / "text.parquet")
+    run = tmp_path / "run"
+    summary = train_run(table, run, _tiny(tiny_backbone_dir),
+                        TrainConfig(head_epochs=2, epochs=2, batch_size=8, num_threads=1, freeze_backbone=False,
+                                    lr=1e-3, head_lr=3e-3), progress=False)
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["phase"] for h in history] == ["head", "head", "joint", "joint"]
+    assert (run / "adapter").exists() and summary.epochs_run == 4
+    # two learning rates: the head's and the LoRA's
+    assert history[2]["lr"] <= 1e-3 and history[0]["lr"] <= 3e-3
+
+
+def test_calibration_is_saved_applied_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=4000)
+    labels = (rng.random(4000) < 1 / (1 + np.exp(-(0.5 + 2.0 * logits)))).astype(int)
+    platt = Calibrator.fit("platt", logits, labels)
+    assert abs(platt.slope - 2.0) < 0.2 and abs(platt.intercept - 0.5) < 0.15
+    iso = Calibrator.fit("isotonic", logits, labels)
+    probe = np.linspace(-3, 3, 13)
+    assert np.all(np.diff(iso.transform(probe)) >= 0)  # monotone
+    for calibrator in (platt, iso, Calibrator.fit("none", logits, labels)):
+        calibrator.save_json(tmp_path / "c.json")
+        again = Calibrator.load_json(tmp_path / "c.json")
+        np.testing.assert_array_equal(again.transform(probe), calibrator.transform(probe))
+    np.testing.assert_allclose(Calibrator("none").transform(np.array([0.0])), [0.5])
+    with pytest.raises(Exception, match="one class"):
+        Calibrator.fit("platt", logits, np.zeros(4000))
+    (tmp_path / "bad.json").write_text(json.dumps({"method": "sigmoid"}))
+    with pytest.raises(Exception, match="bad.json.*unknown calibration method"):
+        Calibrator.load_json(tmp_path / "bad.json")
+
+
+def test_a_trained_run_writes_calibrated_and_raw_probabilities(tmp_path, tiny_backbone_dir):
+    table = write_text_table(make_text_frame(), tmp_path / "text.parquet")
+    run = tmp_path / "run"
+    train_run(table, run, _tiny(tiny_backbone_dir),
+              TrainConfig(head_epochs=2, batch_size=8, num_threads=1, pos_weight="auto"), progress=False)
+    calibrator = Calibrator.load_json(run / "calibration.json")
+    preds = pd.read_parquet(run / "predictions.parquet")
+    raw = np.clip(preds["prob_uncalibrated"].to_numpy(), 1e-12, 1 - 1e-12)
+    np.testing.assert_allclose(preds["prob"], calibrator.transform(np.log(raw / (1 - raw))), atol=1e-6)
+    from alfia.evaluation import evaluate_run
+
+    result = evaluate_run(run, split="test", n_boot=50)
+    assert set(result["calibration_before"]) == {"brier", "calibration_slope", "calibration_intercept", "ece"}
+
+
+def test_bf16_and_fp32_logits_agree(tiny_backbone_dir):
+    torch.manual_seed(0)
+    model = build_model(_tiny(tiny_backbone_dir)).eval()
+    data = tokenize_table(make_text_frame(16), model.tokenizer, 64, "t")
+    kwargs = dict(batch_size=8, pad_token_id=0, device=torch.device("cpu"))
+    fp32 = predict_logits(model, data, precision="fp32", **kwargs)
+    bf16 = predict_logits(model, data, precision="bf16", **kwargs)
+    # bf16 keeps 8 bits of mantissa: logits of this tiny model (|x| < 3) agree to a few hundredths.
+    assert np.max(np.abs(bf16 - fp32)) < 0.05 and not np.array_equal(bf16, fp32)
