@@ -43,8 +43,9 @@ def cohorts(n: int, seed: int, files: list[str]) -> dict:
     if all(p.exists() for p in records + outcomes):
         from alfia.cohorts.sources.physionet2012 import build_physionet2012
 
-        df, _ = build_physionet2012(records, outcomes, hours=24.0)
-        out[f"physionet2012 (real, sets A+B, n={len(df):,})"] = ("physionet2012", df)
+        for aggregates in ("compact", "full"):
+            df, report = build_physionet2012(records, outcomes, hours=24.0, aggregates=aggregates)
+            out[f"{report['variant']} (real, sets A+B, n={len(df):,})"] = (report["variant"], df)
     else:
         print(f"real data absent: {DATA}; PhysioNet 2012 rows skipped", file=sys.stderr)
     return out

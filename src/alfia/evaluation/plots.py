@@ -167,7 +167,10 @@ def training_curves_figure(history: pd.DataFrame, title: str = "Training") -> Fi
     """Train loss and validation AUPRC/AUROC per epoch; the best val-AUPRC epoch marked."""
     has_lr = "lr" in history.columns and history["lr"].notna().any()
     fig, axes = _new_figure(11 if has_lr else 8, 3.6, ncols=3 if has_lr else 2)
-    epoch = history["epoch"]
+    history = history.reset_index(drop=True)
+    # Epochs count on across phases (head warm start, then LoRA): epoch k of the run, not of its phase.
+    epoch = pd.Series(np.arange(1, len(history) + 1)) if "phase" in history else history["epoch"]
+    history = history.assign(epoch=epoch)
     loss_ax, val_ax = axes[0], axes[1]
     if "train_loss" in history:
         loss_ax.plot(epoch, history["train_loss"], marker="o", markersize=3, color="tab:red")
@@ -181,7 +184,13 @@ def training_curves_figure(history: pd.DataFrame, title: str = "Training") -> Fi
         val_ax.annotate(f"best epoch {int(best['epoch'])}\nval AUPRC {best['val_auprc']:.3f}",
                         (best["epoch"], best["val_auprc"]), textcoords="offset points", xytext=(5, -28), fontsize=8)
     val_ax.set(xlabel="epoch", ylabel="score", title="Validation")
-    val_ax.legend(fontsize=8)
+    val_ax.legend(fontsize=8, loc="upper left")
+    if "val_prob_sd" in history and history["val_prob_sd"].notna().any():
+        spread_ax = val_ax.twinx()  # the spread across patients: near 0 means every stay gets one probability
+        spread_ax.plot(epoch, history["val_prob_sd"], linestyle="--", color="tab:orange", label="SD of val probabilities")
+        spread_ax.set_ylabel("SD of probabilities across stays")
+        spread_ax.set_ylim(bottom=0)
+        spread_ax.legend(fontsize=8, loc="lower right")
     if has_lr:
         axes[2].plot(epoch, history["lr"], color="tab:purple")
         axes[2].set(xlabel="epoch", ylabel="learning rate", title="Learning rate")

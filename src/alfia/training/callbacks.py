@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from alfia.atomic import write_text_atomic
-from alfia.training.loop import Callback, TrainState
+from alfia.training.resume import save_checkpoint
+from alfia.training.state import Callback, TrainState
 
 
 class EarlyStopping(Callback):
@@ -157,8 +158,6 @@ class Checkpointing(Callback):
         self.fingerprint = fingerprint or {}
 
     def _save(self, state: TrainState) -> None:
-        from alfia.training.resume import save_checkpoint
-
         save_checkpoint(self.checkpoint_dir, state, fingerprint=self.fingerprint)
         state.checkpoint_path = self.checkpoint_dir
 

@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,59 +27,11 @@ from alfia.training.config import TrainConfig
 from alfia.training.data import (
     FrozenStates, TokenizedTexts, default_num_threads, make_loader, pad_token_id_of,
 )
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training; the state was saved (``checkpoint`` says where, if a callback saved it)."""
-
-    def __init__(self, checkpoint=None):
-        super().__init__("training interrupted")
-        self.checkpoint = checkpoint
-
-
-@dataclass
-class TrainState:
-    """Everything a run knows mid-training. Callbacks read it; resume saves and restores it."""
-
-    model: Any
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    config: TrainConfig
-    steps_per_epoch: int
-    epoch: int = 0  # epochs completed (the next epoch to run, 0-based)
-    step_in_epoch: int = 0  # batches completed in the epoch in progress (non-zero only mid-epoch)
-    global_step: int = 0
-    epoch_loss_sum: float = 0.0  # sum of batch losses x batch size in the epoch in progress
-    epoch_rows: int = 0
-    epoch_seconds: float = 0.0
-    history: list[dict] = field(default_factory=list)
-    best_score: float = -math.inf
-    best_epoch: int = 0  # 1-based epoch of the best score; 0 before any
-    best_state: dict[str, torch.Tensor] | None = None
-    best_val_probs: np.ndarray | None = None  # val probabilities of the best state (not checkpointed)
-    stop: bool = False
-    interrupted: bool = False
-    last_batch_loss: float = float("nan")
-    checkpoint_path: Any = None  # set by the checkpointing callback once it has saved
-
-
-class Callback:
-    """Hooks in LightGBM's spirit. Set ``state.stop = True`` to end training after this epoch."""
-
-    def on_train_begin(self, state: TrainState) -> None: ...
-    def on_batch_end(self, state: TrainState) -> None: ...
-    def on_epoch_end(self, state: TrainState, record: dict) -> None: ...
-    def on_interrupt(self, state: TrainState) -> None: ...
-    def on_train_end(self, state: TrainState) -> None: ...
-
-
-@dataclass
-class TrainResult:
-    best_epoch: int
-    best_score: float
-    history: list[dict]
-    stopped_early: bool
-    best_val_probs: np.ndarray | None = None
+from alfia.training.resume import load_checkpoint
+from alfia.training.state import (  # noqa: F401  (re-exported: the loop's public names)
+    Callback, TrainingInterrupted, TrainResult, TrainState, check_trainable_match, load_trainable_state,
+    trainable_named_parameters, trainable_state,
+)
 
 
 def seed_everything(seed: int) -> None:
@@ -108,38 +59,6 @@ def set_threads(config: TrainConfig) -> None:
     torch.set_num_threads(config.num_threads or default_num_threads())
 
 
-def trainable_named_parameters(model) -> dict[str, torch.nn.Parameter]:
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
-
-
-def trainable_state(model) -> dict[str, torch.Tensor]:
-    """A detached CPU copy of the parameters that training changes."""
-    return {n: p.detach().to("cpu", copy=True) for n, p in trainable_named_parameters(model).items()}
-
-
-def check_trainable_match(model, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Refuse saved tensors whose names or shapes differ from the model's trainable parameters."""
-    params = trainable_named_parameters(model)
-    missing = sorted(set(params) - set(tensors))
-    unexpected = sorted(set(tensors) - set(params))
-    if missing or unexpected:
-        detail = (f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; " if missing else "") + \
-                 (f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}" if unexpected else "")
-        raise AlfiaError(f"{source}: checkpoint does not match this model ({detail.strip('; ')})")
-    for name, p in params.items():
-        if tuple(tensors[name].shape) != tuple(p.shape):
-            raise AlfiaError(f"{source}: checkpoint does not match this model (parameter {name} has shape "
-                             f"{tuple(tensors[name].shape)}, the model expects {tuple(p.shape)})")
-
-
-def load_trainable_state(model, tensors: dict[str, torch.Tensor], source: str) -> None:
-    check_trainable_match(model, tensors, source)
-    params = trainable_named_parameters(model)
-    with torch.no_grad():
-        for name, p in params.items():
-            p.copy_(tensors[name].to(p.device, dtype=p.dtype))
-
-
 def resolve_pos_weight(config: TrainConfig, labels: np.ndarray) -> float | None:
     if config.pos_weight is None:
         return None
@@ -163,9 +82,18 @@ def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
     groups = []
     for new_module, lr in ((True, config.head_lr_value), (False, config.lr)):
         members = {n: p for n, p in params.items() if n.startswith(_NEW_MODULES) == new_module}
-        groups += [{"params": [p for p in members.values() if p.ndim >= 2], "weight_decay": config.weight_decay, "lr": lr},
-                   {"params": [p for p in members.values() if p.ndim < 2], "weight_decay": 0.0, "lr": lr}]
+        name = "head" if new_module else "encoder"
+        groups += [{"params": [p for p in members.values() if p.ndim >= 2], "weight_decay": config.weight_decay,
+                    "lr": lr, "name": name},
+                   {"params": [p for p in members.values() if p.ndim < 2], "weight_decay": 0.0, "lr": lr, "name": name}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
+
+
+def _learning_rates(optimizer) -> dict[str, float]:
+    """The epoch record's rates: ``lr`` of the encoder's LoRA (or of the head when nothing else trains) and
+    ``head_lr`` of the pooler + head."""
+    rates = {g.get("name", "head"): float(g["lr"]) for g in optimizer.param_groups}
+    return {"lr": rates.get("encoder", rates.get("head")), "head_lr": rates.get("head", rates.get("encoder"))}
 
 
 def autocast_context(precision: str, device: torch.device):
@@ -280,7 +208,8 @@ def validation_scores(labels: np.ndarray, probs: np.ndarray) -> tuple[float, flo
 
 
 def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: TrainConfig,
-          callbacks: Sequence[Callback] = (), *, resume: Any = None) -> TrainResult:
+          callbacks: Sequence[Callback] = (), *, resume: Any = None,
+          resume_fingerprint: dict | None = None) -> TrainResult:
     """Train ``model`` (an ``AlfiaModel``) in place; on return it holds the best validation state.
 
     ``resume``: a checkpoint folder (``alfia.training.resume``) to continue from.
@@ -305,9 +234,7 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
         pos_weight=None if pos_weight is None else torch.tensor(pos_weight, device=device))
     state = TrainState(model, optimizer, scheduler, config, steps_per_epoch)
     if resume is not None:
-        from alfia.training.resume import load_checkpoint
-
-        load_checkpoint(resume, state)
+        load_checkpoint(resume, state, fingerprint=resume_fingerprint)
     trainable = list(trainable_named_parameters(model).values())
 
     for cb in callbacks:
@@ -363,7 +290,9 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
                 "val_loss": val_loss,
                 "val_auprc": auprc,
                 "val_auroc": auroc,
-                "lr": float(scheduler.get_last_lr()[0]),
+                # Spread of the val probabilities across patients: 0 is the collapse of issue 10.
+                "val_prob_sd": float(np.std(val_probs)),
+                **_learning_rates(optimizer),
                 "seconds": round(state.epoch_seconds, 3),
             }
             # nan > best is False: an epoch with an undefined AUPRC never becomes the best one.

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from alfia.atomic import read_json_object
 from alfia.errors import AlfiaError
-from alfia.training.loop import TrainState, check_trainable_match, load_trainable_state, trainable_state
+from alfia.training.state import TrainState, check_trainable_match, load_trainable_state, trainable_state
 
 STATE_FILE = "state.json"
 TRAINABLE_FILE = "trainable.safetensors"

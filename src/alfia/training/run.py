@@ -30,6 +30,7 @@ from alfia.errors import AlfiaError
 from alfia.runs import RunLayout, write_predictions
 from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory, ProgressDisplay
 from alfia.training.config import TrainConfig
+from alfia.training.resume import checkpoint_dir_of
 from alfia.training.data import check_labels, check_texts, pad_token_id_of, tokenize_table
 from alfia.models.calibrator import Calibrator
 from alfia.training.loop import (
@@ -232,10 +233,7 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
     started = time.perf_counter()
     resume_from = None
     if resume:
-        from alfia.training.resume import checkpoint_dir_of, check_fingerprint, read_checkpoint_meta
-
-        resume_from = checkpoint_dir_of(layout.root)
-        check_fingerprint(read_checkpoint_meta(resume_from), _fingerprint(config_doc), str(resume_from))
+        resume_from = checkpoint_dir_of(layout.root)  # load_checkpoint checks its fingerprint
     device = resolve_device(train_config.device)
     pad_id = pad_token_id_of(tokenizer)
     set_threads(train_config)
@@ -269,7 +267,8 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
         console.print(f"training the {model_config.pooler.upper()} pooler + head on cached states, up to "
                       f"{head_config.epochs} epochs", highlight=False)
         head_result = train(model, states["train"], states["val"], head_config, head_cbs,
-                            resume=resume_from if train_config.freeze_backbone else None)
+                            resume=resume_from if train_config.freeze_backbone else None,
+                            resume_fingerprint=_fingerprint(config_doc))
         head_history = head_result.history
         del states
     best_phase = "head" if train_config.head_epochs else "joint"
@@ -285,7 +284,8 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
                       f"(val {len(data['val'])}), up to {train_config.epochs} epochs -> {layout.root}",
                       highlight=False)
         warm_state = trainable_state(model) if head_result is not None else None
-        result = train(model, data["train"], data["val"], train_config, cbs, resume=resume_from)
+        result = train(model, data["train"], data["val"], train_config, cbs, resume=resume_from,
+                       resume_fingerprint=_fingerprint(config_doc))
         if head_result is not None and head_result.best_score > result.best_score:
             # Fine-tuning never beat the warm-started head on validation: keep the head's best state.
             load_trainable_state(model, warm_state, "head warm start")
