@@ -143,3 +143,20 @@ def test_bf16_and_fp32_logits_agree(tiny_backbone_dir):
     bf16 = predict_logits(model, data, precision="bf16", **kwargs)
     # bf16 keeps 8 bits of mantissa: logits of this tiny model (|x| < 3) agree to a few hundredths.
     assert np.max(np.abs(bf16 - fp32)) < 0.05 and not np.array_equal(bf16, fp32)
+
+
+def test_lora_can_start_from_the_head_of_a_cached_state_run(tmp_path, tiny_backbone_dir):
+    """LP-FT across two runs: a cheap cached-state run, then LoRA from its best head."""
+    from alfia.models import AlfiaModel
+
+    table = write_text_table(make_text_frame(), tmp_path / "text.parquet")
+    frozen, lora = tmp_path / "frozen", tmp_path / "lora"
+    train_run(table, frozen, _tiny(tiny_backbone_dir),
+              TrainConfig(head_epochs=2, batch_size=8, num_threads=1, freeze_backbone=True), progress=False)
+    train_run(table, lora, _tiny(tiny_backbone_dir),
+              TrainConfig(epochs=1, batch_size=8, num_threads=1, freeze_backbone=False, head_from=str(frozen)),
+              progress=False)
+    history = [json.loads(line) for line in (lora / "history.jsonl").read_text().splitlines()]
+    assert [h["phase"] for h in history] == ["joint"] and (lora / "adapter").exists()
+    warm, tuned = AlfiaModel.from_pretrained(frozen), AlfiaModel.from_pretrained(lora)
+    assert torch.equal(warm.state_mean, tuned.state_mean)  # the standardisation travels with the head

@@ -60,6 +60,8 @@ def train(
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens kept per text."),
     pos_weight: Optional[str] = typer.Option(None, "--pos-weight", help="BCE pos_weight: a number, 'auto' or 'none'."),
     calibration: Optional[str] = typer.Option(None, help="Post-hoc calibrator fitted on val: platt, isotonic, none."),
+    head_from: Optional[str] = typer.Option(None, "--head-from", help="A finished run (same texts and backbone) "
+                                            "whose pooler + head start this one, instead of the warm start."),
     precision: Optional[str] = typer.Option(None, help="auto (bf16 where the hardware has it), fp32, bf16."),
     seed: Optional[int] = typer.Option(None),
     max_train_rows: Optional[int] = typer.Option(None, "--max-train-rows",
@@ -94,7 +96,7 @@ def train(
                                  warmup_ratio=warmup_ratio, weight_decay=weight_decay, patience=patience, seed=seed,
                                  max_length=max_length, num_threads=threads, device=device,
                                  max_train_rows=max_train_rows, freeze_backbone=freeze_backbone,
-                                 calibration=calibration, precision=precision)
+                                 calibration=calibration, precision=precision, head_from=head_from)
             if pos_weight is not None:
                 train_options["pos_weight"] = _pos_weight(pos_weight)
             text_table, model_config, train_config = configs_from(config, text_table, model_options, train_options, lora)

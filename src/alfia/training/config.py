@@ -54,6 +54,7 @@ class TrainConfig:
     # on 2 cores, so early stopping over 30 epochs cannot finish); on a GPU, LoRA after the warm start.
     freeze_backbone: bool | str = "auto"
     precision: str = "auto"
+    head_from: str | None = None  # a finished run whose pooler + head start this one (its warm start)
     calibration: str = "platt"
 
     @property

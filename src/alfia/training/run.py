@@ -10,6 +10,7 @@ leaves the run directory of ``alfia.runs``: config.json, history.jsonl, the best
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, replace
@@ -110,6 +111,18 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
         if key not in doc:
             raise AlfiaError(f"{layout.config}: not an ALFIA run config (no '{key}' section)")
     return doc
+
+
+def _warm_result(run_dir, model):
+    """The head-from run as a TrainResult: its best val AUPRC, history, and the head now in ``model``."""
+    from alfia.training.state import TrainResult
+
+    doc = read_run_config(run_dir)
+    history = [{**json.loads(line), "phase": "head"} for line in
+               RunLayout.of(run_dir).history.read_text().splitlines() if line.strip()]
+    best = doc.get("result", {})
+    return TrainResult(best.get("best_epoch", 0), float(best.get("best_val_auprc", float("-inf"))), history,
+                       stopped_early=bool(best.get("stopped_early")))
 
 
 def configs_from(config_path: str | os.PathLike | None, text_path: str | os.PathLike | None,
@@ -246,17 +259,24 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
     states: dict = {}
     cache = dict(batch_size=train_config.eval_batch_size, pad_token_id=pad_id, device=device,
                  precision=train_config.precision)
-    if train_config.freeze_backbone or (train_config.head_epochs and resume_from is None):
+    warm_from = train_config.head_from
+    if warm_from is not None and not train_config.freeze_backbone:
+        # The head (and its state standardisation) of a finished run on the same texts and backbone replaces
+        # the warm start: LP-FT split across two runs, e.g. a cached-state run, then LoRA on top of it.
+        model.load_fusion_head(RunLayout.of(warm_from).fusion_head)
+        console.print(f"pooler + head initialised from {warm_from}", highlight=False)
+    elif train_config.freeze_backbone or (train_config.head_epochs and resume_from is None):
         console.print(f"caching the frozen encoder's top {model.n_pooled_layers} layer states of "
                       f"{len(data['train'])} + {len(data['val'])} rows", highlight=False)
         states = {s: compute_frozen_states(model, data[s], **cache) for s in ("train", "val")}
     # The standardisation of the pooled states comes from the same (seeded) training rows whether or not
     # the states were cached, so a resumed run gets the very same one before its checkpoint is loaded.
-    fit_rows = np.sort(np.random.default_rng(train_config.seed).permutation(len(data["train"]))[:STANDARDISE_ROWS])
-    fit_states = ([states["train"].states[i] for i in fit_rows] if states else
-                  compute_frozen_states(model, data["train"].subset(fit_rows), **cache).states)
-    model.fit_state_standardisation(fit_states)
-    del fit_states
+    if warm_from is None or train_config.freeze_backbone:
+        fit_rows = np.sort(np.random.default_rng(train_config.seed).permutation(len(data["train"]))[:STANDARDISE_ROWS])
+        fit_states = ([states["train"].states[i] for i in fit_rows] if states else
+                      compute_frozen_states(model, data["train"].subset(fit_rows), **cache).states)
+        model.fit_state_standardisation(fit_states)
+        del fit_states
     if states:
         head_config = replace(train_config, epochs=train_config.head_epochs, lr=train_config.head_lr_value)
         head_cbs = [EarlyStopping(train_config.patience), JsonlHistory(layout.history, phase="head"),
@@ -271,12 +291,15 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
                             resume_fingerprint=_fingerprint(config_doc))
         head_history = head_result.history
         del states
-    best_phase = "head" if train_config.head_epochs else "joint"
+    best_phase = "head" if train_config.head_epochs or warm_from else "joint"
     if train_config.freeze_backbone and head_result is not None:
         result = head_result
     else:
+        if warm_from is not None:  # the warm run's best val AUPRC is the score LoRA has to beat
+            head_result = _warm_result(warm_from, model)
         cbs = [EarlyStopping(train_config.patience),
-               JsonlHistory(layout.history, phase="joint" if train_config.head_epochs else None, earlier=head_history),
+               JsonlHistory(layout.history, phase="joint" if train_config.head_epochs or warm_from else None,
+                            earlier=head_history),
                ProgressDisplay(console, enabled=progress),
                Checkpointing(layout.checkpoint, save_best_to=layout.root, fingerprint=_fingerprint(config_doc)),
                *callbacks]
