@@ -136,3 +136,17 @@ def test_ranked_scores_group_ties():
     assert list(ranked.thresholds) == [0.9, 0.5, 0.1]
     tps, fps = ranked.cumulative_counts(np.ones((1, 4)))
     assert tps.tolist() == [[1, 2, 2]] and fps.tolist() == [[0, 1, 2]]
+
+
+def test_calibration_slope_of_over_confident_scores_matches_logistic_regression():
+    """Plain Newton from slope 1 oscillated on scores ~3x too confident and returned NaN (issue 10)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(5)
+    z = rng.normal(-2.0, 1.0, 1000)
+    y = (rng.random(1000) < 1 / (1 + np.exp(-z))).astype(float)
+    over_confident = 1 / (1 + np.exp(-3.7 * z))  # logits 3.7x too large: true slope ~0.27
+    cal = calibration_slope_intercept(y, over_confident, np.ones((1, y.size)))
+    sk = LogisticRegression(C=1e12, max_iter=1000).fit(clipped_logit(over_confident)[:, None], y)
+    assert cal["calibration_slope"][0] == pytest.approx(sk.coef_[0, 0], rel=1e-4)
+    assert 0.2 < cal["calibration_slope"][0] < 0.35

@@ -77,6 +77,12 @@ def _newton_2d(x, y, w):
     b = w.shape[0]
     theta = np.tile([0.0, 1.0], (b, 1))  # start at perfect calibration
     converged = np.zeros(b, dtype=bool)
+
+    def log_likelihood(t):
+        z = t[:, :1] + t[:, 1:] * x
+        return (w * (y * z - np.logaddexp(0.0, z))).sum(1)
+
+    current = log_likelihood(theta)
     for _ in range(_MAX_NEWTON_ITER):
         mu = expit(theta[:, :1] + theta[:, 1:] * x)
         r = w * (y - mu)
@@ -88,7 +94,18 @@ def _newton_2d(x, y, w):
             step = np.stack([(h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det], axis=1)
         step = np.where(np.isfinite(step), step, 0.0)
         step = np.clip(step, -5.0, 5.0)  # damp the first steps of a far-off start
+        # Backtracking: halve a step until the likelihood does not fall. Plain Newton from slope 1
+        # oscillated without converging on over-confident scores (true slope ~0.35), giving NaN.
+        scale = np.ones(b)
+        for _ in range(40):
+            candidate = theta + scale[:, None] * step
+            ok = log_likelihood(candidate) >= current - 1e-9 * (1.0 + np.abs(current))
+            if ok.all():
+                break
+            scale = np.where(ok, scale, scale / 2)
+        step = scale[:, None] * step
         theta = theta + np.where(converged[:, None], 0.0, step)
+        current = log_likelihood(theta)
         converged |= np.abs(step).max(axis=1) < _NEWTON_TOL * (1.0 + np.abs(theta).max(axis=1))
         if converged.all():
             break
