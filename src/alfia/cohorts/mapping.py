@@ -408,3 +408,15 @@ def impute(mapped: MappedCohort, stats: dict[str, dict]) -> tuple[pd.DataFrame, 
         records.append({"variable": name, "reason": reason, "fill": s["fill"], "fill_rule": f"training {s['how']}",
                         "n_stays": int(missing.sum()), "share_of_stays": float(missing.sum()) / n})
     return features, records
+
+
+def to_variant(df: pd.DataFrame, target_variant: str, *, source_variant: str | None = None,
+               source: str = "cohort") -> pd.DataFrame:
+    """``df`` in ``target_variant``'s columns: unchanged when it already is one, else mapped (no
+    imputation, split dropped). The text encoders use this, so text shows only what was measured."""
+    from alfia.cohorts.io import infer_variant
+
+    own = source_variant or infer_variant(df, None, source)
+    if own == target_variant:
+        return df
+    return map_cohort(df, own, target_variant, source=source).frame

@@ -172,8 +172,11 @@ def headline(shift: dict) -> str:
         top = max(measured, key=lambda r: abs(r["smd"]))
         parts.append(f"{shift['n_predictors_abs_smd_over_0_1']}/{len(shift['predictors'])} predictors with "
                      f"|SMD| > 0.1 (largest: {top['variable']} {top['smd']:+.2f})")
-    whole = [r for r in shift["imputed"] if r["share_of_stays"] >= 0.999]
-    parts.append(f"{len(shift['imputed'])} predictors imputed ({len(whole)} for every stay)")
+    filled = [r for r in shift["imputed"] if r["fill"] is not None]
+    whole = [r for r in filled if r["share_of_stays"] >= 0.999]
+    absent = len(shift["imputed"]) - len(filled)
+    parts.append(f"{len(filled)} predictors imputed ({len(whole)} for every stay)"
+                 + (f", {absent} absent from the text" if absent else ""))
     return "; ".join(parts)
 
 
