@@ -292,7 +292,7 @@ def _external_comparisons(entries: Sequence[RunEntry], *, n_boot: int, seed: int
             ranked = sorted(shift["predictors"], key=lambda r: (r["smd"] is None, -abs(r["smd"] or 0.0)))
             for r in ranked:
                 imp = imputed.get(r["variable"])
-                smd = "not measured" if r["smd"] is None else (
+                smd = "not measured (or < 10 values)" if r["smd"] is None else (
                     f"{r['smd']:+.2f}" + (f" ({r['smd_level']})" if r.get("smd_level") else ""))
                 shift_rows.append([r["variable"], smd, f"{r['missing_train']:.1%}", f"{r['missing_external']:.1%}",
                                    "—" if imp is None else (imp["fill_rule"] if imp["fill"] is None

@@ -280,7 +280,7 @@ def shift_figure(shift: dict, title: str = "", max_rows: int = 40) -> Figure:
     ax.scatter(smd[big], ypos[big], color="tab:red", s=26, zorder=3)
     for yi, v in zip(ypos, smd):
         if np.isnan(v):
-            ax.annotate("not measured", (0, yi), xytext=(4, -3), textcoords="offset points", fontsize=7,
+            ax.annotate("not measured (or < 10 values)", (0, yi), xytext=(4, -3), textcoords="offset points", fontsize=7,
                         color="gray")
     ax.set_yticks(ypos, labels, fontsize=8)
     lim = max(0.5, float(np.nanmax(np.abs(smd))) * 1.1) if np.isfinite(smd).any() else 0.5
