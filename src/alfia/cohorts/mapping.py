@@ -416,7 +416,10 @@ def to_variant(df: pd.DataFrame, target_variant: str, *, source_variant: str | N
     imputation, split dropped). The text encoders use this, so text shows only what was measured."""
     from alfia.cohorts.io import infer_variant
 
-    own = source_variant or infer_variant(df, None, source)
+    try:
+        own = source_variant or infer_variant(df, None, source)
+    except AlfiaError:
+        return df  # a partial table of no recognisable variant: the template reports what it lacks
     if own == target_variant:
         return df
     return map_cohort(df, own, target_variant, source=source).frame
