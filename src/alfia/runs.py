@@ -18,6 +18,10 @@ and compared with any other::
       fusion_head.safetensors  ALF and ACH weights
       checkpoint/            last epoch's full training state, for --resume
       calibration.json       post-hoc calibrator fitted on val (Platt/isotonic), applied to every probability
+      external/<name>/       one folder per external cohort the run scored (``--external``):
+        predictions.parquet  stay_id, split ("external"), label, prob for every stay of that cohort
+        metrics.json         metrics with CIs (thresholds from the run's own val rows)
+        shift.json           variable mapping, imputed variables, covariate and outcome shift
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from alfia.errors import AlfiaError
 
 PREDICTION_COLUMNS = (ID_COLUMN, SPLIT_COLUMN, "label", "prob")
 UNCALIBRATED_COLUMN = "prob_uncalibrated"  # optional: before the run's post-hoc calibrator
+EXTERNAL_SPLIT = "external"  # the split value of every row of an external cohort's predictions
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,22 @@ class RunLayout:
     fusion_head = property(lambda self: self.root / "fusion_head.safetensors")
     checkpoint = property(lambda self: self.root / "checkpoint")
     calibration = property(lambda self: self.root / "calibration.json")
+    shift = property(lambda self: self.root / "shift.json")  # in external/<name>/ only
+
+    def external(self, name: str) -> "RunLayout":
+        """The layout of external/<name>/: predictions, metrics and shift of one external cohort."""
+        return RunLayout(self.root / "external" / name)
+
+    def external_names(self) -> list[str]:
+        folder = self.root / "external"
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / "predictions.parquet").exists())
+
+    @property
+    def is_external(self) -> bool:
+        """True for an external/<name>/ folder inside a run directory."""
+        return self.root.parent.name == "external" and (self.root.parent.parent / "config.json").exists()
 
     def require(self) -> "RunLayout":
         if not self.root.is_dir():

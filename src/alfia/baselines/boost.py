@@ -19,7 +19,7 @@ import pandas as pd
 
 from alfia.baselines.preprocessing import FeatureSpec
 from alfia.baselines.registry import MODELS, Profile, build_model
-from alfia.baselines.runner import BaselineRunConfig, check_cohort, run_models
+from alfia.baselines.runner import BaselineRunConfig, ExternalInput, check_cohort, run_models
 from alfia.cohorts.schema import ID_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
 
@@ -114,8 +114,13 @@ def run_boost(cohort: pd.DataFrame, embeddings: pd.DataFrame, variant: str,
               out_dir: str | os.PathLike, learners=None, seed: int = 42, *,
               profile: Profile = "full", n_boot: int = 1000, include_layer_weights: bool = False,
               callback=None, cohort_source: str = "cohort",
-              embeddings_source: str = "embeddings") -> pd.DataFrame:
-    """Train ALFIA-boost (LightGBM, CatBoost) and/or ALFIA-nn (MLP); one run directory each."""
+              embeddings_source: str = "embeddings",
+              externals: list[ExternalInput] = ()) -> pd.DataFrame:
+    """Train ALFIA-boost (LightGBM, CatBoost) and/or ALFIA-nn (MLP); one run directory each.
+
+    Each external cohort needs its own embeddings (``ExternalInput.embeddings``), written by
+    ``alfia embed`` from the same ALFIA run, which maps a cohort of another variant first.
+    """
     keys = resolve_learners(learners)
     check_cohort(cohort, cohort_source)
     joined, emb_cols = build_boost_frame(cohort, embeddings,
@@ -126,7 +131,15 @@ def run_boost(cohort: pd.DataFrame, embeddings: pd.DataFrame, variant: str,
                                    extra_numeric=tuple(emb_cols))
     run = BaselineRunConfig(variant=variant, models=[LEARNERS[k][0] for k in keys], seed=seed,
                             profile=profile, n_boot=n_boot, cohort=cohort_source,
-                            embeddings=embeddings_source)
+                            embeddings=embeddings_source, externals=[e.source for e in externals])
+
+    def external_features(ext: ExternalInput, features: pd.DataFrame) -> pd.DataFrame:
+        if ext.embeddings is None:
+            raise AlfiaError(f"{ext.source}: ALFIA-boost scores an external cohort only with its ALF "
+                             f"embeddings (alfia embed RUN_DIR --input {ext.source} --out EMB.parquet)")
+        return build_boost_frame(features, ext.embeddings, include_layer_weights=include_layer_weights,
+                                 cohort_source=ext.source, embeddings_source=f"embeddings of {ext.name}")[0]
+
     jobs = []
     for key in keys:
         name, family, model = LEARNERS[key]
@@ -135,4 +148,4 @@ def run_boost(cohort: pd.DataFrame, embeddings: pd.DataFrame, variant: str,
                      f"{MODELS[model].description}, on {len(emb_cols)} ALF embedding dimensions + "
                      f"the original predictors"))
     return run_models(joined, jobs=jobs, spec=spec, run=run, out_dir=out_dir, callback=callback,
-                      source=cohort_source)
+                      source=cohort_source, externals=externals, external_features=external_features)

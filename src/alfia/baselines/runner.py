@@ -9,6 +9,11 @@ leave one run directory per model, in the format every ALFIA run uses (``alfia.r
 Only the training split is used to fit preprocessing and models. The validation split selects
 hyperparameters, stops boosting / epochs, and picks the ensemble's weights (all on AUPRC). The test
 split is only predicted.
+
+External cohorts (``--external``) are mapped into the training variant (``alfia.cohorts.mapping``),
+imputed with the training split's mode/median where the paper imputes, and scored whole by every
+fitted model (the ensemble with its internal weights). Their labels are read only after every model
+has scored, to write ``OUT/<Model>/external/<name>/`` and ``OUT/external_summary.csv/.md``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from alfia.baselines.preprocessing import FeatureSpec
 from alfia.baselines.registry import (
     ENSEMBLE_NAME, MODELS, N_JOBS, Profile, build_model, resolve_models,
 )
-from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, SPLITS
+from alfia.cohorts.mapping import MappedCohort, fit_imputation, impute, map_cohort
+from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, SPLITS, get_schema
 from alfia.errors import AlfiaError
 from alfia.runs import RunLayout, write_predictions
 
@@ -61,6 +67,7 @@ class BaselineRunConfig:
     cohort: str | None = None
     embeddings: str | None = None
     n_jobs: int = N_JOBS
+    externals: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -71,6 +78,52 @@ class ModelResult:
     test_prob: np.ndarray
     train_time_s: float
     summary: dict = field(default_factory=dict)
+    external_prob: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class ExternalInput:
+    """An external cohort as read: its name (external/<name>/), rows, variant and file."""
+
+    name: str
+    frame: pd.DataFrame
+    variant: str
+    source: str
+    embeddings: pd.DataFrame | None = None  # ALF embeddings of its stays (alfia boost only)
+
+
+@dataclass
+class ExternalCohort:
+    """An external cohort ready to score: mapped, imputed features, and the labels kept apart."""
+
+    name: str
+    source: str
+    mapped: MappedCohort
+    features: pd.DataFrame  # stay_id + predictors (+ embeddings): all a model ever sees
+    imputed: list[dict]
+
+    @property
+    def stay_id(self) -> np.ndarray:
+        return self.features[ID_COLUMN].to_numpy()
+
+    def labels(self) -> np.ndarray:
+        """Read only after every model has scored."""
+        from alfia.evaluation.external import check_labels
+
+        if OUTCOME_COLUMN not in self.mapped.frame.columns:
+            raise AlfiaError(f"{self.source}: no {OUTCOME_COLUMN!r} column; an external cohort needs its "
+                             f"outcome to be scored")
+        return check_labels(self.mapped.frame[OUTCOME_COLUMN].to_numpy(), self.source)
+
+
+def prepare_external(ext: ExternalInput, variant: str, train: pd.DataFrame) -> ExternalCohort:
+    """Map ``ext`` into ``variant`` and impute it from the training rows (never from its own labels)."""
+    if ID_COLUMN in ext.frame.columns and ext.frame[ID_COLUMN].duplicated().any():
+        dup = ext.frame.loc[ext.frame[ID_COLUMN].duplicated(), ID_COLUMN].iloc[0]
+        raise AlfiaError(f"{ext.source}: column {ID_COLUMN!r} repeats stay {dup}")
+    mapped = map_cohort(ext.frame, ext.variant, variant, source=ext.source)
+    features, imputed = impute(mapped, fit_imputation(train, get_schema(variant)))
+    return ExternalCohort(ext.name, ext.source, mapped, features.reset_index(drop=True), imputed)
 
 
 def check_cohort(df: pd.DataFrame, source: str = "cohort") -> None:
@@ -179,8 +232,9 @@ def _base_config(name: str, family: str, run: BaselineRunConfig, spec: FeatureSp
 
 def train_one(name: str, estimator: TabularClassifier, *, family: str, library: str,
               description: str, spec: FeatureSpec, run: BaselineRunConfig, parts: dict,
-              labels: dict, out_dir: Path) -> ModelResult:
-    """Fit one estimator on train (val for selection), predict val+test, write its run directory."""
+              labels: dict, out_dir: Path, externals: list[ExternalCohort] = ()) -> ModelResult:
+    """Fit one estimator on train (val for selection), predict val+test (and each external cohort),
+    write its run directory."""
     t0 = time.perf_counter()
     estimator.fit(frame_rows(parts["train"], spec), labels["train"],
                   frame_rows(parts["val"], spec), labels["val"])
@@ -189,6 +243,7 @@ def train_one(name: str, estimator: TabularClassifier, *, family: str, library: 
     val_prob = estimator.predict_proba(frame_rows(parts["val"], spec))[:, 1]
     test_prob = estimator.predict_proba(frame_rows(parts["test"], spec))[:, 1]
     predict_time = time.perf_counter() - t1
+    external_prob = {e.name: estimator.predict_proba(frame_rows(e.features, spec))[:, 1] for e in externals}
     from sklearn.metrics import average_precision_score
 
     val_auprc = float(average_precision_score(labels["val"], val_prob))
@@ -207,12 +262,12 @@ def train_one(name: str, estimator: TabularClassifier, *, family: str, library: 
     metrics = _write_run(out_dir / name, config=config, parts=parts, labels=labels,
                          val_prob=val_prob, test_prob=test_prob, n_boot=run.n_boot, seed=run.seed)
     return ModelResult(name, family, val_prob, test_prob, train_time,
-                       summary_row(name, family, val_auprc, metrics, train_time))
+                       summary_row(name, family, val_auprc, metrics, train_time), external_prob)
 
 
 def build_ensemble(members: list[ModelResult], *, spec: FeatureSpec, run: BaselineRunConfig,
                    parts: dict, labels: dict, out_dir: Path,
-                   name: str = ENSEMBLE_NAME) -> ModelResult:
+                   name: str = ENSEMBLE_NAME, externals: list[ExternalCohort] = ()) -> ModelResult:
     if not members:
         raise AlfiaError(f"{name} is built from other models' validation predictions: "
                          f"ask for at least one other model")
@@ -222,6 +277,9 @@ def build_ensemble(members: list[ModelResult], *, spec: FeatureSpec, run: Baseli
     train_time = time.perf_counter() - t0
     val_prob = selector.predict_proba(np.column_stack([m.val_prob for m in members]))[:, 1]
     test_prob = selector.predict_proba(np.column_stack([m.test_prob for m in members]))[:, 1]
+    # The weights were chosen on internal validation only; external cohorts just reuse them.
+    external_prob = {e.name: selector.predict_proba(np.column_stack(
+        [m.external_prob[e.name] for m in members]))[:, 1] for e in externals}
     config = _base_config(name, FAMILY_ENSEMBLE, run, spec, parts) | {
         "library": "alfia (Caruana et al. 2004 greedy ensemble selection)",
         "description": "greedy ensemble selection with replacement on validation AUPRC",
@@ -237,7 +295,8 @@ def build_ensemble(members: list[ModelResult], *, spec: FeatureSpec, run: Baseli
     metrics = _write_run(out_dir / name, config=config, parts=parts, labels=labels,
                          val_prob=val_prob, test_prob=test_prob, n_boot=run.n_boot, seed=run.seed)
     return ModelResult(name, FAMILY_ENSEMBLE, val_prob, test_prob, train_time,
-                       summary_row(name, FAMILY_ENSEMBLE, selector.val_auprc_, metrics, train_time))
+                       summary_row(name, FAMILY_ENSEMBLE, selector.val_auprc_, metrics, train_time),
+                       external_prob)
 
 
 def write_summary(rows: list[dict], out_dir: Path) -> pd.DataFrame:
@@ -277,7 +336,7 @@ def summary_markdown(table: pd.DataFrame) -> str:
 
 
 def reuse_finished(name: str, family: str, run: BaselineRunConfig, spec: FeatureSpec, parts: dict,
-                   out_dir: Path) -> ModelResult | None:
+                   out_dir: Path, externals: list[ExternalCohort] = ()) -> ModelResult | None:
     """A model's earlier result from OUT/<name>/, if it finished with the same settings and stays.
 
     Same variant, seed, profile, features, and the same val/test stays and labels; anything else
@@ -309,35 +368,56 @@ def reuse_finished(name: str, family: str, run: BaselineRunConfig, spec: Feature
         if (pred.loc[ids, "label"].to_numpy() != parts[split][OUTCOME_COLUMN].astype(int).to_numpy()).any():
             return None
         probs[split] = pred.loc[ids, "prob"].to_numpy(dtype=float)
+    external_prob = {}
+    for e in externals:  # reusable only if it already scored the same external stays
+        path = layout.external(e.name).predictions
+        if not path.exists():
+            return None
+        ext = read_predictions(path).set_index(ID_COLUMN)
+        if not pd.Index(e.stay_id).isin(ext.index).all():
+            return None
+        external_prob[e.name] = ext.loc[e.stay_id, "prob"].to_numpy(dtype=float)
     metrics = json.loads(layout.metrics.read_text(encoding="utf-8"))
     from sklearn.metrics import average_precision_score
 
     val_auprc = float(average_precision_score(parts["val"][OUTCOME_COLUMN].astype(int), probs["val"]))
     train_time = float(config.get("train_time_seconds", 0.0))
     return ModelResult(name, family, probs["val"], probs["test"], train_time,
-                       summary_row(name, family, val_auprc, metrics, train_time))
+                       summary_row(name, family, val_auprc, metrics, train_time), external_prob)
 
 
 def run_models(df: pd.DataFrame, *, jobs: list[tuple[str, Callable[[], TabularClassifier], str, str,
                                                     str]],
                spec: FeatureSpec, run: BaselineRunConfig, out_dir: str | os.PathLike,
                ensemble: bool = False, callback: ProgressCallback | None = None,
-               source: str = "cohort", resume: bool = False) -> pd.DataFrame:
+               source: str = "cohort", resume: bool = False,
+               externals: list[ExternalInput] = (),
+               external_features: Callable[[ExternalInput, pd.DataFrame], pd.DataFrame] | None = None,
+               ) -> pd.DataFrame:
     """Train ``jobs`` (name, make_estimator, family, library, description) and optionally the ensemble.
 
     ``resume=True`` reuses models that already finished in ``out_dir`` with the same settings.
+    ``externals`` are scored whole by every model; ``external_features(input, features)`` may add
+    columns to an external cohort's mapped, imputed features (ALFIA-boost joins its embeddings).
     """
     check_cohort(df, source)
     out_dir = Path(out_dir)
     parts, labels = _split_frames(df)
+    prepared = []
+    for ext in externals:
+        cohort = prepare_external(ext, run.variant, parts["train"])
+        if external_features is not None:
+            cohort.features = external_features(ext, cohort.features)
+        prepared.append(cohort)
     results: list[ModelResult] = []
     for name, make, family, library, description in jobs:
         if callback:
             callback("start", name, None)
-        result = reuse_finished(name, family, run, spec, parts, out_dir) if resume else None
+        result = reuse_finished(name, family, run, spec, parts, out_dir, prepared) if resume else None
         if result is None:
             result = train_one(name, make(), family=family, library=library, description=description,
-                               spec=spec, run=run, parts=parts, labels=labels, out_dir=out_dir)
+                               spec=spec, run=run, parts=parts, labels=labels, out_dir=out_dir,
+                               externals=prepared)
         results.append(result)
         if callback:
             callback("done", name, result.summary)
@@ -345,17 +425,78 @@ def run_models(df: pd.DataFrame, *, jobs: list[tuple[str, Callable[[], TabularCl
         if callback:
             callback("start", ENSEMBLE_NAME, None)
         result = build_ensemble(results, spec=spec, run=run, parts=parts, labels=labels,
-                                out_dir=out_dir)
+                                out_dir=out_dir, externals=prepared)
         results.append(result)
         if callback:
             callback("done", ENSEMBLE_NAME, result.summary)
-    return write_summary([r.summary for r in results], out_dir)
+    summary = write_summary([r.summary for r in results], out_dir)
+    if prepared:
+        write_external_results(results, prepared, parts["train"], run, out_dir)
+    return summary
+
+
+EXTERNAL_SUMMARY_COLUMNS = ("external", "model", "family", "n", "n_pos", "auprc", "auprc_ci_low",
+                            "auprc_ci_high", "auroc", "auroc_ci_low", "auroc_ci_high",
+                            "calibration_intercept", "calibration_intercept_ci_low",
+                            "calibration_intercept_ci_high", "observed_rate", "mean_predicted",
+                            "internal_test_auprc", "internal_test_auroc")
+
+
+def write_external_results(results: list[ModelResult], externals: list[ExternalCohort],
+                           train: pd.DataFrame, run: BaselineRunConfig, out_dir: Path) -> pd.DataFrame:
+    """After every model has scored: labels, shift report, OUT/<Model>/external/<name>/, summary."""
+    from alfia.evaluation.external import shift_report, write_external
+
+    rows = []
+    for e in externals:
+        y = e.labels()
+        shift = shift_report(train, e.mapped.features, get_schema(run.variant), external_labels=y,
+                             imputed=e.imputed, mapping=e.mapped.variables,
+                             source_variant=e.mapped.source_variant, external_source=e.source)
+        for r in results:
+            m = write_external(out_dir / r.name, e.name, e.stay_id, y, r.external_prob[e.name],
+                               n_boot=run.n_boot, seed=run.seed, shift=shift,
+                               extra={"external_source": e.source, "source_variant": e.mapped.source_variant})
+            row = {"external": e.name, "model": r.name, "family": r.family, "n": m["n"], "n_pos": m["n_pos"]}
+            for key in ("auprc", "auroc", "calibration_intercept"):
+                mk = m["metrics"][key]
+                row[key], row[f"{key}_ci_low"], row[f"{key}_ci_high"] = mk["value"], mk["ci_low"], mk["ci_high"]
+            row["observed_rate"] = m["calibration_in_the_large"]["observed_rate"]
+            row["mean_predicted"] = m["calibration_in_the_large"]["mean_predicted"]
+            row["internal_test_auprc"] = r.summary.get("test_auprc")
+            row["internal_test_auroc"] = r.summary.get("test_auroc")
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=list(EXTERNAL_SUMMARY_COLUMNS))
+    table = table.sort_values(["external", "auprc"], ascending=[True, False], kind="stable").reset_index(drop=True)
+    write_text_atomic(out_dir / "external_summary.csv", table.to_csv(index=False))
+    write_text_atomic(out_dir / "external_summary.md", external_summary_markdown(table) + "\n")
+    return table
+
+
+def external_summary_markdown(table: pd.DataFrame) -> str:
+    def ci(r, key):
+        if r[key] is None or pd.isna(r[key]):
+            return "—"
+        if pd.isna(r[f"{key}_ci_low"]):
+            return f"{r[key]:.3f}"
+        return f"{r[key]:.3f} ({r[f'{key}_ci_low']:.3f}-{r[f'{key}_ci_high']:.3f})"
+
+    lines = ["| External | Model | n (deaths) | AUPRC (95% CI) | AUROC (95% CI) | Cal. intercept (95% CI) "
+             "| Observed / mean predicted | Internal test AUPRC | Internal test AUROC |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for _, r in table.iterrows():
+        lines.append(f"| {r['external']} | {r['model']} | {r['n']} ({r['n_pos']}) | {ci(r, 'auprc')} | "
+                     f"{ci(r, 'auroc')} | {ci(r, 'calibration_intercept')} | "
+                     f"{r['observed_rate']:.3f} / {r['mean_predicted']:.3f} | {r['internal_test_auprc']:.3f} | "
+                     f"{r['internal_test_auroc']:.3f} |")
+    return "\n".join(lines)
 
 
 def run_baselines(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathLike,
                   models: list[str] | None = None, seed: int = 42, *, profile: Profile = "full",
                   n_boot: int = 1000, callback: ProgressCallback | None = None,
-                  source: str = "cohort", resume: bool = False) -> pd.DataFrame:
+                  source: str = "cohort", resume: bool = False,
+                  externals: list[ExternalInput] = ()) -> pd.DataFrame:
     """Train the requested zoo (default: all models + the ensemble) and return the summary table.
 
     ``resume=True`` keeps models that already finished in ``out_dir`` with the same settings (an
@@ -365,9 +506,9 @@ def run_baselines(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathL
     check_cohort(cohort_df, source)
     spec = FeatureSpec.from_schema(variant, cohort_df, source=source)
     run = BaselineRunConfig(variant=variant, models=names, seed=seed, profile=profile,
-                            n_boot=n_boot, cohort=source)
+                            n_boot=n_boot, cohort=source, externals=[e.source for e in externals])
     jobs = [(n, (lambda n=n: build_model(n, spec, seed, profile)), FAMILY_BASELINE,
              MODELS[n].library, MODELS[n].description) for n in names if n != ENSEMBLE_NAME]
     return run_models(cohort_df, jobs=jobs, spec=spec, run=run, out_dir=out_dir,
                       ensemble=ENSEMBLE_NAME in names, callback=callback, source=source,
-                      resume=resume)
+                      resume=resume, externals=externals)

@@ -70,6 +70,49 @@ def _read_cohort(path: Path):
     return df, infer_variant(df, manifest, path)
 
 
+def _read_externals(paths: list[Path] | None, embeddings: list[Path] | None = None):
+    """--external cohorts (and, for alfia boost, their --external-embeddings, in the same order)."""
+    from alfia.baselines.runner import ExternalInput
+    from alfia.cohorts.io import read_table
+    from alfia.evaluation.external import external_names
+
+    paths = list(paths or [])
+    if embeddings is not None and len(embeddings) != len(paths):
+        raise AlfiaError(f"give one --external-embeddings file per --external cohort, in the same order "
+                         f"({len(paths)} cohort(s), {len(embeddings)} embeddings file(s))")
+    out = []
+    for i, (path, name) in enumerate(zip(paths, external_names(paths))):
+        df, variant = _read_cohort(path)
+        emb = read_table(embeddings[i])[0] if embeddings is not None else None
+        out.append(ExternalInput(name, df, variant, str(path), emb))
+    return out
+
+
+def _print_external(out: Path) -> None:
+    path = out / "external_summary.csv"
+    if not path.exists():
+        return
+    import pandas as pd
+
+    from alfia.evaluation.external import headline, read_shift
+
+    table = pd.read_csv(path)
+    for name, part in table.groupby("external", sort=False):
+        t = Table(title=f"External cohort {name}: {int(part['n'].iloc[0])} stays, "
+                        f"{int(part['n_pos'].iloc[0])} deaths — scored whole", title_justify="left")
+        for col in ("Model", "AUPRC", "95% CI", "AUROC", "95% CI ", "Internal test AUPRC"):
+            t.add_column(col, justify="left" if col == "Model" else "right", no_wrap=True)
+        for _, r in part.iterrows():
+            t.add_row(str(r["model"]), f"{r['auprc']:.3f}", f"{r['auprc_ci_low']:.3f}–{r['auprc_ci_high']:.3f}",
+                      f"{r['auroc']:.3f}", f"{r['auroc_ci_low']:.3f}–{r['auroc_ci_high']:.3f}",
+                      f"{r['internal_test_auprc']:.3f}")
+        out_console.print(t)
+        shift = read_shift(out / str(part["model"].iloc[0]), str(name))
+        if shift is not None:
+            out_console.print(f"  shift: {headline(shift)}", highlight=False)
+    out_console.print(f"External results in {out}/<Model>/external/<name>/ and {path}", highlight=False)
+
+
 @app.command()
 def baselines(
     cohort: Path = typer.Argument(None, help="Cohort Parquet file with a train/val/test 'split' column."),
@@ -87,6 +130,9 @@ def baselines(
     list_models: bool = typer.Option(False, "--list-models", help="List the model names and exit."),
     resume: bool = typer.Option(False, "--resume", help="Keep models that already finished in OUT with "
                                 "the same settings; train the rest (the ensemble is always rebuilt)."),
+    external: list[Path] = typer.Option(None, "--external", help="External cohort (repeatable), scored "
+                                        "whole by every model after training; another CW-24 variant is "
+                                        "mapped into this one. Writes OUT/<Model>/external/<name>/."),
 ) -> None:
     """Train the tabular baseline zoo of the paper's Table 3 on the cohort's own split.
 
@@ -113,6 +159,9 @@ def baselines(
         raise AlfiaError(f"--profile must be 'full' or 'fast', not {profile!r}")
     names = resolve_models(_split_names(models))
     df, variant = _read_cohort(cohort)
+    externals = _read_externals(external)
+    if externals and engine != "native":
+        raise AlfiaError("--external works with --engine native only")
     if engine == "autogluon":
         from alfia.baselines.engine_autogluon import run_autogluon
 
@@ -125,10 +174,13 @@ def baselines(
 
         with _ModelProgress(len(names)) as progress:
             table = run_baselines(df, variant, out, names, seed, profile=profile, n_boot=n_boot,
-                                  callback=progress, source=str(cohort), resume=resume)
+                                  callback=progress, source=str(cohort), resume=resume,
+                                  externals=externals)
     out_console.print(summary_table(
         table, f"{cohort.name} ({variant}) — test split, sorted by AUPRC; {n_boot} bootstrap resamples"))
     out_console.print(f"Run directories and summary.csv/summary.md in {out}", highlight=False)
+    if externals:
+        _print_external(out)
 
 
 @app.command()
@@ -145,6 +197,11 @@ def boost(
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
     layer_weights: bool = typer.Option(False, "--layer-weights/--no-layer-weights",
                                        help="Also use the per-stay ALF layer weights as features."),
+    external: list[Path] = typer.Option(None, "--external", help="External cohort (repeatable), scored "
+                                        "whole after training; needs --external-embeddings."),
+    external_embeddings: list[Path] = typer.Option(None, "--external-embeddings", help="ALF embeddings "
+                                                   "of each --external cohort, same order (alfia embed "
+                                                   "RUN_DIR --input EXTERNAL --out EMB.parquet)."),
 ) -> None:
     """ALFIA-boost / ALFIA-nn: ALF embeddings + original predictors -> LightGBM, CatBoost or the MLP.
 
@@ -160,11 +217,15 @@ def boost(
     keys = resolve_learners(_split_names(learner))
     df, variant = _read_cohort(cohort)
     emb, _ = read_table(embeddings)
+    externals = _read_externals(external, list(external_embeddings or []))
     with _ModelProgress(len(keys)) as progress:
         table = run_boost(df, emb, variant, out, keys, seed, profile=profile, n_boot=n_boot,
                           include_layer_weights=layer_weights, callback=progress,
-                          cohort_source=str(cohort), embeddings_source=str(embeddings))
+                          cohort_source=str(cohort), embeddings_source=str(embeddings),
+                          externals=externals)
     out_console.print(summary_table(table, f"ALFIA-boost / ALFIA-nn on {cohort.name} ({variant}) — "
                                            f"test split, sorted by AUPRC"))
     out_console.print(f"Run directories and summary.csv/summary.md in {out}; compare them with the "
                       f"baselines and ALFIA using `alfia compare`.", highlight=False)
+    if externals:
+        _print_external(out)

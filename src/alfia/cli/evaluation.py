@@ -53,6 +53,12 @@ def evaluate(
     split: str = typer.Option("test", help="Split to evaluate (thresholds are chosen on val)."),
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
     seed: int = typer.Option(42, help="Seed of the bootstrap."),
+    external: list[Path] = typer.Option(None, "--external", help="External cohort (repeatable). An ALFIA "
+                                        "run scores it whole (mapped into its variant, thresholds from its "
+                                        "val rows) -> RUN_DIR/external/<name>/. Other runs re-score the "
+                                        "external/<name>/ their training wrote."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Batch size of ALFIA's external scoring."),
+    device: str = typer.Option("auto", help="Device of ALFIA's external scoring."),
 ) -> None:
     """Score a run: metrics with stratified-bootstrap 95% CIs -> RUN_DIR/metrics.json and RUN_DIR/figures/."""
     from alfia.evaluation import evaluate_run
@@ -69,6 +75,45 @@ def evaluate(
         out_console.print(f"[yellow]note:[/] {note}", highlight=False)
     out_console.print(f"Wrote {Path(run_dir) / 'metrics.json'} and {len(result['figures'])} figures in "
                       f"{Path(run_dir) / 'figures'}", highlight=False)
+    if external:
+        _evaluate_external(run_dir, list(external), n_boot=n_boot, seed=seed, batch_size=batch_size,
+                           device=device)
+
+
+def _evaluate_external(run_dir: Path, paths: list[Path], *, n_boot: int, seed: int, batch_size: int,
+                       device: str) -> None:
+    from alfia.errors import AlfiaError
+    from alfia.evaluation.external import evaluate_external, external_names, headline, read_shift
+    from alfia.evaluation.report import read_config
+    from alfia.runs import RunLayout
+
+    names = external_names(paths)
+    run = None
+    if read_config(run_dir).get("model_type") == "alfia":
+        from alfia.inference import load_run
+
+        run = load_run(run_dir, device=device)
+    for path, name in zip(paths, names):
+        with out_console.status(f"Scoring external cohort {path}..."):
+            if run is not None:
+                from alfia.inference.external import score_external
+
+                result = score_external(run, path, n_boot=n_boot, seed=seed, batch_size=batch_size, name=name)
+            elif RunLayout.of(run_dir).external(name).predictions.exists():
+                result = evaluate_external(run_dir, name, n_boot=n_boot, seed=seed)
+            else:
+                raise AlfiaError(f"{run_dir}: not an ALFIA run and no external/{name}/predictions.parquet; "
+                                 f"tabular models score external cohorts when they are trained "
+                                 f"(alfia baselines/boost ... --external {path})")
+        out_console.print(metrics_table(result, f"{result['model_name']} — external {name}: {result['n']} stays, "
+                                                f"{result['n_pos']} deaths (thresholds from val)"))
+        citl = result["calibration_in_the_large"]
+        out_console.print(f"Calibration in the large: observed {citl['observed_rate']:.3f}, mean predicted "
+                          f"{citl['mean_predicted']:.3f}", highlight=False)
+        shift = read_shift(run_dir, name)
+        if shift is not None:
+            out_console.print(f"Shift: {headline(shift)}", highlight=False)
+        out_console.print(f"Wrote {RunLayout.of(run_dir).external(name).root}", highlight=False)
 
 
 @app.command()

@@ -4,6 +4,10 @@ Every run is scored by the same :func:`~alfia.evaluation.report.evaluate_predict
 stays (checked), with the same bootstrap seed, so all models see the same resamples. The report holds
 one table sorted by AUPRC (Markdown, CSV, HTML), a forest plot of AUPRC, overlaid ROC, PR and
 calibration curves, and paired bootstrap tests of the ALFIA runs against the best baseline.
+
+Runs that scored external cohorts (``RUN_DIR/external/<name>/``) add, per external cohort, a table of
+internal test against external results, a forest plot of both, and the shift report (covariate
+shift, missingness, outcome rates, calibration in the large, imputed variables).
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ def find_run_dirs(paths: Sequence[str | os.PathLike]) -> list[Path]:
         if not path.is_dir():
             raise AlfiaError(f"{path}: not a run directory (a run directory holds predictions.parquet)")
         inner = sorted(p.parent for p in path.rglob("predictions.parquet")
-                       if not any(part.startswith(".") for part in p.relative_to(path).parts))
+                       if not any(part.startswith(".") for part in p.relative_to(path).parts)
+                       and not RunLayout.of(p.parent).is_external)
         if not inner:
             raise AlfiaError(f"{path}: holds no run directory (no predictions.parquet in it or below it)")
         found.extend(inner)
@@ -213,6 +218,123 @@ def _img(png: bytes, alt: str, caption: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
+EXTERNAL_HEADER = ("Rank", "Model", "External AUPRC (95% CI)", "Internal test AUPRC (95% CI)", "External AUROC (95% CI)",
+                   "Internal test AUROC (95% CI)", "Cal. intercept (95% CI)", "Observed / mean predicted")
+SHIFT_HEADER = ("Predictor", "SMD (external − training)", "Missing, training", "Missing, external", "Imputed with",
+                "Stays imputed")
+
+
+def _external_comparisons(entries: Sequence[RunEntry], *, n_boot: int, seed: int, notes: list[str],
+                          step: Callable[[str], None]) -> list[dict]:
+    """One section per external cohort that any run scored: results side by side, forest plot, shift."""
+    from alfia.evaluation import plots
+    from alfia.evaluation.external import calibration_in_the_large, external_frame, headline, read_shift
+    from alfia.runs import EXTERNAL_SPLIT
+
+    names = sorted({n for e in entries for n in RunLayout.of(e.run_dir).external_names()})
+    sections = []
+    for name in names:
+        have = [e for e in entries if name in RunLayout.of(e.run_dir).external_names()]
+        if len(have) < len(entries):
+            notes.append(f"external {name}: {len(entries) - len(have)} run(s) did not score it "
+                         f"({', '.join(e.name for e in entries if e not in have)}); compared among the rest")
+        results, ids = {}, None
+        for e in have:
+            frame = external_frame(e.run_dir, name)
+            rows = frame.loc[frame[SPLIT_COLUMN] == EXTERNAL_SPLIT]
+            these = set(rows[ID_COLUMN])
+            if ids is None:
+                ids = these
+            elif these != ids:
+                raise AlfiaError(f"{e.run_dir}: external/{name} holds other stays than the other runs' "
+                                 f"external/{name}; score the same cohort file with every run")
+            res = evaluate_predictions(frame, split=EXTERNAL_SPLIT, n_boot=n_boot, seed=seed,
+                                       source=str(RunLayout.of(e.run_dir).external(name).predictions))
+            res["calibration_in_the_large"] = calibration_in_the_large(rows["label"], rows["prob"])
+            results[e.name] = res
+            step(f"evaluated {e.name} on external {name}")
+        order = sorted(results, key=lambda n: (-results[n]["metrics"]["auprc"]["value"],
+                                               -results[n]["metrics"]["auroc"]["value"]))
+        by_name = {e.name: e for e in have}
+        table_rows, records = [], []
+        for rank, n in enumerate(order, start=1):
+            ext, internal = results[n], by_name[n].result
+            citl = ext["calibration_in_the_large"]
+            table_rows.append([str(rank), n + (" ★" if by_name[n].is_alfia else ""),
+                               _ci_text(ext["metrics"]["auprc"]), _ci_text(internal["metrics"]["auprc"]),
+                               _ci_text(ext["metrics"]["auroc"]), _ci_text(internal["metrics"]["auroc"]),
+                               _ci_text(ext["metrics"]["calibration_intercept"]),
+                               f"{citl['observed_rate']:.3f} / {citl['mean_predicted']:.3f}"])
+            record = {"external": name, "rank": rank, "model": n, "family": by_name[n].family,
+                      "is_alfia": by_name[n].is_alfia, "n": ext["n"], "n_pos": ext["n_pos"]}
+            for metric in (*RANKING_METRICS, *CALIBRATION_METRICS):
+                m = ext["metrics"][metric]
+                record[metric], record[f"{metric}_ci_low"], record[f"{metric}_ci_high"] = (
+                    m["value"], m["ci_low"], m["ci_high"])
+                record[f"internal_{metric}"] = internal["metrics"][metric]["value"]
+            record.update({f"citl_{k}": v for k, v in citl.items()})
+            records.append(record)
+
+        def triple(source, metric):
+            ms = [source(n)["metrics"][metric] for n in order]
+            return ([m["value"] for m in ms], [m["ci_low"] if m["ci_low"] is not None else m["value"] for m in ms],
+                    [m["ci_high"] if m["ci_high"] is not None else m["value"] for m in ms])
+
+        highlight = [by_name[n].is_alfia for n in order]
+        pngs = {f"forest_external_{name}": plots.figure_png(plots.internal_external_forest_figure(
+            order, triple(lambda n: by_name[n].result, "auprc"), triple(lambda n: results[n], "auprc"),
+            highlight, title=f"AUPRC: internal test vs external {name}"))}
+        shift = next((s for s in (read_shift(e.run_dir, name) for e in have) if s is not None), None)
+        shift_rows = []
+        if shift is not None:
+            pngs[f"shift_{name}"] = plots.figure_png(plots.shift_figure(shift, title=f"Training cohort vs {name}"))
+            imputed = {r["variable"]: r for r in shift["imputed"]}
+            ranked = sorted(shift["predictors"], key=lambda r: (r["smd"] is None, -abs(r["smd"] or 0.0)))
+            for r in ranked:
+                imp = imputed.get(r["variable"])
+                smd = "not measured (or < 10 values)" if r["smd"] is None else (
+                    f"{r['smd']:+.2f}" + (f" ({r['smd_level']})" if r.get("smd_level") else ""))
+                shift_rows.append([r["variable"], smd, f"{r['missing_train']:.1%}", f"{r['missing_external']:.1%}",
+                                   "—" if imp is None else (imp["fill_rule"] if imp["fill"] is None
+                                                            else f"{imp['fill']} ({imp['fill_rule']})"),
+                                   "—" if imp is None else f"{imp['share_of_stays']:.1%}"])
+        step(f"drew external {name}")
+        first = results[order[0]]
+        sections.append({"name": name, "n": first["n"], "n_pos": first["n_pos"], "prevalence": first["prevalence"],
+                         "order": order, "highlight": highlight, "table_rows": table_rows,
+                         "frame": pd.DataFrame.from_records(records), "pngs": pngs, "shift": shift,
+                         "shift_rows": shift_rows, "headline": headline(shift) if shift else None,
+                         "results": results})
+    return sections
+
+
+def _external_html(x: dict) -> list[str]:
+    name = html.escape(x["name"])
+    shift = x["shift"]
+    parts = [f"<h2>External cohort {name}: {x['n']} stays, {x['n_pos']} deaths</h2>",
+             "<p class=\"note\">Every model was trained and selected on the training cohort's train/val splits "
+             "only, then scored on the whole external cohort (its split ignored). Thresholds and ensemble weights "
+             "come from internal validation; the external labels were read only after scoring.</p>",
+             _html_table(EXTERNAL_HEADER, x["table_rows"], x["highlight"]),
+             "<div class=\"figs\">", _img(x["pngs"][f"forest_external_{x['name']}"], f"forest plot {name}",
+                                          "AUPRC with 95% CI: grey squares internal test split, blue circles "
+                                          "external cohort (ALFIA runs red)."), "</div>"]
+    if shift is not None:
+        rates = (f"In-hospital mortality: {shift['outcome_rate_train']:.1%} in training, "
+                 f"{shift['outcome_rate_external']:.1%} in {x['name']}. " if shift.get("outcome_rate_external")
+                 is not None else "")
+        parts += [f"<h3>How {name} differs from the training cohort</h3>",
+                  f"<p class=\"meta\">{html.escape(rates + (x['headline'] or ''))}. Calibration in the large per "
+                  "model: observed / mean predicted and the intercept column above (0 is ideal; negative = the "
+                  "model over-predicts deaths here).</p>",
+                  "<div class=\"figs\">", _img(x["pngs"][f"shift_{x['name']}"], f"shift {name}",
+                                               "Left: standardised mean difference of each predictor (red: |SMD| "
+                                               "> 0.1, a notable difference; categorical: the level that differs "
+                                               "most). Right: share of stays without a value, before imputation."),
+                  "</div>", _html_table(SHIFT_HEADER, x["shift_rows"], first_left=True)]
+    return parts
+
+
 def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, split: str = "test",
                  n_boot: int = 1000, seed: int = 42,
                  on_progress: Callable[[str], None] | None = None) -> dict:
@@ -266,6 +388,9 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     }
     pngs = {name: plots.figure_png(fig) for name, fig in figs.items()}
     step("drew figures")
+    externals = _external_comparisons(entries, n_boot=n_boot, seed=seed, notes=notes, step=step)
+    for section in externals:
+        pngs.update(section["pngs"])
 
     first = entries[0].result
     meta = {"split": split, "n": first["n"], "n_pos": first["n_pos"], "prevalence": first["prevalence"],
@@ -297,6 +422,13 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     if tests:
         md += [f"## Paired bootstrap tests against the best baseline ({best_baseline})", "",
                _markdown_table(PAIRED_HEADER, _paired_rows(tests)), ""]
+    for x in externals:
+        md += [f"## External cohort {x['name']}: {x['n']} stays, {x['n_pos']} deaths (scored whole)", "",
+               f"Thresholds and ensemble weights come from internal validation; the external labels are read only "
+               f"after scoring. Shift: {x['headline'] or 'no shift report'}.", "",
+               _markdown_table(EXTERNAL_HEADER, x["table_rows"]), ""]
+        if x["shift_rows"]:
+            md += [_markdown_table(SHIFT_HEADER, x["shift_rows"]), ""]
     md += [f"- {n}" for n in notes] + ([""] if notes else [])
     md += ["## Runs", ""] + [f"- {name}: `{by_name[name].run_dir}`" for name in order] + [""]
 
@@ -328,6 +460,7 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
               _img(pngs["calibration"], "calibration curves", "Reliability diagram over 10 equal-width bins (the "
                    "ECE's; bins with fewer than 10 stays not drawn) and the distribution of predicted "
                    "probabilities. Slope 1 and intercept 0 are ideal."), "</div>",
+              *[part for x in externals for part in _external_html(x)],
               "<h2>Runs</h2>",
               _html_table(["Model", "Family", "Run directory"],
                           [[n, by_name[n].family or "—", str(by_name[n].run_dir)] for n in order], first_left=True),
@@ -336,7 +469,10 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     comparison = {**meta, "sort_metric": "auprc", "best_baseline": best_baseline,
                   "runs": [{"model": n, "family": by_name[n].family, "is_alfia": by_name[n].is_alfia,
                             "run_dir": str(by_name[n].run_dir), "result": by_name[n].result} for n in order],
-                  "paired_tests": tests, "notes": notes}
+                  "paired_tests": tests, "notes": notes,
+                  "external": {x["name"]: {"n": x["n"], "n_pos": x["n_pos"], "prevalence": x["prevalence"],
+                                           "order": x["order"], "shift": x["shift"], "headline": x["headline"],
+                                           "results": x["results"]} for x in externals}}
 
     paired_frame = pd.DataFrame.from_records(
         [{"model": t["model_a"], "baseline": t["model_b"], "metric": metric, "model_value": t[metric]["a"],
@@ -351,6 +487,9 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
         written[name] = write_atomic(figures_dir / f"{name}.png", lambda p, png=png: p.write_bytes(png))
     written["csv"] = write_text_atomic(out / "comparison.csv", summary.to_csv(index=False))
     written["paired_csv"] = write_text_atomic(out / "paired_tests.csv", paired_frame.to_csv(index=False))
+    for x in externals:
+        written[f"external_{x['name']}_csv"] = write_text_atomic(out / f"external_{x['name']}.csv",
+                                                                 x["frame"].to_csv(index=False))
     written["markdown"] = write_text_atomic(out / "comparison.md", "\n".join(md))
     written["json"] = write_json_atomic(out / "comparison.json", comparison)
     written["html"] = write_text_atomic(out / "report.html", "\n".join(parts))

@@ -236,3 +236,75 @@ def run_figures(y, prob, result: dict, folder: str | os.PathLike, *, title: str,
     if history is not None:
         figures["training_curves"] = training_curves_figure(history, f"Training — {title}")
     return {name: save_figure(fig, folder / f"{name}.png") for name, fig in figures.items()}
+
+
+def internal_external_forest_figure(names: Sequence[str], internal, external, highlight: Sequence[bool], *,
+                                    metric: str = "AUPRC", title: str = "") -> Figure:
+    """Each model's internal test and external estimate with 95% CIs on one row, best external first.
+
+    ``internal`` / ``external``: (values, lows, highs), each a sequence aligned with ``names``.
+    """
+    n = len(names)
+    fig, ax = _new_figure(7.5, 1.4 + 0.45 * n)
+    ypos = np.arange(n)[::-1].astype(float)
+    series = (("internal test", internal, "tab:gray", "s", +0.14), ("external", external, "tab:blue", "o", -0.14))
+    lows_all, highs_all = [], []
+    for label, (values, lows, highs), color, marker, dy in series:
+        values, lows, highs = (np.asarray(a, dtype=float) for a in (values, lows, highs))
+        lows_all.append(lows)
+        highs_all.append(highs)
+        for i, (yi, v, lo, hi) in enumerate(zip(ypos, values, lows, highs)):
+            c = "tab:red" if (highlight[i] and label == "external") else color
+            ax.errorbar(v, yi + dy, xerr=[[v - lo], [hi - v]], fmt=marker, color=c, capsize=3, markersize=5,
+                        linewidth=1.2, label=label if i == 0 else None)
+            if label == "external":
+                ax.annotate(f"{v:.3f} [{lo:.3f}, {hi:.3f}]", (hi, yi + dy), textcoords="offset points",
+                            xytext=(6, -3), fontsize=8)
+    ax.set_yticks(ypos, names)
+    lo_all, hi_all = np.nanmin(np.concatenate(lows_all)), np.nanmax(np.concatenate(highs_all))
+    span = max(hi_all - lo_all, 1e-6)
+    ax.set_xlim(lo_all - 0.05 * span, hi_all + 0.45 * span)
+    ax.set(xlabel=f"{metric} (95% bootstrap CI)", title=title or f"{metric}: internal test vs external")
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def shift_figure(shift: dict, title: str = "", max_rows: int = 40) -> Figure:
+    """Covariate shift a clinician can read: standardised mean differences (left; |SMD| > 0.1 shaded
+    as a notable difference) and missing share in training vs external (right), one row per predictor."""
+    rows = list(shift["predictors"])
+    rows.sort(key=lambda r: (r["smd"] is None, -abs(r["smd"] or 0.0)))
+    rows = rows[:max_rows]
+    n = len(rows)
+    fig, (ax, bx) = _new_figure(10.0, 1.6 + 0.28 * n, ncols=2, sharey=True,
+                                gridspec_kw={"width_ratios": [3, 2]})
+    ypos = np.arange(n)[::-1]
+    labels = [r["variable"] + (f" = {r['smd_level']}" if r.get("smd_level") else "") for r in rows]
+    smd = np.array([np.nan if r["smd"] is None else r["smd"] for r in rows], dtype=float)
+    ax.axvspan(-0.1, 0.1, color="tab:green", alpha=0.08)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    big = np.abs(smd) > 0.1
+    ax.scatter(smd[~big], ypos[~big], color="tab:blue", s=22, zorder=3)
+    ax.scatter(smd[big], ypos[big], color="tab:red", s=26, zorder=3)
+    for yi, v in zip(ypos, smd):
+        if np.isnan(v):
+            ax.annotate("not measured (or < 10 values)", (0, yi), xytext=(4, -3), textcoords="offset points", fontsize=7,
+                        color="gray")
+    ax.set_yticks(ypos, labels, fontsize=8)
+    lim = max(0.5, float(np.nanmax(np.abs(smd))) * 1.1) if np.isfinite(smd).any() else 0.5
+    ax.set_xlim(-lim, lim)
+    ax.set(xlabel="Standardised mean difference (external − training)", title="Covariate shift")
+    ax.grid(axis="x", alpha=0.3)
+    h = 0.38
+    mt = np.array([r["missing_train"] for r in rows]) * 100
+    me = np.array([r["missing_external"] for r in rows]) * 100
+    bx.barh(ypos + h / 2, mt, height=h, color="tab:gray", label="training")
+    bx.barh(ypos - h / 2, me, height=h, color="tab:orange", label="external")
+    bx.set_xlim(0, 100)
+    bx.set(xlabel="Missing (% of stays)", title="Missingness")
+    bx.legend(loc="lower right", fontsize=8, frameon=False)
+    bx.grid(axis="x", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig

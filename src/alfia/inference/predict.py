@@ -164,6 +164,10 @@ def frame_to_input(df: pd.DataFrame, source: str, run: LoadedRun | None = None, 
         from alfia.text import encode_cohort
 
         chosen = template or (run.template if run is not None else None) or "auto"
+        if chosen != "auto":  # a cohort of another CW-24 variant reaches the run's template mapped
+            from alfia.cohorts.mapping import to_variant
+
+            df = to_variant(df, chosen, source=source)
         df = encode_cohort(df, template=chosen, source=source)
     check_texts(df, source)
     labels = None
