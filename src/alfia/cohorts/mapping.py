@@ -15,7 +15,7 @@ means a unit or coding mismatch, and :func:`map_cohort` raises an AlfiaError nam
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -206,9 +206,20 @@ PHYSIONET2012_TO_EICU = VariantMapping(
     },
 )
 
+def _from_compact(mapping: VariantMapping) -> VariantMapping:
+    """The same mapping from the compact PhysioNet 2012 cohort, which keeps only the lowest and last GCS."""
+    compact = get_schema("physionet2012_compact")
+    kept = tuple(v for v in mapping.variables if v.source in compact)
+    dropped = {v.target: "the compact PhysioNet 2012 cohort keeps only the lowest and last GCS"
+               for v in mapping.variables if v.source not in compact}
+    return replace(mapping, source="physionet2012_compact", variables=kept,
+                   not_mapped={**mapping.not_mapped, **dropped})
+
+
 MAPPINGS: dict[tuple[str, str], VariantMapping] = {
     (m.source, m.target): m
-    for m in (EICU_TO_MIMIC, MIMIC_TO_EICU, PHYSIONET2012_TO_MIMIC, PHYSIONET2012_TO_EICU)
+    for m in (EICU_TO_MIMIC, MIMIC_TO_EICU, PHYSIONET2012_TO_MIMIC, PHYSIONET2012_TO_EICU,
+              _from_compact(PHYSIONET2012_TO_MIMIC), _from_compact(PHYSIONET2012_TO_EICU))
 }
 
 
