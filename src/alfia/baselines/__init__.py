@@ -26,12 +26,16 @@ def fit(cohort, models: list[str] | None = None, *, out: str | os.PathLike = "ru
     if not isinstance(cohort, (str, os.PathLike)):
         raise AlfiaError(f"alfia.baselines.fit needs a cohort file or a table from alfia.cohort, "
                          f"got {type(cohort).__name__}")
-    path = os.fspath(cohort)
+    # Recorded absolute in every model's config.json, so evaluation finds the cohort's subgroup columns later.
+    path = os.path.abspath(os.fspath(cohort))
     if profile not in ("full", "fast"):
         raise AlfiaError(f"profile must be 'full' or 'fast', not {profile!r}")
     df, manifest = read_table(path)
-    return run_baselines(df, infer_variant(df, manifest, path), out, models, seed, profile=profile,
-                         n_boot=n_boot, callback=callback, source=str(path), resume=resume)
+    variant = infer_variant(df, manifest, path)
+    table = run_baselines(df, variant, out, models, seed, profile=profile, n_boot=n_boot, callback=callback,
+                          source=str(path), resume=resume)
+    table.attrs["variant"] = variant
+    return table
 
 
 __all__ = ["fit"]

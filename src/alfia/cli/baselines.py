@@ -112,20 +112,21 @@ def baselines(
     if profile not in ("full", "fast"):
         raise AlfiaError(f"--profile must be 'full' or 'fast', not {profile!r}")
     names = resolve_models(_split_names(models))
-    df, variant = _read_cohort(cohort)
     if engine == "autogluon":
         from alfia.baselines.engine_autogluon import run_autogluon
 
+        df, variant = _read_cohort(cohort)
         with _ModelProgress(None) as progress:
             table = run_autogluon(df, variant, out, _split_names(models), seed, n_boot=n_boot,
                                   presets=presets, time_limit=time_limit, callback=progress,
                                   source=str(cohort))
     else:
-        from alfia.baselines.runner import run_baselines
+        from alfia.baselines import fit
 
         with _ModelProgress(len(names)) as progress:
-            table = run_baselines(df, variant, out, names, seed, profile=profile, n_boot=n_boot,
-                                  callback=progress, source=str(cohort), resume=resume)
+            table = fit(cohort, names, out=out, seed=seed, profile=profile, n_boot=n_boot, resume=resume,
+                        callback=progress)
+        variant = table.attrs["variant"]
     out_console.print(summary_table(
         table, f"{cohort.name} ({variant}) — test split, sorted by AUPRC; {n_boot} bootstrap resamples"))
     out_console.print(f"Run directories and summary.csv/summary.md in {out}", highlight=False)
