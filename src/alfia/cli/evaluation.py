@@ -148,3 +148,17 @@ def compare(
         out_console.print(f"[yellow]note:[/] {note}", highlight=False)
     out_console.print(f"Wrote {out / 'report.html'}, comparison.md, comparison.csv, paired_tests.csv, "
                       "subgroups.csv, decision_curve.csv, comparison.json and figures/", highlight=False)
+
+
+@app.command()
+def card(
+    run_dir: Path = typer.Argument(..., help="A run directory (ALFIA or baseline)."),
+    out: Path = typer.Option(Path("card.md"), "--out", help="Markdown file; the HTML card goes beside it (.html)."),
+    cohort: Optional[Path] = typer.Option(None, "--cohort", help="Cohort or text table the run was built on "
+                                          "(default: the data file its config records)."),
+) -> None:
+    """Model card along the TRIPOD+AI checklist: what the run knows, the rest marked for the deploying team."""
+    from alfia.evaluation.card import write_card
+
+    md_path, html_path = write_card(run_dir, out, cohort=cohort)
+    out_console.print(f"Wrote {md_path} and {html_path}", highlight=False)
