@@ -22,6 +22,7 @@ _API = {
     "ALFIAClassifier": ("alfia.api.classifier", "ALFIAClassifier"),
     "evaluate": ("alfia.api.evaluate", "evaluate"),
     "card": ("alfia.evaluation.card", "write_card"),
+    "baselines": ("alfia.baselines", None),
 }
 
 __all__ = ["__version__", *_API]

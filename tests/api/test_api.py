@@ -42,6 +42,8 @@ def test_every_classifier_parameter_lands_in_a_config_field():
     names = {f.name for f in fields(AlfiaConfig)} | {"lora_" + f.name for f in fields(LoraSettings)} | {
         f.name for f in fields(TrainConfig)}
     assert set(params) - names == {"run_dir", "progress"}
+    # A new config field becomes a classifier parameter by adding one keyword to ALFIAClassifier.__init__.
+    assert names - set(params) == {"lora"}, "add the new config field(s) to ALFIAClassifier.__init__"
     model, train = ALFIAClassifier(n_fusion_layers=3, lora_r=8, lora_target_modules="query,value", lr=1e-3,
                                    max_length=128, pos_weight="auto").configs()
     assert (model.n_fusion_layers, model.lora.r, model.lora.target_modules) == (3, 8, ("query", "value"))

@@ -110,12 +110,13 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
                  head_heads: int | None = None, head_ffn_mult: int | None = None, dropout: float | None = None,
                  attention_dropout: float | None = None, finetune: str | None = None, lora_r: int | None = None,
                  lora_alpha: float | None = None, lora_dropout: float | None = None,
-                 lora_target_modules: tuple[str, ...] | str | None = None, max_length: int | None = None,
+                 lora_target_modules: tuple[str, ...] | str | None = None, lora_bias: str | None = None,
+                 max_length: int | None = None,
                  lr: float | None = None, batch_size: int | None = None, eval_batch_size: int | None = None,
                  epochs: int | None = None, warmup_ratio: float | None = None, weight_decay: float | None = None,
                  grad_clip: float | None = None, pos_weight: float | str | None = None,
                  patience: int | None = None, seed: int | None = None, bucket_size: int | None = None,
-                 num_threads: int | None = None, device: str | None = None, max_train_rows: int | None = None,
+                 num_workers: int | None = None, num_threads: int | None = None, device: str | None = None, max_train_rows: int | None = None,
                  run_dir: str | os.PathLike | None = None, progress: bool = False):
         self.backbone = backbone
         self.n_fusion_layers = n_fusion_layers
@@ -131,6 +132,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         self.lora_alpha = lora_alpha
         self.lora_dropout = lora_dropout
         self.lora_target_modules = lora_target_modules
+        self.lora_bias = lora_bias
         self.max_length = max_length
         self.lr = lr
         self.batch_size = batch_size
@@ -143,6 +145,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.seed = seed
         self.bucket_size = bucket_size
+        self.num_workers = num_workers
         self.num_threads = num_threads
         self.device = device
         self.max_train_rows = max_train_rows
