@@ -70,7 +70,7 @@ def substitutions(tiny_physionet: Path) -> list[tuple[str, str]]:
         (re.escape(pn + "Outcomes-b.txt"), str(tiny_physionet / "Outcomes-b.txt")),
         (r"--n (20000|3000)\b", "--n 300"),
         (r"\bn=(20000|3000)\b", "n=300"),
-        (r"(alfia (baselines|boost) [^\n]*)", r"\1 --profile fast"),
+        (r"\balfia (baselines|boost) ", r"alfia \1 --profile fast "),
         (r'(alfia\.baselines\.fit\([^\n]*)\)', r'\1, profile="fast")'),
         (re.escape("/data/mimiciv/3.1"), str(SHARED_DATA / "mimic-iv-demo")),
         (re.escape("/data/eicu-crd/2.0"), str(SHARED_DATA / "eicu-demo")),

@@ -42,12 +42,12 @@ def test_report_renders_self_contained_in_a_headless_browser(tmp_path, runs_fold
     shutil.copy(page, alone)
     common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
               "--hide-scrollbars", "--allow-file-access-from-files"]
-    dom = subprocess.run([*common, "--dump-dom", alone.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = subprocess.run([*common, "--dump-dom", alone.as_uri()], capture_output=True, text=True, timeout=600)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("<img") == 5 and "Subgroups" in dom.stdout and "Decision curve" in dom.stdout
     shot = tmp_path / "report.png"
     result = subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,6000", alone.as_uri()],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
     print(f"screenshot: {shot}")
     pixels = np.asarray(Image.open(shot).convert("RGB"))

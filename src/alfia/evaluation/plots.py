@@ -129,6 +129,9 @@ def calibration_figure(curves: Sequence[Curve], title: str = "Calibration", *, b
             ax.fill_between(rel["mean_prob"], rel["ci_low"], rel["ci_high"], color=color,
                             alpha=0.12 if many else 0.22, linewidth=0,
                             label=None if many else "95% CI (Wilson, per bin)")
+            if not many:  # whiskers too: a band needs two bins to show
+                ax.errorbar(rel["mean_prob"], rel["observed"], yerr=[rel["observed"] - rel["ci_low"],
+                            rel["ci_high"] - rel["observed"]], fmt="none", ecolor=color, alpha=0.6, capsize=3)
         else:
             ax.scatter(rel["mean_prob"], rel["observed"], s=8 + 200 * rel["count"] / rel["count"].max(),
                        color=color, alpha=0.5, zorder=4)
