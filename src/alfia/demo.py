@@ -67,12 +67,13 @@ def run_demo(out: Path = DEFAULT_OUT, *, n_stays: int = 3000, n_boot: int = 1000
     return {"result": result, "summary": summary, "seconds": elapsed}
 
 
-def main() -> None:
-    """`python -m alfia.demo` is `alfia demo`."""
-    from alfia.cli import main as cli_main
+def main(argv: list[str] | None = None) -> None:
+    """`python -m alfia.demo [OPTIONS]` is `alfia demo [OPTIONS]`."""
     import sys
 
-    sys.argv = ["alfia", "demo", *sys.argv[1:]]
+    from alfia.cli import main as cli_main
+
+    sys.argv = ["alfia", "demo", *(sys.argv[1:] if argv is None else argv)]
     cli_main()
 
 

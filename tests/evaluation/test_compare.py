@@ -42,7 +42,7 @@ def test_compare_a_folder_of_runs(tmp_path, runs_folder):
         assert (out / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     # The HTML page is self-contained: figures inline, no external resource.
     page = (out / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 4
+    assert page.count('src="data:image/png;base64,') == 5  # forest, ROC, PR, calibration, decision curve
     assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", page)
     assert "<link" not in page and "<script" not in page and "@import" not in page
     assert "ALFIA against the best baseline (lightgbm)" in page

@@ -62,17 +62,10 @@ def synthetic(
         "cohort.parquet"),
 ) -> None:
     """Generate a synthetic CW-24 cohort calibrated to the paper's Tables 1 and 2."""
-    from alfia.cohorts.io import write_cohort
-    from alfia.cohorts.sources.synthetic import generate_synthetic
-    from alfia.cohorts.validate import check_cohort
+    from alfia.api import cohort as api
 
     with err.status(f"generating {n:,} synthetic {variant} stays"):
-        df = generate_synthetic(variant, n, seed)
-        check_cohort(df, variant, source=f"synthetic {variant}")
-        manifest = write_cohort(df, out_path, source="synthetic", variant=variant, extra={
-            "generator": {"n": n, "seed": seed,
-                          "calibration": f"cw24-{variant}-variables.txt Table 1 "
-                                         "(per-outcome means, SDs, shares, mortality rate)"}})
+        manifest = api.synthetic(variant, n, seed, out=out_path).manifest
     _print_summary(out_path, manifest)
 
 
@@ -90,9 +83,7 @@ def physionet2012(
         "physionet2012.parquet"),
 ) -> None:
     """Build the PhysioNet/CinC 2012 cohort (real ICU stays) from PhysioNet's own files."""
-    from alfia.cohorts.io import write_cohort
-    from alfia.cohorts.sources.physionet2012 import build_physionet2012
-    from alfia.cohorts.validate import check_cohort
+    from alfia.api import cohort as api
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   MofNCompleteColumn(), console=err, transient=True) as bar:
@@ -101,11 +92,9 @@ def physionet2012(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total or None)
 
-        df, report = build_physionet2012(records, outcomes, hours, aggregates=aggregates, progress=progress)
-        bar.update(task, description="validating and writing", total=None)
-        check_cohort(df, report["variant"], source="physionet2012 cohort")
-        manifest = write_cohort(df, out_path, source="physionet2012", variant=report["variant"],
-                                extra={"report": report}, window_hours=hours)
+        manifest = api.physionet2012(records, outcomes, hours=hours, aggregates=aggregates, out=out_path,
+                                     progress=progress).manifest
+        report = manifest.extra["report"]
     _print_summary(out_path, manifest)
     for key, what in (("records_without_outcome", "record files without an outcome"),
                       ("outcomes_without_record", "outcomes without a record file"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -59,22 +60,35 @@ def evaluate(
                                         "external/<name>/ their training wrote."),
     batch_size: int = typer.Option(64, "--batch-size", help="Batch size of ALFIA's external scoring."),
     device: str = typer.Option("auto", help="Device of ALFIA's external scoring."),
+    cohort: Optional[Path] = typer.Option(None, "--cohort", help="Cohort (or text table) whose sex, age and ICU-unit "
+                                          "columns the subgroup tables use; default: the data file the run records."),
 ) -> None:
-    """Score a run: metrics with stratified-bootstrap 95% CIs -> RUN_DIR/metrics.json and RUN_DIR/figures/."""
-    from alfia.evaluation import evaluate_run
+    """Score a run: metrics with stratified-bootstrap 95% CIs, subgroups, decision curve -> RUN_DIR/metrics.json
+    and RUN_DIR/figures/."""
+    from alfia.api.evaluate import evaluate as api_evaluate
 
     with out_console.status(f"Evaluating {run_dir} ({n_boot} bootstrap resamples)..."):
-        result = evaluate_run(run_dir, split=split, n_boot=n_boot, seed=seed)
+        result = api_evaluate(run_dir, None, split=split, n_boot=n_boot, seed=seed, cohort=cohort).result
     thresholds = result["thresholds"]
     out_console.print(metrics_table(
         result, f"{result['model_name']} — {split}: {result['n']} stays, {result['n_pos']} deaths"))
     out_console.print(f"Thresholds chosen on [bold]{thresholds['chosen_on']}[/]: max-F1 {thresholds['f1']:.4f}, "
                       f"max-F2 {thresholds['f2']:.4f}. CIs: stratified bootstrap, {n_boot} resamples, seed {seed}.",
                       highlight=False)
+    for table in subgroup_tables(result):
+        out_console.print(table)
+    from alfia.evaluation.compare import _useful_text
+
+    out_console.print(f"Decision curve: net benefit above treat-all and treat-none at p_t "
+                      f"{_useful_text(result['decision_curve'])}.", highlight=False)
     for note in result["notes"]:
         out_console.print(f"[yellow]note:[/] {note}", highlight=False)
-    out_console.print(f"Wrote {Path(run_dir) / 'metrics.json'} and {len(result['figures'])} figures in "
-                      f"{Path(run_dir) / 'figures'}", highlight=False)
+    if result.get("subgroups", {}).get("note"):
+        out_console.print(f"[yellow]note:[/] {result['subgroups']['note']}", highlight=False)
+    where = Path(result["run_dir"])
+    out_console.print(f"Wrote {where / 'metrics.json'} and {len(result['figures'])} figures in "
+                      f"{where / 'figures'}", highlight=False)
+
     if external:
         _evaluate_external(run_dir, list(external), n_boot=n_boot, seed=seed, batch_size=batch_size,
                            device=device)
@@ -115,6 +129,29 @@ def _evaluate_external(run_dir: Path, paths: list[Path], *, n_boot: int, seed: i
             out_console.print(f"Shift: {headline(shift)}", highlight=False)
         out_console.print(f"Wrote {RunLayout.of(run_dir).external(name).root}", highlight=False)
 
+def subgroup_tables(result: dict) -> list[Table]:
+    """One rich table per subgroup attribute: level, stays, deaths, AUROC, sensitivity, specificity."""
+    from alfia.evaluation.subgroups import SUBGROUP_LABELS
+
+    def ci(m: dict) -> str:
+        if m["value"] is None:
+            return "—"
+        return f"{m['value']:.3f}" + ("" if m["ci_low"] is None else f" [{m['ci_low']:.3f}, {m['ci_high']:.3f}]")
+
+    tables = []
+    block = result.get("subgroups") or {}
+    for attribute, entries in (block.get("groups") or {}).items():
+        table = Table(title=f"{SUBGROUP_LABELS.get(attribute, attribute)} — {block['columns'].get(attribute)}",
+                      title_justify="left")
+        for column in ("Level", "Stays", "Deaths", "AUROC", "Sensitivity", "Specificity", "Observed", "Predicted"):
+            table.add_column(column, justify="left" if column == "Level" else "right")
+        for e in entries:
+            m = e["metrics"]
+            table.add_row(e["level"], str(e["n"]), str(e["n_pos"]), ci(m["auroc"]), ci(m["sensitivity"]),
+                          ci(m["specificity"]), f"{m['observed_rate']['value']:.3f}", f"{m['mean_prob']['value']:.3f}")
+        tables.append(table)
+    return tables
+
 
 @app.command()
 def compare(
@@ -123,6 +160,8 @@ def compare(
     split: str = typer.Option("test", help="Split to compare on; all runs must share its stay_ids."),
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for CIs and paired tests."),
     seed: int = typer.Option(42, help="Seed of the bootstrap (the same resamples for every model)."),
+    cohort: Optional[Path] = typer.Option(None, "--cohort", help="Cohort whose sex, age and ICU-unit columns the "
+                                          "subgroup tables use; default: the data file the first run records."),
 ) -> None:
     """Compare runs: table sorted by AUPRC (Markdown, CSV, HTML), forest plot, curves, paired tests."""
     from alfia.evaluation import compare_runs, find_run_dirs
@@ -135,7 +174,8 @@ def compare(
         def step(message: str) -> None:
             progress.update(task, advance=1, description=message)
 
-        comparison = compare_runs(run_dirs, out, split=split, n_boot=n_boot, seed=seed, on_progress=step)
+        comparison = compare_runs(run_dirs, out, split=split, n_boot=n_boot, seed=seed, cohort=cohort,
+                                  on_progress=step)
 
     table = Table(title=f"{split}: {comparison['n']} stays, {comparison['n_pos']} deaths — sorted by AUPRC",
                   title_justify="left")
@@ -154,4 +194,18 @@ def compare(
     for note in comparison["notes"]:
         out_console.print(f"[yellow]note:[/] {note}", highlight=False)
     out_console.print(f"Wrote {out / 'report.html'}, comparison.md, comparison.csv, paired_tests.csv, "
-                      "comparison.json and figures/", highlight=False)
+                      "subgroups.csv, decision_curve.csv, comparison.json and figures/", highlight=False)
+
+
+@app.command()
+def card(
+    run_dir: Path = typer.Argument(..., help="A run directory (ALFIA or baseline)."),
+    out: Path = typer.Option(Path("card.md"), "--out", help="Markdown file; the HTML card goes beside it (.html)."),
+    cohort: Optional[Path] = typer.Option(None, "--cohort", help="Cohort or text table the run was built on "
+                                          "(default: the data file its config records)."),
+) -> None:
+    """Model card along the TRIPOD+AI checklist: what the run knows, the rest marked for the deploying team."""
+    from alfia.evaluation.card import write_card
+
+    md_path, html_path = write_card(run_dir, out, cohort=cohort)
+    out_console.print(f"Wrote {md_path} and {html_path}", highlight=False)

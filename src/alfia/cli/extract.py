@@ -20,21 +20,12 @@ Threads = Annotated[int | None, typer.Option(help="DuckDB threads (default: min(
 Seed = Annotated[int, typer.Option(help="Seed of the train/val/test split")]
 
 
-def _duck_settings(memory_limit: str, temp_directory: Path | None, threads: int | None):
-    from alfia.cohorts.sources.duck import DuckSettings
-
-    return DuckSettings(memory_limit, str(temp_directory) if temp_directory else None, threads)
-
-
-def _run(extract, cfg, out: Path, source: str, variant: str, seed: int) -> None:
-    from alfia.cohorts.sources.mimic_iv import write_extraction
-
+def _run(build, out: Path, source: str) -> None:
+    """``build(progress)`` is the API function (alfia.api.cohort.mimic_iv / eicu) with its settings bound."""
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task(f"{source}: starting", total=None)
-        result = extract(cfg, progress=lambda msg: bar.update(task, description=f"{source}: {msg}"))
-        bar.update(task, description=f"{source}: validating and writing")
-        manifest = write_extraction(result, out, source=source, variant=variant, seed=seed)
+        manifest = build(lambda msg: bar.update(task, description=f"{source}: {msg}")).manifest
     extra = manifest.extra
     console.print("[bold]Attrition[/]: " + " -> ".join(f"{k} {v}" for k, v in extra["attrition"].items()))
     ti = extra["temporal_integrity"]
@@ -62,11 +53,11 @@ def mimic_iv(
     seed: Seed = 42,
 ) -> None:
     """Build the CW-24 MIMIC-IV cohort (first ICU stay of adults on their first hospitalization)."""
-    from alfia.cohorts.sources.mimic_iv import MimicConfig, extract_mimic_iv
+    from alfia.api import cohort as api
 
-    cfg = MimicConfig(str(mimic_dir), str(derived_dir) if derived_dir else None,
-                      duck=_duck_settings(memory_limit, temp_directory, threads))
-    _run(extract_mimic_iv, cfg, out, "mimic-iv", "mimic", seed)
+    _run(lambda progress: api.mimic_iv(mimic_dir, out=out, derived_dir=derived_dir, memory_limit=memory_limit,
+                                       temp_directory=temp_directory, threads=threads, seed=seed,
+                                       progress=progress), out, "mimic-iv")
 
 
 @cohort_app.command("eicu")
@@ -79,7 +70,7 @@ def eicu(
     seed: Seed = 42,
 ) -> None:
     """Build the CW-24 eICU cohort from the tables present; absent tables leave variables missing."""
-    from alfia.cohorts.sources.eicu import EicuConfig, extract_eicu
+    from alfia.api import cohort as api
 
-    cfg = EicuConfig(str(eicu_dir), duck=_duck_settings(memory_limit, temp_directory, threads))
-    _run(extract_eicu, cfg, out, "eicu", "eicu", seed)
+    _run(lambda progress: api.eicu(eicu_dir, out=out, memory_limit=memory_limit, temp_directory=temp_directory,
+                                   threads=threads, seed=seed, progress=progress), out, "eicu")

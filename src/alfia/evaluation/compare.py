@@ -333,26 +333,90 @@ def _external_html(x: dict) -> list[str]:
                                                "most). Right: share of stays without a value, before imputation."),
                   "</div>", _html_table(SHIFT_HEADER, x["shift_rows"], first_left=True)]
     return parts
+def _subgroup_source(entries: Sequence[RunEntry], cohort: str | os.PathLike | None) -> Path | None:
+    """``cohort`` if given, else the first data file a compared run records that still exists."""
+    from alfia.evaluation.subgroups import resolve_subgroup_source
+
+    if cohort is not None:
+        return resolve_subgroup_source({}, cohort, Path("."))
+    for e in entries:
+        found = resolve_subgroup_source(read_config(e.run_dir), None, e.run_dir)
+        if found is not None:
+            return found
+    return None
+
+
+DCA_NOTE = ("Decision-curve analysis (Vickers & Elkin 2006): net benefit = TP/n − FP/n · p_t/(1 − p_t) when every "
+            "stay with predicted risk ≥ p_t is treated; a model helps at p_t where it beats both treat-all and "
+            "treat-none.")
+SUBGROUP_NOTE = ("AUROC with its 95% CI within each subgroup (stratified bootstrap within the subgroup); subgroup "
+                 "columns joined from the cohort by stay_id. Sensitivity, specificity, observed and predicted "
+                 "mortality per subgroup are in subgroups.csv and comparison.json. A dash: the subgroup holds a "
+                 "single outcome class.")
+
+
+def _threshold_text(result: dict) -> str:
+    t = result["thresholds"]
+    return f"{t['f1']:.3f} ({t['chosen_on']})"
+
+
+def _useful_text(dca: dict) -> str:
+    ranges = dca["useful_thresholds"]
+    if not ranges:
+        return "nowhere"
+    return ", ".join(f"{a:.2f}" if a == b else f"{a:.2f}–{b:.2f}" for a, b in ranges)
+
+
+def _subgroup_tables(by_name: dict[str, RunEntry], order: Sequence[str]) -> list[tuple[str, list, list]]:
+    """(title, header, rows) per subgroup attribute: one row per level, one AUROC [CI] column per model."""
+    from alfia.evaluation.subgroups import SUBGROUP_LABELS
+
+    blocks = {n: by_name[n].result.get("subgroups") for n in order}
+    first = next((b for b in blocks.values() if b and b.get("groups")), None)
+    if first is None:
+        return []
+    tables = []
+    for attribute, entries in first["groups"].items():
+        header = ["Level", "Stays", "Deaths", *[f"{n} AUROC" for n in order]]
+        rows = []
+        for i, entry in enumerate(entries):
+            cells = [_ci_text(blocks[n]["groups"][attribute][i]["metrics"]["auroc"]) for n in order]
+            rows.append([entry["level"], str(entry["n"]), str(entry["n_pos"]), *cells])
+        column = first["columns"].get(attribute)
+        tables.append((f"{SUBGROUP_LABELS.get(attribute, attribute)} (column {column})", header, rows))
+    return tables
 
 
 def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, split: str = "test",
-                 n_boot: int = 1000, seed: int = 42,
+                 n_boot: int = 1000, seed: int = 42, cohort: str | os.PathLike | None = None,
                  on_progress: Callable[[str], None] | None = None) -> dict:
     """Build the comparison report of ``run_paths`` (run dirs or folders of runs) into ``out``.
 
-    Writes comparison.md, comparison.csv, comparison.json, paired_tests.csv, report.html and
-    figures/{forest_auprc,roc,pr,calibration}.png, each atomically. Returns the comparison dict
-    (also comparison.json). Raises AlfiaError when the runs do not share the same stays in ``split``.
+    Writes comparison.md, comparison.csv, comparison.json, paired_tests.csv, subgroups.csv,
+    decision_curve.csv, report.html and figures/{forest_auprc,roc,pr,calibration,decision_curve}.png, each
+    atomically. Subgroup columns (sex, age band, ICU unit) are joined by stay_id from ``cohort``, default
+    the data file the first run records. Returns the comparison dict (also comparison.json). Raises
+    AlfiaError when the runs do not share the same stays in ``split``.
     """
     from alfia.evaluation import plots
+    from alfia.evaluation.curves import calibration_band, decision_curve
+    from alfia.evaluation.subgroups import subgroup_attributes, subgroup_frame, subgroup_metrics
 
     step = on_progress or (lambda _msg: None)
     run_dirs = find_run_dirs(run_paths)
     entries = _load_runs(run_dirs, split)
     _check_same_stays(entries, split)
+    subgroup_source = _subgroup_source(entries, cohort)
+    attributes = subgroup_attributes(subgroup_source) if subgroup_source is not None else None
     for e in entries:
         e.result = evaluate_predictions(e.predictions, split=split, n_boot=n_boot, seed=seed,
                                         source=str(RunLayout.of(e.run_dir).predictions))
+        y, prob = e.rows["label"].to_numpy(), e.rows["prob"].to_numpy()
+        e.result["decision_curve"] = decision_curve(y, prob)
+        e.result["calibration_curve"] = calibration_band(y, prob)
+        if attributes is not None:
+            e.result["subgroups"] = subgroup_metrics(e.rows.reset_index(), attributes, e.result["thresholds"]["f1"],
+                                                     n_boot=n_boot, seed=seed, source=str(subgroup_source))
         step(f"evaluated {e.name}")
     summary = _summary_frame(entries)
     by_name = {e.name: e for e in entries}
@@ -385,6 +449,7 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
         "roc": plots.roc_figure(curves, f"ROC curves ({split})"),
         "pr": plots.pr_figure(curves, f"Precision-recall curves ({split})"),
         "calibration": plots.calibration_figure(curves, f"Calibration ({split})"),
+        "decision_curve": plots.decision_curve_figure(curves, f"Decision curve ({split})"),
     }
     pngs = {name: plots.figure_png(fig) for name, fig in figs.items()}
     step("drew figures")
@@ -399,8 +464,16 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     main_metrics = RANKING_METRICS
     main_header = ["Rank", "Model", *[f"{METRIC_LABELS[m]} (95% CI)" for m in main_metrics]]
     main_rows = _table_rows(by_name, order, main_metrics)
-    op_header = ["Rank", "Model", *[METRIC_LABELS[m] for m in OPERATING_METRICS]]
-    op_rows = _table_rows(by_name, order, OPERATING_METRICS)
+    op_header = ["Rank", "Model", "Threshold (chosen on)", *[METRIC_LABELS[m] for m in OPERATING_METRICS]]
+    op_rows = [[row[0], row[1], _threshold_text(by_name[name].result), *row[2:]]
+               for row, name in zip(_table_rows(by_name, order, OPERATING_METRICS), order)]
+    subgroup_tables = _subgroup_tables(by_name, order)
+    if attributes is None:
+        notes.append("No subgroup tables: no compared run records a cohort file that still exists; pass one "
+                     "with --cohort.")
+    elif not subgroup_tables:
+        notes.append(f"No subgroup tables: {subgroup_source} has none of the sex, age or ICU-unit columns.")
+    dca_summary = [[name, _useful_text(by_name[name].result["decision_curve"])] for name in order]
     cal_header = ["Rank", "Model", *[METRIC_LABELS[m] for m in CALIBRATION_METRICS]]
     cal_rows = _table_rows(by_name, order, CALIBRATION_METRICS)
     threshold_note = ("Thresholds for the operating-point metrics are the max-F1 thresholds chosen on each run's "
@@ -418,7 +491,13 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
           f"{len(entries)} runs. {method}", "", "## Discrimination (sorted by AUPRC)", "",
           _markdown_table(main_header, main_rows), "",
           "## Operating point (threshold chosen on val)", "", threshold_note, "", _markdown_table(op_header, op_rows),
-          "", "## Calibration", "", _markdown_table(cal_header, cal_rows), ""]
+          "", "## Calibration", "", _markdown_table(cal_header, cal_rows), "",
+          "## Decision curve", "", DCA_NOTE, "", _markdown_table(["Model", "Net benefit above treat-all and "
+                                                                  "treat-none at p_t"], dca_summary), ""]
+    if subgroup_tables:
+        md += ["## Subgroups", "", SUBGROUP_NOTE + f" Source: `{subgroup_source}`.", ""]
+        for title, header, rows in subgroup_tables:
+            md += [f"### {title}", "", _markdown_table(header, rows), ""]
     if tests:
         md += [f"## Paired bootstrap tests against the best baseline ({best_baseline})", "",
                _markdown_table(PAIRED_HEADER, _paired_rows(tests)), ""]
@@ -462,6 +541,20 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
                    "probabilities. Slope 1 and intercept 0 are ideal."), "</div>",
               *[part for x in externals for part in _external_html(x)],
               "<h2>Runs</h2>",
+                   "probabilities. Slope 1 and intercept 0 are ideal. Shaded: Wilson 95% interval of each "
+                   "bin's observed mortality."), "</div>",
+              "<h2>Decision curve</h2>", f"<p class=\"meta\">{html.escape(DCA_NOTE)}</p><div class=\"figs\">",
+              _img(pngs["decision_curve"], "decision curve", "Net benefit per stay against the threshold "
+                   "probability; dashed: treat all; dotted: treat none."),
+              _html_table(["Model", "Net benefit above treat-all and treat-none at p_t"], dca_summary,
+                          first_left=True), "</div>"]
+    if subgroup_tables:
+        parts += ["<h2>Subgroups</h2>",
+                  f"<p class=\"meta\">{html.escape(SUBGROUP_NOTE)} Source: <code>{html.escape(str(subgroup_source))}"
+                  "</code>.</p>"]
+        for title, header, rows in subgroup_tables:
+            parts += [f"<h3>{html.escape(title)}</h3>", _html_table(header, rows, first_left=True)]
+    parts += ["<h2>Runs</h2>",
               _html_table(["Model", "Family", "Run directory"],
                           [[n, by_name[n].family or "—", str(by_name[n].run_dir)] for n in order], first_left=True),
               "</body></html>"]
@@ -485,6 +578,13 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     written: dict[str, Path] = {}
     for name, png in pngs.items():
         written[name] = write_atomic(figures_dir / f"{name}.png", lambda p, png=png: p.write_bytes(png))
+    subgroup_csv = pd.concat([subgroup_frame(by_name[n].result["subgroups"]).assign(model=n) for n in order
+                              if by_name[n].result.get("subgroups", {}).get("groups")] or [pd.DataFrame()])
+    written["subgroups_csv"] = write_text_atomic(out / "subgroups.csv", subgroup_csv.to_csv(index=False))
+    dca = by_name[order[0]].result["decision_curve"]
+    dca_frame = pd.DataFrame({"threshold": dca["thresholds"], "treat_all": dca["treat_all"],
+                              **{n: by_name[n].result["decision_curve"]["net_benefit"] for n in order}})
+    written["decision_curve_csv"] = write_text_atomic(out / "decision_curve.csv", dca_frame.to_csv(index=False))
     written["csv"] = write_text_atomic(out / "comparison.csv", summary.to_csv(index=False))
     written["paired_csv"] = write_text_atomic(out / "paired_tests.csv", paired_frame.to_csv(index=False))
     for x in externals:

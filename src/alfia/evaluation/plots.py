@@ -23,7 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
 from alfia.atomic import write_atomic  # noqa: E402
-from alfia.evaluation.calibration import N_BINS, reliability_curve  # noqa: E402
+from alfia.evaluation.calibration import N_BINS  # noqa: E402
 
 DPI = 110
 
@@ -107,21 +107,31 @@ def pr_figure(curves: Sequence[Curve], title: str = "Precision-recall curve") ->
 MIN_BIN_COUNT_OVERLAY = 10
 
 
-def calibration_figure(curves: Sequence[Curve], title: str = "Calibration") -> Figure:
+def calibration_figure(curves: Sequence[Curve], title: str = "Calibration", *, band: bool = True) -> Figure:
     """Reliability diagram (10 equal-width bins, the ECE's) above a histogram of the predictions.
 
     One model: every non-empty bin, marker area proportional to its stays. Several models: bins with
-    fewer than ``MIN_BIN_COUNT_OVERLAY`` stays are not drawn.
+    fewer than ``MIN_BIN_COUNT_OVERLAY`` stays are not drawn. ``band``: a shaded Wilson 95% interval of
+    each bin's observed mortality (``curves.calibration_band``).
     """
+    from alfia.evaluation.curves import calibration_band
+
     many = len(curves) > 1
     fig, (ax, hist) = _new_figure(5.6, 6.2 + (0.13 * len(curves) if len(curves) > 5 else 0), nrows=2,
                                   gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     edges = np.linspace(0, 1, N_BINS + 1)
     for curve, color in zip(curves, _colors(len(curves))):
-        rel = reliability_curve(curve.y, curve.prob)
+        rel = {k: np.asarray(v) for k, v in calibration_band(curve.y, curve.prob).items() if k != "method"}
         if many:
             keep = rel["count"] >= MIN_BIN_COUNT_OVERLAY
             rel = {k: v[keep] for k, v in rel.items()}
+        if band and rel["count"].size:
+            ax.fill_between(rel["mean_prob"], rel["ci_low"], rel["ci_high"], color=color,
+                            alpha=0.12 if many else 0.22, linewidth=0,
+                            label=None if many else "95% CI (Wilson, per bin)")
+            if not many:  # whiskers too: a band needs two bins to show
+                ax.errorbar(rel["mean_prob"], rel["observed"], yerr=[rel["observed"] - rel["ci_low"],
+                            rel["ci_high"] - rel["observed"]], fmt="none", ecolor=color, alpha=0.6, capsize=3)
         else:
             ax.scatter(rel["mean_prob"], rel["observed"], s=8 + 200 * rel["count"] / rel["count"].max(),
                        color=color, alpha=0.5, zorder=4)
@@ -221,6 +231,25 @@ def forest_figure(names: Sequence[str], values, lows, highs, highlight: Sequence
     return fig
 
 
+def decision_curve_figure(curves: Sequence[Curve], title: str = "Decision curve") -> Figure:
+    """Net benefit against the threshold probability, with treat-all and treat-none (Vickers & Elkin 2006)."""
+    from alfia.evaluation.curves import DCA_PLOT_MAX, DCA_THRESHOLDS, net_benefit, treat_all
+
+    t = DCA_THRESHOLDS[DCA_THRESHOLDS <= DCA_PLOT_MAX]
+    fig, ax = _new_figure(5.6, 4.6 + (0.13 * len(curves) if len(curves) > 5 else 0))
+    for curve, color in zip(curves, _colors(len(curves))):
+        ax.plot(t, net_benefit(curve.y, curve.prob, t), label=curve.name, **_style(curve, color))
+    prevalence = float(np.mean(curves[0].y))
+    everyone = treat_all(prevalence, t)
+    ax.plot(t, everyone, color="black", linestyle="--", linewidth=1, label="treat all")
+    ax.axhline(0.0, color="grey", linestyle=":", linewidth=1.2, label="treat none")
+    ax.set(xlabel="threshold probability p_t", ylabel="net benefit (per stay)", title=title, xlim=(0, DCA_PLOT_MAX),
+           ylim=(-0.05 * max(prevalence, 0.02), max(prevalence, 0.02) * 1.1))
+    ax.grid(alpha=0.3)
+    _legend(fig, ax, len(curves) + 2, "upper right")
+    return fig
+
+
 def run_figures(y, prob, result: dict, folder: str | os.PathLike, *, title: str,
                 history: pd.DataFrame | None = None) -> dict[str, Path]:
     """The figures of one evaluated run, written into ``folder``; returns name -> path."""
@@ -231,6 +260,7 @@ def run_figures(y, prob, result: dict, folder: str | os.PathLike, *, title: str,
         "roc": roc_figure(curve, f"ROC — {title} ({split})"),
         "pr": pr_figure(curve, f"Precision-recall — {title} ({split})"),
         "calibration": calibration_figure(curve, f"Calibration — {title} ({split})"),
+        "decision_curve": decision_curve_figure(curve, f"Decision curve — {title} ({split})"),
         "confusion_matrix": confusion_figure(result["operating_points"], f"{title} ({split})"),
     }
     if history is not None:

@@ -250,12 +250,34 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test", n_boot: int = 1000, seed: int = 42) -> dict:
+def clinical_sections(rows: pd.DataFrame, result: dict, config: dict, run_dir: Path, *,
+                      cohort: str | os.PathLike | None, n_boot: int, seed: int) -> dict:
+    """Decision curve, calibration curve with its band, and subgroup tables of one evaluated split."""
+    from alfia.evaluation.curves import calibration_band, decision_curve
+    from alfia.evaluation.subgroups import resolve_subgroup_source, subgroup_attributes, subgroup_metrics
+
+    y, prob = rows["label"].to_numpy(), rows["prob"].to_numpy()
+    out = {"decision_curve": decision_curve(y, prob), "calibration_curve": calibration_band(y, prob)}
+    source = resolve_subgroup_source(config, cohort, run_dir)
+    if source is None:
+        out["subgroups"] = {"source": None, "groups": {},
+                            "note": "no cohort file found (the run's config records none, or it has moved); "
+                                    "pass one with --cohort for the subgroup tables"}
+    else:
+        out["subgroups"] = subgroup_metrics(rows, subgroup_attributes(source), result["thresholds"]["f1"],
+                                            n_boot=n_boot, seed=seed, source=str(source))
+    return out
+
+
+def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test", n_boot: int = 1000, seed: int = 42,
+                 cohort: str | os.PathLike | None = None) -> dict:
     """Evaluate RUN_DIR/predictions.parquet; write RUN_DIR/metrics.json and RUN_DIR/figures/*.png.
 
-    Figures: roc.png, pr.png, calibration.png, confusion_matrix.png and, when RUN_DIR/history.jsonl
-    exists, training_curves.png. Every file is written atomically; metrics.json comes last, so a run
-    with a metrics.json has its figures too.
+    Figures: roc.png, pr.png, calibration.png (with a 95% band), decision_curve.png,
+    confusion_matrix.png and, when RUN_DIR/history.jsonl exists, training_curves.png. metrics.json also
+    holds the decision curve, the calibration curve and the subgroup tables (sex, age band, ICU unit;
+    columns joined by stay_id from ``cohort``, default the data file the run's config records). Every
+    file is written atomically; metrics.json comes last, so a run with a metrics.json has its figures too.
     """
     from alfia.evaluation import plots  # matplotlib only loads when figures are drawn
 
@@ -269,6 +291,8 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test", n_boot: int
     name = model_name_of(layout.root)
     history = read_history(layout.history) if layout.history.exists() else None
 
+    result.update(clinical_sections(rows, result, read_config(layout.root), layout.root, cohort=cohort,
+                                    n_boot=n_boot, seed=seed))
     figures = plots.run_figures(rows["label"].to_numpy(), rows["prob"].to_numpy(), result, layout.figures,
                                 title=name, history=history)
     result = {

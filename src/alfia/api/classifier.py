@@ -1,0 +1,295 @@
+"""``ALFIAClassifier``: ALFIA with scikit-learn's conventions, over the run directory of ``alfia train``.
+
+    model = ALFIAClassifier(epochs=2, max_length=256).fit(texts)   # trains with alfia.training.train_run
+    model.predict_proba(["A 71-year-old woman ..."])[:, 1]
+    model.save_pretrained("runs/alfia"); ALFIAClassifier.from_pretrained("runs/alfia")
+
+Hyperparameters live in ``__init__`` and are mapped by field name onto ``AlfiaConfig`` (the model),
+``LoraSettings`` (``lora_*``) and ``TrainConfig`` (the schedule) in :func:`configs_from_params`; ``None``
+means the config's own default (the paper's). A new config field becomes a classifier parameter by
+adding one keyword to ``__init__``: the mapping finds it by name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from alfia.errors import AlfiaError
+
+# Parameters of ALFIAClassifier that are not config fields.
+_OWN_PARAMS = ("run_dir", "progress")
+_LORA_PREFIX = "lora_"
+
+
+def _field_names(cls) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def configs_from_params(params: dict[str, Any]):
+    """(AlfiaConfig, TrainConfig) from classifier parameters, matched by field name.
+
+    ``lora_<x>`` goes to ``LoraSettings.<x>``; a name that is a field of both configs (``max_length``)
+    goes to both; ``None`` leaves the config's default. A parameter that matches no field is an error,
+    so a renamed config field cannot be silently ignored.
+    """
+    from alfia.models import AlfiaConfig, LoraSettings
+    from alfia.training import TrainConfig
+
+    model_fields, lora_fields, train_fields = (_field_names(c) for c in (AlfiaConfig, LoraSettings, TrainConfig))
+    model_kw: dict[str, Any] = {}
+    lora_kw: dict[str, Any] = {}
+    train_kw: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in _OWN_PARAMS:
+            continue
+        lora_name = name[len(_LORA_PREFIX):] if name.startswith(_LORA_PREFIX) else None
+        placed = False
+        if lora_name in lora_fields:
+            placed = True
+            if value is not None:
+                lora_kw[lora_name] = value
+        if name in model_fields and name != "lora":
+            placed = True
+            if value is not None:
+                model_kw[name] = value
+        if name in train_fields:
+            placed = True
+            if value is not None:
+                train_kw[name] = value
+        if not placed:
+            raise AlfiaError(f"ALFIAClassifier: parameter {name!r} matches no field of AlfiaConfig, LoraSettings "
+                             f"(as lora_<field>) or TrainConfig")
+    try:
+        return AlfiaConfig(**model_kw, lora=LoraSettings(**lora_kw)), TrainConfig(**train_kw)
+    except TypeError as e:  # a value of the wrong kind for a dataclass field
+        raise AlfiaError(f"ALFIAClassifier: {e}") from None
+
+
+def params_from_configs(param_names, model: dict, train: dict) -> dict[str, Any]:
+    """The inverse of :func:`configs_from_params`, from a run's saved config dicts."""
+    out: dict[str, Any] = {}
+    lora = model.get("lora", {})
+    for name in param_names:
+        if name in _OWN_PARAMS:
+            continue
+        lora_name = name[len(_LORA_PREFIX):] if name.startswith(_LORA_PREFIX) else None
+        if lora_name is not None and lora_name in lora:
+            value = lora[lora_name]
+            out[name] = tuple(value) if isinstance(value, list) else value
+        elif name in model:
+            out[name] = model[name]
+        elif name in train:
+            out[name] = train[name]
+    return out
+
+
+class ALFIAClassifier(ClassifierMixin, BaseEstimator):
+    """ALFIA (encoder + LoRA + Adaptive Layer Fusion + Attentional Classifier Head) as an estimator.
+
+    ``fit(texts)`` trains on the train rows of a text table (``alfia.encode`` or ``alfia encode``),
+    early-stops on the val rows and predicts val and test, exactly as ``alfia train``. The run directory
+    is ``run_dir`` (a new folder), or a fresh temporary folder when ``run_dir`` is None; keep it with
+    :meth:`save_pretrained`. Every other parameter is a field of ``AlfiaConfig`` / ``LoraSettings``
+    (``lora_*``) / ``TrainConfig``; ``None`` keeps that config's default (the paper's settings).
+
+    Learned attributes: ``run_dir_``, ``threshold_`` (max-F1 threshold chosen on val), ``best_epoch_``,
+    ``best_val_auprc_``, ``n_rows_``, ``history_`` (one row per epoch), ``classes_``.
+    """
+
+    def __init__(self, *, backbone: str | None = None, n_fusion_layers: int | None = None,
+                 fusion_heads: int | None = None, gating: bool | None = None, pooler: str | None = None,
+                 head_heads: int | None = None, head_ffn_mult: int | None = None, dropout: float | None = None,
+                 attention_dropout: float | None = None, finetune: str | None = None, lora_r: int | None = None,
+                 lora_alpha: float | None = None, lora_dropout: float | None = None,
+                 lora_target_modules: tuple[str, ...] | str | None = None, lora_bias: str | None = None,
+                 max_length: int | None = None,
+                 lr: float | None = None, batch_size: int | None = None, eval_batch_size: int | None = None,
+                 epochs: int | None = None, warmup_ratio: float | None = None, weight_decay: float | None = None,
+                 grad_clip: float | None = None, pos_weight: float | str | None = None,
+                 patience: int | None = None, seed: int | None = None, bucket_size: int | None = None,
+                 num_workers: int | None = None, num_threads: int | None = None, device: str | None = None,
+                 max_train_rows: int | None = None, head_lr: float | None = None, head_epochs: int | None = None,
+                 freeze_backbone: bool | str | None = None, precision: str | None = None,
+                 calibration: str | None = None, head_from: str | None = None,
+                 run_dir: str | os.PathLike | None = None, progress: bool = False):
+        self.backbone = backbone
+        self.n_fusion_layers = n_fusion_layers
+        self.fusion_heads = fusion_heads
+        self.gating = gating
+        self.pooler = pooler
+        self.head_heads = head_heads
+        self.head_ffn_mult = head_ffn_mult
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.finetune = finetune
+        self.lora_r = lora_r
+        self.lora_alpha = lora_alpha
+        self.lora_dropout = lora_dropout
+        self.lora_target_modules = lora_target_modules
+        self.lora_bias = lora_bias
+        self.max_length = max_length
+        self.lr = lr
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.epochs = epochs
+        self.warmup_ratio = warmup_ratio
+        self.weight_decay = weight_decay
+        self.grad_clip = grad_clip
+        self.pos_weight = pos_weight
+        self.patience = patience
+        self.seed = seed
+        self.bucket_size = bucket_size
+        self.num_workers = num_workers
+        self.head_lr = head_lr
+        self.head_epochs = head_epochs
+        self.freeze_backbone = freeze_backbone
+        self.precision = precision
+        self.calibration = calibration
+        self.head_from = head_from
+        self.num_threads = num_threads
+        self.device = device
+        self.max_train_rows = max_train_rows
+        self.run_dir = run_dir
+        self.progress = progress
+
+    # -- configs -------------------------------------------------------------------------------
+    def configs(self):
+        """(AlfiaConfig, TrainConfig) these parameters ask for."""
+        return configs_from_params(self.get_params(deep=False))
+
+    # -- training ------------------------------------------------------------------------------
+    def fit(self, texts, y=None) -> "ALFIAClassifier":
+        """Train on a text table (its ``split`` and ``hospital_expire_flag`` columns); returns self."""
+        from rich.console import Console
+
+        from alfia.api.data import as_path
+        from alfia.training import train_run
+
+        if y is not None:
+            raise AlfiaError("ALFIAClassifier.fit takes the labels from the text table's hospital_expire_flag "
+                             "column (and the split from its split column); call fit(texts) without y")
+        model_config, train_config = self.configs()
+        if self.run_dir is not None:
+            run_dir = Path(self.run_dir)
+        else:
+            run_dir = Path(tempfile.mkdtemp(prefix="alfia-run-")) / "run"
+        console = Console(stderr=True, quiet=not self.progress)
+        summary = train_run(as_path(texts, "text table"), run_dir, model_config, train_config, console=console,
+                            progress=self.progress)
+        self._set_learned(summary.run_dir)
+        return self
+
+    def _set_learned(self, run_dir: Path) -> None:
+        from alfia.atomic import read_json_object
+        from alfia.evaluation.report import read_history
+        from alfia.runs import RunLayout
+        from alfia.training import read_run_config
+        from alfia.training.run import THRESHOLDS_FILE
+
+        layout = RunLayout.of(run_dir)
+        config = read_run_config(run_dir)
+        result = config.get("result") or {}
+        thresholds = read_json_object(layout.root / THRESHOLDS_FILE)
+        self.run_dir_ = layout.root
+        self.threshold_ = float(thresholds["threshold"])
+        self.best_epoch_ = result.get("best_epoch", thresholds.get("best_epoch"))
+        self.best_val_auprc_ = result.get("best_val_auprc", thresholds.get("best_val_auprc"))
+        self.n_rows_ = dict(config["data"]["n_rows"])
+        self.history_ = read_history(layout.history) if layout.history.exists() else None
+        self.classes_ = np.array([0, 1])
+        self._loaded = None
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "run_dir_"):
+            raise AlfiaError("this ALFIAClassifier is not fitted yet: call fit(texts) or "
+                             "ALFIAClassifier.from_pretrained(run_dir)")
+
+    # -- prediction ----------------------------------------------------------------------------
+    def _run(self):
+        self._check_fitted()
+        if getattr(self, "_loaded", None) is None:
+            from alfia.inference import load_run
+
+            self._loaded = load_run(self.run_dir_, device=self.device or "auto", num_threads=self.num_threads)
+        return self._loaded
+
+    def _inputs(self, X):
+        from alfia.inference import InferenceInput, frame_to_input, read_inference_input
+
+        run = self._run()
+        if isinstance(X, (str, os.PathLike)):
+            return read_inference_input(os.fspath(X), run)
+        if isinstance(X, pd.DataFrame):
+            return frame_to_input(X, "<DataFrame>", run)
+        texts = list(X)
+        if not all(isinstance(t, str) for t in texts):
+            raise AlfiaError("ALFIAClassifier: X must be a text table (path or alfia.encode result), a DataFrame "
+                             "(text or cohort rows) or a list of texts")
+        return InferenceInput(texts, np.arange(len(texts)), source="<texts>")
+
+    def predict_frame(self, X, *, batch_size: int = 64) -> pd.DataFrame:
+        """What ``alfia predict`` writes: stay_id, (split), prob, pred_label, (hospital_expire_flag)."""
+        from alfia.inference import predict
+
+        frame, _ = predict(self._run(), self._inputs(X), batch_size=batch_size)
+        return frame
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, 2) array: P(survival), P(in-hospital death)."""
+        prob = self.predict_frame(X)["prob"].to_numpy(dtype=float)
+        return np.column_stack([1.0 - prob, prob])
+
+    def predict(self, X) -> np.ndarray:
+        """1 (death) where P(death) >= the run's threshold (max F1 on val), else 0."""
+        run = self._run()
+        return (self.predict_proba(X)[:, 1] >= run.threshold).astype(int)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Copy the run directory to ``directory`` (a new folder) and use it from now on.
+
+        The result is the run directory ``alfia train`` writes: ``alfia evaluate/predict/card`` read it.
+        """
+        self._check_fitted()
+        target = Path(directory)
+        if target.exists() and target.resolve() == Path(self.run_dir_).resolve():
+            return target
+        if target.exists() and any(target.iterdir()):
+            raise AlfiaError(f"{target}: not empty; save_pretrained writes a new run directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            shutil.copytree(self.run_dir_, staging / "run")
+            if target.exists():
+                target.rmdir()
+            os.replace(staging / "run", target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._set_learned(target)
+        self.run_dir = target
+        return target
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, **overrides) -> "ALFIAClassifier":
+        """A fitted classifier from a run directory (written by ``alfia train`` or :meth:`save_pretrained`).
+
+        ``overrides`` set inference-time parameters such as ``device`` or ``num_threads``.
+        """
+        from alfia.training import read_run_config
+
+        config = read_run_config(directory)
+        if config.get("model_type") != "alfia":
+            raise AlfiaError(f"{directory}: not an ALFIA run (model_type={config.get('model_type')!r})")
+        params = params_from_configs(cls._get_param_names(), config["model"], config["train"])
+        estimator = cls(**{**params, **overrides, "run_dir": directory})
+        estimator._set_learned(Path(directory))
+        return estimator

@@ -1,0 +1,518 @@
+"""A model card that follows TRIPOD+AI (Collins et al., BMJ 2024;385:e078378), from what a run knows.
+
+``write_card(run_dir, "card.md")`` writes ``card.md`` and ``card.html`` (self-contained: inline CSS,
+figures as base64). Every TRIPOD+AI item of the checklist appears, in its order, with the facts the run
+directory and the manifests of its data hold: the source and cohort (cohort manifest), predictors
+(the variant's schema), missing data (counted in the data file), the model and its training
+(config.json, history.jsonl), internal performance with CIs, calibration and subgroups (metrics.json),
+external performance (``RUN_DIR/external/*/metrics.json``). Items no file can answer (ethics, funding,
+intended users, ...) say so: "to be completed by the deploying team".
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from alfia.atomic import read_json_object, write_text_atomic
+from alfia.errors import AlfiaError
+from alfia.runs import RunLayout
+
+TO_COMPLETE = "*To be completed by the deploying team.*"
+
+
+@dataclass(frozen=True)
+class Item:
+    number: str
+    title: str
+    section: str
+    fill: Callable[["_Facts"], str | None]
+
+
+class _Facts:
+    """Everything the card reads, loaded once."""
+
+    def __init__(self, run_dir: Path, cohort: str | os.PathLike | None):
+        from alfia.evaluation.subgroups import recorded_data_path
+
+        self.run_dir = run_dir
+        self.layout = RunLayout.of(run_dir).require()
+        self.config = read_json_object(self.layout.config)
+        self.metrics = read_json_object(self.layout.metrics) if self.layout.metrics.exists() else None
+        self.is_alfia = self.config.get("model_type") == "alfia"
+        self.name = str(self.config.get("model_name") or run_dir.name)
+        data_path = Path(cohort) if cohort is not None else recorded_data_path(self.config)
+        self.data_path = data_path if data_path is not None and data_path.exists() else None
+        self.data, self.data_manifest = (None, None)
+        if self.data_path is not None:
+            from alfia.cohorts.io import read_table
+
+            self.data, self.data_manifest = read_table(self.data_path)
+        self.cohort_manifest = self._cohort_manifest()
+        self.variant = ((self.data_manifest.variant if self.data_manifest else None)
+                        or (self.config.get("data") or {}).get("variant") or self.config.get("variant"))
+        self.external = []
+        external_dir = run_dir / "external"
+        if external_dir.is_dir():
+            for path in sorted(external_dir.glob("*/metrics.json")):
+                self.external.append((path.parent.name, read_json_object(path)))
+
+    def _cohort_manifest(self):
+        """The cohort's manifest: the data file's own if it is a cohort, else the one its text manifest names."""
+        from alfia.cohorts.io import read_manifest
+
+        m = self.data_manifest
+        if m is None:
+            return None
+        if m.kind == "cohort":
+            return m
+        name = m.extra.get("cohort_file")
+        if name and self.data_path is not None:
+            beside = self.data_path.with_name(name)
+            if beside.exists():
+                return read_manifest(beside)
+        return None
+
+    @property
+    def schema(self):
+        from alfia.cohorts.schema import SCHEMAS
+
+        return SCHEMAS.get(self.variant) if self.variant else None
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _ci(m: dict | None, digits: int = 3) -> str:
+    if not m or m.get("value") is None:
+        return "—"
+    if m.get("ci_low") is None:
+        return f"{m['value']:.{digits}f}"
+    return f"{m['value']:.{digits}f} (95% CI {m['ci_low']:.{digits}f}–{m['ci_high']:.{digits}f})"
+
+
+def _table(header, rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _splits_table(splits: dict) -> str:
+    rows = [[name, f"{s['n']:,}", f"{s['deaths']:,}", f"{100 * s['mortality_rate']:.2f}%"]
+            for name, s in splits.items()]
+    return _table(["Split", "Stays", "Deaths", "Mortality"], rows)
+
+
+# -- item fillers (None: the run cannot know) ----------------------------------------------------
+def _title(f: _Facts) -> str:
+    return (f"{f.name}: a model that predicts in-hospital mortality of adult ICU stays from the first "
+            f"{_window(f):g} hours (development{' and external validation' if f.external else ''}).")
+
+
+def _window(f: _Facts) -> float:
+    cm = f.cohort_manifest or f.data_manifest
+    return float(cm.window_hours) if cm is not None else 24.0
+
+
+def _abstract(f: _Facts) -> str:
+    parts = [f"Model **{f.name}**, run directory `{f.run_dir}`."]
+    if f.metrics:
+        m = f.metrics["metrics"]
+        parts.append(f"On the {f.metrics['split']} split ({f.metrics['n']:,} stays, {f.metrics['n_pos']:,} deaths): "
+                     f"AUPRC {_ci(m['auprc'])}, AUROC {_ci(m['auroc'])}, Brier {_ci(m['brier'])}.")
+    return " ".join(parts)
+
+
+def _background(f: _Facts) -> str:
+    return ("ICU mortality risk in the first day supports triage, family communication and benchmarking. ALFIA "
+            "turns the routine data of the first 24 h into clinical text and fine-tunes a transformer encoder "
+            "(LoRA, Adaptive Layer Fusion); tabular models are the comparators (arXiv 2506.04924).")
+
+
+def _objectives(f: _Facts) -> str:
+    return ("Develop and internally validate a model of in-hospital death (`hospital_expire_flag`) from data "
+            f"recorded in the first {_window(f):g} h of an ICU stay; compare it with tabular baselines.")
+
+
+def _data_source(f: _Facts) -> str | None:
+    cm = f.cohort_manifest or f.data_manifest
+    if cm is None:
+        return None
+    schema = f.schema
+    lines = [f"Source: **{cm.source}** (variant `{cm.variant}`"
+             + (f": {schema.source_description}" if schema else "") + ").",
+             f"Cohort file manifest: {cm.n_rows:,} stays, schema version {cm.schema_version}, SHA-256 "
+             f"`{cm.content_sha256[:16]}…`, built {cm.created_at} by ALFIA {cm.alfia_version}."]
+    if cm.source == "synthetic":
+        lines.append("**These are synthetic data** generated to match published summary statistics "
+                     f"({cm.extra.get('generator', {}).get('calibration', '')}); no patient is real.")
+    return " ".join(lines)
+
+
+def _participants(f: _Facts) -> str | None:
+    cm = f.cohort_manifest
+    if cm is None:
+        return None
+    out = [f"One row per ICU stay; predictors from -6 h to +{cm.window_hours:g} h of ICU admission (scores) or "
+           "known at admission."]
+    if "attrition" in cm.extra:
+        out.append("Inclusion (attrition): " + " → ".join(f"{k} {v}" for k, v in cm.extra["attrition"].items()) + ".")
+    report = cm.extra.get("report")
+    if isinstance(report, dict) and "n_records_descriptors_only" in report:
+        out.append(f"Records with descriptors only: {report['n_records_descriptors_only']}.")
+    return " ".join(out)
+
+
+def _data_preparation(f: _Facts) -> str | None:
+    if f.data_manifest is None:
+        return None
+    m = f.data_manifest
+    if m.kind == "text":
+        return (f"Each stay rendered as clinical text with the `{m.extra.get('template')}` template "
+                f"(version {m.extra.get('template_version')}, missing values: `{m.extra.get('missing')}`), from "
+                f"cohort `{m.extra.get('cohort_file')}` (SHA-256 `{str(m.extra.get('cohort_sha256'))[:16]}…`).")
+    return "Tabular predictors as in the cohort file; preprocessing per model family fitted on the training rows."
+
+
+def _outcome(f: _Facts) -> str:
+    schema = f.schema
+    src = f" (source column `{schema.outcome_source_name}`)" if schema else ""
+    return f"In-hospital death, `hospital_expire_flag` = 1{src}; recorded for the whole hospitalisation."
+
+
+def _predictors(f: _Facts) -> str | None:
+    schema = f.schema
+    if schema is None:
+        return None
+    groups: dict[str, list[str]] = {}
+    for v in schema.predictors:
+        groups.setdefault(v.group, []).append(v.name + (f" ({v.unit})" if v.unit else ""))
+    rows = [[g, len(names), ", ".join(names[:8]) + (" …" if len(names) > 8 else "")] for g, names in groups.items()]
+    return (f"{len(schema.predictors)} predictors of the `{schema.variant}` schema, each with its record window "
+            "(no value after the window; the leakage guard refuses outcome-derived columns):\n\n"
+            + _table(["Group", "Count", "Predictors"], rows))
+
+
+def _sample_size(f: _Facts) -> str | None:
+    cm = f.cohort_manifest or f.data_manifest
+    if cm is None or not cm.splits:
+        return None
+    return ("No formal sample-size calculation; all eligible stays were used.\n\n" + _splits_table(cm.splits))
+
+
+def _missing(f: _Facts) -> str | None:
+    if f.data is None or f.schema is None:
+        return None
+    present = [v.name for v in f.schema.predictors if v.name in f.data.columns]
+    share = f.data[present].isna().mean().sort_values(ascending=False)
+    absent = [v.name for v in f.schema.predictors if v.name not in f.data.columns]
+    rows = [[name, f"{100 * s:.1f}%"] for name, s in share.head(10).items()]
+    mode = (f.data_manifest.extra.get("missing") if f.data_manifest is not None else None) or "omit"
+    how = (f"ALFIA: a missing value is left out of the text (`--missing {mode}`); no imputation." if f.is_alfia else
+           "Baselines: GBDTs read missing values natively; other models get median imputation plus missingness "
+           "indicators, fitted on the training rows.")
+    return (f"{how} Stays with at least one missing predictor: "
+            f"{100 * f.data[present].isna().any(axis=1).mean():.1f}%. Most often missing:\n\n"
+            + _table(["Predictor", "Missing"], rows)
+            + (f"\n\nNot in the data at all: {', '.join(absent)}." if absent else ""))
+
+
+def _analysis_data(f: _Facts) -> str:
+    n_rows = (f.config.get("data") or {}).get("n_rows") or f.config.get("n_rows") or {}
+    text = ("Fixed stratified split (75/12.5/12.5, seed 42; a patient's stays never cross splits where a patient id "
+            "exists): train fits, validation selects (early stopping, hyperparameters, thresholds), test is only "
+            "predicted.")
+    if n_rows:
+        text += " Rows used: " + ", ".join(f"{k} {v:,}" for k, v in n_rows.items()) + "."
+    return text
+
+
+def _model(f: _Facts) -> str:
+    c = f.config
+    if f.is_alfia:
+        model, train = c["model"], c["train"]
+        result = c.get("result") or {}
+        lora = model.get("lora", {})
+        return (f"ALFIA: encoder `{model.get('backbone') or 'all-MiniLM-L6-v2 (offline default)'}`, fine-tuning "
+                f"`{model.get('finetune')}` (LoRA r={lora.get('r')}, alpha={lora.get('alpha')}), pooler "
+                f"`{model.get('pooler')}` over the top {model.get('n_fusion_layers')} layers, Attentional Classifier "
+                f"Head; max {model.get('max_length')} tokens. Training: AdamW lr {train.get('lr')}, batch "
+                f"{train.get('batch_size')}, up to {train.get('epochs')} epochs, early stopping on validation AUPRC "
+                f"(patience {train.get('patience')}), pos_weight {train.get('pos_weight')}, seed {train.get('seed')}. "
+                f"Best epoch {result.get('best_epoch')} of {result.get('epochs_run')} (val AUPRC "
+                f"{(result.get('best_val_auprc') or float('nan')):.3f}); "
+                f"{result.get('train_seconds_total', '?')} s of training. Full configuration: `config.json`.")
+    hyper = json.dumps(c.get("selected_hyperparameters") or c.get("hyperparameters") or {}, default=str)
+    what = c.get("description")
+    return (f"{f.name} ({c.get('library', c.get('model_family', 'tabular model'))}){': ' + what if what else ''}. "
+            f"Hyperparameters chosen on validation AUPRC: `{hyper[:400]}`. Full configuration: `config.json`.")
+
+
+def _performance_measures(f: _Facts) -> str:
+    return ("AUPRC (first: mortality is rare), AUROC, F1/F2, sensitivity, specificity, PPV, NPV at the max-F1 "
+            "threshold chosen on validation, Brier score, calibration slope and intercept, ECE, decision curves; "
+            "95% CIs from a stratified bootstrap (deaths and survivors resampled separately).")
+
+
+def _recalibration(f: _Facts) -> str | None:
+    calib = f.config.get("calibration") or f.config.get("calibrator")
+    return f"Post-hoc calibration: `{json.dumps(calib, default=str)}`." if calib else None
+
+
+def _class_imbalance(f: _Facts) -> str:
+    pw = (f.config.get("train") or {}).get("pos_weight")
+    return ("Mortality is the minority class; AUPRC is the primary metric and the split is stratified."
+            + (f" Loss weighted with pos_weight = {pw}." if pw is not None else " No reweighting of the loss."))
+
+
+def _fairness(f: _Facts) -> str | None:
+    sub = (f.metrics or {}).get("subgroups") or {}
+    if not sub.get("groups"):
+        return None
+    return ("Performance is reported by sex, age band and ICU unit type (item 23b). No fairness constraint was "
+            "applied in training.")
+
+
+def _output(f: _Facts) -> str:
+    t = (f.metrics or {}).get("thresholds") or {}
+    thr = f" Default alert threshold {t['f1']:.3f} (max F1, chosen on {t.get('chosen_on')})." if "f1" in t else ""
+    return "A probability of in-hospital death per stay; a stay is flagged when probability >= threshold." + thr
+
+
+def _flow(f: _Facts) -> str | None:
+    return _participants(f)
+
+
+def _characteristics(f: _Facts) -> str | None:
+    if f.data is None or f.variant is None:
+        return None
+    from alfia.cohorts.describe import describe_cohort, to_markdown
+
+    try:
+        table = describe_cohort(f.data, f.variant)
+    except (AlfiaError, KeyError, ValueError, TypeError):  # a courtesy table; the card stands without it
+        return None
+    lines = to_markdown(table).splitlines()
+    return "\n".join(lines[:22]) + ("\n\n(First rows of the Table 1; `alfia cohort describe` prints it all.)"
+                                     if len(lines) > 22 else "")
+
+
+def _n_events(f: _Facts) -> str | None:
+    return _sample_size(f)
+
+
+def _specification(f: _Facts) -> str:
+    files = sorted(p.name for p in f.run_dir.iterdir() if p.is_file())
+    return ("The fitted model is the run directory itself (load with `alfia predict` or "
+            "`ALFIAClassifier.from_pretrained`): " + ", ".join(f"`{n}`" for n in files) + ".")
+
+
+def _performance(f: _Facts) -> str | None:
+    if not f.metrics:
+        return None
+    m = f.metrics["metrics"]
+    from alfia.evaluation.compare import METRIC_LABELS
+
+    rows = [[METRIC_LABELS.get(k, k), _ci(v)] for k, v in m.items()]
+    text = (f"Internal validation, {f.metrics['split']} split ({f.metrics['n']:,} stays, {f.metrics['n_pos']:,} "
+            f"deaths):\n\n" + _table(["Metric", "Value (95% CI)"], rows))
+    cal = f.metrics.get("calibration_curve")
+    if cal:
+        text += ("\n\nCalibration by decile of risk (observed mortality with Wilson 95% CI):\n\n"
+                 + _table(["Mean predicted", "Observed", "95% CI", "Stays"],
+                          [[f"{p:.3f}", f"{o:.3f}", f"{lo:.3f}–{hi:.3f}", c] for p, o, lo, hi, c in
+                           zip(cal["mean_prob"], cal["observed"], cal["ci_low"], cal["ci_high"], cal["count"])]))
+    dca = f.metrics.get("decision_curve")
+    if dca:
+        from alfia.evaluation.compare import _useful_text
+
+        text += (f"\n\nDecision curve: net benefit above treat-all and treat-none at threshold probabilities "
+                 f"{_useful_text(dca)}.")
+    for name, ext in f.external:
+        e = ext["metrics"]
+        text += (f"\n\nExternal validation on `{name}` ({ext['n']:,} stays, {ext['n_pos']:,} deaths): AUPRC "
+                 f"{_ci(e['auprc'])}, AUROC {_ci(e['auroc'])}, calibration slope {_ci(e['calibration_slope'])}, "
+                 f"intercept {_ci(e['calibration_intercept'])}.")
+    if not f.external:
+        text += "\n\nExternal validation: none in this run directory (`alfia evaluate RUN --external TEXT`)."
+    return text
+
+
+def _subgroups(f: _Facts) -> str | None:
+    sub = (f.metrics or {}).get("subgroups") or {}
+    if not sub.get("groups"):
+        return None
+    from alfia.evaluation.subgroups import SUBGROUP_LABELS
+
+    out = [f"Subgroup columns from `{sub.get('source')}` (joined by stay_id); CIs by stratified bootstrap within "
+           "each subgroup."]
+    for attribute, entries in sub["groups"].items():
+        rows = [[e["level"], e["n"], e["n_pos"], _ci(e["metrics"]["auroc"]), _ci(e["metrics"]["sensitivity"]),
+                 _ci(e["metrics"]["specificity"]), f"{e['metrics']['observed_rate']['value']:.3f}",
+                 f"{e['metrics']['mean_prob']['value']:.3f}"] for e in entries]
+        out += ["", f"**{SUBGROUP_LABELS.get(attribute, attribute)}**", "",
+                _table(["Level", "Stays", "Deaths", "AUROC", "Sensitivity", "Specificity", "Observed", "Predicted"],
+                       rows)]
+    return "\n".join(out)
+
+
+def _interpretation(f: _Facts) -> str | None:
+    return None
+
+
+def _limitations(f: _Facts) -> str:
+    cm = f.cohort_manifest or f.data_manifest
+    items = ["Single data source; internal validation only unless an external result is listed in item 23a.",
+             "Thresholds are chosen on the validation split; local prevalence changes PPV and NPV."]
+    if cm is not None and cm.source == "synthetic":
+        items.insert(0, "Developed on synthetic data: the numbers say nothing about real patients.")
+    if f.is_alfia and (f.config.get("model") or {}).get("max_length", 512) < 512:
+        items.append("Texts longer than the token limit are truncated.")
+    return "\n".join(f"- {i}" for i in items) + "\n\nFurther limitations: " + TO_COMPLETE
+
+
+def _intended_use(f: _Facts) -> str:
+    return ("Research use: estimating in-hospital mortality risk of adult ICU stays after the first 24 h, in "
+            "settings like the development data. Not a medical device; not validated for individual treatment "
+            "decisions. Intended users and clinical pathway: " + TO_COMPLETE)
+
+
+def _code(f: _Facts) -> str:
+    from alfia import __version__
+
+    return f"ALFIA {__version__} (open source); the run's `config.json` holds every setting needed to rerun it."
+
+
+def _unknown(f: _Facts) -> None:
+    return None
+
+
+ITEMS: tuple[Item, ...] = (
+    Item("1", "Title", "Title", _title),
+    Item("2", "Abstract", "Abstract", _abstract),
+    Item("3a", "Healthcare context and rationale", "Introduction", _background),
+    Item("3b", "Target population and intended use", "Introduction", _intended_use),
+    Item("3c", "Known health inequalities", "Introduction", _unknown),
+    Item("4", "Objectives", "Introduction", _objectives),
+    Item("5a", "Data sources", "Methods", _data_source),
+    Item("5b", "Dates of data collection", "Methods", _unknown),
+    Item("6a", "Setting and eligibility of participants", "Methods", _participants),
+    Item("6b", "Eligibility criteria", "Methods", _participants),
+    Item("6c", "Treatments received", "Methods", _unknown),
+    Item("7", "Data preparation", "Methods", _data_preparation),
+    Item("8a", "Outcome definition and timing", "Methods", _outcome),
+    Item("8b", "Outcome assessment and blinding", "Methods", _unknown),
+    Item("9a", "Choice of predictors", "Methods", _predictors),
+    Item("9b", "Predictor definition and timing", "Methods", _predictors),
+    Item("10", "Sample size", "Methods", _sample_size),
+    Item("11", "Missing data", "Methods", _missing),
+    Item("12a", "Data used for development and evaluation", "Methods", _analysis_data),
+    Item("12b", "Handling of predictors", "Methods", _data_preparation),
+    Item("12c", "Model type, building, hyperparameter tuning and internal validation", "Methods", _model),
+    Item("12d", "Heterogeneity across clusters", "Methods", _unknown),
+    Item("12e", "Performance measures", "Methods", _performance_measures),
+    Item("12f", "Model updating and recalibration", "Methods", _recalibration),
+    Item("12g", "External validation methods", "Methods", lambda f: (
+        "Scored on another labelled table with the thresholds chosen on the development validation split."
+        if f.external else None)),
+    Item("13", "Class imbalance", "Methods", _class_imbalance),
+    Item("14", "Fairness", "Methods", _fairness),
+    Item("15", "Model output", "Methods", _output),
+    Item("16", "Differences between development and evaluation data", "Methods", _unknown),
+    Item("17", "Ethical approval", "Methods", _unknown),
+    Item("18a", "Funding", "Open science", _unknown),
+    Item("18b", "Conflicts of interest", "Open science", _unknown),
+    Item("18c", "Protocol", "Open science", _unknown),
+    Item("18d", "Registration", "Open science", _unknown),
+    Item("18e", "Data sharing", "Open science", _unknown),
+    Item("18f", "Code sharing", "Open science", _code),
+    Item("19", "Patient and public involvement", "Patient and public involvement", _unknown),
+    Item("20a", "Flow of participants", "Results", _flow),
+    Item("20b", "Characteristics of the data", "Results", _characteristics),
+    Item("20c", "Comparison of development and evaluation data", "Results", _unknown),
+    Item("21", "Number of participants and outcome events", "Results", _n_events),
+    Item("22", "Full model specification", "Results", _specification),
+    Item("23a", "Model performance with confidence intervals (internal, external, calibration)", "Results",
+         _performance),
+    Item("23b", "Performance in subgroups", "Results", _subgroups),
+    Item("24", "Model updating results", "Results", _recalibration),
+    Item("25", "Interpretation", "Discussion", _interpretation),
+    Item("26", "Limitations", "Discussion", _limitations),
+    Item("27a", "Usability in the intended setting", "Discussion", _unknown),
+    Item("27b", "Requirements for use (inputs, expertise)", "Discussion", lambda f: (
+        "Inputs: the cohort's predictors for one stay (or its clinical text), scored by `alfia predict`; "
+        "a CPU suffices for inference. Staff training and workflow: " + TO_COMPLETE)),
+    Item("27c", "Next steps and future research", "Discussion", _unknown),
+)
+
+
+def card_markdown(run_dir: str | os.PathLike, *, cohort: str | os.PathLike | None = None) -> str:
+    """The model card of a run as Markdown (``metrics.json`` must exist: run ``alfia evaluate`` first)."""
+    facts = _Facts(Path(run_dir), cohort)
+    lines = [f"# Model card — {facts.name}", "",
+             f"Reported against the TRIPOD+AI checklist (Collins et al., BMJ 2024;385:e078378). Generated "
+             f"{_dt.datetime.now().isoformat(timespec='seconds')} by `alfia card` from `{facts.run_dir}`. Items "
+             f"marked *to be completed by the deploying team* cannot be known from the run's files.", ""]
+    section = None
+    for item in ITEMS:
+        if item.section != section:
+            section = item.section
+            lines += [f"## {section}", ""]
+        body = item.fill(facts)
+        lines += [f"### {item.number}. {item.title}", "", body if body else TO_COMPLETE, ""]
+    return "\n".join(lines)
+
+
+_CSS = """body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:980px;margin:2rem auto;
+padding:0 1rem;color:#1d2733;line-height:1.5}table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #d5dbe3;padding:.25rem .5rem;text-align:left}th{background:#eef2f7}
+h2{border-bottom:1px solid #d5dbe3;padding-bottom:.2rem;margin-top:2rem}h3{font-size:1rem;margin-bottom:.3rem}
+code{background:#f0f3f6;padding:0 .2rem;border-radius:3px}em{color:#8a5300}img{max-width:48%;margin:.3rem}"""
+
+
+def card_html(markdown: str, figures: dict[str, Path] | None = None) -> str:
+    """One self-contained HTML page: the card, plus the run's figures inline (base64 PNG)."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    imgs = "".join(f'<img alt="{html.escape(name)}" src="data:image/png;base64,'
+                   f'{base64.b64encode(path.read_bytes()).decode("ascii")}">'
+                   for name, path in (figures or {}).items() if path.exists())
+    figure_block = f"<h2>Figures</h2><div>{imgs}</div>" if imgs else ""
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Model card</title>"
+            f"<style>{_CSS}</style></head><body>{body}{figure_block}</body></html>")
+
+
+def write_card(run_dir: str | os.PathLike, out: str | os.PathLike = "card.md", *,
+               cohort: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Write ``out`` (Markdown) and the same card as HTML beside it (``.html``); returns both paths.
+
+    Evaluates the run first (``alfia evaluate``'s defaults) when it has no metrics.json yet.
+    """
+    layout = RunLayout.of(run_dir).require()
+    if not layout.metrics.exists():
+        from alfia.evaluation.report import evaluate_run
+
+        evaluate_run(layout.root, cohort=cohort)
+    out = Path(out)
+    if out.suffix.lower() == ".html":
+        out = out.with_suffix(".md")
+    for path in (out, out.with_suffix(".html")):
+        if path.resolve().is_relative_to(layout.root.resolve()) and path.name in ("config.json", "metrics.json"):
+            raise AlfiaError(f"{path}: would overwrite a file of the run itself")
+    markdown = card_markdown(layout.root, cohort=cohort)
+    figures = {name: layout.figures / f"{name}.png" for name in ("calibration", "decision_curve", "roc", "pr")}
+    md_path = write_text_atomic(out, markdown)
+    html_path = write_text_atomic(out.with_suffix(".html"), card_html(markdown, figures))
+    return md_path, html_path
+
+
+def card_items() -> pd.DataFrame:
+    """The checklist items the card reports, in order (number, section, title)."""
+    return pd.DataFrame([{"number": i.number, "section": i.section, "title": i.title} for i in ITEMS])
