@@ -4,6 +4,7 @@ the variable mapping (its text shows only what the source measured), and its lab
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 from typer.testing import CliRunner
@@ -25,6 +26,8 @@ def _evaluate(run, path):
 
 
 def test_alfia_scores_an_eicu_cohort_and_ignores_its_labels(trained_run, tmp_path):
+    run_dir = tmp_path / "run"  # a copy: `alfia evaluate` writes metrics.json, which other tests must not see
+    shutil.copytree(trained_run.run, run_dir)
     ext = generate_synthetic("eicu", 40, seed=5)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -33,9 +36,9 @@ def test_alfia_scores_an_eicu_cohort_and_ignores_its_labels(trained_run, tmp_pat
     permuted["hospital_expire_flag"] = 1 - ext["hospital_expire_flag"]
     write_cohort(permuted, tmp_path / "b" / "site.parquet", source="synthetic", variant="eicu")
 
-    output = _evaluate(trained_run.run, tmp_path / "a" / "site.parquet")
+    output = _evaluate(run_dir, tmp_path / "a" / "site.parquet")
     assert "external site: 40 stays" in output
-    layout = RunLayout.of(trained_run.run).external("site")
+    layout = RunLayout.of(run_dir).external("site")
     first = read_predictions(layout.predictions)
     metrics = json.loads(layout.metrics.read_text())
     assert metrics["source_variant"] == "eicu" and metrics["thresholds"]["chosen_on"] == "val"
@@ -44,7 +47,7 @@ def test_alfia_scores_an_eicu_cohort_and_ignores_its_labels(trained_run, tmp_pat
     assert {"apsiii", "marital_status"} <= absent
     assert all(r["fill"] is None for r in shift["imputed"])  # text models get nothing invented
 
-    _evaluate(trained_run.run, tmp_path / "b" / "site.parquet")
+    _evaluate(run_dir, tmp_path / "b" / "site.parquet")
     second = read_predictions(layout.predictions)
     assert np.array_equal(first["stay_id"].to_numpy(), second["stay_id"].to_numpy())
     assert np.array_equal(first["prob"].to_numpy(), second["prob"].to_numpy())
