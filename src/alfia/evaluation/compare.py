@@ -538,9 +538,6 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
               "<h2>Calibration</h2>", _html_table(cal_header, cal_rows, highlight), "<div class=\"figs\">",
               _img(pngs["calibration"], "calibration curves", "Reliability diagram over 10 equal-width bins (the "
                    "ECE's; bins with fewer than 10 stays not drawn) and the distribution of predicted "
-                   "probabilities. Slope 1 and intercept 0 are ideal."), "</div>",
-              *[part for x in externals for part in _external_html(x)],
-              "<h2>Runs</h2>",
                    "probabilities. Slope 1 and intercept 0 are ideal. Shaded: Wilson 95% interval of each "
                    "bin's observed mortality."), "</div>",
               "<h2>Decision curve</h2>", f"<p class=\"meta\">{html.escape(DCA_NOTE)}</p><div class=\"figs\">",
@@ -554,6 +551,7 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
                   "</code>.</p>"]
         for title, header, rows in subgroup_tables:
             parts += [f"<h3>{html.escape(title)}</h3>", _html_table(header, rows, first_left=True)]
+    parts += [part for x in externals for part in _external_html(x)]
     parts += ["<h2>Runs</h2>",
               _html_table(["Model", "Family", "Run directory"],
                           [[n, by_name[n].family or "—", str(by_name[n].run_dir)] for n in order], first_left=True),
