@@ -17,6 +17,9 @@ and compared with any other::
       encoder.safetensors    encoder weights (only with --full-finetune)
       fusion_head.safetensors  ALF and ACH weights
       checkpoint/            last epoch's full training state, for --resume
+      # time-series runs (alfia series train) also hold
+      model.safetensors      the sequence model's weights (best validation AUPRC)
+      preprocessing.json     imputation and normalisation fitted on the train split
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class RunLayout:
     encoder_weights = property(lambda self: self.root / "encoder.safetensors")
     fusion_head = property(lambda self: self.root / "fusion_head.safetensors")
     checkpoint = property(lambda self: self.root / "checkpoint")
+    series_weights = property(lambda self: self.root / "model.safetensors")
+    preprocessing = property(lambda self: self.root / "preprocessing.json")
 
     def require(self) -> "RunLayout":
         if not self.root.is_dir():
