@@ -161,3 +161,91 @@ def build_yaib_eicu_hourly(folder: PathLike, hours: float = 24, *, seed: int = D
                                   for c, m in mapping.items()},
                    "split": f"alfia.cohorts.splits.assign_splits (seed {seed}) on the export's stays"})
     return frame, variables, report
+
+
+# --- MIMIC-IV -----------------------------------------------------------------------------------------
+
+# alfia.cohorts.sources.mimic_iv concepts -> hourly variables (already in the vocabulary's units there).
+MIMIC_CHART = {"heart_rate": "heart_rate", "sbp": "systolic_bp", "mbp": "mean_bp",
+               "resp_rate": "respiratory_rate", "temperature": "temperature", "glucose": "glucose",
+               "fio2": "fio2", "gcs_motor": "gcs_motor", "gcs_verbal": "gcs_verbal", "gcs_eyes": "gcs_eyes",
+               "height": "height", "weight": "weight"}
+MIMIC_LAB = {"creatinine": "creatinine", "bun": "blood_urea_nitrogen", "sodium": "sodium",
+             "potassium": "potassium", "bicarbonate": "bicarbonate", "bilirubin": "bilirubin",
+             "albumin": "albumin", "glucose_lab": "glucose", "wbc": "white_cell_count",
+             "hematocrit": "hematocrit", "platelet": "platelets", "inr": "inr", "pt": "pt", "bands": "bands",
+             "bg_po2": "pao2", "bg_pco2": "paco2", "bg_ph": "ph"}
+
+
+def _interval_hours(iv: pd.DataFrame, hours: int) -> pd.DataFrame:
+    """(stay_id, hour, rate) for every hour 1..hours an interval overlaps: hour h is ((h-1), h]."""
+    if iv.empty:
+        return pd.DataFrame({ID_COLUMN: [], HOUR_COLUMN: [], "rate": []})
+    grid = iv.assign(_k=1).merge(pd.DataFrame({HOUR_COLUMN: np.arange(1, hours + 1), "_k": 1}), on="_k")
+    on = (grid["start_h"] < grid[HOUR_COLUMN]) & (grid["end_h"] > grid[HOUR_COLUMN] - 1)
+    return grid.loc[on, ["stay_id", HOUR_COLUMN, "rate"]].rename(columns={"stay_id": ID_COLUMN})
+
+
+def build_mimic_iv_hourly(mimic_dir: PathLike, hours: float = 24, *, seed: int = DEFAULT_SEED,
+                          min_age: float = 18.0) -> tuple[pd.DataFrame, list, dict]:
+    """Hourly table of the CW-24 MIMIC-IV stays (the cohort's inclusion and split, grouped by patient).
+
+    Vitals and GCS from ``chartevents``, labs and blood gases from ``labevents`` (by patient, as the
+    cohort), urine output from ``outputevents`` (summed per hour), vasopressor rates from ``inputevents``
+    (the hour's highest running rate, 0 when none runs) and invasive / non-invasive ventilation from
+    ``procedureevents`` (1 while running, else 0). Values before ICU admission or after the window's end
+    are dropped and counted.
+    """
+    from alfia.cohorts.sources import mimic_iv as mi
+
+    h = _check_hours(hours)
+    cfg = mi.MimicConfig(str(mimic_dir), min_age=min_age)
+    with mi.open_tables(cfg) as t:
+        attrition = mi.build_cohort(t, cfg.min_age)
+        stays = t.df("SELECT stay_id, subject_id, hospital_expire_flag, admission_age, gender FROM cohort")
+        mi.stage_chartevents(t)
+        mi.stage_labevents(t)
+        mi.stage_urine(t)
+        proc = mi.stage_intervals(t)
+        chart = t.df("SELECT stay_id, concept, hours, value FROM chart_rel WHERE value IS NOT NULL")
+        lab = t.df("SELECT stay_id, concept, hours, value FROM lab_rel WHERE value IS NOT NULL "
+                   "AND concept <> 'bg_specimen'")
+        urine = t.df("SELECT stay_id, 'urine_output' AS concept, hours, value FROM urine_rel")
+        vaso = t.df("SELECT stay_id, itemid, start_h, end_h, rate FROM vaso_rel")
+    if stays.empty:
+        raise AlfiaError(f"{mimic_dir}: no ICU stay passed the inclusion criteria (attrition: {attrition})")
+    chart["variable"] = chart["concept"].map(MIMIC_CHART)
+    lab["variable"] = lab["concept"].map(MIMIC_LAB)
+    urine["variable"] = "urine_output"
+    events = pd.concat([chart, lab, urine], ignore_index=True).dropna(subset=["variable"])
+    before = events["hours"] < 0
+    late = events["hours"] > h
+    report: dict = {"excluded_after_window": int(late.sum()), "excluded_before_admission": int(before.sum()),
+                    "attrition": attrition}
+    events = events[~before & ~late].sort_values([ID_COLUMN, "hours"], kind="stable")
+    long = pd.DataFrame({ID_COLUMN: events[ID_COLUMN].to_numpy(),
+                         HOUR_COLUMN: hour_of_minute(events["hours"].to_numpy() * 60.0),
+                         "variable": events["variable"].to_numpy(), "value": events["value"].to_numpy()})
+    # Interventions: every hour has a value (0 when nothing runs), so a stop is seen as a stop.
+    grid = pd.MultiIndex.from_product([stays[ID_COLUMN], np.arange(1, h + 1)], names=[ID_COLUMN, HOUR_COLUMN])
+    parts = [long]
+    for itemid, name in mi.VASOPRESSORS.items():
+        rate = _interval_hours(vaso[vaso["itemid"] == itemid], h).groupby([ID_COLUMN, HOUR_COLUMN])["rate"].max()
+        parts.append(rate.reindex(grid, fill_value=0.0).rename("value").reset_index().assign(variable=name))
+    for itemid, name in ((mi.INVASIVE_VENT, "mechanical_ventilation"), (mi.NONINVASIVE_VENT, "noninvasive_ventilation")):
+        on = _interval_hours(proc[proc["itemid"] == itemid].assign(rate=1.0), h)
+        flag = on.groupby([ID_COLUMN, HOUR_COLUMN])["rate"].max()
+        parts.append(flag.reindex(grid, fill_value=0.0).rename("value").reset_index().assign(variable=name))
+    stays = stays.rename(columns={"hospital_expire_flag": OUTCOME_COLUMN})
+    stays[OUTCOME_COLUMN] = stays[OUTCOME_COLUMN].astype(int)
+    stays[SPLIT_COLUMN] = assign_splits(stays, seed=seed)  # as write_extraction: grouped by subject_id
+    stays["sex_male"] = stays["gender"].map({"M": 1.0, "F": 0.0})
+    static = _static_rows(stays, {"admission_age": "age", "sex_male": "sex_male"})
+    long = pd.concat([static, *parts], ignore_index=True)
+    long[HOUR_COLUMN] = long[HOUR_COLUMN].astype(np.int64)
+    present = set(long["variable"])
+    variables = [v for v in VOCABULARY.values() if v.name in present]
+    frame = hourly_from_long(long, stays[[ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN]], variables, h)
+    report.update({"sources": str(mimic_dir), "split": f"alfia.cohorts.splits.assign_splits (seed {seed}), "
+                                                       "grouped by subject_id, as `alfia cohort mimic-iv`"})
+    return frame, variables, report

@@ -140,10 +140,12 @@ YAIB_STATIC = {"age": "age", "height": "height", "weight": "weight"}  # sex is m
 
 
 def variable_of(name: str, unit: str | None = None) -> SeriesVariable:
-    """The vocabulary entry, or one made for a source-only variable (its unit as the source gives it)."""
-    if name in VOCABULARY:
-        return VOCABULARY[name]
-    return SeriesVariable(name, unit, "mean", name)
+    """The vocabulary entry in the unit the source gives (never relabelled: a model trained on another
+    unit then finds no match, see :func:`align_variables`); a source-only variable gets its own entry."""
+    known = VOCABULARY.get(name)
+    if known is None:
+        return SeriesVariable(name, unit, "mean", name)
+    return known if unit == known.unit else SeriesVariable(name, unit, known.aggregate, known.description)
 
 
 # Unit pairs that name the same scale, and conversions between scales (from, to) -> factor.
