@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "physionet2012"
-MODELS = ("bilstm-transformer", "bilstm", "transformer", "gru", "tcn")
+MODELS = ("bilstm-transformer", "gru", "tcn", "transformer", "bilstm")
 # Small on purpose (see the docstring): the same widths for every model.
 SETTINGS = {
     "bilstm-transformer": {"hidden_size": 16, "d_model": 16, "n_heads": 2, "dim_feedforward": 32},
@@ -71,6 +71,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--zoo-run", type=Path, default=None,
+                        help="reuse a finished LightGBM run directory (same cohort, seed) instead of training one")
+    parser.add_argument("--reuse-hourly", action="store_true", help="read OUT/physionet2012_hourly.parquet if present")
     args = parser.parse_args()
     for p in (DATA / "set-a.tar.gz", DATA / "set-b.tar.gz", DATA / "Outcomes-a.txt", DATA / "Outcomes-b.txt"):
         if not p.exists():
@@ -101,9 +104,12 @@ def main() -> None:
 
     t0 = time.perf_counter()
     hourly_path = out / "physionet2012_hourly.parquet"
-    frame, variables, report = build_physionet2012_hourly(records, outcomes, 24)
-    write_hourly(frame, hourly_path, source="physionet2012", variables=variables, hours=24, extra={"report": report})
+    if not (args.reuse_hourly and hourly_path.exists()):
+        frame, variables, report = build_physionet2012_hourly(records, outcomes, 24)
+        write_hourly(frame, hourly_path, source="physionet2012", variables=variables, hours=24,
+                     extra={"report": report})
     arrays = read_hourly(hourly_path)
+    variables = arrays.variables
     build_s = time.perf_counter() - t0
     cohort, _ = build_physionet2012(records, outcomes, 24.0)
     write_cohort(cohort, out / "physionet2012_cohort.parquet", source="physionet2012", variant="physionet2012")
@@ -115,16 +121,22 @@ def main() -> None:
           f"same stays and split as the cohort", flush=True)
 
     t0 = time.perf_counter()
-    with PeakRSS() as mem:
-        run_baselines(cohort, "physionet2012", out / "zoo", models=["LightGBM"], seed=args.seed, n_boot=args.n_boot)
-    zoo = {"train_s": time.perf_counter() - t0, "peak_rss_mib": mem.peak}
-    lgbm_pred = read_predictions(RunLayout.of(out / "zoo" / "LightGBM").predictions)
+    zoo_run = args.zoo_run or out / "zoo" / "LightGBM"
+    if args.zoo_run is None:
+        with PeakRSS() as mem:
+            run_baselines(cohort, "physionet2012", out / "zoo", models=["LightGBM"], seed=args.seed,
+                          n_boot=args.n_boot)
+        zoo = {"train_s": time.perf_counter() - t0, "peak_rss_mib": mem.peak}
+    else:
+        zoo_config = json.loads(RunLayout.of(zoo_run).config.read_text())
+        zoo = {"train_s": zoo_config.get("train_time_seconds", float("nan")), "peak_rss_mib": float("nan")}
+    lgbm_pred = read_predictions(RunLayout.of(zoo_run).predictions)
     print(f"LightGBM: {zoo['train_s']:.1f} s", flush=True)
 
     test = arrays.rows_of("test")
     results = {"LightGBM (zoo, CW-24 cohort)": {**_metrics(evaluate_predictions(lgbm_pred, n_boot=args.n_boot)),
                                                "train_s": round(zoo["train_s"], 1),
-                                               "peak_rss_mib": round(zoo["peak_rss_mib"])}}
+                                               "peak_rss_mib": zoo["peak_rss_mib"]}}
     for name in args.models.split(","):
         cfg = SeriesTrainConfig(model=name, model_settings=SETTINGS[name], epochs=args.epochs,
                                 batch_size=args.batch_size, lr=args.lr, patience=3, seed=args.seed,
@@ -155,6 +167,8 @@ def main() -> None:
                          "vs_lightgbm": {m: {k: paired[m][k] for k in ("difference", "ci_low", "ci_high", "p_value")}
                                          for m in ("auroc", "auprc")}}
         print(f"{name}: test AUROC {results[name]['auroc']}, {train_s:.0f} s", flush=True)
+        partial = {"load_now": Path("/proc/loadavg").read_text().strip(), "elapsed_s": time.perf_counter() - t_all}
+        (out / "results.partial.json").write_text(json.dumps({"results": results, **partial}, indent=2) + "\n")
     total_s = time.perf_counter() - t_all
     load_end = Path("/proc/loadavg").read_text().strip() if Path("/proc/loadavg").exists() else "n/a"
     meta = {"date": started.isoformat(timespec="seconds"), "command": " ".join(sys.argv),
