@@ -21,7 +21,7 @@ from alfia.errors import AlfiaError
 from alfia.series.hourly import HOUR_COLUMN, hour_of_minute, hourly_from_long
 from alfia.series.variables import (
     PHYSIONET_COMBINED_BP, PHYSIONET_NAMES, PHYSIONET_VARIABLES, STATIC, VOCABULARY, YAIB_STATIC,
-    YAIB_VARIABLES, SeriesVariable, variable_of,
+    YAIB_VARIABLES, variable_of,
 )
 
 PathLike = str | os.PathLike
