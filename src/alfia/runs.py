@@ -22,6 +22,9 @@ and compared with any other::
         predictions.parquet  stay_id, split ("external"), label, prob for every stay of that cohort
         metrics.json         metrics with CIs (thresholds from the run's own val rows)
         shift.json           variable mapping, imputed variables, covariate and outcome shift
+      # time-series runs (alfia series train) also hold
+      model.safetensors      the sequence model's weights (best validation AUPRC)
+      preprocessing.json     imputation and normalisation fitted on the train split
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ class RunLayout:
     def is_external(self) -> bool:
         """True for an external/<name>/ folder inside a run directory."""
         return self.root.parent.name == "external" and (self.root.parent.parent / "config.json").exists()
+    series_weights = property(lambda self: self.root / "model.safetensors")
+    preprocessing = property(lambda self: self.root / "preprocessing.json")
 
     def require(self) -> "RunLayout":
         if not self.root.is_dir():

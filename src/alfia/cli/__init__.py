@@ -26,7 +26,7 @@ def _register() -> None:
     import importlib
 
     # Order matters: `extract` adds commands to the `cohort` group.
-    for module in ("cohort", "extract", "text", "model", "evaluation", "baselines"):
+    for module in ("cohort", "extract", "text", "model", "evaluation", "baselines", "series"):
         try:
             importlib.import_module(f"alfia.cli.{module}")
         except ModuleNotFoundError as e:

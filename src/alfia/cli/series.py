@@ -1,0 +1,177 @@
+"""`alfia series ...`: hourly tables, sequence models, hour-by-hour risk and transfer (alfia.series)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from alfia.cli import app
+
+series_app = typer.Typer(help="Time series: hourly first-24 h tables, BiLSTM+Transformer fusion and "
+                              "reference models, hour-by-hour risk, transfer.", no_args_is_help=True)
+build_app = typer.Typer(help="Build an hourly table (value, measured mask, time since last per variable).",
+                        no_args_is_help=True)
+series_app.add_typer(build_app, name="build")
+app.add_typer(series_app, name="series")
+
+out = Console()
+err = Console(stderr=True)
+
+Hours = Annotated[int, typer.Option(help="Window: hours 1..HOURS after ICU admission.")]
+Seed = Annotated[int, typer.Option(help="Seed of the train/val/test split (as the cohort's).")]
+Out = Annotated[Path, typer.Option("--out", help="Output hourly Parquet file (a manifest is written beside it).")]
+
+
+def _write(frame, variables, report, out_path: Path, source: str, hours: int) -> None:
+    from alfia.series.hourly import write_hourly
+
+    manifest = write_hourly(frame, out_path, source=source, variables=variables, hours=hours,
+                            extra={"report": report})
+    s = manifest.splits
+    out.print(f"wrote {out_path}: {manifest.extra['n_stays']:,} stays x {hours} h, {len(variables)} variables; "
+              + ", ".join(f"{k} {v['n']:,} ({v['deaths']:,} deaths)" for k, v in s.items() if k != "all")
+              + f"; {report.get('excluded_after_window', 0):,} values after the window excluded", highlight=False)
+
+
+@build_app.command("physionet2012")
+def build_physionet2012(
+    records: Annotated[list[Path], typer.Option(help="A record set (set-a.tar.gz or a folder). Repeat to combine.")],
+    outcomes: Annotated[list[Path], typer.Option(help="An outcomes file (Outcomes-a.txt). Repeat, one per set.")],
+    hours: Hours = 24,
+    seed: Seed = 42,
+    out_path: Out = Path("physionet2012_hourly.parquet"),
+) -> None:
+    """Hourly table of PhysioNet 2012 stays (same stays and split as `alfia cohort physionet2012`)."""
+    from alfia.series.sources import build_physionet2012_hourly
+
+    with err.status("reading records"):
+        frame, variables, report = build_physionet2012_hourly(records, outcomes, hours, seed=seed)
+        _write(frame, variables, report, out_path, "physionet2012", hours)
+
+
+@build_app.command("yaib-eicu")
+def build_yaib_eicu(
+    yaib_dir: Annotated[Path, typer.Option("--yaib-dir", help="YAIB export folder (dyn/sta/outc.parquet).")],
+    hours: Hours = 24,
+    seed: Seed = 42,
+    out_path: Out = Path("eicu_hourly.parquet"),
+) -> None:
+    """Hourly table from YAIB's eICU export (ricu concepts mapped to ALFIA's variables by name and unit)."""
+    from alfia.series.sources import build_yaib_eicu_hourly
+
+    frame, variables, report = build_yaib_eicu_hourly(yaib_dir, hours, seed=seed)
+    _write(frame, variables, report, out_path, "yaib-eicu", hours)
+
+
+@build_app.command("mimic-iv")
+def build_mimic_iv(
+    mimic_dir: Annotated[Path, typer.Option("--mimic-dir", help="MIMIC-IV folder holding hosp/ and icu/.")],
+    hours: Hours = 24,
+    seed: Seed = 42,
+    out_path: Out = Path("mimic_hourly.parquet"),
+) -> None:
+    """Hourly table of the CW-24 MIMIC-IV stays: vitals, labs, urine output, vasopressor rates, ventilation."""
+    from alfia.series.sources import build_mimic_iv_hourly
+
+    with err.status("extracting"):
+        frame, variables, report = build_mimic_iv_hourly(mimic_dir, hours, seed=seed)
+        _write(frame, variables, report, out_path, "mimic-iv", hours)
+
+
+def _settings(pairs: list[str] | None) -> dict:
+    from alfia.errors import AlfiaError
+
+    settings = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise AlfiaError(f"--set {pair!r}: expected KEY=VALUE (e.g. --set hidden_size=64)")
+        try:
+            settings[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            raise AlfiaError(f"--set {pair!r}: the value must be a number") from None
+    return settings
+
+
+@series_app.command("train")
+def train(
+    hourly: Annotated[Path, typer.Argument(help="Hourly table from `alfia series build`.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run directory to create.")],
+    model: Annotated[str, typer.Option(help="bilstm-transformer, bilstm, transformer, gru or tcn.")] = "bilstm-transformer",
+    epochs: Annotated[int, typer.Option(help="Most epochs.")] = 30,
+    batch_size: Annotated[int, typer.Option(help="Stays per batch.")] = 64,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better val AUPRC.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 42,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Model setting KEY=VALUE (repeat).")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+) -> None:
+    """Train a sequence model; select on val AUPRC; write a run directory `alfia evaluate` reads."""
+    from alfia.series.hourly import read_hourly
+    from alfia.series.train import SeriesTrainConfig, train_series
+
+    arrays = read_hourly(hourly)
+    cfg = SeriesTrainConfig(model=model, model_settings=_settings(set_), epochs=epochs, batch_size=batch_size,
+                            lr=lr, patience=patience, seed=seed, device=device, threads=threads,
+                            hourly=str(hourly))
+    summary = train_series(arrays, out_dir, cfg, resume=resume, log=lambda m: err.print(m, highlight=False))
+    out.print(f"wrote {out_dir}: best epoch {summary['best_epoch']} of {summary['epochs_run']}, val AUPRC "
+              f"{summary['val_auprc']:.4f}, {summary['n_parameters']:,} parameters", highlight=False)
+
+
+@series_app.command("predict")
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory from `alfia series train`.")],
+    input_path: Annotated[Path, typer.Option("--input", help="Hourly table to score.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output Parquet: stay_id, probability (and hour).")],
+    hourly: Annotated[bool, typer.Option("--hourly", help="Risk after each hour 1..H from hours observed by then.")] = False,
+) -> None:
+    """Predict in-hospital mortality per stay, or hour by hour."""
+    from alfia.series.hourly import read_hourly
+    from alfia.series.predict import load_series_run, predict_hourly, predict_stays, write_frame
+
+    run = load_series_run(run_dir)
+    arrays = read_hourly(input_path)
+    df, alignment = (predict_hourly if hourly else predict_stays)(run, arrays)
+    if alignment.absent:
+        err.print(f"[yellow]warning:[/] {len(alignment.absent)} model variable(s) absent from {input_path}, "
+                  f"masked as never measured: {', '.join(sorted(alignment.absent))}", highlight=False)
+    write_frame(df, out_path, inputs=[input_path, run_dir])
+    out.print(f"wrote {out_path}: {len(df):,} rows", highlight=False)
+
+
+@series_app.command("transfer")
+def transfer(
+    run_dir: Annotated[Path, typer.Argument(help="Source run (e.g. trained on PhysioNet 2012).")],
+    input_path: Annotated[Path, typer.Option("--input", help="Target hourly table (e.g. YAIB eICU).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for zero-shot/, fine-tuned/, transfer.json.")],
+    epochs: Annotated[int, typer.Option(help="Most fine-tuning epochs.")] = 10,
+    lr: Annotated[float, typer.Option(help="Fine-tuning learning rate.")] = 3e-4,
+    patience: Annotated[int, typer.Option(help="Fine-tuning early-stopping patience.")] = 3,
+    sensitivity: Annotated[float, typer.Option(help="Rule-out threshold: val sensitivity to reach.")] = 0.9,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of fine-tuning and bootstrap.")] = 42,
+) -> None:
+    """Zero-shot, then lightly fine-tuned, on another source; AUROC/AUPRC with CIs, rule-out NPV."""
+    from alfia.series.hourly import read_hourly
+    from alfia.series.transfer import transfer as run_transfer
+
+    target = read_hourly(input_path)
+    result = run_transfer(run_dir, target, out_dir, epochs=epochs, lr=lr, patience=patience,
+                          target_sensitivity=sensitivity, n_boot=n_boot, seed=seed,
+                          log=lambda m: err.print(m, highlight=False))
+
+    def ci(m):
+        return f"{m['value']:.3f} ({m['ci_low']:.3f}-{m['ci_high']:.3f})" if m["value"] is not None else "-"
+
+    for name in ("zero_shot", "fine_tuned"):
+        r = result[name]
+        out.print(f"{name:>10}: AUROC {ci(r['auroc'])}  AUPRC {ci(r['auprc'])}  at rule-out threshold "
+                  f"{r['threshold']:.4f}: sensitivity {ci(r['sensitivity'])}  NPV {ci(r['npv'])}", highlight=False)
+    out.print(f"wrote {out_dir}/transfer.json; `alfia compare {out_dir}` compares the two runs", highlight=False)
