@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from alfia.cli import app
+from alfia.cli import Overwrite, app
 from alfia.errors import AlfiaError
 
 out_console = Console()
@@ -63,6 +63,17 @@ class _ModelProgress:
                 f"{row['train_time_s']:.1f} s", highlight=False)
 
 
+def _check_out_dir(out: Path, inputs: list[Path], overwrite: bool, resume: bool | None) -> None:
+    """``resume`` None: the command cannot resume (boost)."""
+    from alfia.cohorts.io import manifest_path
+    from alfia.outputs import check_output_dir
+
+    hint = None if resume is None else ("pass --resume to keep the models that finished there, --overwrite "
+                                        "to retrain them all, or choose another --out")
+    check_output_dir(out, inputs=[*inputs, *map(manifest_path, inputs)], overwrite=overwrite,
+                     allow_existing=bool(resume), hint=hint)
+
+
 def _read_cohort(path: Path):
     from alfia.cohorts.io import infer_variant, read_table
 
@@ -87,6 +98,7 @@ def baselines(
     list_models: bool = typer.Option(False, "--list-models", help="List the model names and exit."),
     resume: bool = typer.Option(False, "--resume", help="Keep models that already finished in OUT with "
                                 "the same settings; train the rest (the ensemble is always rebuilt)."),
+    overwrite: Overwrite = False,
 ) -> None:
     """Train the tabular baseline zoo of the paper's Table 3 on the cohort's own split.
 
@@ -112,6 +124,7 @@ def baselines(
     if profile not in ("full", "fast"):
         raise AlfiaError(f"--profile must be 'full' or 'fast', not {profile!r}")
     names = resolve_models(_split_names(models))
+    _check_out_dir(out, [cohort], overwrite, resume)
     df, variant = _read_cohort(cohort)
     if engine == "autogluon":
         from alfia.baselines.engine_autogluon import run_autogluon
@@ -145,6 +158,7 @@ def boost(
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
     layer_weights: bool = typer.Option(False, "--layer-weights/--no-layer-weights",
                                        help="Also use the per-stay ALF layer weights as features."),
+    overwrite: Overwrite = False,
 ) -> None:
     """ALFIA-boost / ALFIA-nn: ALF embeddings + original predictors -> LightGBM, CatBoost or the MLP.
 
@@ -158,6 +172,7 @@ def boost(
     if profile not in ("full", "fast"):
         raise AlfiaError(f"--profile must be 'full' or 'fast', not {profile!r}")
     keys = resolve_learners(_split_names(learner))
+    _check_out_dir(out, [cohort, embeddings], overwrite, None)
     df, variant = _read_cohort(cohort)
     emb, _ = read_table(embeddings)
     with _ModelProgress(len(keys)) as progress:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from alfia.cli import app
+from alfia.cli import Overwrite, app
 
 out_console = Console()
 
@@ -69,9 +69,13 @@ def compare(
     split: str = typer.Option("test", help="Split to compare on; all runs must share its stay_ids."),
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for CIs and paired tests."),
     seed: int = typer.Option(42, help="Seed of the bootstrap (the same resamples for every model)."),
+    overwrite: Overwrite = False,
 ) -> None:
     """Compare runs: table sorted by AUPRC (Markdown, CSV, HTML), forest plot, curves, paired tests."""
     from alfia.evaluation import compare_runs, find_run_dirs
+    from alfia.outputs import check_output_dir
+
+    check_output_dir(out, inputs=run_dirs, overwrite=overwrite)
 
     n_runs = len(find_run_dirs(run_dirs))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from alfia.cli import Overwrite
 from alfia.cli.cohort import cohort_app
+from alfia.outputs import check_table_output
 
 console = Console(stderr=True)
 
@@ -60,8 +62,10 @@ def mimic_iv(
     temp_directory: TempDirectory = None,
     threads: Threads = None,
     seed: Seed = 42,
+    overwrite: Overwrite = False,
 ) -> None:
     """Build the CW-24 MIMIC-IV cohort (first ICU stay of adults on their first hospitalization)."""
+    check_table_output(out, inputs=[mimic_dir, derived_dir], overwrite=overwrite)
     from alfia.cohorts.sources.mimic_iv import MimicConfig, extract_mimic_iv
 
     cfg = MimicConfig(str(mimic_dir), str(derived_dir) if derived_dir else None,
@@ -77,8 +81,10 @@ def eicu(
     temp_directory: TempDirectory = None,
     threads: Threads = None,
     seed: Seed = 42,
+    overwrite: Overwrite = False,
 ) -> None:
     """Build the CW-24 eICU cohort from the tables present; absent tables leave variables missing."""
+    check_table_output(out, inputs=[eicu_dir], overwrite=overwrite)
     from alfia.cohorts.sources.eicu import EicuConfig, extract_eicu
 
     cfg = EicuConfig(str(eicu_dir), duck=_duck_settings(memory_limit, temp_directory, threads))

@@ -121,7 +121,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest | None:
         return None
     try:
         return Manifest.from_dict(json.loads(mpath.read_text()))
-    except (json.JSONDecodeError, TypeError) as e:
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as e:
         raise AlfiaError(f"{mpath}: manifest is not valid JSON ({e})") from None
 
 
@@ -138,7 +138,13 @@ def read_table(path: str | os.PathLike) -> tuple[pd.DataFrame, Manifest | None]:
         raise AlfiaError(f"{path}: not a readable Parquet file ({e})") from None
     if len(df) == 0:
         raise AlfiaError(f"{path}: table has no rows")
-    return df, read_manifest(path)
+    manifest = read_manifest(path)
+    if manifest is not None and manifest.n_rows != len(df):
+        # The manifest describes another table (copied, or the Parquet replaced): its variant, split
+        # counts and provenance would be wrong for this one.
+        raise AlfiaError(f"{manifest_path(path)}: manifest says {manifest.n_rows} rows, but {path} has "
+                         f"{len(df)}; it belongs to another table (remove it or rewrite the table)")
+    return df, manifest
 
 
 def verify_hash(path: str | os.PathLike, manifest: Manifest) -> bool:

@@ -23,7 +23,7 @@ import torch
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
 from alfia.runs import RunLayout
-from alfia.training.data import TEXT_COLUMN, TokenizedTexts, check_texts, pad_token_id_of, tokenize_texts
+from alfia.training.data import TEXT_COLUMN, TokenizedTexts, check_labels, check_texts, pad_token_id_of, tokenize_texts
 from alfia.training.loop import iterate_outputs, resolve_device, set_threads, sigmoid
 from alfia.training.config import TrainConfig
 from alfia.training.run import THRESHOLDS_FILE
@@ -132,7 +132,7 @@ def read_inference_input(path: str | os.PathLike, run: LoadedRun | None = None, 
         raise AlfiaError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix in (".txt", ".text"):
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = _read_utf8(path).splitlines()
         texts = [ln for ln in lines if ln.strip()]
         if not texts:
             raise AlfiaError(f"{path}: no text lines")
@@ -144,7 +144,10 @@ def read_inference_input(path: str | os.PathLike, run: LoadedRun | None = None, 
     elif suffix in (".csv", ".gz"):
         try:
             df = pd.read_csv(path)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        except UnicodeDecodeError:
+            _read_utf8(path)  # names the line
+            raise
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise AlfiaError(f"{path}: not a readable CSV file ({e})") from None
         if df.empty:
             raise AlfiaError(f"{path}: table has no rows")
@@ -152,6 +155,16 @@ def read_inference_input(path: str | os.PathLike, run: LoadedRun | None = None, 
         raise AlfiaError(f"{path}: unknown input type '{suffix}'; give a .parquet or .csv table or a .txt file "
                          f"(one text per line)")
     return frame_to_input(df, str(path), run, template=template)
+
+
+def _read_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise AlfiaError(f"{path}: line {line} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
+                         f"save the file as UTF-8") from None
 
 
 def frame_to_input(df: pd.DataFrame, source: str, run: LoadedRun | None = None, *,
@@ -163,10 +176,9 @@ def frame_to_input(df: pd.DataFrame, source: str, run: LoadedRun | None = None, 
         df = encode_cohort(df, template=chosen, source=source)
     check_texts(df, source)
     labels = None
-    if OUTCOME_COLUMN in df.columns:
-        values = pd.to_numeric(df[OUTCOME_COLUMN], errors="coerce")
-        if values.notna().all() and values.isin([0, 1]).all():
-            labels = values.to_numpy(dtype=np.int8)
+    if OUTCOME_COLUMN in df.columns and df[OUTCOME_COLUMN].notna().any():
+        # New stays carry no label (an all-empty column); a label that is there must be 0 or 1.
+        labels = check_labels(df, source)
     return InferenceInput(
         df[TEXT_COLUMN].tolist(),
         df[ID_COLUMN].to_numpy() if ID_COLUMN in df.columns else np.arange(len(df)),

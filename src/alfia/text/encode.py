@@ -140,6 +140,11 @@ def _check_columns(df: pd.DataFrame, template: Template, source: str) -> None:
     if ID_COLUMN not in df.columns:
         raise AlfiaError(
             f"{source}: column {ID_COLUMN!r} is missing; every cohort row needs its stay id")
+    dup = df[ID_COLUMN].duplicated(keep="first").to_numpy()
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        raise AlfiaError(f"{source}: {_row_label(df, i)}: column {ID_COLUMN!r} repeats an earlier row's "
+                         f"stay id ({int(dup.sum())} duplicate(s)); each ICU stay must appear once")
     schema = template.schema
     unknown = [c for c in df.columns if c not in schema and c not in PASSTHROUGH]
     if unknown:
