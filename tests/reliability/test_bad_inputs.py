@@ -453,6 +453,37 @@ def _(t):
     return ["train", "--resume", run]
 
 
+@case("evaluate-corrupt-predictions", "predictions.parquet")
+def _(t):
+    run = t.run()
+    (run / "predictions.parquet").write_bytes(b"PAR1 this is no parquet PAR1")
+    return ["evaluate", run, "--n-boot", "10"]
+
+
+@case("evaluate-predictions-label-2", "predictions.parquet", "label")
+def _(t):
+    run = t.run()
+    preds = pd.read_parquet(run / "predictions.parquet")
+    preds.loc[0, "label"] = 2
+    preds.to_parquet(run / "predictions.parquet", index=False)
+    return ["evaluate", run, "--n-boot", "10"]
+
+
+@case("compare-folder-without-runs", "empty-folder")
+def _(t):
+    t.path("empty-folder").mkdir()
+    return ["compare", t.path("empty-folder"), "--out", t.path("report"), "--n-boot", "10"]
+
+
+@case("boost-embeddings-missing-stays", "emb.parquet", "stay")
+def _(t):
+    ids = t.cohort_df()["stay_id"].to_numpy()[:20]
+    pd.DataFrame({"stay_id": ids, "alf_0": np.zeros(len(ids)), "alf_1": np.ones(len(ids))}).to_parquet(
+        t.path("emb.parquet"), index=False)
+    return ["boost", t.cohort(), "--embeddings", t.path("emb.parquet"), "--out", t.path("boosted"),
+            "--learner", "lightgbm", "--profile", "fast", "--n-boot", "5"]
+
+
 # --- outputs -------------------------------------------------------------------------------------
 
 @case("out-equals-input-predict", "text.parquet", "input")

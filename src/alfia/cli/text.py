@@ -39,7 +39,7 @@ def encode(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            text, manifest = encode_file(cohort, out, template, missing, progress=True)
+            text, manifest = encode_file(cohort, out, template, missing, progress=True, exclusive=not overwrite)
         finally:  # warnings explain errors too (e.g. a template that is not the cohort's)
             for w in caught:
                 console.print(f"[yellow]warning:[/] {w.message}", highlight=False)

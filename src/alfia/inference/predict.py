@@ -28,6 +28,8 @@ from alfia.training.loop import iterate_outputs, resolve_device, set_threads, si
 from alfia.training.config import TrainConfig
 from alfia.training.run import THRESHOLDS_FILE
 
+STREAM_ROWS = 4096  # texts tokenised and scored at a time by predict/embed
+
 
 @dataclass
 class LoadedRun:
@@ -221,28 +223,36 @@ class _PeakRSS:
 def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_embeddings: bool):
     if batch_size < 1:
         raise AlfiaError(f"batch size must be >= 1, got {batch_size}")
-    data: TokenizedTexts = tokenize_texts(inputs.texts, run.model.tokenizer, run.max_length)
-    n = len(data)
+    n = len(inputs.texts)
     logits = np.empty(n, dtype=np.float64)
     embeddings = layer_weights = None
+    n_tokens = 0
     cuda = run.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(run.device)
     started = time.perf_counter()
     with _PeakRSS() as rss:
-        for index, out in iterate_outputs(run.model, data, batch_size=batch_size,
-                                          pad_token_id=pad_token_id_of(run.model.tokenizer), device=run.device):
-            logits[index] = out.logits.float().cpu().numpy().reshape(-1)
-            if want_embeddings:
-                emb = out.embedding.float().cpu().numpy()
-                if embeddings is None:
-                    embeddings = np.zeros((n, emb.shape[1]), dtype=np.float32)
-                embeddings[index] = emb
-                if out.layer_weights is not None:
-                    w = out.layer_weights.float().cpu().numpy()
-                    if layer_weights is None:
-                        layer_weights = np.zeros((n, w.shape[1]), dtype=np.float32)
-                    layer_weights[index] = w
+        # Token ids as Python lists cost ~36 bytes each (~2 GB for 200k texts of 300 tokens), so texts
+        # are tokenised and scored STREAM_ROWS at a time; memory beyond the inputs stays flat in n.
+        for start in range(0, n, STREAM_ROWS):
+            data: TokenizedTexts = tokenize_texts(inputs.texts[start:start + STREAM_ROWS], run.model.tokenizer,
+                                                  run.max_length)
+            n_tokens += int(data.lengths.sum())
+            for index, out in iterate_outputs(run.model, data, batch_size=batch_size,
+                                              pad_token_id=pad_token_id_of(run.model.tokenizer), device=run.device):
+                index = index + start
+                logits[index] = out.logits.float().cpu().numpy().reshape(-1)
+                if want_embeddings:
+                    emb = out.embedding.float().cpu().numpy()
+                    if embeddings is None:
+                        embeddings = np.zeros((n, emb.shape[1]), dtype=np.float32)
+                    embeddings[index] = emb
+                    if out.layer_weights is not None:
+                        w = out.layer_weights.float().cpu().numpy()
+                        if layer_weights is None:
+                            layer_weights = np.zeros((n, w.shape[1]), dtype=np.float32)
+                        layer_weights[index] = w
+            del data
         if cuda:
             torch.cuda.synchronize(run.device)
     seconds = time.perf_counter() - started
@@ -251,7 +261,7 @@ def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_e
         peak_rss_mb=rss.peak / 2**20, rss_increase_mb=(rss.peak - rss.start_rss) / 2**20,
         device=str(run.device),
         peak_gpu_mb=torch.cuda.max_memory_allocated(run.device) / 2**20 if cuda else None,
-        extra={"max_length": run.max_length, "mean_tokens": float(data.lengths.mean()) if n else 0.0})
+        extra={"max_length": run.max_length, "mean_tokens": n_tokens / n if n else 0.0})
     return logits, embeddings, layer_weights, perf
 
 

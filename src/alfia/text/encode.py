@@ -214,9 +214,10 @@ def encode_cohort(df: pd.DataFrame, template: str = "auto", missing: MissingMode
 
 
 def encode_file(cohort_path: str | os.PathLike, out_path: str | os.PathLike, template: str = "auto",
-                missing: MissingMode = "omit", *,
-                progress: bool = False) -> tuple[pd.DataFrame, Manifest]:
-    """Read a cohort file, encode it, and write the text table with its manifest (atomically)."""
+                missing: MissingMode = "omit", *, progress: bool = False,
+                exclusive: bool = False) -> tuple[pd.DataFrame, Manifest]:
+    """Read a cohort file, encode it, and write the text table with its manifest (atomically).
+    ``exclusive``: refuse if ``out_path`` appeared while encoding (see ``write_table``)."""
     cohort_path = Path(cohort_path)
     df, manifest = read_table(cohort_path)
     source = str(cohort_path)
@@ -242,5 +243,5 @@ def encode_file(cohort_path: str | os.PathLike, out_path: str | os.PathLike, tem
             "cohort_sha256": sha256_file(cohort_path),
         },
     )
-    written = write_table(text, out_path, text_manifest)
+    written = write_table(text, out_path, text_manifest, exclusive=exclusive)
     return text, written
