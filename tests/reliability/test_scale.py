@@ -3,11 +3,14 @@ peak-RSS figures are in BENCHMARKS.md, from benchmarks/reliability_scale.py)."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 
 def test_predict_and_embed_stream_in_chunks_with_the_same_results(assets, monkeypatch):
-    import alfia.inference.predict as inference
+    # importlib: the attribute alfia.inference.predict is the function, which shadows the module
+    inference = importlib.import_module("alfia.inference.predict")
 
     run = inference.load_run(assets.run, num_threads=1)
     inputs = inference.read_inference_input(assets.text_path, run)
