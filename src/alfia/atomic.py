@@ -74,6 +74,25 @@ def read_json_object(path: str | os.PathLike, *, missing: str = "file is missing
 
 
 @contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``folder`` (flock on the folder itself: no lock file is left
+    behind). Writers of files that belong together (a table and its manifest) take it, so two processes
+    writing the same output finish one after the other and never leave one's table with the other's
+    manifest. Where flock does not exist (Windows), this does nothing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder next to ``target``; swap it in for ``target`` if the block succeeds.
 

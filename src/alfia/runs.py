@@ -111,7 +111,10 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise AlfiaError(f"{path}: no predictions file")
-    df = pd.read_parquet(path)
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise AlfiaError(f"{path}: not a readable Parquet file ({e})") from None
     missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
     if missing:
         raise AlfiaError(f"{path}: predictions lack column(s) {', '.join(missing)}")

@@ -34,7 +34,7 @@ def test_same_input_and_seed_give_the_same_bytes(tmp_path, capsys):
     for p in paths:
         assert run_cli(["cohort", "synthetic", "--n", "300", "--out", p], capsys)[0] == 0
     assert paths[0].read_bytes() == paths[1].read_bytes()
-    run_cli(["cohort", "synthetic", "--n", "300", "--seed", "43", "--out", paths[1]], capsys)
+    run_cli(["cohort", "synthetic", "--n", "300", "--seed", "43", "--out", paths[1], "--overwrite"], capsys)
     assert paths[0].read_bytes() != paths[1].read_bytes()
 
 
@@ -57,7 +57,7 @@ def test_physionet_cohort_bytes_are_deterministic(tmp_path, capsys):
     assert manifest["extra"]["report"]["n_stays"] == 20 and manifest["window_hours"] == 24
     assert run_cli(["cohort", "validate", outs[0]], capsys)[0] == 0
     code, _, _ = run_cli(["cohort", "physionet2012", "--records", folder, "--outcomes", outcomes,
-                          "--hours", "1.5", "--aggregates", "full", "--out", outs[1]], capsys)
+                          "--hours", "1.5", "--aggregates", "full", "--out", outs[1], "--overwrite"], capsys)
     short = json.loads((tmp_path / "y.manifest.json").read_text())
     assert code == 0 and short["window_hours"] == 1.5
     assert read_table(outs[1])[0]["gcs_count"].eq(0).all()  # GCS at 02:00 is after 1.5 h
@@ -69,7 +69,7 @@ def test_bad_physionet_input_fails_cleanly_and_keeps_old_output(tmp_path, capsys
     tar = write_tar(tmp_path / "set.tar.gz", {"1.txt": record_text(1), "notes.csv": "x"})
     outcomes = write_outcomes(tmp_path / "o.txt", [(1, 1, 1, 1, -1, 0)])
     code, _, err = run_cli(["cohort", "physionet2012", "--records", tar, "--outcomes", outcomes,
-                            "--out", out], capsys)
+                            "--out", out, "--overwrite"], capsys)
     assert code == 2
     assert "error:" in err and "set-x/notes.csv: not a PhysioNet 2012 record" in err
     assert out.read_bytes() == b"previous"

@@ -70,7 +70,7 @@ def test_cohort_of_unknown_variant_fails_and_keeps_old_output(tmp_path, cohort_f
     manifest = json.loads(cohort_file.with_name("cohort.manifest.json").read_text())
     manifest["variant"] = "hirid"
     cohort_file.with_name("cohort.manifest.json").write_text(json.dumps(manifest))
-    res = _encode(cohort_file, "--out", out)
+    res = _encode(cohort_file, "--out", out, "--overwrite")
     assert isinstance(res.exception, AlfiaError)
     assert "no text template for cohort variant 'hirid'" in str(res.exception)
     assert out.read_bytes() == before

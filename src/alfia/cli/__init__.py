@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+# Every command that writes a file takes this flag; alfia.outputs refuses existing outputs without it.
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing output (never an input).")]
 
 
 def _register() -> None:
@@ -40,5 +44,8 @@ def main() -> None:
         app()
     except AlfiaError as e:
         # escape(): messages may hold brackets (e.g. 'pip install ".[autogluon]"') that are not markup.
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+        sys.exit(2)
+    except OSError as e:  # a disk that is full or a folder that turned read-only mid-run: one line, not a traceback
         console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         sys.exit(2)

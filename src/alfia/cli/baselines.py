@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from alfia.cli import app
+from alfia.cli import Overwrite, app
 from alfia.errors import AlfiaError
 
 out_console = Console()
@@ -61,6 +61,17 @@ class _ModelProgress:
             self.progress.console.print(
                 f"  {name}: val AUPRC {row['val_auprc']:.3f}, test AUPRC {row['test_auprc']:.3f}, "
                 f"{row['train_time_s']:.1f} s", highlight=False)
+
+
+def _check_out_dir(out: Path, inputs: list[Path], overwrite: bool, resume: bool | None) -> None:
+    """``resume`` None: the command cannot resume (boost)."""
+    from alfia.cohorts.io import manifest_path
+    from alfia.outputs import check_output_dir
+
+    hint = None if resume is None else ("pass --resume to keep the models that finished there, --overwrite "
+                                        "to retrain them all, or choose another --out")
+    check_output_dir(out, inputs=[*inputs, *map(manifest_path, inputs)], overwrite=overwrite,
+                     allow_existing=bool(resume), hint=hint)
 
 
 def _read_cohort(path: Path):
@@ -133,6 +144,7 @@ def baselines(
     external: list[Path] = typer.Option(None, "--external", help="External cohort (repeatable), scored "
                                         "whole by every model after training; another CW-24 variant is "
                                         "mapped into this one. Writes OUT/<Model>/external/<name>/."),
+    overwrite: Overwrite = False,
 ) -> None:
     """Train the tabular baseline zoo of the paper's Table 3 on the cohort's own split.
 
@@ -158,6 +170,7 @@ def baselines(
     if profile not in ("full", "fast"):
         raise AlfiaError(f"--profile must be 'full' or 'fast', not {profile!r}")
     names = resolve_models(_split_names(models))
+    _check_out_dir(out, [cohort], overwrite, resume)
     df, variant = _read_cohort(cohort)
     externals = _read_externals(external)
     if externals and engine != "native":
@@ -203,6 +216,7 @@ def boost(
     external_embeddings: list[Path] = typer.Option(None, "--external-embeddings", help="ALF embeddings "
                                                    "of each --external cohort, same order (alfia embed "
                                                    "RUN_DIR --input EXTERNAL --out EMB.parquet)."),
+    overwrite: Overwrite = False,
 ) -> None:
     """ALFIA-boost / ALFIA-nn: ALF embeddings + original predictors -> LightGBM, CatBoost or the MLP.
 
@@ -216,6 +230,7 @@ def boost(
     if profile not in ("full", "fast"):
         raise AlfiaError(f"--profile must be 'full' or 'fast', not {profile!r}")
     keys = resolve_learners(_split_names(learner))
+    _check_out_dir(out, [cohort, embeddings], overwrite, None)
     df, variant = _read_cohort(cohort)
     emb, _ = read_table(embeddings)
     externals = _read_externals(external, list(external_embeddings or []))

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from alfia.cli import app
+from alfia.cli import Overwrite, app
+from alfia.outputs import check_table_output
 
 cohort_app = typer.Typer(help="Build, validate and describe CW-24 cohort tables.", no_args_is_help=True)
 app.add_typer(cohort_app, name="cohort")
@@ -60,8 +61,10 @@ def synthetic(
     seed: Annotated[int, typer.Option(help="Random seed (generation and split).")] = 42,
     out_path: Annotated[Path, typer.Option("--out", help="Output Parquet file.")] = Path(
         "cohort.parquet"),
+    overwrite: Overwrite = False,
 ) -> None:
     """Generate a synthetic CW-24 cohort calibrated to the paper's Tables 1 and 2."""
+    check_table_output(out_path, overwrite=overwrite)
     from alfia.api import cohort as api
 
     with err.status(f"generating {n:,} synthetic {variant} stays"):
@@ -81,8 +84,10 @@ def physionet2012(
              "(texts p95 <= 256 tokens); full: 7 statistics of all 37 series (266 predictors).")] = "compact",
     out_path: Annotated[Path, typer.Option("--out", help="Output Parquet file.")] = Path(
         "physionet2012.parquet"),
+    overwrite: Overwrite = False,
 ) -> None:
     """Build the PhysioNet/CinC 2012 cohort (real ICU stays) from PhysioNet's own files."""
+    check_table_output(out_path, inputs=[*records, *outcomes], overwrite=overwrite)
     from alfia.api import cohort as api
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
@@ -125,8 +130,6 @@ def validate(
         if not verify_hash(file, manifest):
             report.warnings.append("content hash differs from the manifest: the file was changed "
                                    "after it was written")
-        if manifest.n_rows != len(df):
-            report.warnings.append(f"manifest says {manifest.n_rows} rows, file has {len(df)}")
     for w in report.warnings:
         err.print(f"[yellow]warning:[/] {file}: {w}", highlight=False)
     out.print(f"[green]ok[/] {file}: {len(df):,} stays, variant {variant}, "

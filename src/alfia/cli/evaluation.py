@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from alfia.cli import app
+from alfia.cli import Overwrite, app
 
 out_console = Console()
 
@@ -162,9 +162,13 @@ def compare(
     seed: int = typer.Option(42, help="Seed of the bootstrap (the same resamples for every model)."),
     cohort: Optional[Path] = typer.Option(None, "--cohort", help="Cohort whose sex, age and ICU-unit columns the "
                                           "subgroup tables use; default: the data file the first run records."),
+    overwrite: Overwrite = False,
 ) -> None:
     """Compare runs: table sorted by AUPRC (Markdown, CSV, HTML), forest plot, curves, paired tests."""
     from alfia.evaluation import compare_runs, find_run_dirs
+    from alfia.outputs import check_output_dir
+
+    check_output_dir(out, inputs=run_dirs, overwrite=overwrite)
 
     n_runs = len(find_run_dirs(run_dirs))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

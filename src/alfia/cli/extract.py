@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from alfia.cli import Overwrite
 from alfia.cli.cohort import cohort_app
+from alfia.outputs import check_table_output
 
 console = Console(stderr=True)
 
@@ -51,8 +53,10 @@ def mimic_iv(
     temp_directory: TempDirectory = None,
     threads: Threads = None,
     seed: Seed = 42,
+    overwrite: Overwrite = False,
 ) -> None:
     """Build the CW-24 MIMIC-IV cohort (first ICU stay of adults on their first hospitalization)."""
+    check_table_output(out, inputs=[mimic_dir, derived_dir], overwrite=overwrite)
     from alfia.api import cohort as api
 
     _run(lambda progress: api.mimic_iv(mimic_dir, out=out, derived_dir=derived_dir, memory_limit=memory_limit,
@@ -68,8 +72,10 @@ def eicu(
     temp_directory: TempDirectory = None,
     threads: Threads = None,
     seed: Seed = 42,
+    overwrite: Overwrite = False,
 ) -> None:
     """Build the CW-24 eICU cohort from the tables present; absent tables leave variables missing."""
+    check_table_output(out, inputs=[eicu_dir], overwrite=overwrite)
     from alfia.api import cohort as api
 
     _run(lambda progress: api.eicu(eicu_dir, out=out, memory_limit=memory_limit, temp_directory=temp_directory,

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from alfia.cli import app
+from alfia.cli import Overwrite, app
 from alfia.errors import AlfiaError
 
 console = Console(stderr=True)
@@ -76,6 +76,10 @@ def train(
 
     if no_lora and full_finetune:
         raise AlfiaError("--no-lora and --full-finetune exclude each other")
+    if resume is None and out is not None and not (out / "config.json").exists():  # a run there: train_run says so
+        from alfia.outputs import check_output_dir
+
+        check_output_dir(out, inputs=[text_table], hint="choose another --out")
     try:
         if resume is not None:
             if out is not None and out.resolve() != resume.resolve():
@@ -119,6 +123,15 @@ def _load(run_dir: Path, input_path: Path, threads: Optional[int], device: str):
     return run, read_inference_input(input_path, run)
 
 
+def _check_out(out: Path, run_dir: Path, input_path: Path, overwrite: bool) -> None:
+    """The output is none of the run's files nor the input (or its manifest); see alfia.outputs."""
+    from alfia.cohorts.io import manifest_path
+    from alfia.outputs import check_output
+
+    run_files = list(run_dir.iterdir()) if run_dir.is_dir() else []
+    check_output(out, inputs=[input_path, manifest_path(input_path), run_dir, *run_files], overwrite=overwrite)
+
+
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="A trained ALFIA run directory."),
@@ -129,13 +142,15 @@ def predict(
     batch_size: int = typer.Option(64, "--batch-size"),
     threads: Optional[int] = typer.Option(None, "--threads"),
     device: str = typer.Option("auto"),
+    overwrite: Overwrite = False,
 ) -> None:
     """Mortality probabilities and labels at the run's threshold; prints ms/sample and peak memory."""
     from alfia.atomic import write_atomic
     from alfia.inference import predict as run_predict
 
-    run, inputs = _load(run_dir, input, threads, device)
     out = out or input.with_name(input.name.split(".")[0] + ".predictions.parquet")
+    _check_out(out, run_dir, input, overwrite)
+    run, inputs = _load(run_dir, input, threads, device)
     preds, perf = run_predict(run, inputs, batch_size=batch_size)
     if out.suffix.lower() == ".csv":
         write_atomic(out, lambda p: preds.to_csv(p, index=False))
@@ -154,11 +169,13 @@ def embed(
     batch_size: int = typer.Option(64, "--batch-size"),
     threads: Optional[int] = typer.Option(None, "--threads"),
     device: str = typer.Option("auto"),
+    overwrite: Overwrite = False,
 ) -> None:
     """L2-normalised fused (ALF) embeddings and layer weights, one row per stay (Algorithm 2)."""
     from alfia.atomic import write_atomic
     from alfia.inference import embed as run_embed
 
+    _check_out(out, run_dir, input, overwrite)
     run, inputs = _load(run_dir, input, threads, device)
     frame, perf = run_embed(run, inputs, batch_size=batch_size)
     write_atomic(out, lambda p: frame.to_parquet(p, index=False))

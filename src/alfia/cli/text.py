@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from alfia.cli import app, console
+from alfia.cli import Overwrite, app, console
 from alfia.errors import AlfiaError
 
 
@@ -26,16 +26,20 @@ def encode(
              "a local directory, or a Hugging Face id."),
     max_length: int | None = typer.Option(
         None, "--max-length", min=1, help="Warn with the number of texts longer than this many tokens."),
+    overwrite: Overwrite = False,
 ) -> None:
     """Turn every ICU stay of a cohort into a fluent clinical description."""
+    from alfia.cohorts.io import manifest_path
+    from alfia.outputs import check_table_output
     from alfia.text.encode import encode_file
 
     if missing not in ("omit", "state"):
         raise AlfiaError(f"--missing must be 'omit' or 'state', not {missing!r}")
+    check_table_output(out, inputs=[cohort, manifest_path(cohort)], overwrite=overwrite)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            text, manifest = encode_file(cohort, out, template, missing, progress=True)
+            text, manifest = encode_file(cohort, out, template, missing, progress=True, exclusive=not overwrite)
         finally:  # warnings explain errors too (e.g. a template that is not the cohort's)
             for w in caught:
                 console.print(f"[yellow]warning:[/] {w.message}", highlight=False)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from alfia import __version__
-from alfia.atomic import atomic_path
+from alfia.atomic import atomic_path, folder_lock
 from alfia.cohorts.schema import (
     OUTCOME_COLUMN, SCHEMA_VERSION, SPLIT_COLUMN, SPLITS, get_schema,
 )
@@ -77,25 +77,33 @@ class Manifest:
         return cls(**known)
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike, manifest: Manifest) -> Manifest:
+def write_table(df: pd.DataFrame, path: str | os.PathLike, manifest: Manifest, *,
+                exclusive: bool = False) -> Manifest:
     """Write ``df`` and its manifest atomically. Returns the manifest as written (hash filled in).
 
-    Both files go to temporary names first; the Parquet is renamed before the manifest, and an error
-    in either step leaves whatever was there before untouched.
+    Both files go to temporary names first and are renamed into place under a lock on the folder, so
+    concurrent writers of one path finish one after the other and leave one writer's pair, never a mix;
+    an error in either step leaves whatever was there before untouched. ``exclusive``: refuse
+    (AlfiaError) if ``path`` exists once the lock is held, i.e. another process wrote it meanwhile.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
     # Drop pandas' own metadata blob: it embeds library versions and would make the bytes (and the
     # content hash) depend on the environment rather than on the data.
     table = table.replace_schema_metadata(None)
     mpath = manifest_path(path)
-    with atomic_path(path) as tmp_table, atomic_path(mpath) as tmp_manifest:
-        pq.write_table(table, tmp_table, compression="zstd")
-        manifest.content_sha256 = sha256_file(tmp_table)
-        manifest.n_rows = int(len(df))
-        manifest.created_at = manifest.created_at or datetime.now(timezone.utc).isoformat(
-            timespec="seconds")
-        tmp_manifest.write_text(json.dumps(manifest.to_dict(), indent=2, default=str) + "\n")
+    with folder_lock(path.parent):
+        if exclusive and (path.exists() or mpath.exists()):
+            raise AlfiaError(f"{path}: was written by another process while this one ran; pass "
+                             f"--overwrite to replace it, or choose another --out")
+        with atomic_path(path) as tmp_table, atomic_path(mpath) as tmp_manifest:
+            pq.write_table(table, tmp_table, compression="zstd")
+            manifest.content_sha256 = sha256_file(tmp_table)
+            manifest.n_rows = int(len(df))
+            manifest.created_at = manifest.created_at or datetime.now(timezone.utc).isoformat(
+                timespec="seconds")
+            tmp_manifest.write_text(json.dumps(manifest.to_dict(), indent=2, default=str) + "\n")
     return manifest
 
 
@@ -121,7 +129,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest | None:
         return None
     try:
         return Manifest.from_dict(json.loads(mpath.read_text()))
-    except (json.JSONDecodeError, TypeError) as e:
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as e:
         raise AlfiaError(f"{mpath}: manifest is not valid JSON ({e})") from None
 
 
@@ -138,7 +146,13 @@ def read_table(path: str | os.PathLike) -> tuple[pd.DataFrame, Manifest | None]:
         raise AlfiaError(f"{path}: not a readable Parquet file ({e})") from None
     if len(df) == 0:
         raise AlfiaError(f"{path}: table has no rows")
-    return df, read_manifest(path)
+    manifest = read_manifest(path)
+    if manifest is not None and manifest.n_rows != len(df):
+        # The manifest describes another table (copied, or the Parquet replaced): its variant, split
+        # counts and provenance would be wrong for this one.
+        raise AlfiaError(f"{manifest_path(path)}: manifest says {manifest.n_rows} rows, but {path} has "
+                         f"{len(df)}; it belongs to another table (remove it or rewrite the table)")
+    return df, manifest
 
 
 def verify_hash(path: str | os.PathLike, manifest: Manifest) -> bool:

@@ -23,10 +23,12 @@ import torch
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
 from alfia.runs import RunLayout
-from alfia.training.data import TEXT_COLUMN, TokenizedTexts, check_texts, pad_token_id_of, tokenize_texts
+from alfia.training.data import TEXT_COLUMN, TokenizedTexts, check_labels, check_texts, pad_token_id_of, tokenize_texts
 from alfia.training.loop import iterate_outputs, resolve_device, set_threads, sigmoid
 from alfia.training.config import TrainConfig
 from alfia.training.run import THRESHOLDS_FILE
+
+STREAM_ROWS = 4096  # texts tokenised and scored at a time by predict/embed
 
 
 @dataclass
@@ -136,7 +138,7 @@ def read_inference_input(path: str | os.PathLike, run: LoadedRun | None = None, 
         raise AlfiaError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix in (".txt", ".text"):
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = _read_utf8(path).splitlines()
         texts = [ln for ln in lines if ln.strip()]
         if not texts:
             raise AlfiaError(f"{path}: no text lines")
@@ -148,7 +150,10 @@ def read_inference_input(path: str | os.PathLike, run: LoadedRun | None = None, 
     elif suffix in (".csv", ".gz"):
         try:
             df = pd.read_csv(path)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        except UnicodeDecodeError:
+            _read_utf8(path)  # names the line
+            raise
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise AlfiaError(f"{path}: not a readable CSV file ({e})") from None
         if df.empty:
             raise AlfiaError(f"{path}: table has no rows")
@@ -156,6 +161,16 @@ def read_inference_input(path: str | os.PathLike, run: LoadedRun | None = None, 
         raise AlfiaError(f"{path}: unknown input type '{suffix}'; give a .parquet or .csv table or a .txt file "
                          f"(one text per line)")
     return frame_to_input(df, str(path), run, template=template)
+
+
+def _read_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise AlfiaError(f"{path}: line {line} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
+                         f"save the file as UTF-8") from None
 
 
 def frame_to_input(df: pd.DataFrame, source: str, run: LoadedRun | None = None, *,
@@ -171,10 +186,9 @@ def frame_to_input(df: pd.DataFrame, source: str, run: LoadedRun | None = None, 
         df = encode_cohort(df, template=chosen, source=source)
     check_texts(df, source)
     labels = None
-    if OUTCOME_COLUMN in df.columns:
-        values = pd.to_numeric(df[OUTCOME_COLUMN], errors="coerce")
-        if values.notna().all() and values.isin([0, 1]).all():
-            labels = values.to_numpy(dtype=np.int8)
+    if OUTCOME_COLUMN in df.columns and df[OUTCOME_COLUMN].notna().any():
+        # New stays carry no label (an all-empty column); a label that is there must be 0 or 1.
+        labels = check_labels(df, source)
     return InferenceInput(
         df[TEXT_COLUMN].tolist(),
         df[ID_COLUMN].to_numpy() if ID_COLUMN in df.columns else np.arange(len(df)),
@@ -217,28 +231,36 @@ class _PeakRSS:
 def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_embeddings: bool):
     if batch_size < 1:
         raise AlfiaError(f"batch size must be >= 1, got {batch_size}")
-    data: TokenizedTexts = tokenize_texts(inputs.texts, run.model.tokenizer, run.max_length)
-    n = len(data)
+    n = len(inputs.texts)
     logits = np.empty(n, dtype=np.float64)
     embeddings = layer_weights = None
+    n_tokens = 0
     cuda = run.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(run.device)
     started = time.perf_counter()
     with _PeakRSS() as rss:
-        for index, out in iterate_outputs(run.model, data, batch_size=batch_size,
-                                          pad_token_id=pad_token_id_of(run.model.tokenizer), device=run.device):
-            logits[index] = out.logits.float().cpu().numpy().reshape(-1)
-            if want_embeddings:
-                emb = out.embedding.float().cpu().numpy()
-                if embeddings is None:
-                    embeddings = np.zeros((n, emb.shape[1]), dtype=np.float32)
-                embeddings[index] = emb
-                if out.layer_weights is not None:
-                    w = out.layer_weights.float().cpu().numpy()
-                    if layer_weights is None:
-                        layer_weights = np.zeros((n, w.shape[1]), dtype=np.float32)
-                    layer_weights[index] = w
+        # Token ids as Python lists cost ~36 bytes each (~2 GB for 200k texts of 300 tokens), so texts
+        # are tokenised and scored STREAM_ROWS at a time; memory beyond the inputs stays flat in n.
+        for start in range(0, n, STREAM_ROWS):
+            data: TokenizedTexts = tokenize_texts(inputs.texts[start:start + STREAM_ROWS], run.model.tokenizer,
+                                                  run.max_length)
+            n_tokens += int(data.lengths.sum())
+            for index, out in iterate_outputs(run.model, data, batch_size=batch_size,
+                                              pad_token_id=pad_token_id_of(run.model.tokenizer), device=run.device):
+                index = index + start
+                logits[index] = out.logits.float().cpu().numpy().reshape(-1)
+                if want_embeddings:
+                    emb = out.embedding.float().cpu().numpy()
+                    if embeddings is None:
+                        embeddings = np.zeros((n, emb.shape[1]), dtype=np.float32)
+                    embeddings[index] = emb
+                    if out.layer_weights is not None:
+                        w = out.layer_weights.float().cpu().numpy()
+                        if layer_weights is None:
+                            layer_weights = np.zeros((n, w.shape[1]), dtype=np.float32)
+                        layer_weights[index] = w
+            del data
         if cuda:
             torch.cuda.synchronize(run.device)
     seconds = time.perf_counter() - started
@@ -247,7 +269,7 @@ def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_e
         peak_rss_mb=rss.peak / 2**20, rss_increase_mb=(rss.peak - rss.start_rss) / 2**20,
         device=str(run.device),
         peak_gpu_mb=torch.cuda.max_memory_allocated(run.device) / 2**20 if cuda else None,
-        extra={"max_length": run.max_length, "mean_tokens": float(data.lengths.mean()) if n else 0.0})
+        extra={"max_length": run.max_length, "mean_tokens": n_tokens / n if n else 0.0})
     return logits, embeddings, layer_weights, perf
 
 

@@ -140,6 +140,11 @@ def _check_columns(df: pd.DataFrame, template: Template, source: str) -> None:
     if ID_COLUMN not in df.columns:
         raise AlfiaError(
             f"{source}: column {ID_COLUMN!r} is missing; every cohort row needs its stay id")
+    dup = df[ID_COLUMN].duplicated(keep="first").to_numpy()
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        raise AlfiaError(f"{source}: {_row_label(df, i)}: column {ID_COLUMN!r} repeats an earlier row's "
+                         f"stay id ({int(dup.sum())} duplicate(s)); each ICU stay must appear once")
     schema = template.schema
     unknown = [c for c in df.columns if c not in schema and c not in PASSTHROUGH]
     if unknown:
@@ -209,9 +214,10 @@ def encode_cohort(df: pd.DataFrame, template: str = "auto", missing: MissingMode
 
 
 def encode_file(cohort_path: str | os.PathLike, out_path: str | os.PathLike, template: str = "auto",
-                missing: MissingMode = "omit", *,
-                progress: bool = False) -> tuple[pd.DataFrame, Manifest]:
-    """Read a cohort file, encode it, and write the text table with its manifest (atomically)."""
+                missing: MissingMode = "omit", *, progress: bool = False,
+                exclusive: bool = False) -> tuple[pd.DataFrame, Manifest]:
+    """Read a cohort file, encode it, and write the text table with its manifest (atomically).
+    ``exclusive``: refuse if ``out_path`` appeared while encoding (see ``write_table``)."""
     cohort_path = Path(cohort_path)
     df, manifest = read_table(cohort_path)
     source = str(cohort_path)
@@ -237,5 +243,5 @@ def encode_file(cohort_path: str | os.PathLike, out_path: str | os.PathLike, tem
             "cohort_sha256": sha256_file(cohort_path),
         },
     )
-    written = write_table(text, out_path, text_manifest)
+    written = write_table(text, out_path, text_manifest, exclusive=exclusive)
     return text, written

@@ -101,11 +101,17 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any], *, source: str = "TrainConfig") -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise AlfiaError(f"TrainConfig: unknown field(s) {', '.join(unknown)}")
+            raise AlfiaError(f"{source}: unknown field(s) {', '.join(unknown)}")
+        for f in fields(cls):  # a hand-edited config.json: "epochs": "many" must not reach the checks
+            value = d.get(f.name)
+            numeric = "int" in str(f.type) or "float" in str(f.type)
+            if numeric and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))) \
+                    and not (isinstance(value, str) and "str" in str(f.type)):
+                raise AlfiaError(f"{source}: field '{f.name}' must be a number ({f.type}), got {value!r}")
         return cls(**d)
 
     def save_json(self, path: str | os.PathLike) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
 
 TEXT_COLUMN = "text"
+_VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]")  # a text of only spaces and control characters is empty
 
 
 def _row_name(df: pd.DataFrame, position: int) -> str:
@@ -35,7 +37,7 @@ def check_texts(df: pd.DataFrame, source: str) -> None:
         raise AlfiaError(f"{source}: no '{TEXT_COLUMN}' column (columns: {', '.join(map(str, df.columns[:12]))}"
                          f"{', ...' if len(df.columns) > 12 else ''}); encode the cohort with `alfia text` first")
     texts = df[TEXT_COLUMN]
-    bad = texts.map(lambda t: not (isinstance(t, str) and t.strip())).astype(bool)
+    bad = texts.map(lambda t: not (isinstance(t, str) and _VISIBLE.search(t))).astype(bool)
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])
         raise AlfiaError(f"{source}: column '{TEXT_COLUMN}' is empty at {_row_name(df, position)}"

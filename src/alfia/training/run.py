@@ -26,7 +26,7 @@ from sklearn.metrics import precision_recall_curve
 from alfia import __version__
 from alfia.atomic import read_json_object, write_json_atomic
 from alfia.cohorts.io import read_table, sha256_file
-from alfia.cohorts.schema import SPLIT_COLUMN, SPLITS
+from alfia.cohorts.schema import OUTCOME_COLUMN, SPLIT_COLUMN, SPLITS
 from alfia.errors import AlfiaError
 from alfia.runs import RunLayout, write_predictions
 from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory, ProgressDisplay
@@ -83,6 +83,10 @@ def _split_frame(df: pd.DataFrame, source: str) -> dict[str, pd.DataFrame]:
     for s in ("train", "val"):
         if parts[s].empty:
             raise AlfiaError(f"{source}: no '{s}' rows in column '{SPLIT_COLUMN}'")
+        classes = sorted(pd.to_numeric(parts[s][OUTCOME_COLUMN]).unique())
+        if len(classes) < 2:  # no loss signal (train) or no AUPRC for early stopping (val)
+            raise AlfiaError(f"{source}: every '{s}' row has {OUTCOME_COLUMN}={classes[0]:g}; training needs "
+                             f"deaths and survivors in both train and val")
     return parts
 
 
@@ -175,7 +179,7 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
     if resume:
         doc = read_run_config(out_dir)
         model_config = AlfiaConfig.from_dict(doc["model"], source=f"{layout.config}: model")
-        train_config = TrainConfig.from_dict(doc["train"])
+        train_config = TrainConfig.from_dict(doc["train"], source=f"{layout.config}: train")
         saved_path = Path(doc["data"]["path"])
         if text_path is not None and Path(text_path).resolve() != saved_path:
             raise AlfiaError(f"{text_path}: --resume continues {out_dir}, which was trained on {saved_path}; "

@@ -96,6 +96,10 @@ def _read_records(source: PathLike, progress: Progress | None) -> list[_RecordFi
                     if member.isdir():
                         continue
                     label = f"{path}:{member.name}"
+                    if member.name.startswith(("/", "\\")) or ".." in Path(member.name).parts:
+                        # Members are read in memory, never extracted; a name pointing outside
+                        # the archive still marks a hostile or broken file.
+                        raise AlfiaError(f"{label}: member path points outside the archive; refusing it")
                     if not member.isfile():
                         raise AlfiaError(f"{label}: not a PhysioNet 2012 record (not a regular "
                                          f"file)")

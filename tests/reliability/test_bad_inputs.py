@@ -1,0 +1,696 @@
+"""The bad-input catalogue: every command, fed something broken or hostile, answers with one error line
+that names the file, row or column at fault (exit status 2), and leaves every file it found untouched.
+
+Each case builds its files in a fresh folder, usually including an *earlier output* at the path the
+command is told to write (with ``--overwrite`` where the command takes it, so the refusal is the bad
+input's and not the guard's). After the command fails, the folder must be byte-for-byte what it was.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import record_text, run_alfia, snapshot, write_outcomes, write_tar
+
+EARLIER = b"earlier output: must survive a failed command"
+
+
+class Ctx:
+    """The folder of one case and the shared valid assets it damages."""
+
+    def __init__(self, tmp: Path, assets):
+        self.tmp, self.assets = tmp, assets
+
+    def path(self, name: str) -> Path:
+        return self.tmp / name
+
+    def cohort_df(self) -> pd.DataFrame:
+        return self.assets.cohort.copy()
+
+    def cohort(self, df: pd.DataFrame | None = None, name: str = "cohort.parquet") -> Path:
+        from alfia.cohorts.io import write_cohort
+
+        write_cohort(self.cohort_df() if df is None else df, self.tmp / name, source="synthetic",
+                     variant="mimic")
+        return self.tmp / name
+
+    def text_df(self) -> pd.DataFrame:
+        return self.assets.text.copy()
+
+    def text(self, df: pd.DataFrame | None = None, name: str = "text.parquet") -> Path:
+        from alfia.cohorts.io import Manifest, write_table
+
+        df = self.text_df() if df is None else df
+        write_table(df, self.tmp / name, Manifest(kind="text", source="synthetic", variant="mimic",
+                                                  n_rows=len(df), splits={}, extra={"template": "mimic"}))
+        return self.tmp / name
+
+    def run(self) -> Path:
+        return Path(shutil.copytree(self.assets.run, self.tmp / "run"))
+
+    def earlier(self, name: str = "out.parquet") -> Path:
+        p = self.tmp / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(EARLIER)
+        return p
+
+    def train_args(self, text: Path, *extra) -> list:
+        return ["train", text, "--out", self.path("newrun"), "--backbone", self.assets.backbone,
+                "--fusion-layers", "2", "--epochs", "1", "--threads", "1", "--max-length", "48", *extra]
+
+    def predict_args(self, run: Path, input: Path, *extra) -> list:
+        return ["predict", run, "--input", input, "--out", self.earlier("preds.parquet"), "--overwrite",
+                "--threads", "1", *extra]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    build: Callable[[Ctx], list]  # writes the case's files, returns the alfia arguments
+    expect: tuple[str, ...]  # fragments the one error line must hold ("{tmp}" = the case's folder)
+
+
+CASES: list[Case] = []
+
+
+def case(id: str, *expect: str):
+    def register(fn):
+        CASES.append(Case(id, fn, expect))
+        return fn
+    return register
+
+
+# --- cohorts -------------------------------------------------------------------------------------
+
+@case("cohort-missing-column", "cohort.parquet", "hospital_expire_flag")
+def _(t):
+    return ["cohort", "validate", t.cohort(t.cohort_df().drop(columns=["hospital_expire_flag"]))]
+
+
+@case("cohort-wrong-dtype", "cohort.parquet", "'weight'", "row 3", "'heavy'")
+def _(t):
+    df = t.cohort_df()
+    df["weight"] = df["weight"].astype(str)
+    df.loc[3, "weight"] = "heavy"
+    return ["encode", t.cohort(df), "--out", t.earlier("text.parquet"), "--overwrite"]
+
+
+@case("cohort-unknown-category", "cohort.parquet", "'gender'", "'Martian'")
+def _(t):
+    df = t.cohort_df()
+    df.loc[5, "gender"] = "Martian"
+    return ["encode", t.cohort(df), "--out", t.earlier("text.parquet"), "--overwrite"]
+
+
+@case("cohort-nan-label", "cohort.parquet", "hospital_expire_flag")
+def _(t):
+    df = t.cohort_df()
+    df["hospital_expire_flag"] = df["hospital_expire_flag"].astype(float)
+    df.loc[7, "hospital_expire_flag"] = np.nan
+    return ["cohort", "validate", t.cohort(df)]
+
+
+@case("cohort-inf-label", "cohort.parquet", "hospital_expire_flag")
+def _(t):
+    df = t.cohort_df()
+    df["hospital_expire_flag"] = df["hospital_expire_flag"].astype(float)
+    df.loc[2, "hospital_expire_flag"] = np.inf
+    df.to_parquet(t.path("cohort.parquet"), index=False)  # no manifest: write_cohort counts deaths
+    return ["baselines", t.path("cohort.parquet"), "--out", t.path("zoo"), "--models", "LinearModel",
+            "--profile", "fast", "--n-boot", "5"]
+
+
+@case("cohort-label-2", "cohort.parquet", "hospital_expire_flag", "2")
+def _(t):
+    df = t.cohort_df()
+    df.loc[4, "hospital_expire_flag"] = 2
+    return ["cohort", "validate", t.cohort(df)]
+
+
+@case("cohort-label-minus-1", "cohort.parquet", "hospital_expire_flag", "-1")
+def _(t):
+    df = t.cohort_df()
+    df.loc[4, "hospital_expire_flag"] = -1
+    return ["baselines", t.cohort(df), "--out", t.path("zoo"), "--models", "LinearModel",
+            "--profile", "fast", "--n-boot", "5"]
+
+
+@case("cohort-duplicate-stay-id", "cohort.parquet", "stay_id")
+def _(t):
+    df = t.cohort_df()
+    df.loc[9, "stay_id"] = df.loc[8, "stay_id"]
+    return ["encode", t.cohort(df), "--out", t.earlier("text.parquet"), "--overwrite"]
+
+
+@case("cohort-empty-file", "empty.parquet", "empty")
+def _(t):
+    t.path("empty.parquet").write_bytes(b"")
+    return ["encode", t.path("empty.parquet"), "--out", t.earlier("text.parquet"), "--overwrite"]
+
+
+@case("cohort-truncated-parquet", "cohort.parquet", "not a readable Parquet file")
+def _(t):
+    p = t.cohort()
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    return ["cohort", "describe", p]
+
+
+@case("cohort-csv-renamed-parquet", "cohort.parquet", "not a readable Parquet file")
+def _(t):
+    t.cohort_df().to_csv(t.path("cohort.parquet"), index=False)
+    return ["baselines", t.path("cohort.parquet"), "--out", t.path("zoo"), "--profile", "fast"]
+
+
+@case("cohort-manifest-of-another-table", "cohort.manifest.json", "60", "30")
+def _(t):
+    p = t.cohort()
+    other = t.cohort(t.cohort_df().head(30), name="other.parquet")
+    shutil.copy(other.with_name("other.manifest.json"), p.with_name("cohort.manifest.json"))
+    return ["encode", p, "--out", t.earlier("text.parquet"), "--overwrite"]
+
+
+@case("cohort-manifest-not-json", "cohort.manifest.json", "not valid JSON")
+def _(t):
+    p = t.cohort()
+    p.with_name("cohort.manifest.json").write_text("{ not json")
+    return ["cohort", "validate", p]
+
+
+@case("cohort-csv-of-something-else", "cohort.csv", "variant")
+def _(t):
+    t.path("cohort.csv").write_text("just,some\n1,2\n")
+    return ["cohort", "validate", t.path("cohort.csv")]
+
+
+# --- PhysioNet records ---------------------------------------------------------------------------
+
+def _physionet(t, records: Path, ids=(1, 2, 3)) -> list:
+    return ["cohort", "physionet2012", "--records", records, "--outcomes",
+            write_outcomes(t.path("Outcomes-a.txt"), list(ids)), "--out", t.earlier("p.parquet"), "--overwrite"]
+
+
+@case("physionet-bad-header", "set/2.txt", "line 1")
+def _(t):
+    (folder := t.path("set")).mkdir()
+    for i in (1, 3):
+        (folder / f"{i}.txt").write_text(record_text(i))
+    (folder / "2.txt").write_text("Tijd;Parameter;Waarde\n00:00;RecordID;2\n")
+    return _physionet(t, folder)
+
+
+@case("physionet-empty-tar", "set-a.tar.gz", "no record files")
+def _(t):
+    return _physionet(t, write_tar(t.path("set-a.tar.gz"), {}))
+
+
+@case("physionet-tar-dotdot-member", "set-a.tar.gz", "../1.txt", "outside")
+def _(t):
+    return _physionet(t, write_tar(t.path("set-a.tar.gz"), {"../1.txt": record_text(1),
+                                                            "2.txt": record_text(2)}))
+
+
+@case("physionet-tar-absolute-member", "set-a.tar.gz", "/tmp/alfia-evil/1.txt", "outside")
+def _(t):
+    return _physionet(t, write_tar(t.path("set-a.tar.gz"), {"/tmp/alfia-evil/1.txt": record_text(1),
+                                                            "2.txt": record_text(2)}))
+
+
+@case("physionet-duplicate-record-across-sets", "RecordID 2", "set-a", "set-b")
+def _(t):
+    a = write_tar(t.path("set-a.tar.gz"), {"1.txt": record_text(1), "2.txt": record_text(2)})
+    b = write_tar(t.path("set-b.tar.gz"), {"2.txt": record_text(2), "3.txt": record_text(3)})
+    return ["cohort", "physionet2012", "--records", a, "--records", b,
+            "--outcomes", write_outcomes(t.path("Outcomes-a.txt"), [1, 2]),
+            "--outcomes", write_outcomes(t.path("Outcomes-b.txt"), [3]),
+            "--out", t.earlier("p.parquet"), "--overwrite"]
+
+
+@case("physionet-outcome-label-2", "Outcomes-a.txt", "In-hospital_death", "2")
+def _(t):
+    tar = write_tar(t.path("set-a.tar.gz"), {"1.txt": record_text(1), "2.txt": record_text(2)})
+    return ["cohort", "physionet2012", "--records", tar, "--outcomes",
+            write_outcomes(t.path("Outcomes-a.txt"), [1, 2], deaths=[0, 2]),
+            "--out", t.earlier("p.parquet"), "--overwrite"]
+
+
+# --- MIMIC-IV / eICU folders ---------------------------------------------------------------------
+
+def _gz(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(text.encode()))
+    return path
+
+
+def _mimic(t) -> list:
+    return ["cohort", "mimic-iv", "--mimic-dir", t.path("mimic"), "--out", t.earlier("m.parquet"),
+            "--overwrite", "--threads", "1", "--memory-limit", "500MB"]
+
+
+@case("mimic-missing-table", "patients")
+def _(t):
+    (t.path("mimic") / "hosp").mkdir(parents=True)
+    (t.path("mimic") / "icu").mkdir()
+    return _mimic(t)
+
+
+@case("mimic-empty-table", "patients", "empty")
+def _(t):
+    (t.path("mimic") / "icu").mkdir(parents=True)
+    (t.path("mimic") / "hosp").mkdir()
+    (t.path("mimic") / "hosp" / "patients.csv.gz").write_bytes(b"")
+    return _mimic(t)
+
+
+@case("mimic-bad-gzip", "patients")
+def _(t):
+    (t.path("mimic") / "icu").mkdir(parents=True)
+    (t.path("mimic") / "hosp").mkdir()
+    (t.path("mimic") / "hosp" / "patients.csv.gz").write_bytes(b"\x1f\x8bnot really gzip at all" * 10)
+    return _mimic(t)
+
+
+@case("mimic-wrong-columns", "patients", "missing column")
+def _(t):
+    (t.path("mimic") / "icu").mkdir(parents=True)
+    _gz(t.path("mimic") / "hosp" / "patients.csv.gz", "who,what\n1,2\n")
+    return _mimic(t)
+
+
+@case("eicu-missing-patient-table", "eicu", "patient")
+def _(t):
+    t.path("eicu").mkdir()
+    _gz(t.path("eicu") / "hospital.csv.gz", "hospitalid,numbedscategory,teachingstatus,region\n1,,,\n")
+    return ["cohort", "eicu", "--eicu-dir", t.path("eicu"), "--out", t.earlier("e.parquet"), "--overwrite",
+            "--threads", "1"]
+
+
+@case("eicu-wrong-columns", "patient", "missing column")
+def _(t):
+    _gz(t.path("eicu") / "patient.csv.gz", "who,what\n1,2\n")
+    return ["cohort", "eicu", "--eicu-dir", t.path("eicu"), "--out", t.earlier("e.parquet"), "--overwrite",
+            "--threads", "1"]
+
+
+# --- text ----------------------------------------------------------------------------------------
+
+@case("text-empty", "text.parquet", "'text'", "row 6")
+def _(t):
+    df = t.text_df()
+    df.loc[6, "text"] = "   "
+    return t.predict_args(t.run(), t.text(df))
+
+
+@case("text-only-control-characters", "text.parquet", "'text'", "row 2")
+def _(t):
+    df = t.text_df()
+    df.loc[2, "text"] = "\x00\x07\x1b\x7f"
+    return t.train_args(t.text(df))
+
+
+@case("text-file-not-utf8", "texts.txt", "UTF-8", "line 2")
+def _(t):
+    t.path("texts.txt").write_bytes("a 70 year old patient\nun patient \xe2g\xe9\n".encode("latin-1"))
+    return t.predict_args(t.run(), t.path("texts.txt"))
+
+
+@case("text-csv-not-utf8", "texts.csv", "UTF-8")
+def _(t):
+    t.path("texts.csv").write_bytes("stay_id,text\n1,patient \xe2g\xe9 de 70 ans\n".encode("latin-1"))
+    return t.predict_args(t.run(), t.path("texts.csv"))
+
+
+@case("text-table-without-text-column", "cohort.parquet", "stay_id")
+def _(t):
+    df = t.cohort_df().drop(columns=["stay_id"])
+    return t.predict_args(t.run(), t.cohort(df))
+
+
+# --- labels --------------------------------------------------------------------------------------
+
+@case("labels-single-class-train", "text.parquet", "'train'", "hospital_expire_flag=0")
+def _(t):
+    df = t.text_df()
+    df.loc[df.split == "train", "hospital_expire_flag"] = 0
+    return t.train_args(t.text(df))
+
+
+@case("labels-single-class-val", "text.parquet", "'val'", "hospital_expire_flag=1")
+def _(t):
+    df = t.text_df()
+    df.loc[df.split == "val", "hospital_expire_flag"] = 1
+    return t.train_args(t.text(df))
+
+
+@case("labels-2-in-predict-input", "text.parquet", "hospital_expire_flag", "2", "row 11")
+def _(t):
+    df = t.text_df()
+    df.loc[11, "hospital_expire_flag"] = 2
+    return t.predict_args(t.run(), t.text(df))
+
+
+@case("labels-nan-in-train", "text.parquet", "hospital_expire_flag", "NaN")
+def _(t):
+    df = t.text_df()
+    df["hospital_expire_flag"] = df["hospital_expire_flag"].astype(float)
+    df.loc[0, "hospital_expire_flag"] = np.nan
+    return t.train_args(t.text(df))
+
+
+# --- run directories -----------------------------------------------------------------------------
+
+@case("run-corrupt-weights", "fusion_head.safetensors")
+def _(t):
+    run = t.run()
+    (run / "fusion_head.safetensors").write_bytes(b"\x00garbage\xff" * 100)
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-truncated-weights", "fusion_head.safetensors")
+def _(t):
+    run = t.run()
+    data = (run / "fusion_head.safetensors").read_bytes()
+    (run / "fusion_head.safetensors").write_bytes(data[: len(data) // 2])
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-truncated-adapter", "adapter")
+def _(t):
+    run = t.run()
+    weights = next((run / "adapter").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:200])
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-pickle-instead-of-weights", "fusion_head.safetensors")
+def _(t):
+    run = t.run()
+    # Unpickling this would create the marker file; the folder snapshot proves it never happened.
+    (run / "fusion_head.safetensors").write_bytes(pickle.dumps(_Trap(str(t.path("UNPICKLED")))))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-pickle-instead-of-adapter", "adapter")
+def _(t):
+    run = t.run()
+    weights = next((run / "adapter").glob("*.safetensors"))
+    weights.write_bytes(pickle.dumps(_Trap(str(t.path("UNPICKLED")))))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-missing-config", "run", "config.json")
+def _(t):
+    run = t.run()
+    (run / "config.json").unlink()
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-malformed-config", "config.json", "not valid JSON")
+def _(t):
+    run = t.run()
+    (run / "config.json").write_text('{"model": {')
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-model-config-unknown-key", "model_config.json", "unknown key", "fusion_layerz")
+def _(t):
+    run = t.run()
+    cfg = json.loads((run / "model_config.json").read_text())
+    cfg["fusion_layerz"] = 3
+    (run / "model_config.json").write_text(json.dumps(cfg))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-model-config-wrong-type", "model_config.json", "n_fusion_layers", "'two'")
+def _(t):
+    run = t.run()
+    cfg = json.loads((run / "model_config.json").read_text())
+    cfg["n_fusion_layers"] = "two"
+    (run / "model_config.json").write_text(json.dumps(cfg))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-not-a-folder", "nowhere", "not a run directory")
+def _(t):
+    return t.predict_args(t.path("nowhere"), t.assets.text_path)
+
+
+@case("resume-config-wrong-type", "config.json", "epochs")
+def _(t):
+    run = t.run()
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["train"]["epochs"] = "many"
+    (run / "config.json").write_text(json.dumps(cfg))
+    return ["train", "--resume", run]
+
+
+@case("evaluate-corrupt-predictions", "predictions.parquet")
+def _(t):
+    run = t.run()
+    (run / "predictions.parquet").write_bytes(b"PAR1 this is no parquet PAR1")
+    return ["evaluate", run, "--n-boot", "10"]
+
+
+@case("evaluate-predictions-label-2", "predictions.parquet", "label")
+def _(t):
+    run = t.run()
+    preds = pd.read_parquet(run / "predictions.parquet")
+    preds.loc[0, "label"] = 2
+    preds.to_parquet(run / "predictions.parquet", index=False)
+    return ["evaluate", run, "--n-boot", "10"]
+
+
+@case("compare-folder-without-runs", "empty-folder")
+def _(t):
+    t.path("empty-folder").mkdir()
+    return ["compare", t.path("empty-folder"), "--out", t.path("report"), "--n-boot", "10"]
+
+
+@case("boost-embeddings-missing-stays", "emb.parquet", "stay")
+def _(t):
+    ids = t.cohort_df()["stay_id"].to_numpy()[:20]
+    pd.DataFrame({"stay_id": ids, "alf_0": np.zeros(len(ids)), "alf_1": np.ones(len(ids))}).to_parquet(
+        t.path("emb.parquet"), index=False)
+    return ["boost", t.cohort(), "--embeddings", t.path("emb.parquet"), "--out", t.path("boosted"),
+            "--learner", "lightgbm", "--profile", "fast", "--n-boot", "5"]
+
+
+# --- outputs -------------------------------------------------------------------------------------
+
+@case("out-equals-input-predict", "text.parquet", "input")
+def _(t):
+    text = t.text()
+    return ["predict", t.run(), "--input", text, "--out", text, "--overwrite", "--threads", "1"]
+
+
+@case("out-equals-input-encode", "cohort.parquet", "input")
+def _(t):
+    cohort = t.cohort()
+    return ["encode", cohort, "--out", cohort, "--overwrite"]
+
+
+@case("out-equals-input-manifest", "cohort.manifest.json", "input")
+def _(t):
+    cohort = t.cohort()
+    return ["encode", cohort, "--out", t.path("cohort.manifest.json")]
+
+
+@case("out-is-a-run-file", "predictions.parquet", "input")
+def _(t):
+    run = t.run()
+    return ["predict", run, "--input", t.assets.text_path, "--out", run / "predictions.parquet",
+            "--overwrite"]
+
+
+@case("out-existing-without-overwrite", "preds.parquet", "already exists", "--overwrite")
+def _(t):
+    return ["predict", t.run(), "--input", t.assets.text_path, "--out", t.earlier("preds.parquet")]
+
+
+@case("out-existing-cohort-without-overwrite", "c.parquet", "already exists")
+def _(t):
+    return ["cohort", "synthetic", "--n", "50", "--out", t.earlier("c.parquet")]
+
+
+@case("out-folder-is-a-file", "not-a-folder", "not a folder")
+def _(t):
+    t.path("not-a-folder").write_text("a file")
+    return ["embed", t.run(), "--input", t.assets.text_path, "--out", t.path("not-a-folder") / "e.parquet"]
+
+
+@case("out-compare-into-a-run", "run", "input")
+def _(t):
+    run = t.run()
+    return ["compare", run, "--out", run, "--overwrite"]
+
+
+@case("out-baselines-nonempty-folder", "zoo", "not empty", "--resume")
+def _(t):
+    t.earlier("zoo/summary.csv")
+    return ["baselines", t.cohort(), "--out", t.path("zoo"), "--profile", "fast"]
+
+
+@case("out-train-into-text-table", "text.parquet", "input")
+def _(t):
+    text = t.text()
+    return ["train", text, "--out", text]
+
+
+# --- flags ---------------------------------------------------------------------------------------
+
+@case("flag-negative-epochs", "epochs")
+def _(t):
+    return t.train_args(t.assets.text_path, "--epochs", "-1")
+
+
+@case("flag-lr-zero", "lr")
+def _(t):
+    return t.train_args(t.assets.text_path, "--lr", "0")
+
+
+@case("flag-batch-size-zero", "batch_size")
+def _(t):
+    return t.train_args(t.assets.text_path, "--batch-size", "0")
+
+
+@case("flag-predict-batch-size-zero", "batch size")
+def _(t):
+    return t.predict_args(t.run(), t.assets.text_path, "--batch-size", "0")
+
+
+@case("flag-max-length-zero", "max_length")
+def _(t):
+    return t.train_args(t.assets.text_path, "--max-length", "0")
+
+
+@case("flag-unknown-pooler", "pooler", "'attention'")
+def _(t):
+    return t.train_args(t.assets.text_path, "--pooler", "attention")
+
+
+@case("flag-unknown-backbone", "no-such-model")
+def _(t):
+    args = t.train_args(t.assets.text_path)
+    args[args.index("--backbone") + 1] = str(t.path("no-such-model"))
+    return args
+
+
+@case("flag-unknown-baseline-model", "NoSuchForest")
+def _(t):
+    return ["baselines", t.cohort(), "--out", t.path("zoo"), "--models", "NoSuchForest"]
+
+
+@case("flag-unknown-template", "klingon")
+def _(t):
+    return ["encode", t.cohort(), "--out", t.path("text.parquet"), "--template", "klingon"]
+
+
+class _Trap:
+    """A pickle payload that touches a marker file when loaded."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_the_catalogue_is_large_and_names_are_unique():
+    assert len(CASES) >= 40
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("bad", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_refused_by_name_and_changes_nothing(bad: Case, assets, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = bad.build(Ctx(tmp_path, assets))
+    before = snapshot(tmp_path)
+    run_before = snapshot(assets.root)
+    code, out, err = run_alfia(args, capsys)
+    assert code == 2, f"exit {code}; stdout: {out}\nstderr: {err}"
+    assert err.count("error: ") == 1, err  # one line (progress bars of model loading may precede it)
+    for fragment in bad.expect:
+        assert fragment in err, f"{fragment!r} not in: {err}"
+    assert snapshot(tmp_path) == before, "a failed command changed, added or removed a file"
+    assert snapshot(assets.root) == run_before
+    assert not Path("/tmp/alfia-evil").exists() and not (tmp_path.parent / "1.txt").exists()
+
+
+# --- hostile but valid: accepted, with a warning that names the place ---------------------------
+
+ACCEPTED: list[Case] = []
+
+
+def accepted(id: str, *expect: str):
+    def register(fn):
+        ACCEPTED.append(Case(id, fn, expect))
+        return fn
+    return register
+
+
+@accepted("physionet-non-numeric-value-skipped", "1 malformed lines skipped", "set-a.tar.gz:1.txt:8")
+def _(t):
+    tar = write_tar(t.path("set-a.tar.gz"), {"1.txt": record_text(1, series=[("01:00", "HR", "fast")]),
+                                             "2.txt": record_text(2), "3.txt": record_text(3)})
+    return ["cohort", "physionet2012", "--records", tar, "--outcomes",
+            write_outcomes(t.path("Outcomes-a.txt"), [1, 2, 3]), "--out", t.path("p.parquet")]
+
+
+@accepted("physionet-negative-time-skipped", "1 malformed lines skipped", "set-a.tar.gz:2.txt:8")
+def _(t):
+    tar = write_tar(t.path("set-a.tar.gz"), {"1.txt": record_text(1), "3.txt": record_text(3),
+                                             "2.txt": record_text(2, series=[("-01:00", "HR", 80)])})
+    return ["cohort", "physionet2012", "--records", tar, "--outcomes",
+            write_outcomes(t.path("Outcomes-a.txt"), [1, 2, 3]), "--out", t.path("p.parquet")]
+
+
+@accepted("text-100k-characters-truncated", "predictions")
+def _(t):
+    df = t.text_df()
+    df.loc[0, "text"] = ("sepsis lactate ventilated " * 4000)[:100_000]
+    return ["predict", t.run(), "--input", t.text(df), "--out", t.path("p.parquet"), "--threads", "1"]
+
+
+@accepted("text-control-characters-inside", "predictions")
+def _(t):
+    df = t.text_df()
+    df.loc[0, "text"] = "patient\x00 with \x1b[31msepsis\x07 and\ttabs\r\n"
+    return ["predict", t.run(), "--input", t.text(df), "--out", t.path("p.parquet"), "--threads", "1"]
+
+
+@pytest.mark.parametrize("odd", ACCEPTED, ids=[c.id for c in ACCEPTED])
+def test_odd_but_valid_input_is_accepted_and_reported(odd: Case, assets, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = odd.build(Ctx(tmp_path, assets))
+    before = snapshot(tmp_path)
+    code, out, err = run_alfia(args, capsys)
+    assert code == 0, err
+    said = "".join((out + err).split())  # rich wraps long paths anywhere
+    for fragment in odd.expect:
+        assert "".join(fragment.split()) in said, f"{fragment!r} not in: {out + err}"
+    after = snapshot(tmp_path)
+    assert {k: after.get(k) for k in before} == before  # new output only; nothing earlier touched
+    assert (tmp_path / "p.parquet").exists()
+    if args[0] == "predict":
+        assert np.isfinite(pd.read_parquet(tmp_path / "p.parquet")["prob"]).all()
+
+
+def test_max_length_beyond_the_backbone_is_clamped(assets, tmp_path, capsys):
+    """--max-length 100000 cannot crash inference later: the model keeps the backbone's 512 positions."""
+    from alfia.inference import load_run
+
+    ctx = Ctx(tmp_path, assets)
+    args = ctx.train_args(assets.text_path, "--max-length", "100000")
+    with pytest.warns(UserWarning, match="truncated to 512"):
+        code, _, err = run_alfia(args, capsys)
+    assert code == 0, err
+    assert load_run(tmp_path / "newrun", num_threads=1).max_length == 512
