@@ -68,6 +68,9 @@ def substitutions(tiny_physionet: Path) -> list[tuple[str, str]]:
         (re.escape(pn + "set-b.tar.gz"), str(tiny_physionet / "set-b")),
         (re.escape(pn + "Outcomes-a.txt"), str(tiny_physionet / "Outcomes-a.txt")),
         (re.escape(pn + "Outcomes-b.txt"), str(tiny_physionet / "Outcomes-b.txt")),
+        # the other real sets are small: the docs read them where ../shared/data really is
+        (re.escape("../shared/data/mimic-iv-demo"), str(SHARED_DATA / "mimic-iv-demo")),
+        (re.escape("../shared/data/yaib-eicu-demo-mortality24"), str(SHARED_DATA / "yaib-eicu-demo-mortality24")),
         (r"--n (20000|3000)\b", "--n 300"),
         (r"\bn=(20000|3000)\b", "n=300"),
         (r"\balfia (baselines|boost) ", r"alfia \1 --profile fast "),

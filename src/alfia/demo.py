@@ -74,7 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     from alfia.cli import main as cli_main
 
     sys.argv = ["alfia", "demo", *(sys.argv[1:] if argv is None else argv)]
-    cli_main()
+    try:
+        cli_main()
+    except SystemExit as e:  # typer ends every command with SystemExit; success is not an error here
+        if e.code not in (0, None):
+            raise
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ def test_fast_baselines_on_physionet2012(tmp_path):
     from alfia.cohorts.sources.physionet2012 import build_physionet2012
 
     data = shared_dataset("physionet2012")
-    df, _ = build_physionet2012([data / "set-a.tar.gz"], [data / "Outcomes-a.txt"], hours=24.0)
+    df, _ = build_physionet2012([data / "set-a.tar.gz"], [data / "Outcomes-a.txt"], hours=24.0, aggregates="full")
     summary = run_baselines(df, "physionet2012", tmp_path, models=["LightGBM", "CatBoost"],
                             profile="fast", n_boot=20)
     config = json.loads((tmp_path / "CatBoost" / "config.json").read_text())

@@ -40,7 +40,7 @@ def two_sets(tmp_path):
 
 @pytest.fixture
 def built(two_sets):
-    return build_physionet2012(*two_sets, hours=24)
+    return build_physionet2012(*two_sets, hours=24, aggregates="full")
 
 
 def test_columns_follow_the_schema_and_leakage_is_not_loaded(built):
@@ -69,7 +69,7 @@ def test_window_keeps_measurements_at_or_before_its_end(built):
 
 
 def test_shorter_window(two_sets):
-    df, _ = build_physionet2012(*two_sets, hours=3)
+    df, _ = build_physionet2012(*two_sets, hours=3, aggregates="full")
     row = df.set_index("stay_id").loc[101]
     assert row["gcs_dynamic_last"] == 9 and row["gcs_count"] == 2
 
@@ -99,7 +99,7 @@ def test_malformed_lines_are_reported_as_file_and_line(tmp_path):
     text = record_text(1, series=[("01:00", "HR", 80)]) + "01:30,HR\n02:00,HR,abc\n\n3:00,HR,90\n"
     folder = write_set(tmp_path / "s", {1: text})
     out = write_outcomes(tmp_path / "o.txt", [(1, 1, 1, 1, -1, 0)])
-    df, report = build_physionet2012([folder], [out])
+    df, report = build_physionet2012([folder], [out], aggregates="full")
     name = str(folder / "1.txt")
     assert report["malformed_lines"] == {"count": 2, "first": [f"{name}:9", f"{name}:10"]}
     assert df.loc[0, "heart_rate_count"] == 2
@@ -176,7 +176,7 @@ def test_same_record_in_two_sets(tmp_path):
 @pytest.fixture(scope="module")
 def set_a():
     root = shared_dataset("physionet2012")
-    return build_physionet2012([root / "set-a.tar.gz"], [root / "Outcomes-a.txt"])
+    return build_physionet2012([root / "set-a.tar.gz"], [root / "Outcomes-a.txt"], aggregates="full")
 
 
 @pytest.mark.integration
@@ -202,3 +202,18 @@ def test_real_sets_a_and_b_combine():
     assert len(df) == 8000 and df["stay_id"].is_unique
     assert report["n_records_descriptors_only"] > 0  # kept, with their series missing
     assert 0.13 < df["hospital_expire_flag"].mean() < 0.15
+
+
+def test_the_compact_cohort_keeps_chart_aggregates_rounded_and_valid(two_sets):
+    from alfia.cohorts.schema import PHYSIONET2012_COMPACT
+
+    full, _ = build_physionet2012(*two_sets, hours=24, aggregates="full")
+    compact, report = build_physionet2012(*two_sets, hours=24)  # the default
+    assert report["variant"] == "physionet2012_compact" and list(compact.columns) == PHYSIONET2012_COMPACT.columns
+    assert validate_cohort(compact, "physionet2012_compact", source="t").ok
+    assert "heart_rate_first" not in compact and "invasive_diastolic_bp_min" not in compact
+    # same stays, same split; ranges are the full cohort's, rounded; the urine total is the sum
+    assert (compact["stay_id"] == full["stay_id"]).all() and (compact["split"] == full["split"]).all()
+    np.testing.assert_array_equal(compact["heart_rate_max"], full["heart_rate_max"].round(0))
+    urine = (full["urine_output_mean"] * full["urine_output_count"]).where(full["urine_output_count"] > 0)
+    np.testing.assert_allclose(compact["urine_output_total"], urine.round(0), equal_nan=True)

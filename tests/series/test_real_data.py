@@ -19,7 +19,7 @@ def test_physionet_set_a_matches_the_cohort():
     root = shared_dataset("physionet2012")
     args = ([root / "set-a.tar.gz"], [root / "Outcomes-a.txt"])
     frame, variables, report = build_physionet2012_hourly(*args, 24)
-    cohort, _ = build_physionet2012(*args, 24.0)
+    cohort, _ = build_physionet2012(*args, 24.0, aggregates="full")  # heart_rate_count
     per_stay = frame.drop_duplicates("stay_id").set_index("stay_id")
     assert len(per_stay) == len(cohort) == 4000 and len(frame) == 4000 * 24
     assert (per_stay.loc[cohort["stay_id"], "split"].to_numpy() == cohort["split"].to_numpy()).all()

@@ -178,13 +178,12 @@ def baselines(
     if engine == "autogluon":
         from alfia.baselines.engine_autogluon import run_autogluon
 
-        df, variant = _read_cohort(cohort)
         with _ModelProgress(None) as progress:
             table = run_autogluon(df, variant, out, _split_names(models), seed, n_boot=n_boot,
                                   presets=presets, time_limit=time_limit, callback=progress,
                                   source=str(cohort))
     else:
-        from alfia.baselines import fit
+        from alfia.baselines.runner import run_baselines
 
         with _ModelProgress(len(names)) as progress:
             table = run_baselines(df, variant, out, names, seed, profile=profile, n_boot=n_boot,
