@@ -13,6 +13,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from conftest import record_text, write_outcomes, write_tar  # this folder's (imported at collection)
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "alfia"
 UNPICKLERS = {"pickle", "joblib", "dill", "cloudpickle", "_pickle", "cPickle"}
@@ -102,7 +103,6 @@ def test_a_tar_with_escaping_members_writes_nothing_outside(tmp_path):
     """The PhysioNet reader refuses such an archive and never writes a member anywhere."""
     from alfia.cohorts.sources.physionet2012 import build_physionet2012
     from alfia.errors import AlfiaError
-    from conftest import record_text, write_outcomes, write_tar
 
     inside = tmp_path / "inside"
     inside.mkdir()

@@ -79,8 +79,10 @@ def _newton_2d(x, y, w):
     converged = np.zeros(b, dtype=bool)
 
     def log_likelihood(t):
-        z = t[:, :1] + t[:, 1:] * x
-        return (w * (y * z - np.logaddexp(0.0, z))).sum(1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            z = t[:, :1] + t[:, 1:] * x
+            value = (w * (y * z - np.logaddexp(0.0, z))).sum(1)
+        return np.where(np.isnan(value), -np.inf, value)  # a non-finite candidate never counts as better
 
     current = log_likelihood(theta)
     for _ in range(_MAX_NEWTON_ITER):
