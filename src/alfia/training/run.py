@@ -10,7 +10,6 @@ leaves the run directory of ``alfia.runs``: config.json, history.jsonl, the best
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, replace
@@ -117,15 +116,14 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
     return doc
 
 
-def _warm_result(run_dir, model):
-    """The head-from run as a TrainResult: its best val AUPRC, history, and the head now in ``model``."""
+def _warm_result(run_dir):
+    """The head-from run's best val AUPRC as a TrainResult: the score the LoRA phase has to beat.
+
+    Its epochs were not run here, so this run's history does not repeat them."""
     from alfia.training.state import TrainResult
 
-    doc = read_run_config(run_dir)
-    history = [{**json.loads(line), "phase": "head"} for line in
-               RunLayout.of(run_dir).history.read_text().splitlines() if line.strip()]
-    best = doc.get("result", {})
-    return TrainResult(best.get("best_epoch", 0), float(best.get("best_val_auprc", float("-inf"))), history,
+    best = read_run_config(run_dir).get("result", {})
+    return TrainResult(best.get("best_epoch", 0), float(best.get("best_val_auprc", float("-inf"))), [],
                        stopped_early=bool(best.get("stopped_early")))
 
 
@@ -300,7 +298,7 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
         result = head_result
     else:
         if warm_from is not None:  # the warm run's best val AUPRC is the score LoRA has to beat
-            head_result = _warm_result(warm_from, model)
+            head_result = _warm_result(warm_from)
         cbs = [EarlyStopping(train_config.patience),
                JsonlHistory(layout.history, phase="joint" if train_config.head_epochs or warm_from else None,
                             earlier=head_history),
