@@ -15,7 +15,7 @@ import numpy as np, pandas as pd, torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from alfia.models import AlfiaConfig, build_model
 from alfia.models.masking import masked_mean, masked_softmax
-from alfia.training.data import tokenize_table, make_loader
+from alfia.runtime import make_loader, tokenize_table
 torch.set_num_threads(2)
 CACHE = "/tmp/alf_collapse_cache.pt"
 if os.path.exists(CACHE):
@@ -25,7 +25,7 @@ else:
     tr = df[df.split == "train"].sample(2000, random_state=0); va = df[df.split == "val"].sample(600, random_state=0)
     base = build_model(AlfiaConfig(finetune="frozen", max_length=384, attention_dropout=0.0)).eval()
     def cache(part):
-        data = tokenize_table(part, base.tokenizer, 384, "x")
+        data = tokenize_table(part, base.tokenizer, 384)
         loader, _ = make_loader(data, 32, 0, shuffle=False)
         out = [None] * len(data)
         with torch.inference_mode():

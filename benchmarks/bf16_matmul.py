@@ -15,7 +15,7 @@ from datetime import date
 
 import torch
 
-from alfia.training.loop import bf16_is_fast
+from alfia.runtime import bf16_is_fast
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ def main(argv=None) -> None:
     from alfia.evaluation import paired_compare
     from alfia.models import AlfiaConfig, AlfiaModel, build_model
     from alfia.runs import read_predictions
-    from alfia.training import read_run_config
+    from alfia.runs import read_alfia_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_a", type=Path)
@@ -57,7 +57,7 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|")
     for run in (args.run_a, args.run_b):
         test = preds[run][preds[run]["split"] == "test"]["prob"]
-        table, _ = read_table(read_run_config(run)["data"]["path"])
+        table, _ = read_table(read_alfia_config(run)["data"]["path"])
         texts = table[table["split"] == "val"]["text"].head(args.n_texts).tolist()
         trained = spread(AlfiaModel.from_pretrained(run), texts)
         torch.manual_seed(args.seed)

@@ -57,7 +57,8 @@ def train_and_evaluate(text_path: Path, run_dir: Path, pooler: str, args, consol
     from alfia.atomic import write_json_atomic
     from alfia.evaluation import evaluate_run
     from alfia.models import AlfiaConfig
-    from alfia.training import TrainConfig, read_run_config, train_run
+    from alfia.runs import read_alfia_config
+    from alfia.training import TrainConfig, train_run
 
     if (run_dir / "metrics.json").exists():
         console.print(f"reusing finished run {run_dir}")
@@ -80,7 +81,7 @@ def train_and_evaluate(text_path: Path, run_dir: Path, pooler: str, args, consol
         write_json_atomic(run_dir / "load_average.json", {"before_training": load_before, "after_training": load_after})
         evaluate_run(run_dir, split="test", n_boot=args.n_boot, seed=args.seed)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    config = read_run_config(run_dir)
+    config = read_alfia_config(run_dir)
     load = json.loads((run_dir / "load_average.json").read_text()) if (run_dir / "load_average.json").exists() else {}
     return {"run_dir": str(run_dir), "metrics": metrics["metrics"], "n": metrics["n"], "n_pos": metrics["n_pos"],
             "training": config.get("result", {}), "rows": config["data"]["n_rows"], "load_average": load,

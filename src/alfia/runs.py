@@ -8,6 +8,7 @@ and compared with any other::
       config.json            full typed config of the run (rerun from it)
       model_config.json      the ALFIA model's own config (AlfiaConfig), written by save_pretrained
       predictions.parquet    stay_id, split, label, prob for the val and test rows
+      thresholds.json        operating points (max F1, max F2) chosen on the val predictions
       metrics.json           written by ``alfia evaluate``: metrics with CIs, thresholds
       figures/               ROC, PR, calibration, confusion matrix, training curves (PNG)
       # ALFIA runs also hold
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alfia.atomic import write_atomic
+from alfia.atomic import read_json_object, write_atomic
 from alfia.cohorts.schema import ID_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
 
@@ -50,8 +51,8 @@ class RunLayout:
     root: Path
 
     @classmethod
-    def of(cls, root: str | os.PathLike) -> "RunLayout":
-        return cls(Path(root))
+    def of(cls, root: "str | os.PathLike | RunLayout") -> "RunLayout":
+        return root if isinstance(root, RunLayout) else cls(Path(root))
 
     config = property(lambda self: self.root / "config.json")
     model_config = property(lambda self: self.root / "model_config.json")
@@ -65,6 +66,7 @@ class RunLayout:
     fusion_head = property(lambda self: self.root / "fusion_head.safetensors")
     checkpoint = property(lambda self: self.root / "checkpoint")
     calibration = property(lambda self: self.root / "calibration.json")
+    thresholds = property(lambda self: self.root / "thresholds.json")
     shift = property(lambda self: self.root / "shift.json")  # in external/<name>/ only
 
     def external(self, name: str) -> "RunLayout":
@@ -92,6 +94,24 @@ class RunLayout:
         return self
 
 
+def read_config(run_dir: str | os.PathLike) -> dict:
+    """The run's config.json as a dict; {} when the run has none."""
+    path = RunLayout.of(run_dir).config
+    return read_json_object(path) if path.exists() else {}
+
+
+def read_alfia_config(run_dir: str | os.PathLike) -> dict:
+    """An ALFIA run's config.json, checked: its 'model', 'train' and 'data' sections are there."""
+    layout = RunLayout.of(run_dir).require()
+    doc = read_json_object(layout.config)
+    if doc.get("model_type") != "alfia":
+        raise AlfiaError(f"{layout.config}: not an ALFIA run (model_type={doc.get('model_type')!r})")
+    for key in ("model", "train", "data"):
+        if key not in doc:
+            raise AlfiaError(f"{layout.config}: not an ALFIA run config (no '{key}' section)")
+    return doc
+
+
 def write_predictions(path: str | os.PathLike, stay_id, split, label, prob, *, prob_uncalibrated=None) -> Path:
     """Write predictions in the one format the evaluation module reads.
 
@@ -107,7 +127,39 @@ def write_predictions(path: str | os.PathLike, stay_id, split, label, prob, *, p
     return write_atomic(path, lambda p: df.to_parquet(p, index=False))
 
 
+def validate_predictions(pred: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """The predictions format, checked once where predictions enter (a file or a caller's frame):
+    the columns, labels 0 or 1, probabilities in [0, 1], one row per stay and split. Returns a copy
+    with ``label`` as int8 and ``prob`` as float; errors name the column and row at fault."""
+    from alfia.cohorts.validate import check_labels
+
+    where = f"{source}: " if source else ""
+    if not isinstance(pred, pd.DataFrame):
+        raise AlfiaError(f"{where}predictions must be a pandas DataFrame, got {type(pred).__name__}")
+    missing = [c for c in PREDICTION_COLUMNS if c not in pred.columns]
+    if missing:
+        raise AlfiaError(f"{where}predictions lack column(s) {', '.join(missing)}")
+    pred = pred.reset_index(drop=True)
+    label = check_labels(pred, source or "predictions", column="label")
+    prob = pd.to_numeric(pred["prob"], errors="coerce")
+    bad = prob.isna() | ~np.isfinite(prob) | (prob < 0) | (prob > 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise AlfiaError(f"{where}column 'prob' must be a probability in [0, 1]; row {i} (stay_id "
+                         f"{pred[ID_COLUMN].iloc[i]!r}) holds {pred['prob'].iloc[i]!r} ({int(bad.sum())} bad row(s))")
+    dup = pred.duplicated([SPLIT_COLUMN, ID_COLUMN])
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise AlfiaError(f"{where}stay_id {pred[ID_COLUMN].iloc[i]!r} appears more than once in split "
+                         f"{pred[SPLIT_COLUMN].iloc[i]!r} (row {i})")
+    out = pred.copy()
+    out["label"] = label
+    out["prob"] = prob.astype(float)
+    return out
+
+
 def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
+    """A predictions file, validated (:func:`validate_predictions`)."""
     path = Path(path)
     if not path.exists():
         raise AlfiaError(f"{path}: no predictions file")
@@ -115,7 +167,4 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
         df = pd.read_parquet(path)
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
         raise AlfiaError(f"{path}: not a readable Parquet file ({e})") from None
-    missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
-    if missing:
-        raise AlfiaError(f"{path}: predictions lack column(s) {', '.join(missing)}")
-    return df
+    return validate_predictions(df, str(path))

@@ -34,7 +34,7 @@ def test_cohort_without_split_is_refused(cohort, tmp_path):
 def test_unknown_split_value_names_the_row(cohort, tmp_path):
     df = cohort.copy()
     df.loc[df.index[10], "split"] = "holdout"
-    with pytest.raises(AlfiaError, match=r"cohort\.parquet: column 'split', row 10: value 'holdout'"):
+    with pytest.raises(AlfiaError, match=r"cohort\.parquet: column 'split' holds 'holdout' at row 10"):
         run_baselines(df, "mimic", tmp_path, models=["LightGBM"], source="cohort.parquet")
 
 

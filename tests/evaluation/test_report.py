@@ -65,7 +65,7 @@ def test_without_val_rows_thresholds_come_from_the_split_and_it_says_so(cohort):
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda df: df.drop(columns="prob"), "lack column\\(s\\) prob"),
-    (lambda df: df.assign(label=df["label"].where(df.index != 5, 2)), "column 'label' must be 0 or 1; row 5"),
+    (lambda df: df.assign(label=df["label"].where(df.index != 5, 2)), "column 'label' must be 0 or 1, got 2 at row 5"),
     (lambda df: df.assign(prob=df["prob"].where(df.index != 7, np.nan)), "column 'prob' .* row 7"),
     (lambda df: df.assign(prob=df["prob"].where(df.index != 9, 1.2)), "column 'prob' .* row 9"),
     (lambda df: pd.concat([df, df.iloc[[700]]]), "appears more than once in split 'test'"),

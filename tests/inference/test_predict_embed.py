@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from alfia.errors import AlfiaError
+from alfia.evaluation.thresholds import choose_threshold, write_run_thresholds
 from alfia.inference import LoadedRun, embed, frame_to_input, load_run, predict, read_inference_input
 
 
@@ -29,8 +30,11 @@ def test_save_load_predict_gives_identical_probabilities(trained_run):
 
 def test_labels_follow_the_run_threshold(trained_run):
     run = load_run(trained_run.run, num_threads=1)
-    thresholds = json.loads((trained_run.run / "thresholds.json").read_text())
-    assert run.threshold == thresholds["threshold"] and "thresholds.json" in run.threshold_source
+    pred = pd.read_parquet(trained_run.run / "predictions.parquet")
+    val = pred[pred.split == "val"]
+    # No thresholds.json yet (train_run alone): the threshold is chosen now, by the one rule, on val.
+    assert run.threshold == choose_threshold(val["label"], val["prob"], 1.0)[0]
+    assert "max F1 on val" in run.threshold_source
     preds, perf = predict(run, read_inference_input(trained_run.text_path, run))
     assert (preds["pred_label"] == (preds["prob"] >= run.threshold)).all()
     assert list(preds.columns) == ["stay_id", "split", "prob", "pred_label", "hospital_expire_flag"]
@@ -38,12 +42,31 @@ def test_labels_follow_the_run_threshold(trained_run):
     assert perf.n_samples == len(preds) and perf.ms_per_sample > 0 and perf.peak_rss_mb > 0
 
 
-def test_metrics_json_threshold_wins_once_evaluated(trained_run, tmp_path):
+def test_predict_reads_thresholds_json_only_while_it_matches_the_predictions(trained_run, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(trained_run.run, run_dir)
-    (run_dir / "metrics.json").write_text(json.dumps({"thresholds": {"f1": 0.25, "f2": 0.1, "chosen_on": "val"}}))
+    chosen = write_run_thresholds(run_dir)["f1"].threshold
+    doc = json.loads((run_dir / "thresholds.json").read_text())
+    doc["operating_points"]["f1"]["threshold"] = 0.25  # an edited file that still names these predictions
+    (run_dir / "thresholds.json").write_text(json.dumps(doc))
+    assert load_run(run_dir, num_threads=1).threshold == 0.25
+    pred = pd.read_parquet(run_dir / "predictions.parquet")
+    pred.assign(prob=pred["prob"] * 0.5).to_parquet(run_dir / "predictions.parquet")  # other predictions
+    val = pred[pred.split == "val"]
+    assert load_run(run_dir, num_threads=1).threshold == choose_threshold(val["label"], val["prob"] * 0.5, 1.0)[0]
+    assert chosen == choose_threshold(val["label"], val["prob"], 1.0)[0]
+
+
+def test_evaluate_and_predict_use_the_same_threshold(trained_run, tmp_path):
+    from alfia.evaluation import evaluate_run
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run.run, run_dir)
+    metrics = evaluate_run(run_dir, n_boot=20)
+    thresholds = json.loads((run_dir / "thresholds.json").read_text())
     run = load_run(run_dir, num_threads=1)
-    assert run.threshold == 0.25 and "metrics.json" in run.threshold_source
+    assert metrics["thresholds"]["f1"] == thresholds["operating_points"]["f1"]["threshold"] == run.threshold
+    assert metrics["thresholds"]["f2"] == thresholds["operating_points"]["f2"]["threshold"]
 
 
 def test_cohort_rows_are_encoded_with_the_runs_template(trained_run):

@@ -29,6 +29,11 @@ def test_cli_train_writes_a_run_with_the_requested_settings(text_table, tmp_path
     assert config["train"]["head_lr"] == 0.002 and config["train"]["freeze_backbone"] is False
     assert json.loads((run / "calibration.json").read_text())["method"] == "isotonic"
     assert (run / "predictions.parquet").exists() and (run / "adapter").exists()
+    thresholds = json.loads((run / "thresholds.json").read_text())  # the operating points, chosen on val
+    from alfia.evaluation.thresholds import run_thresholds
+
+    assert thresholds["operating_points"]["f1"]["threshold"] == run_thresholds(run)["f1"].threshold
+    assert f"threshold {thresholds['operating_points']['f1']['threshold']:.4f}" in " ".join(result.output.split())
 
     # The saved config.json reruns the run; an option on top overrides it.
     rerun = tmp_path / "rerun"

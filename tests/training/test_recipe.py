@@ -13,8 +13,7 @@ import torch
 from alfia.models import AlfiaConfig, build_model
 from alfia.models.calibrator import Calibrator
 from alfia.training import TrainConfig, train_run
-from alfia.training.data import FrozenStates, tokenize_table
-from alfia.training.loop import compute_frozen_states, predict_logits
+from alfia.runtime import FrozenStates, compute_frozen_states, predict_logits, tokenize_table
 
 from .conftest import make_text_frame, write_text_table
 
@@ -26,7 +25,7 @@ def _tiny(backbone, **model):
 def test_cached_states_give_the_logits_of_the_full_forward_pass(tiny_backbone_dir):
     torch.manual_seed(0)
     model = build_model(_tiny(tiny_backbone_dir, finetune="frozen")).eval()
-    data = tokenize_table(make_text_frame(24), model.tokenizer, 64, "t")
+    data = tokenize_table(make_text_frame(24), model.tokenizer, 64)
     states = compute_frozen_states(model, data, batch_size=5, pad_token_id=0, device=torch.device("cpu"))
     assert isinstance(states, FrozenStates) and len(states) == 24
     assert [s.shape[0] for s in states.states] == data.lengths.tolist()  # unpadded, one per text
@@ -54,7 +53,7 @@ def test_the_logit_spread_grows_during_training_instead_of_collapsing(tmp_path, 
     table = write_text_table(df, tmp_path / "text.parquet")
     model_config = _tiny(tiny_backbone_dir)
     untrained = build_model(model_config).eval()
-    data = tokenize_table(df[df.split == "val"], untrained.tokenizer, 64, "val")
+    data = tokenize_table(df[df.split == "val"], untrained.tokenizer, 64)
     before = predict_logits(untrained, data, batch_size=16, pad_token_id=0, device=torch.device("cpu")).std()
     summary = train_run(table, tmp_path / "run", model_config,
                         TrainConfig(head_epochs=12, head_lr=2e-3, batch_size=16, num_threads=1, patience=12,
@@ -137,7 +136,7 @@ def test_a_trained_run_writes_calibrated_and_raw_probabilities(tmp_path, tiny_ba
 def test_bf16_and_fp32_logits_agree(tiny_backbone_dir):
     torch.manual_seed(0)
     model = build_model(_tiny(tiny_backbone_dir)).eval()
-    data = tokenize_table(make_text_frame(16), model.tokenizer, 64, "t")
+    data = tokenize_table(make_text_frame(16), model.tokenizer, 64)
     kwargs = dict(batch_size=8, pad_token_id=0, device=torch.device("cpu"))
     fp32 = predict_logits(model, data, precision="fp32", **kwargs)
     bf16 = predict_logits(model, data, precision="bf16", **kwargs)

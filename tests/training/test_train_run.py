@@ -13,6 +13,7 @@ import pytest
 
 from alfia.errors import AlfiaError
 from alfia.models import AlfiaConfig
+from alfia.evaluation.thresholds import run_thresholds
 from alfia.training import Callback, TrainConfig, TrainingInterrupted, train_run
 from alfia.training.callbacks import EarlyStopping
 from alfia.training.loop import resolve_pos_weight
@@ -47,7 +48,7 @@ def reference_run(tmp_path_factory, tiny_backbone_dir):
 
 def test_run_directory_holds_everything_a_user_needs(reference_run):
     run = reference_run.run
-    for name in ("config.json", "history.jsonl", "predictions.parquet", "thresholds.json", "fusion_head.safetensors",
+    for name in ("config.json", "history.jsonl", "predictions.parquet", "fusion_head.safetensors",
                  "backbone.json", "model_config.json", "adapter", "checkpoint/state.json"):
         assert (run / name).exists(), name
     config = json.loads((run / "config.json").read_text())
@@ -62,11 +63,11 @@ def test_run_directory_holds_everything_a_user_needs(reference_run):
     df = pd.read_parquet(reference_run.table)
     assert len(preds) == int((df["split"] != "train").sum())
     assert preds["prob"].between(0, 1).all()
-    thresholds = json.loads((run / "thresholds.json").read_text())
-    assert thresholds["chosen_on"] == "val" and 0 < thresholds["threshold"] < 1
+    point = run_thresholds(run)["f1"]  # the operating point comes from the val predictions (alfia.evaluation)
+    assert point.chosen_on == "val" and 0 < point.threshold < 1
     best = max(history, key=lambda h: h["val_auprc"])
-    assert reference_run.summary.best_epoch == best["epoch"]
-    assert thresholds["best_val_auprc"] == pytest.approx(best["val_auprc"])
+    assert reference_run.summary.best_epoch == best["epoch"] == config["result"]["best_epoch"]
+    assert config["result"]["best_val_auprc"] == pytest.approx(best["val_auprc"])
 
 
 def test_same_seed_same_machine_same_result(reference_run, tmp_path, tiny_backbone_dir):

@@ -172,6 +172,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         from rich.console import Console
 
         from alfia.api.data import as_path
+        from alfia.evaluation.thresholds import write_run_thresholds
         from alfia.training import train_run
 
         if y is not None:
@@ -185,24 +186,22 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         console = Console(stderr=True, quiet=not self.progress)
         summary = train_run(as_path(texts, "text table"), run_dir, model_config, train_config, console=console,
                             progress=self.progress)
+        write_run_thresholds(summary.run_dir)
         self._set_learned(summary.run_dir)
         return self
 
     def _set_learned(self, run_dir: Path) -> None:
-        from alfia.atomic import read_json_object
         from alfia.evaluation.report import read_history
-        from alfia.runs import RunLayout
-        from alfia.training import read_run_config
-        from alfia.training.run import THRESHOLDS_FILE
+        from alfia.evaluation.thresholds import DECISION_POINT, run_thresholds
+        from alfia.runs import RunLayout, read_alfia_config
 
         layout = RunLayout.of(run_dir)
-        config = read_run_config(run_dir)
+        config = read_alfia_config(run_dir)
         result = config.get("result") or {}
-        thresholds = read_json_object(layout.root / THRESHOLDS_FILE)
         self.run_dir_ = layout.root
-        self.threshold_ = float(thresholds["threshold"])
-        self.best_epoch_ = result.get("best_epoch", thresholds.get("best_epoch"))
-        self.best_val_auprc_ = result.get("best_val_auprc", thresholds.get("best_val_auprc"))
+        self.threshold_ = run_thresholds(layout)[DECISION_POINT].threshold
+        self.best_epoch_ = result.get("best_epoch")
+        self.best_val_auprc_ = result.get("best_val_auprc")
         self.n_rows_ = dict(config["data"]["n_rows"])
         self.history_ = read_history(layout.history) if layout.history.exists() else None
         self.classes_ = np.array([0, 1])
@@ -284,11 +283,9 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
 
         ``overrides`` set inference-time parameters such as ``device`` or ``num_threads``.
         """
-        from alfia.training import read_run_config
+        from alfia.runs import read_alfia_config
 
-        config = read_run_config(directory)
-        if config.get("model_type") != "alfia":
-            raise AlfiaError(f"{directory}: not an ALFIA run (model_type={config.get('model_type')!r})")
+        config = read_alfia_config(directory)
         params = params_from_configs(cls._get_param_names(), config["model"], config["train"])
         estimator = cls(**{**params, **overrides, "run_dir": directory})
         estimator._set_learned(Path(directory))

@@ -68,7 +68,7 @@ def _run_dir_of(model) -> Path:
 
 def _is_training_data(run_dir: Path, texts) -> bool:
     from alfia.cohorts.io import sha256_file
-    from alfia.evaluation.report import read_config
+    from alfia.runs import read_config
 
     data = read_config(run_dir).get("data") or {}
     path = Path(os.fspath(texts))
@@ -93,8 +93,6 @@ def evaluate(model, texts=None, *, split: str = "test", n_boot: int = 1000, seed
         result = evaluate_run(run_dir, split=split, n_boot=n_boot, seed=seed, cohort=cohort)
     else:
         result = _evaluate_external(model, run_dir, texts, split, n_boot, seed, cohort)
-    if hasattr(model, "_loaded"):
-        model._loaded = None  # metrics.json now holds the threshold chosen on val: reload picks it up
     return Report(result)
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from alfia.baselines.preprocessing import FeatureSpec
 from alfia.baselines.registry import MODELS, Profile, build_model
-from alfia.baselines.runner import BaselineRunConfig, ExternalInput, check_cohort, run_models
+from alfia.baselines.runner import BaselineRunConfig, ExternalInput, run_models
 from alfia.cohorts.schema import ID_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
 
@@ -122,7 +122,6 @@ def run_boost(cohort: pd.DataFrame, embeddings: pd.DataFrame, variant: str,
     ``alfia embed`` from the same ALFIA run, which maps a cohort of another variant first.
     """
     keys = resolve_learners(learners)
-    check_cohort(cohort, cohort_source)
     joined, emb_cols = build_boost_frame(cohort, embeddings,
                                          include_layer_weights=include_layer_weights,
                                          cohort_source=cohort_source,

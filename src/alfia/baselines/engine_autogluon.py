@@ -20,8 +20,8 @@ import pandas as pd
 from alfia.baselines.preprocessing import FeatureSpec, categorical_as_object, numeric_frame
 from alfia.baselines.registry import ENSEMBLE_NAME, resolve_models
 from alfia.baselines.runner import (
-    FAMILY_BASELINE, FAMILY_ENSEMBLE, BaselineRunConfig, _base_config, _split_frames, _write_run,
-    check_cohort, summary_row, write_summary,
+    FAMILY_BASELINE, FAMILY_ENSEMBLE, BaselineRunConfig, _base_config, _write_run,
+    split_labelled, summary_row, write_summary,
 )
 from alfia.cohorts.schema import OUTCOME_COLUMN
 from alfia.errors import AlfiaError
@@ -74,10 +74,9 @@ def run_autogluon(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathL
                   callback=None, source: str = "cohort") -> pd.DataFrame:
     TabularPredictor = import_tabular_predictor()
     names = resolve_models(models)
-    check_cohort(cohort_df, source)
     spec = FeatureSpec.from_schema(variant, cohort_df, source=source)
     out_dir = Path(out_dir)
-    parts, labels = _split_frames(cohort_df)
+    parts, labels = split_labelled(cohort_df, source)
     run = BaselineRunConfig(variant=variant, models=names, seed=seed, profile="full",
                             engine="autogluon", n_boot=n_boot, cohort=source)
     hyperparameters = _hyperparameters(names) if models else "default"

@@ -39,7 +39,8 @@ from alfia.baselines.registry import (
     ENSEMBLE_NAME, MODELS, N_JOBS, Profile, build_model, resolve_models,
 )
 from alfia.cohorts.mapping import MappedCohort, fit_imputation, impute, map_cohort
-from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, SPLITS, get_schema
+from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, get_schema
+from alfia.cohorts.validate import check_labels, split_for_training
 from alfia.errors import AlfiaError
 from alfia.runs import RunLayout, write_predictions
 
@@ -108,12 +109,7 @@ class ExternalCohort:
 
     def labels(self) -> np.ndarray:
         """Read only after every model has scored."""
-        from alfia.evaluation.external import check_labels
-
-        if OUTCOME_COLUMN not in self.mapped.frame.columns:
-            raise AlfiaError(f"{self.source}: no {OUTCOME_COLUMN!r} column; an external cohort needs its "
-                             f"outcome to be scored")
-        return check_labels(self.mapped.frame[OUTCOME_COLUMN].to_numpy(), self.source)
+        return check_labels(self.mapped.frame, self.source)
 
 
 def prepare_external(ext: ExternalInput, variant: str, train: pd.DataFrame) -> ExternalCohort:
@@ -126,39 +122,9 @@ def prepare_external(ext: ExternalInput, variant: str, train: pd.DataFrame) -> E
     return ExternalCohort(ext.name, ext.source, mapped, features.reset_index(drop=True), imputed)
 
 
-def check_cohort(df: pd.DataFrame, source: str = "cohort") -> None:
-    """The split/label/id checks every baseline needs, with errors naming the file and column."""
-    for col in (ID_COLUMN, OUTCOME_COLUMN):
-        if col not in df.columns:
-            raise AlfiaError(f"{source}: no {col!r} column")
-    if SPLIT_COLUMN not in df.columns:
-        raise AlfiaError(f"{source}: no {SPLIT_COLUMN!r} column; baselines train on the cohort's own "
-                         f"train/val/test split (assign one with `alfia cohort split` or "
-                         f"alfia.cohorts.splits.assign_splits)")
-    bad = df.loc[~df[SPLIT_COLUMN].isin(SPLITS), SPLIT_COLUMN]
-    if len(bad):
-        raise AlfiaError(f"{source}: column {SPLIT_COLUMN!r}, row {bad.index[0]}: value {bad.iloc[0]!r} "
-                         f"is not one of {', '.join(SPLITS)}")
-    if df[ID_COLUMN].duplicated().any():
-        dup = df.loc[df[ID_COLUMN].duplicated(), ID_COLUMN].iloc[0]
-        raise AlfiaError(f"{source}: column {ID_COLUMN!r} repeats stay {dup}")
-    label = pd.to_numeric(df[OUTCOME_COLUMN], errors="coerce")
-    wrong = ~label.isin([0, 1])
-    if wrong.any():
-        row = wrong.idxmax()
-        raise AlfiaError(f"{source}: column {OUTCOME_COLUMN!r}, row {row}: "
-                         f"{df.loc[row, OUTCOME_COLUMN]} is not 0 or 1")
-    for split in SPLITS:
-        part = label[df[SPLIT_COLUMN] == split]
-        if part.empty:
-            raise AlfiaError(f"{source}: split {split!r} has no rows")
-        if split != "test" and part.nunique() < 2:
-            raise AlfiaError(f"{source}: split {split!r} holds only label {int(part.iloc[0])}; "
-                             f"training and validation AUPRC need deaths and survivors")
-
-
-def _split_frames(df: pd.DataFrame):
-    parts = {s: df[df[SPLIT_COLUMN] == s] for s in SPLITS}
+def split_labelled(df: pd.DataFrame, source: str):
+    """The checked train/val/test parts (``alfia.cohorts.validate.split_for_training``) and their labels."""
+    parts = split_for_training(df, source)
     return parts, {s: p[OUTCOME_COLUMN].astype(int).to_numpy() for s, p in parts.items()}
 
 
@@ -344,7 +310,7 @@ def reuse_finished(name: str, family: str, run: BaselineRunConfig, spec: Feature
     """
     import json
 
-    from alfia.evaluation.report import read_config
+    from alfia.runs import read_config
     from alfia.runs import read_predictions
 
     layout = RunLayout.of(out_dir / name)
@@ -400,9 +366,8 @@ def run_models(df: pd.DataFrame, *, jobs: list[tuple[str, Callable[[], TabularCl
     ``externals`` are scored whole by every model; ``external_features(input, features)`` may add
     columns to an external cohort's mapped, imputed features (ALFIA-boost joins its embeddings).
     """
-    check_cohort(df, source)
     out_dir = Path(out_dir)
-    parts, labels = _split_frames(df)
+    parts, labels = split_labelled(df, source)
     prepared = []
     for ext in externals:
         cohort = prepare_external(ext, run.variant, parts["train"])
@@ -503,7 +468,6 @@ def run_baselines(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathL
     interrupted run continues where it stopped; the ensemble is always rebuilt).
     """
     names = resolve_models(models)
-    check_cohort(cohort_df, source)
     spec = FeatureSpec.from_schema(variant, cohort_df, source=source)
     run = BaselineRunConfig(variant=variant, models=names, seed=seed, profile=profile,
                             n_boot=n_boot, cohort=source, externals=[e.source for e in externals])

@@ -98,7 +98,7 @@ def _evaluate_external(run_dir: Path, paths: list[Path], *, n_boot: int, seed: i
                        device: str) -> None:
     from alfia.errors import AlfiaError
     from alfia.evaluation.external import evaluate_external, external_names, headline, read_shift
-    from alfia.evaluation.report import read_config
+    from alfia.runs import read_config
     from alfia.runs import RunLayout
 
     names = external_names(paths)

@@ -110,9 +110,12 @@ def train(
         console.print(f"[yellow]interrupted[/]: training state saved to {where}; continue with "
                       f"`alfia train --resume {resume or out}`", highlight=False)
         sys.exit(130)
+    from alfia.evaluation.thresholds import DECISION_POINT, write_run_thresholds
+
+    threshold = write_run_thresholds(summary.run_dir)[DECISION_POINT].threshold
     console.print(f"[green]done[/]: best epoch {summary.best_epoch} (val AUPRC {summary.best_val_auprc:.4f}), "
                   f"{summary.epochs_run} epochs{' (stopped early)' if summary.stopped_early else ''} in "
-                  f"{summary.train_seconds:.0f} s; threshold {summary.threshold:.4f}. Run directory: "
+                  f"{summary.train_seconds:.0f} s; threshold {threshold:.4f} (max F1 on val). Run directory: "
                   f"{summary.run_dir}. Next: `alfia evaluate {summary.run_dir}`", highlight=False)
 
 

@@ -340,3 +340,70 @@ def check_cohort(df: pd.DataFrame, variant: str, *, source: str = "<cohort>",
     report = validate_cohort(df, variant, source=source, require_split=require_split)
     report.raise_for_errors()
     return report
+
+
+# --- labels and splits: what every model trains on ------------------------------------------------
+# One check per kind, run once where a table enters a command: the cohort schema above (``alfia cohort
+# validate``, the cohort builders), and the labels and splits below (``alfia train``, ``alfia baselines``,
+# ``alfia boost``, ``alfia predict`` with labels, external cohorts).
+
+def row_name(df: pd.DataFrame, position: int) -> str:
+    """'row 9 (stay_id=1009)': a 0-based row position with the stay it holds."""
+    if ID_COLUMN in df.columns:
+        return f"row {position} ({ID_COLUMN}={df[ID_COLUMN].iloc[position]})"
+    return f"row {position}"
+
+
+def check_labels(df: pd.DataFrame, source: str, column: str = OUTCOME_COLUMN) -> np.ndarray:
+    """Labels must be present and exactly 0 or 1; returns them as int8."""
+    if column not in df.columns:
+        raise AlfiaError(f"{source}: no label column '{column}'")
+    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+    nan = np.isnan(values)
+    if nan.any():
+        position = int(np.flatnonzero(nan)[0])
+        raise AlfiaError(f"{source}: column '{column}' has a missing (NaN) or non-numeric label at "
+                         f"{row_name(df, position)}")
+    outside = ~np.isin(values, (0.0, 1.0))
+    if outside.any():
+        position = int(np.flatnonzero(outside)[0])
+        raise AlfiaError(f"{source}: column '{column}' must be 0 or 1, got {values[position]:g} at "
+                         f"{row_name(df, position)} ({int(outside.sum())} bad row(s))")
+    return values.astype(np.int8)
+
+
+def split_for_training(df: pd.DataFrame, source: str, *, need_test: bool = True) -> dict[str, pd.DataFrame]:
+    """The train/val/test parts of a labelled table, checked: unique ``stay_id``, labels 0 or 1, a
+    ``split`` column of train/val/test only, and deaths and survivors in both train (the loss) and val
+    (the AUPRC that early stopping and model selection read). ``need_test``: the test split must have
+    rows too (the zoo scores it; ALFIA may train without one). Parts keep the table's row order and
+    index, so later messages name the table's own rows."""
+    if ID_COLUMN not in df.columns:
+        raise AlfiaError(f"{source}: no '{ID_COLUMN}' column")
+    duplicated = df[ID_COLUMN].duplicated()
+    if duplicated.any():
+        position = int(np.flatnonzero(duplicated.to_numpy())[0])
+        raise AlfiaError(f"{source}: column '{ID_COLUMN}' repeats stay {df[ID_COLUMN].iloc[position]} at "
+                         f"{row_name(df, position)}")
+    labels = check_labels(df, source)
+    if SPLIT_COLUMN not in df.columns:
+        raise AlfiaError(f"{source}: no '{SPLIT_COLUMN}' column; models train on the cohort's own train/val/test "
+                         f"split (assign one with `alfia cohort split` or alfia.cohorts.splits.assign_splits)")
+    split = df[SPLIT_COLUMN].astype(str)
+    unknown = ~split.isin(SPLITS)
+    if unknown.any():
+        position = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise AlfiaError(f"{source}: column '{SPLIT_COLUMN}' holds {split.iloc[position]!r} at "
+                         f"{row_name(df, position)}, which is not one of {', '.join(SPLITS)}")
+    parts = {}
+    for name in SPLITS:
+        rows = (split == name).to_numpy()
+        if not rows.any() and (name != "test" or need_test):
+            raise AlfiaError(f"{source}: split '{name}' has no rows")
+        present = np.unique(labels[rows])
+        if name != "test" and len(present) == 1:
+            raise AlfiaError(f"{source}: split '{name}' holds only label {present[0]} (every '{name}' row has "
+                             f"{OUTCOME_COLUMN}={present[0]}); training and validation AUPRC need deaths and "
+                             f"survivors")
+        parts[name] = df.loc[rows]
+    return parts

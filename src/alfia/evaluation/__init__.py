@@ -9,7 +9,8 @@
 
 from alfia.evaluation.bootstrap import paired_bootstrap, paired_compare
 from alfia.evaluation.compare import compare_runs, find_run_dirs
-from alfia.evaluation.report import evaluate_predictions, evaluate_run, validate_predictions
+from alfia.evaluation.report import evaluate_predictions, evaluate_run
+from alfia.runs import validate_predictions
 
 __all__ = ["compare_runs", "evaluate_predictions", "evaluate_run", "find_run_dirs", "paired_bootstrap",
            "paired_compare", "validate_predictions"]

@@ -28,9 +28,8 @@ from alfia.atomic import write_atomic, write_json_atomic, write_text_atomic
 from alfia.cohorts.schema import ID_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
 from alfia.evaluation.bootstrap import paired_compare
-from alfia.evaluation.report import (CALIBRATION_METRICS, RANKING_METRICS, evaluate_predictions, read_config,
-                                     validate_predictions)
-from alfia.runs import RunLayout, read_predictions
+from alfia.evaluation.report import CALIBRATION_METRICS, RANKING_METRICS, score_split
+from alfia.runs import RunLayout, read_config, read_predictions
 
 ALFIA_FAMILIES = ("alfia", "alfia-boost", "alfia-nn")
 METRIC_LABELS = {
@@ -84,7 +83,7 @@ def _load_runs(run_dirs: Sequence[Path], split: str) -> list[RunEntry]:
     entries = []
     for run_dir in run_dirs:
         layout = RunLayout.of(run_dir)
-        pred = validate_predictions(read_predictions(layout.predictions), str(layout.predictions))
+        pred = read_predictions(layout.predictions)
         rows = pred.loc[pred[SPLIT_COLUMN] == split]
         if rows.empty:
             raise AlfiaError(f"{layout.predictions}: no rows in split {split!r}")
@@ -248,8 +247,8 @@ def _external_comparisons(entries: Sequence[RunEntry], *, n_boot: int, seed: int
             elif these != ids:
                 raise AlfiaError(f"{e.run_dir}: external/{name} holds other stays than the other runs' "
                                  f"external/{name}; score the same cohort file with every run")
-            res = evaluate_predictions(frame, split=EXTERNAL_SPLIT, n_boot=n_boot, seed=seed,
-                                       source=str(RunLayout.of(e.run_dir).external(name).predictions))
+            res = score_split(frame, split=EXTERNAL_SPLIT, n_boot=n_boot, seed=seed,
+                              source=str(RunLayout.of(e.run_dir).external(name).predictions))
             res["calibration_in_the_large"] = calibration_in_the_large(rows["label"], rows["prob"])
             results[e.name] = res
             step(f"evaluated {e.name} on external {name}")
@@ -409,8 +408,8 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     subgroup_source = _subgroup_source(entries, cohort)
     attributes = subgroup_attributes(subgroup_source) if subgroup_source is not None else None
     for e in entries:
-        e.result = evaluate_predictions(e.predictions, split=split, n_boot=n_boot, seed=seed,
-                                        source=str(RunLayout.of(e.run_dir).predictions))
+        e.result = score_split(e.predictions, split=split, n_boot=n_boot, seed=seed,
+                               source=str(RunLayout.of(e.run_dir).predictions))
         y, prob = e.rows["label"].to_numpy(), e.rows["prob"].to_numpy()
         e.result["decision_curve"] = decision_curve(y, prob)
         e.result["calibration_curve"] = calibration_band(y, prob)

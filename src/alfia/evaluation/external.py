@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from alfia.atomic import read_json_object, write_json_atomic
-from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, CohortSchema
+from alfia.cohorts.schema import OUTCOME_COLUMN, SPLIT_COLUMN, CohortSchema
 from alfia.errors import AlfiaError
-from alfia.evaluation.report import evaluate_predictions, model_name_of, validate_predictions
+from alfia.evaluation.report import model_name_of, score_split
 from alfia.runs import EXTERNAL_SPLIT, RunLayout, read_predictions, write_predictions
 
 
@@ -44,9 +44,9 @@ def external_names(paths: Sequence[str | os.PathLike]) -> list[str]:
 def external_frame(run_dir: str | os.PathLike, name: str) -> pd.DataFrame:
     """The run's own val rows (they choose the thresholds) and the external cohort's rows."""
     layout = RunLayout.of(run_dir)
-    internal = validate_predictions(read_predictions(layout.predictions), str(layout.predictions))
+    internal = read_predictions(layout.predictions)
     ext_path = layout.external(name).predictions
-    ext = validate_predictions(read_predictions(ext_path), str(ext_path))
+    ext = read_predictions(ext_path)
     ext[SPLIT_COLUMN] = EXTERNAL_SPLIT
     return pd.concat([internal.loc[internal[SPLIT_COLUMN] == "val"], ext], ignore_index=True)
 
@@ -65,8 +65,8 @@ def evaluate_external(run_dir: str | os.PathLike, name: str, *, n_boot: int = 10
     layout = RunLayout.of(run_dir)
     ext = layout.external(name)
     frame = external_frame(layout.root, name)
-    result = evaluate_predictions(frame, split=EXTERNAL_SPLIT, n_boot=n_boot, seed=seed,
-                                  source=str(ext.predictions))
+    result = score_split(frame, split=EXTERNAL_SPLIT, n_boot=n_boot, seed=seed,
+                         source=str(ext.predictions))
     rows = frame.loc[frame[SPLIT_COLUMN] == EXTERNAL_SPLIT]
     result = {"model_name": model_name_of(layout.root), "external": name, "run_dir": str(layout.root.resolve()),
               **(extra or {}), **result,
@@ -184,14 +184,3 @@ def headline(shift: dict) -> str:
     parts.append(f"{len(filled)} predictors imputed ({len(whole)} for every stay)"
                  + (f", {absent} absent from the text" if absent else ""))
     return "; ".join(parts)
-
-
-def check_labels(labels, source: str) -> np.ndarray:
-    values = pd.to_numeric(pd.Series(labels), errors="coerce")
-    bad = values.isna() | ~values.isin([0, 1])
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise AlfiaError(f"{source}: column {OUTCOME_COLUMN!r}, row {i}: {labels[i]!r} is not 0 or 1; an "
-                         f"external cohort needs its outcome to be scored")
-    return values.to_numpy(dtype=np.int8)
-

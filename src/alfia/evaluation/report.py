@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -14,15 +13,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alfia.atomic import read_json_object, write_json_atomic
-from alfia.cohorts.schema import ID_COLUMN, SPLIT_COLUMN
+from alfia.atomic import write_json_atomic
+from alfia.cohorts.io import sha256_file
+from alfia.cohorts.schema import SPLIT_COLUMN
 from alfia.errors import AlfiaError
 from alfia.evaluation.bootstrap import CI_LEVEL, bootstrap_distribution, with_ci
 from alfia.evaluation.calibration import N_BINS, calibration_metrics
 from alfia.evaluation.metrics import (THRESHOLD_METRICS, RankedScores, confusion_at_threshold, ranking_metrics,
                                       threshold_metrics)
-from alfia.evaluation.thresholds import OPERATING_POINTS, choose_threshold, select_thresholds
-from alfia.runs import PREDICTION_COLUMNS, UNCALIBRATED_COLUMN, RunLayout, read_predictions
+from alfia.evaluation.thresholds import (
+    OPERATING_POINTS, THRESHOLD_RULE, ChosenThreshold, choose_threshold, select_thresholds,
+    write_run_thresholds,
+)
+from alfia.runs import UNCALIBRATED_COLUMN, RunLayout, read_config, read_predictions, validate_predictions
 
 # Headline metrics, in the order tables show them.
 RANKING_METRICS = ("auprc", "auroc", "best_f1", "best_f2")
@@ -44,44 +47,12 @@ DEFINITIONS = {
     "calibration_slope": "b in logit P(death) = a + b * logit(prob); 1 is ideal",
     "calibration_intercept": "a in logit P(death) = a + logit(prob) (slope fixed at 1); 0 is ideal",
     "ece": f"expected calibration error over {N_BINS} equal-width probability bins",
-    "threshold_rule": "a stay is predicted to die when prob >= threshold",
+    "threshold_rule": THRESHOLD_RULE,
 }
 
 
 def _where(source: str | None) -> str:
     return f"{source}: " if source else ""
-
-
-def validate_predictions(pred: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
-    """Check a predictions frame; raise AlfiaError naming the column and row at fault."""
-    where = _where(source)
-    if not isinstance(pred, pd.DataFrame):
-        raise AlfiaError(f"{where}predictions must be a pandas DataFrame, got {type(pred).__name__}")
-    missing = [c for c in PREDICTION_COLUMNS if c not in pred.columns]
-    if missing:
-        raise AlfiaError(f"{where}predictions lack column(s) {', '.join(missing)}")
-    pred = pred.reset_index(drop=True)
-    label = pd.to_numeric(pred["label"], errors="coerce")
-    bad = label.isna() | ~label.isin((0, 1))
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise AlfiaError(f"{where}column 'label' must be 0 or 1; row {i} (stay_id {pred[ID_COLUMN].iloc[i]!r}) "
-                         f"holds {pred['label'].iloc[i]!r} ({int(bad.sum())} bad row(s))")
-    prob = pd.to_numeric(pred["prob"], errors="coerce")
-    bad = prob.isna() | ~np.isfinite(prob) | (prob < 0) | (prob > 1)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise AlfiaError(f"{where}column 'prob' must be a probability in [0, 1]; row {i} (stay_id "
-                         f"{pred[ID_COLUMN].iloc[i]!r}) holds {pred['prob'].iloc[i]!r} ({int(bad.sum())} bad row(s))")
-    dup = pred.duplicated([SPLIT_COLUMN, ID_COLUMN])
-    if dup.any():
-        i = int(np.flatnonzero(dup.to_numpy())[0])
-        raise AlfiaError(f"{where}stay_id {pred[ID_COLUMN].iloc[i]!r} appears more than once in split "
-                         f"{pred[SPLIT_COLUMN].iloc[i]!r} (row {i})")
-    out = pred.copy()
-    out["label"] = label.astype(np.int8)
-    out["prob"] = prob.astype(float)
-    return out
 
 
 def _split_rows(pred: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -93,7 +64,8 @@ def _has_both_classes(rows: pd.DataFrame) -> bool:
 
 
 def evaluate_predictions(pred: pd.DataFrame, *, split: str = "test", n_boot: int = 1000, seed: int = 42,
-                         source: str | None = None) -> dict:
+                         source: str | None = None,
+                         thresholds: dict[str, ChosenThreshold] | None = None) -> dict:
     """Every metric of ``split`` with a stratified-bootstrap 95% CI; thresholds chosen on val.
 
     Returns a JSON-serialisable dict::
@@ -109,8 +81,15 @@ def evaluate_predictions(pred: pd.DataFrame, *, split: str = "test", n_boot: int
 
     Undefined values (e.g. PPV with nothing predicted positive) are ``None``. Without val rows (or
     with a single-class val split) the thresholds are chosen on ``split`` itself, and ``notes`` says so.
+    ``thresholds``: operating points already chosen (a run's thresholds.json) instead of choosing them.
     """
-    pred = validate_predictions(pred, source)
+    return score_split(validate_predictions(pred, source), split=split, n_boot=n_boot, seed=seed, source=source,
+                     thresholds=thresholds)
+
+
+def score_split(pred: pd.DataFrame, *, split: str = "test", n_boot: int = 1000, seed: int = 42,
+                source: str | None = None, thresholds: dict[str, ChosenThreshold] | None = None) -> dict:
+    """:func:`evaluate_predictions` on predictions validated where they entered (``read_predictions``)."""
     where = _where(source)
     rows = _split_rows(pred, split)
     if rows.empty:
@@ -121,7 +100,12 @@ def evaluate_predictions(pred: pd.DataFrame, *, split: str = "test", n_boot: int
                          "AUPRC, AUROC and the bootstrap need both deaths and survivors")
     notes: list[str] = []
     val = _split_rows(pred, "val")
-    if split != "val" and not val.empty and _has_both_classes(val):
+    if thresholds is not None:
+        chosen_on = next(iter(thresholds.values())).chosen_on
+        if split == chosen_on:
+            notes.append(f"evaluating {split}: the thresholds were chosen on these same rows, so the threshold "
+                         "metrics are optimistic")
+    elif split != "val" and not val.empty and _has_both_classes(val):
         threshold_rows, chosen_on = val, "val"
     else:
         threshold_rows, chosen_on = rows, split
@@ -132,7 +116,8 @@ def evaluate_predictions(pred: pd.DataFrame, *, split: str = "test", n_boot: int
             why = "there are no val rows" if val.empty else "the val rows hold a single class"
             notes.append(f"thresholds were chosen on the {split} rows themselves because {why}; the "
                          f"threshold metrics are therefore optimistic")
-    chosen = select_thresholds(threshold_rows["label"].to_numpy(), threshold_rows["prob"].to_numpy(), chosen_on)
+    chosen = thresholds if thresholds is not None else select_thresholds(
+        threshold_rows["label"].to_numpy(), threshold_rows["prob"].to_numpy(), chosen_on)
 
     y = rows["label"].to_numpy(dtype=float)
     prob = rows["prob"].to_numpy(dtype=float)
@@ -162,7 +147,7 @@ def evaluate_predictions(pred: pd.DataFrame, *, split: str = "test", n_boot: int
     for name, ct in chosen.items():
         counts = confusion_at_threshold(y, prob, ct.threshold, np.ones((1, y.size)))
         operating_points[name] = {
-            "threshold": ct.threshold, "chosen_on": ct.chosen_on, "score_on_chosen_split": ct.score_there,
+            "threshold": ct.threshold, "chosen_on": ct.chosen_on, "score_on_chosen_split": ct.score_on_chosen_split,
             "metrics": {metric: entry(f"{name}:{metric}") for metric in THRESHOLD_METRICS},
             "confusion_matrix": {k: int(round(float(counts[k][0]))) for k in ("tn", "fp", "fn", "tp")},
         }
@@ -217,12 +202,6 @@ def model_name_of(run_dir: str | os.PathLike) -> str:
     return str(name) if name else Path(run_dir).resolve().name
 
 
-def read_config(run_dir: str | os.PathLike) -> dict:
-    """The run's config.json as a dict; {} when the run has none."""
-    path = RunLayout.of(run_dir).config
-    return read_json_object(path) if path.exists() else {}
-
-
 def read_history(path: str | os.PathLike) -> pd.DataFrame:
     """history.jsonl as a frame, one row per epoch; AlfiaError naming the line of a malformed record."""
     path = Path(path)
@@ -240,14 +219,6 @@ def read_history(path: str | os.PathLike) -> pd.DataFrame:
     if not records:
         raise AlfiaError(f"{path}: no epochs recorded")
     return pd.DataFrame.from_records(records)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def clinical_sections(rows: pd.DataFrame, result: dict, config: dict, run_dir: Path, *,
@@ -285,8 +256,12 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test", n_boot: int
     if not layout.root.is_dir():
         raise AlfiaError(f"{layout.root}: not a run directory (no such folder)")
     pred = read_predictions(layout.predictions)
-    result = evaluate_predictions(pred, split=split, n_boot=n_boot, seed=seed, source=str(layout.predictions))
-    pred = validate_predictions(pred, str(layout.predictions))
+    # The run's own operating points (thresholds.json, chosen on its val rows): metrics.json reports the
+    # very thresholds that alfia predict applies.
+    val = _split_rows(pred, "val")
+    chosen = write_run_thresholds(layout, pred) if not val.empty and _has_both_classes(val) else None
+    result = score_split(pred, split=split, n_boot=n_boot, seed=seed, source=str(layout.predictions),
+                       thresholds=chosen)
     rows = _split_rows(pred, split)
     name = model_name_of(layout.root)
     history = read_history(layout.history) if layout.history.exists() else None
@@ -298,7 +273,7 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str = "test", n_boot: int
     result = {
         "model_name": name,
         "run_dir": str(layout.root.resolve()),
-        "predictions_sha256": _sha256(layout.predictions),
+        "predictions_sha256": sha256_file(layout.predictions),
         **result,
         "figures": {key: str(path.relative_to(layout.root)) for key, path in figures.items()},
     }

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from alfia.cohorts.schema import OUTCOME_COLUMN, SPLIT_COLUMN, get_schema
+from alfia.cohorts.schema import SPLIT_COLUMN, get_schema
 from alfia.errors import AlfiaError
 from alfia.inference.predict import LoadedRun, frame_to_input, predict
 
@@ -33,7 +33,8 @@ def score_external(run: LoadedRun, path: str | os.PathLike, *, n_boot: int = 100
     """Predict every stay of the cohort at ``path``; write external/<name>/; return its metrics."""
     from alfia.cohorts.io import infer_variant, read_table
     from alfia.cohorts.mapping import map_cohort
-    from alfia.evaluation.external import check_labels, external_name, shift_report, write_external
+    from alfia.cohorts.validate import check_labels
+    from alfia.evaluation.external import external_name, shift_report, write_external
 
     path = Path(path)
     target = run.template
@@ -45,9 +46,7 @@ def score_external(run: LoadedRun, path: str | os.PathLike, *, n_boot: int = 100
     mapped = map_cohort(df, source_variant, target, source=str(path))
     inputs = frame_to_input(mapped.features, str(path), run)  # no outcome column: nothing to peek at
     preds, _ = predict(run, inputs, batch_size=batch_size)
-    if OUTCOME_COLUMN not in mapped.frame.columns:
-        raise AlfiaError(f"{path}: no {OUTCOME_COLUMN!r} column; an external cohort needs its outcome")
-    labels = check_labels(mapped.frame[OUTCOME_COLUMN].to_numpy(), str(path))
+    labels = check_labels(mapped.frame, str(path))
     train = training_rows(run)
     shift = None
     if train is not None:

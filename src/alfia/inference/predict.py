@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -22,11 +21,11 @@ import torch
 
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
-from alfia.runs import RunLayout
-from alfia.training.data import TEXT_COLUMN, TokenizedTexts, check_labels, check_texts, pad_token_id_of, tokenize_texts
-from alfia.training.loop import iterate_outputs, resolve_device, set_threads, sigmoid
-from alfia.training.config import TrainConfig
-from alfia.training.run import THRESHOLDS_FILE
+from alfia.cohorts.validate import check_labels
+from alfia.evaluation.thresholds import DECISION_POINT, run_thresholds
+from alfia.runs import RunLayout, read_alfia_config
+from alfia.runtime import TokenizedTexts, iterate_outputs, pad_token_id_of, resolve_device, set_threads, tokenize_texts
+from alfia.text.table import TEXT_COLUMN, check_texts
 
 STREAM_ROWS = 4096  # texts tokenised and scored at a time by predict/embed
 
@@ -87,45 +86,24 @@ class Performance:
                 f"(+{self.rss_increase_mb:.0f} MB){gpu}")
 
 
-def _threshold_of(layout: RunLayout) -> tuple[float, str]:
-    """metrics.json's max-F1 threshold chosen on val (after ``alfia evaluate``), else thresholds.json's."""
-    if layout.metrics.exists():
-        try:
-            metrics = json.loads(layout.metrics.read_text())
-            value = metrics.get("thresholds", {}).get("f1")
-            if value is not None:
-                return float(value), f"{layout.metrics.name} (max F1, chosen on {metrics['thresholds'].get('chosen_on', 'val')})"
-        except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as e:
-            raise AlfiaError(f"{layout.metrics}: cannot read its thresholds ({e})") from None
-    path = layout.root / THRESHOLDS_FILE
-    if path.exists():
-        try:
-            return float(json.loads(path.read_text())["threshold"]), f"{THRESHOLDS_FILE} (max F1 on val at train end)"
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise AlfiaError(f"{path}: cannot read the threshold ({e})") from None
-    raise AlfiaError(f"{layout.root}: no threshold (neither metrics.json nor {THRESHOLDS_FILE}); was training finished?")
-
-
 def load_run(run_dir: str | os.PathLike, *, device: str = "auto", num_threads: int | None = None) -> LoadedRun:
     """Load a finished ALFIA run directory for inference (eval mode, no gradients)."""
     from alfia.models import AlfiaModel
-    from alfia.training.run import read_run_config
 
     layout = RunLayout.of(run_dir).require()
-    config = read_run_config(layout.root)
-    if config.get("model_type") != "alfia":
-        raise AlfiaError(f"{layout.config}: not an ALFIA run (model_type={config.get('model_type')!r})")
+    config = read_alfia_config(layout.root)
     if not layout.fusion_head.exists():
         raise AlfiaError(f"{layout.root}: no trained model in this run ({layout.fusion_head.name} is missing); "
                          f"finish training first (alfia train ... --resume {layout.root})")
-    set_threads(TrainConfig(num_threads=num_threads))
+    set_threads(num_threads)
     model = AlfiaModel.from_pretrained(layout.root)
     dev = resolve_device(device)
     model.to(dev).eval()
-    threshold, source = _threshold_of(layout)
+    point = run_thresholds(layout)[DECISION_POINT]
+    source = f"max {DECISION_POINT.upper()} on {point.chosen_on} ({layout.thresholds.name})"
     from alfia.models.calibrator import Calibrator
 
-    return LoadedRun(layout.root, model, config, threshold, source, config.get("data", {}).get("template"), dev,
+    return LoadedRun(layout.root, model, config, point.threshold, source, config.get("data", {}).get("template"), dev,
                      Calibrator.load_or_identity(layout.calibration))
 
 
@@ -276,7 +254,7 @@ def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_e
 def predict(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64) -> tuple[pd.DataFrame, Performance]:
     """Probabilities and labels at the run's threshold, one row per input, in input order."""
     logits, _, _, perf = _run_batches(run, inputs, batch_size, want_embeddings=False)
-    prob = run.calibrator.transform(logits) if run.calibrator is not None else sigmoid(logits)
+    prob = run.calibrator.transform(logits)
     out = pd.DataFrame({ID_COLUMN: inputs.stay_id})
     if inputs.split is not None:
         out[SPLIT_COLUMN] = inputs.split

@@ -18,15 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 
 from alfia.atomic import read_json_object, write_json_atomic
 from alfia.errors import AlfiaError
 
 METHODS = ("platt", "isotonic", "none")
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 @dataclass
@@ -72,10 +69,10 @@ class Calibrator:
     def transform(self, logits) -> np.ndarray:
         logits = np.asarray(logits, dtype=np.float64)
         if self.method == "platt":
-            return _sigmoid(self.intercept + self.slope * logits)
+            return expit(self.intercept + self.slope * logits)
         if self.method == "isotonic":
             return np.interp(logits, self.knots_x, self.knots_y)
-        return _sigmoid(logits)
+        return expit(logits)
 
     def to_dict(self) -> dict:
         return {"method": self.method, "intercept": self.intercept, "slope": self.slope,

@@ -112,7 +112,7 @@ def train_series(arrays: HourlyArrays, out_dir: str | os.PathLike, cfg: SeriesTr
                  resume: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Fit ``cfg.model`` on the train stays of ``arrays``; select on val AUPRC; write the run. Returns a
     summary (best epoch, val AUPRC, seconds per epoch, epochs run)."""
-    from alfia.training.loop import resolve_device, seed_everything
+    from alfia.runtime.device import resolve_device, seed_everything
 
     cfg.validate()
     say = log or (lambda _msg: None)

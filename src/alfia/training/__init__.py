@@ -1,4 +1,4 @@
-"""Training ALFIA: tokenised datasets with length-bucketed batches, the training loop, callbacks, resume.
+"""Training ALFIA: the training loop, callbacks, resume, and the run directory it leaves.
 
 - :func:`train`: the functional core (model, tokenised train/val data, :class:`TrainConfig`, callbacks).
 - :func:`train_run`: a text table in, a complete run directory out (what ``alfia train`` calls).
@@ -6,11 +6,9 @@
 
 from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory, ProgressDisplay
 from alfia.training.config import TrainConfig
-from alfia.training.data import LengthBucketedBatchSampler, PadToLongest, TokenizedTexts, tokenize_table, tokenize_texts
-from alfia.training.loop import Callback, TrainingInterrupted, TrainResult, TrainState, train
-from alfia.training.run import RunSummary, max_f1_threshold, read_run_config, train_run
+from alfia.training.loop import train
+from alfia.training.run import RunSummary, train_run
+from alfia.training.state import Callback, TrainingInterrupted, TrainResult, TrainState
 
-__all__ = ["Callback", "Checkpointing", "EarlyStopping", "JsonlHistory", "LengthBucketedBatchSampler",
-           "PadToLongest", "ProgressDisplay", "RunSummary", "TokenizedTexts", "TrainConfig", "TrainResult",
-           "TrainState", "TrainingInterrupted", "max_f1_threshold", "read_run_config", "tokenize_table",
-           "tokenize_texts", "train", "train_run"]
+__all__ = ["Callback", "Checkpointing", "EarlyStopping", "JsonlHistory", "ProgressDisplay", "RunSummary",
+           "TrainConfig", "TrainResult", "TrainState", "TrainingInterrupted", "train", "train_run"]

@@ -9,9 +9,9 @@ from typing import Any
 
 from alfia.atomic import read_json_object, write_json_atomic
 from alfia.errors import AlfiaError
+from alfia.models.calibrator import METHODS as CALIBRATORS
 
 PRECISIONS = ("auto", "fp32", "bf16")
-CALIBRATION_METHODS = ("platt", "isotonic", "none")
 
 
 @dataclass
@@ -81,8 +81,8 @@ class TrainConfig:
             (self.freeze_backbone is not True or self.head_epochs >= 1,
              "freeze_backbone trains the head alone: head_epochs must be >= 1"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
-            (self.calibration in CALIBRATION_METHODS,
-             f"calibration must be one of {', '.join(CALIBRATION_METHODS)}"),
+            (self.calibration in CALIBRATORS,
+             f"calibration must be one of {', '.join(CALIBRATORS)}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -8,55 +8,29 @@ the loop knows lives in one ``TrainState`` that callbacks read and that ``alfia.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import random
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 from sklearn.metrics import average_precision_score, roc_auc_score
 from transformers import get_linear_schedule_with_warmup
 
 from alfia.errors import AlfiaError
+from alfia.runtime.batches import TokenizedTexts, make_loader, pad_token_id_of
+from alfia.runtime.device import autocast_context, resolve_device, seed_everything, set_threads
+from alfia.runtime.forward import forward_batch, predict_logits
 from alfia.training.config import TrainConfig
-from alfia.training.data import (
-    FrozenStates, TokenizedTexts, default_num_threads, make_loader, pad_token_id_of,
-)
 from alfia.training.resume import load_checkpoint
 from alfia.training.state import (  # noqa: F401  (re-exported: the loop's public names)
     Callback, TrainingInterrupted, TrainResult, TrainState, check_trainable_match, load_trainable_state,
     trainable_named_parameters, trainable_state,
 )
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise AlfiaError(f"unknown device {name!r} ({e})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AlfiaError(f"device {name!r} requested but CUDA is not available")
-    return device
-
-
-def set_threads(config: TrainConfig) -> None:
-    # Two cores: more threads than cores only adds contention; intra-op threads match the cores.
-    torch.set_num_threads(config.num_threads or default_num_threads())
 
 
 def resolve_pos_weight(config: TrainConfig, labels: np.ndarray) -> float | None:
@@ -96,56 +70,6 @@ def _learning_rates(optimizer) -> dict[str, float]:
     return {"lr": rates.get("encoder", rates.get("head")), "head_lr": rates.get("head", rates.get("encoder"))}
 
 
-def autocast_context(precision: str, device: torch.device):
-    """bf16 autocast where it pays: a CUDA device with bf16, or a CPU with native bf16 matmuls."""
-    if precision == "bf16" or (precision == "auto" and bf16_is_fast(device)):
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """bf16 matmuls run natively: CUDA with bf16 support, or a CPU with AVX-512 BF16 / AMX.
-
-    Without them oneDNN emulates bf16 and a matmul is hundreds of times slower than fp32 (measured on
-    an AVX2-only CPU, BENCHMARKS.md), so "auto" stays in fp32 there.
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def forward_batch(model, batch: dict, device: torch.device):
-    """One forward pass over a batch of token ids or of cached states (``FrozenStates``)."""
-    mask = batch["attention_mask"].to(device)
-    if "states" in batch:
-        return model.forward_from_states(batch["states"].to(device), mask)
-    return model(batch["input_ids"].to(device), mask)
-
-
-def compute_frozen_states(model, data: TokenizedTexts, *, batch_size: int, pad_token_id: int,
-                          device: torch.device, precision: str = "fp32") -> FrozenStates:
-    """Run the encoder once over ``data`` and keep each text's top-N_f hidden states (fp16, unpadded)."""
-    loader, _ = make_loader(data, batch_size, pad_token_id, shuffle=False)
-    states: list[torch.Tensor | None] = [None] * len(data)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), autocast_context(precision, device):
-            for batch in loader:
-                mask = batch["attention_mask"]
-                top = torch.stack(model.top_hidden_states(batch["input_ids"].to(device), mask.to(device)), dim=2)
-                top = top.to("cpu", torch.float16)
-                lengths = mask.sum(dim=1).tolist()
-                for row, index in enumerate(batch["index"].tolist()):
-                    states[index] = top[row, :lengths[row]].clone()
-    finally:
-        model.train(was_training)
-    return FrozenStates(states, data.stay_id, data.split, data.labels)
-
-
 class _InterruptGuard:
     """Turn the first Ctrl-C into a flag the loop checks between batches, so the state saved is whole.
 
@@ -172,34 +96,6 @@ class _InterruptGuard:
         return False
 
 
-def iterate_outputs(model, data: TokenizedTexts | FrozenStates, *, batch_size: int, pad_token_id: int,
-                    device: torch.device, precision: str = "fp32") -> Iterator[tuple[np.ndarray, Any]]:
-    """Eval-mode forward passes over ``data`` in length-sorted batches: yields (row indices, output)."""
-    loader, _ = make_loader(data, batch_size, pad_token_id, shuffle=False)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), autocast_context(precision, device):
-            for batch in loader:
-                yield batch["index"].numpy(), forward_batch(model, batch, device)
-    finally:
-        model.train(was_training)
-
-
-def predict_logits(model, data: TokenizedTexts | FrozenStates, *, batch_size: int, pad_token_id: int,
-                   device: torch.device, precision: str = "fp32") -> np.ndarray:
-    """Logits in the rows' original order."""
-    logits = np.empty(len(data), dtype=np.float64)
-    for index, out in iterate_outputs(model, data, batch_size=batch_size, pad_token_id=pad_token_id,
-                                      device=device, precision=precision):
-        logits[index] = out.logits.detach().float().cpu().numpy().reshape(-1)
-    return logits
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def validation_scores(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
     """AUPRC (average precision) and AUROC for the per-epoch monitor; NaN when a class is absent."""
     if len(np.unique(labels)) < 2:
@@ -219,7 +115,7 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
     if len(train_data) == 0 or len(val_data) == 0:
         raise AlfiaError("training needs at least one training and one validation row")
     seed_everything(config.seed)
-    set_threads(config)
+    set_threads(config.num_threads)
     device = resolve_device(config.device)
     model.to(device)
     pad_id = pad_token_id_of(model.tokenizer)
@@ -279,7 +175,7 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
 
             val_logits = predict_logits(model, val_data, batch_size=config.eval_batch_size,
                                         pad_token_id=pad_id, device=device, precision=config.precision)
-            val_probs = sigmoid(val_logits)
+            val_probs = expit(val_logits)
             auprc, auroc = validation_scores(val_data.labels, val_probs)
             val_loss = float(loss_fn(torch.as_tensor(val_logits, dtype=torch.float32, device=device),
                                      torch.as_tensor(val_data.labels, dtype=torch.float32, device=device)))

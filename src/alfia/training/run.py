@@ -4,7 +4,8 @@
 
 reads and checks the table, builds the model, trains with early stopping on validation AUPRC, and
 leaves the run directory of ``alfia.runs``: config.json, history.jsonl, the best model
-(``save_pretrained``), predictions.parquet (val and test rows), thresholds.json, checkpoint/.
+(``save_pretrained``), calibration.json, predictions.parquet (val and test rows), checkpoint/. The
+operating threshold is chosen from the val predictions by ``alfia.evaluation.thresholds``.
 ``train_run(resume="runs/alfia")`` continues an interrupted run from its own config.json.
 """
 
@@ -20,25 +21,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.console import Console
-from sklearn.metrics import precision_recall_curve
+from scipy.special import expit
 
 from alfia import __version__
 from alfia.atomic import read_json_object, write_json_atomic
 from alfia.cohorts.io import read_table, sha256_file
-from alfia.cohorts.schema import OUTCOME_COLUMN, SPLIT_COLUMN, SPLITS
+from alfia.cohorts.schema import OUTCOME_COLUMN, SPLITS
 from alfia.errors import AlfiaError
-from alfia.runs import RunLayout, write_predictions
+from alfia.runs import RunLayout, read_alfia_config, write_predictions
 from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory, ProgressDisplay
 from alfia.training.config import TrainConfig
 from alfia.training.resume import checkpoint_dir_of
-from alfia.training.data import check_labels, check_texts, pad_token_id_of, tokenize_table
+from alfia.cohorts.validate import split_for_training
 from alfia.models.calibrator import Calibrator
-from alfia.training.loop import (
-    compute_frozen_states, load_trainable_state, predict_logits, resolve_device, seed_everything, set_threads,
-    sigmoid, train, trainable_state,
+from alfia.runtime import (
+    compute_frozen_states, pad_token_id_of, predict_logits, resolve_device, seed_everything, set_threads,
+    tokenize_table,
 )
+from alfia.text.table import check_texts
+from alfia.training.loop import load_trainable_state, train, trainable_state
 
-THRESHOLDS_FILE = "thresholds.json"
 STANDARDISE_ROWS = 1000  # training texts whose encoder states fix the state standardisation
 
 
@@ -50,7 +52,6 @@ class RunSummary:
     epochs_run: int
     stopped_early: bool
     train_seconds: float
-    threshold: float
     n_rows: dict[str, int]
     model: Any = None  # the trained AlfiaModel (best state), for callers that go on using it
 
@@ -59,43 +60,11 @@ def model_name_for(model_config) -> str:
     return "ALFIA" if model_config.pooler == "alf" else f"ALFIA ({model_config.pooler} pooling)"
 
 
-def max_f1_threshold(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
-    """The threshold (``prob >= threshold`` is positive) with the highest F1 on these rows, and that F1."""
-    if len(np.unique(labels)) < 2:
-        return 0.5, float("nan")
-    precision, recall, thresholds = precision_recall_curve(labels, probs)
-    p, r = precision[:-1], recall[:-1]
-    f1 = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
-    best = int(np.argmax(f1))
-    return float(thresholds[best]), float(f1[best])
-
-
-def _split_frame(df: pd.DataFrame, source: str) -> dict[str, pd.DataFrame]:
-    if SPLIT_COLUMN not in df.columns:
-        raise AlfiaError(f"{source}: no '{SPLIT_COLUMN}' column; training needs the fixed train/val/test split "
-                         f"of the cohort")
-    unknown = sorted(set(df[SPLIT_COLUMN].astype(str)) - set(SPLITS))
-    if unknown:
-        raise AlfiaError(f"{source}: column '{SPLIT_COLUMN}' holds unknown value(s) {', '.join(unknown[:5])}; "
-                         f"expected {', '.join(SPLITS)}")
-    parts = {s: df[df[SPLIT_COLUMN].astype(str) == s].reset_index(drop=True) for s in SPLITS}
-    for s in ("train", "val"):
-        if parts[s].empty:
-            raise AlfiaError(f"{source}: no '{s}' rows in column '{SPLIT_COLUMN}'")
-        classes = sorted(pd.to_numeric(parts[s][OUTCOME_COLUMN]).unique())
-        if len(classes) < 2:  # no loss signal (train) or no AUPRC for early stopping (val)
-            raise AlfiaError(f"{source}: every '{s}' row has {OUTCOME_COLUMN}={classes[0]:g}; training needs "
-                             f"deaths and survivors in both train and val")
-    return parts
-
-
 def _subsample_train(train: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
     """A seeded, outcome-stratified subsample of the training rows (quick runs)."""
     if n is None or n >= len(train):
         return train
     from sklearn.model_selection import train_test_split
-
-    from alfia.cohorts.schema import OUTCOME_COLUMN
 
     y = train[OUTCOME_COLUMN].to_numpy()
     stratify = y if np.bincount(y.astype(int)).min() >= 2 else None
@@ -107,22 +76,13 @@ def _fingerprint(config_doc: dict) -> dict:
     return {"model": config_doc["model"], "train": config_doc["train"], "data_sha256": config_doc["data"]["sha256"]}
 
 
-def read_run_config(run_dir: str | os.PathLike) -> dict:
-    layout = RunLayout.of(run_dir).require()
-    doc = read_json_object(layout.config)
-    for key in ("model", "train", "data"):
-        if key not in doc:
-            raise AlfiaError(f"{layout.config}: not an ALFIA run config (no '{key}' section)")
-    return doc
-
-
 def _warm_result(run_dir):
     """The head-from run's best val AUPRC as a TrainResult: the score the LoRA phase has to beat.
 
     Its epochs were not run here, so this run's history does not repeat them."""
     from alfia.training.state import TrainResult
 
-    best = read_run_config(run_dir).get("result", {})
+    best = read_alfia_config(run_dir).get("result", {})
     return TrainResult(best.get("best_epoch", 0), float(best.get("best_val_auprc", float("-inf"))), [],
                        stopped_early=bool(best.get("stopped_early")))
 
@@ -175,7 +135,7 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
     console = console or Console(stderr=True)
     layout = RunLayout.of(out_dir)
     if resume:
-        doc = read_run_config(out_dir)
+        doc = read_alfia_config(out_dir)
         model_config = AlfiaConfig.from_dict(doc["model"], source=f"{layout.config}: model")
         train_config = TrainConfig.from_dict(doc["train"], source=f"{layout.config}: train")
         saved_path = Path(doc["data"]["path"])
@@ -210,8 +170,7 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
 
     df, manifest = read_table(text_path)
     check_texts(df, source)
-    check_labels(df, source)
-    parts = _split_frame(df, source)
+    parts = split_for_training(df, source, need_test=False)
     parts["train"] = _subsample_train(parts["train"], train_config.max_train_rows, train_config.seed)
     template = (manifest.extra.get("template") if manifest is not None else None)
 
@@ -239,8 +198,7 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
     seed_everything(train_config.seed)
     model = build_model(model_config)
     tokenizer = model.tokenizer
-    data = {s: tokenize_table(p, tokenizer, model.max_length, f"{source} ({s} rows)")
-            for s, p in parts.items() if not p.empty}
+    data = {s: tokenize_table(p, tokenizer, model.max_length) for s, p in parts.items() if not p.empty}
     layout.root.mkdir(parents=True, exist_ok=True)
     if not resume:
         write_json_atomic(layout.config, config_doc)
@@ -251,7 +209,7 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
         resume_from = checkpoint_dir_of(layout.root)  # load_checkpoint checks its fingerprint
     device = resolve_device(train_config.device)
     pad_id = pad_token_id_of(tokenizer)
-    set_threads(train_config)
+    set_threads(train_config.num_threads)
 
     # Phase 1, the head's warm start (LP of LP-FT; all of training with --freeze-backbone): the encoder's
     # top-layer states are computed once and the pooler + head train over them for many cheap epochs.
@@ -330,13 +288,7 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
     calibrator = Calibrator.fit(train_config.calibration, logits["val"], data["val"].labels)
     calibrator.save_json(layout.calibration)
     probs = {s: calibrator.transform(x) for s, x in logits.items()}
-    raw_probs = {s: sigmoid(x) for s, x in logits.items()}
-    threshold, val_f1 = max_f1_threshold(data["val"].labels, probs["val"])
-    write_json_atomic(layout.root / THRESHOLDS_FILE, {
-        "threshold": threshold, "rule": "a stay is predicted to die when prob >= threshold",
-        "chosen_on": "val", "criterion": "max F1", "val_f1": val_f1, "best_epoch": result.best_epoch,
-        "best_val_auprc": result.best_score,
-    })
+    raw_probs = {s: expit(x) for s, x in logits.items()}
     kept = [s for s in SPLITS if s in probs and s in predict_splits]
     write_predictions(layout.predictions,
                       np.concatenate([data[s].stay_id for s in kept]),
@@ -353,5 +305,5 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
                             "train_seconds_total": round(sum(r["seconds"] for r in result.history), 1)}
     write_json_atomic(layout.config, config_doc)
     return RunSummary(layout.root, result.best_epoch, result.best_score, len(result.history),
-                      result.stopped_early, train_seconds, threshold, {s: len(d) for s, d in data.items()}, model)
+                      result.stopped_early, train_seconds, {s: len(d) for s, d in data.items()}, model)
 

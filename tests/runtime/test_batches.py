@@ -1,4 +1,4 @@
-"""Tokenised datasets, the length-bucketed sampler and dynamic padding; bad text tables."""
+"""Tokenised datasets, the length-bucketed sampler and dynamic padding."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import pytest
 import torch
 
 from alfia.errors import AlfiaError
-from alfia.training.data import (
-    LengthBucketedBatchSampler, PadToLongest, TokenizedTexts, check_labels, check_texts, make_loader,
-)
+from alfia.runtime import LengthBucketedBatchSampler, PadToLongest, TokenizedTexts, make_loader
 
 
 def _dataset(lengths) -> TokenizedTexts:
@@ -76,29 +74,3 @@ def test_collate_carries_labels_as_floats():
     batch = PadToLongest(0)([{"input_ids": [1, 2], "index": 0, "label": 1.0},
                              {"input_ids": [1], "index": 1, "label": 0.0}])
     assert batch["labels"].dtype == torch.float32 and batch["labels"].tolist() == [1.0, 0.0]
-
-
-def test_missing_text_column_is_named():
-    df = pd.DataFrame({"stay_id": [1], "note": ["x"]})
-    with pytest.raises(AlfiaError, match=r"data\.parquet: no 'text' column"):
-        check_texts(df, "data.parquet")
-
-
-@pytest.mark.parametrize("bad", ["", "   ", None])
-def test_empty_text_names_row_and_stay(bad):
-    df = pd.DataFrame({"stay_id": [11, 12, 13], "text": ["fine", bad, "fine"]})
-    with pytest.raises(AlfiaError, match=r"t\.parquet: column 'text' is empty at row 1 \(stay_id=12\)"):
-        check_texts(df, "t.parquet")
-
-
-def test_nan_label_is_named():
-    df = pd.DataFrame({"stay_id": [1, 2], "hospital_expire_flag": [0, np.nan]})
-    with pytest.raises(AlfiaError, match=r"t\.parquet: column 'hospital_expire_flag' has a missing \(NaN\).*row 1 \(stay_id=2\)"):
-        check_labels(df, "t.parquet")
-
-
-def test_label_outside_zero_one_is_named():
-    df = pd.DataFrame({"stay_id": [1, 2, 3], "hospital_expire_flag": [0, 1, 2]})
-    with pytest.raises(AlfiaError, match=r"must be 0 or 1, got 2 at row 2 \(stay_id=3\)"):
-        check_labels(df, "t.parquet")
-    assert check_labels(df.iloc[:2], "t.parquet").tolist() == [0, 1]

@@ -1,4 +1,4 @@
-"""Text tables to tokenised datasets, length-bucketed batches and dynamic padding.
+"""Text tables to tokenised datasets, length-bucketed batches and dynamic padding (training and inference).
 
 The reference code padded every text to 512 tokens. Here each text is tokenised once, unpadded, and a
 batch is padded only to its own longest member; the sampler groups texts of similar length so that
@@ -8,8 +8,6 @@ padding stays small while the batch order stays random.
 from __future__ import annotations
 
 import math
-import os
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -19,47 +17,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
-from alfia.errors import AlfiaError
-
-TEXT_COLUMN = "text"
-_VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]")  # a text of only spaces and control characters is empty
-
-
-def _row_name(df: pd.DataFrame, position: int) -> str:
-    if ID_COLUMN in df.columns:
-        return f"row {position} ({ID_COLUMN}={df[ID_COLUMN].iloc[position]})"
-    return f"row {position}"
-
-
-def check_texts(df: pd.DataFrame, source: str) -> None:
-    """Every row needs a non-empty text. ``source`` names the file in the message."""
-    if TEXT_COLUMN not in df.columns:
-        raise AlfiaError(f"{source}: no '{TEXT_COLUMN}' column (columns: {', '.join(map(str, df.columns[:12]))}"
-                         f"{', ...' if len(df.columns) > 12 else ''}); encode the cohort with `alfia text` first")
-    texts = df[TEXT_COLUMN]
-    bad = texts.map(lambda t: not (isinstance(t, str) and _VISIBLE.search(t))).astype(bool)
-    if bad.any():
-        position = int(np.flatnonzero(bad.to_numpy())[0])
-        raise AlfiaError(f"{source}: column '{TEXT_COLUMN}' is empty at {_row_name(df, position)}"
-                         f"{f' and {int(bad.sum()) - 1} more row(s)' if bad.sum() > 1 else ''}")
-
-
-def check_labels(df: pd.DataFrame, source: str, column: str = OUTCOME_COLUMN) -> np.ndarray:
-    """Labels must be present and exactly 0 or 1; returns them as int8."""
-    if column not in df.columns:
-        raise AlfiaError(f"{source}: no label column '{column}'")
-    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
-    nan = np.isnan(values)
-    if nan.any():
-        position = int(np.flatnonzero(nan)[0])
-        raise AlfiaError(f"{source}: column '{column}' has a missing (NaN) or non-numeric label at "
-                         f"{_row_name(df, position)}")
-    outside = ~np.isin(values, (0.0, 1.0))
-    if outside.any():
-        position = int(np.flatnonzero(outside)[0])
-        raise AlfiaError(f"{source}: column '{column}' must be 0 or 1, got {values[position]:g} at "
-                         f"{_row_name(df, position)}")
-    return values.astype(np.int8)
+from alfia.text.table import TEXT_COLUMN
 
 
 @dataclass
@@ -108,12 +66,12 @@ def tokenize_texts(texts: Sequence[str], tokenizer, max_length: int, *, stay_id=
     )
 
 
-def tokenize_table(df: pd.DataFrame, tokenizer, max_length: int, source: str, *,
-                   require_labels: bool = True) -> TokenizedTexts:
-    """A text table (``text`` + ``stay_id`` + ``split`` + label) checked and tokenised."""
-    check_texts(df, source)
-    labels = check_labels(df, source) if require_labels else (
-        check_labels(df, source) if OUTCOME_COLUMN in df.columns else None)
+def tokenize_table(df: pd.DataFrame, tokenizer, max_length: int) -> TokenizedTexts:
+    """A text table (``text`` + ``stay_id`` + ``split`` + label, if present) tokenised.
+
+    The table was checked where it entered (``alfia.text.table.check_texts`` and the label checks of
+    ``alfia.cohorts.validate``); here it is only converted."""
+    labels = df[OUTCOME_COLUMN].to_numpy(dtype=np.int8) if OUTCOME_COLUMN in df.columns else None
     stay_id = df[ID_COLUMN].to_numpy() if ID_COLUMN in df.columns else np.arange(len(df))
     split = df[SPLIT_COLUMN].astype(str).to_numpy() if SPLIT_COLUMN in df.columns else None
     return tokenize_texts(df[TEXT_COLUMN].tolist(), tokenizer, max_length, stay_id=stay_id,
@@ -197,7 +155,7 @@ class PadToLongest:
 class FrozenStates(Dataset):
     """The top-N hidden states of a frozen encoder, one ``(T_i, N, d)`` tensor per text (unpadded).
 
-    Computed once (``alfia.training.loop.compute_frozen_states``), they let the pooler and head train for
+    Computed once (``alfia.runtime.forward.compute_frozen_states``), they let the pooler and head train for
     many epochs at a fraction of an encoder pass each: the cached-state mode (``--freeze-backbone``) and
     the head warm start before LoRA (LP-FT).
     """
@@ -255,11 +213,3 @@ def make_loader(data: TokenizedTexts | FrozenStates, batch_size: int, pad_token_
 def pad_token_id_of(tokenizer) -> int:
     pad = getattr(tokenizer, "pad_token_id", None)
     return int(pad) if pad is not None else 0
-
-
-def default_num_threads() -> int:
-    """Threads for torch on CPU: the cores this process may use (2 on the development machine)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,70 @@
+"""Where and how tensors run: device, CPU threads, seeds, and the bf16 autocast decision."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+
+from alfia.errors import AlfiaError
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ..."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise AlfiaError(f"unknown device {name!r} ({e})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AlfiaError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def default_num_threads() -> int:
+    """Threads for CPU work: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def set_threads(num_threads: int | None = None) -> int:
+    """torch's intra-op threads: ``num_threads``, else the cores available. Returns the number set."""
+    # More threads than cores only adds contention.
+    threads = num_threads or default_num_threads()
+    torch.set_num_threads(threads)
+    return threads
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """bf16 matmuls run natively: CUDA with bf16 support, or a CPU with AVX-512 BF16 / AMX.
+
+    Without them oneDNN emulates bf16 and a matmul is hundreds of times slower than fp32 (measured on
+    an AVX2-only CPU, BENCHMARKS.md), so "auto" stays in fp32 there.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast_context(precision: str, device: torch.device):
+    """bf16 autocast where it pays: a CUDA device with bf16, or a CPU with native bf16 matmuls."""
+    if precision == "bf16" or (precision == "auto" and bf16_is_fast(device)):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
