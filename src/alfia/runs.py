@@ -5,8 +5,8 @@ evaluation module and ``alfia compare`` read only what is described here, so any
 and compared with any other::
 
     RUN_DIR/
-      config.json            full typed config of the run (rerun from it)
-      model_config.json      the ALFIA model's own config (AlfiaConfig), written by save_pretrained
+      config.json            full typed config of the run (rerun from it); an ALFIA run's "model" section
+                             is the one copy of its AlfiaConfig (save_pretrained and from_pretrained use it)
       predictions.parquet    stay_id, split, label, prob for the val and test rows
       thresholds.json        operating points (max F1, max F2) chosen on the val predictions
       metrics.json           written by ``alfia evaluate``: metrics with CIs, thresholds
@@ -55,7 +55,6 @@ class RunLayout:
         return root if isinstance(root, RunLayout) else cls(Path(root))
 
     config = property(lambda self: self.root / "config.json")
-    model_config = property(lambda self: self.root / "model_config.json")
     predictions = property(lambda self: self.root / "predictions.parquet")
     metrics = property(lambda self: self.root / "metrics.json")
     figures = property(lambda self: self.root / "figures")

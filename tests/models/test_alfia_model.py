@@ -124,7 +124,7 @@ def test_save_load_predict_gives_identical_probabilities(tiny_bert, texts, tmp_p
     batch = model.tokenize(texts)
     expected = _probabilities(model, batch)
     layout = model.save_pretrained(tmp_path / "run")
-    assert layout.model_config.is_file() and layout.backbone.is_file() and layout.fusion_head.is_file()
+    assert layout.config.is_file() and layout.backbone.is_file() and layout.fusion_head.is_file()
     assert layout.adapter.is_dir() == (finetune == "lora")
     assert layout.encoder_weights.is_file() == (finetune == "full")
 
@@ -171,7 +171,7 @@ def test_fusion_head_with_wrong_shapes_is_named(saved_run, tiny_bert, tmp_path):
         AlfiaModel.from_pretrained(saved_run.root)
 
 
-@pytest.mark.parametrize("missing", ["model_config.json", "backbone.json", "fusion_head.safetensors",
+@pytest.mark.parametrize("missing", ["config.json", "backbone.json", "fusion_head.safetensors",
                                      "adapter/adapter_model.safetensors", "adapter/adapter_config.json"])
 def test_a_missing_file_is_named(saved_run, missing):
     (saved_run.root / missing).unlink()

@@ -421,21 +421,21 @@ def _(t):
     return t.predict_args(run, t.assets.text_path)
 
 
-@case("run-model-config-unknown-key", "model_config.json", "unknown key", "fusion_layerz")
+@case("run-model-config-unknown-key", "config.json: model", "unknown key", "fusion_layerz")
 def _(t):
     run = t.run()
-    cfg = json.loads((run / "model_config.json").read_text())
-    cfg["fusion_layerz"] = 3
-    (run / "model_config.json").write_text(json.dumps(cfg))
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["model"]["fusion_layerz"] = 3
+    (run / "config.json").write_text(json.dumps(cfg))
     return t.predict_args(run, t.assets.text_path)
 
 
-@case("run-model-config-wrong-type", "model_config.json", "n_fusion_layers", "'two'")
+@case("run-model-config-wrong-type", "config.json: model", "n_fusion_layers", "'two'")
 def _(t):
     run = t.run()
-    cfg = json.loads((run / "model_config.json").read_text())
-    cfg["n_fusion_layers"] = "two"
-    (run / "model_config.json").write_text(json.dumps(cfg))
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["model"]["n_fusion_layers"] = "two"
+    (run / "config.json").write_text(json.dumps(cfg))
     return t.predict_args(run, t.assets.text_path)
 
 

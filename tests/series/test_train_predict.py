@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
 def test_run_directory_is_complete_and_readable(trained):
     arrays, root = trained
     layout = RunLayout.of(root / "gru")
-    for path in (layout.config, layout.model_config, layout.preprocessing, layout.series_weights,
+    for path in (layout.config, layout.preprocessing, layout.series_weights,
                  layout.history, layout.predictions):
         assert path.exists(), path
     config = json.loads(layout.config.read_text())

@@ -49,7 +49,7 @@ def reference_run(tmp_path_factory, tiny_backbone_dir):
 def test_run_directory_holds_everything_a_user_needs(reference_run):
     run = reference_run.run
     for name in ("config.json", "history.jsonl", "predictions.parquet", "fusion_head.safetensors",
-                 "backbone.json", "model_config.json", "adapter", "checkpoint/state.json"):
+                 "backbone.json", "adapter", "checkpoint/state.json"):
         assert (run / name).exists(), name
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["n_fusion_layers"] == 2 and config["train"]["lr"] == 3e-3

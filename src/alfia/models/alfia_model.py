@@ -3,7 +3,8 @@
 ``build_model(config)`` makes a fresh model for training. ``AlfiaModel.from_pretrained(run_dir)``
 restores a saved one. The run directory holds (see ``alfia.runs.RunLayout``):
 
-- ``model_config.json``: the ``AlfiaConfig``;
+- ``config.json``: its ``"model"`` section is the ``AlfiaConfig`` (the run's one copy of it; a training run
+  adds its ``train`` and ``data`` sections to the same file);
 - ``backbone.json``: the backbone reference;
 - ``fusion_head.safetensors``: pooler (ALF) and ACH weights;
 - ``adapter/``: the LoRA adapter in peft's format (LoRA runs only);
@@ -206,7 +207,9 @@ class AlfiaModel(nn.Module):
         with atomic_path(layout.fusion_head) as tmp:
             save_file(self.fusion_head_state(), str(tmp), metadata=metadata)
         write_json_atomic(layout.backbone, self.backbone_reference)
-        self.config.save_json(layout.model_config)  # last: its presence marks a complete model
+        # The model's config goes into the run's own config.json (created if absent): one copy per run.
+        doc = read_json_object(layout.config) if layout.config.exists() else {}
+        write_json_atomic(layout.config, {"model_type": "alfia", **doc, "model": self.config.to_dict()})
         return layout
 
     @classmethod
@@ -221,7 +224,10 @@ class AlfiaModel(nn.Module):
         layout = RunLayout.of(run_dir)
         if not layout.root.is_dir():
             raise AlfiaError(f"{layout.root}: no such run directory")
-        config = AlfiaConfig.load_json(layout.model_config)
+        doc = read_json_object(layout.config, missing="no config.json: not a saved ALFIA model")
+        if not isinstance(doc.get("model"), dict):
+            raise AlfiaError(f"{layout.config}: no 'model' section; not a saved ALFIA model")
+        config = AlfiaConfig.from_dict(doc["model"], source=f"{layout.config}: model")
         saved_reference = read_json_object(layout.backbone)
         loaded = _get_backbone(config, backbone, tokenizer, saved_reference=saved_reference, file=layout.backbone)
         check_same_backbone(saved_reference, loaded.reference, file=layout.backbone)

@@ -46,7 +46,9 @@ def load_series_run(run_dir: str | os.PathLike) -> SeriesRun:
     if config.get("model_family") != "series":
         raise AlfiaError(f"{layout.root}: not a time-series run (config.json model_family is "
                          f"{config.get('model_family')!r}; train one with `alfia series train`)")
-    name, model_config = config_from_dict(read_json_object(layout.model_config))
+    if not isinstance(config.get("model"), dict):
+        raise AlfiaError(f"{layout.config}: no 'model' section (the sequence model's config)")
+    name, model_config = config_from_dict(config["model"])
     pre = HourlyPreprocessor.from_dict(read_json_object(layout.preprocessing))
     if not layout.series_weights.exists():
         raise AlfiaError(f"{layout.series_weights}: missing (the run did not finish training)")

@@ -168,7 +168,6 @@ def train_series(arrays: HourlyArrays, out_dir: str | os.PathLike, cfg: SeriesTr
         history = json.loads(state["history"])
         say(f"resuming after epoch {start_epoch} (best so far: epoch {best_epoch}, val AUPRC {best_auprc:.4f})")
     write_json_atomic(layout.config, run_config(cfg, model_config, arrays))
-    write_json_atomic(layout.model_config, config_to_dict(cfg.model, model_config))
     write_json_atomic(layout.preprocessing, pre.to_dict())
 
     stopped = start_epoch - best_epoch >= cfg.patience and start_epoch > 0
