@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
 INTEGRATION_PAGES = {"docs/extraction.md"}
 
-TINY_TRAINING = {"model": dict(n_fusion_layers=2, fusion_heads=2, head_heads=2, max_length=48),
+TINY_TRAINING = {"model": dict(n_fusion_layers=2, fusion_heads=2, classifier_heads=2, max_length=48),
                  "lora": dict(r=2), "train": dict(epochs=1, head_epochs=2, max_length=48, num_threads=1)}
 
 # What each page expects in its working directory (copied from the session's base).
@@ -175,7 +175,7 @@ def base(tmp_path_factory, tiny_backbone_path) -> Path:
     texts = alfia.encode(cohort, folder / "text.parquet")
     alfia.encode(alfia.cohort.synthetic(n=200, seed=7, out=folder / "other.parquet"), folder / "other_text.parquet")
     alfia.ALFIAClassifier(backbone=tiny_backbone_path, run_dir=folder / "runs" / "alfia", epochs=1, max_length=48,
-                          n_fusion_layers=2, fusion_heads=2, head_heads=2, lora_r=2, num_threads=1).fit(texts)
+                          n_fusion_layers=2, fusion_heads=2, classifier_heads=2, lora_r=2, num_threads=1).fit(texts)
     alfia.baselines.fit(cohort, models=["LightGBM", "LinearModel"], out=folder / "runs" / "baselines",
                         profile="fast", n_boot=50)
     return folder

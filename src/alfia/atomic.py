@@ -120,3 +120,15 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def sha256_file(path: str | os.PathLike, digest=None):
+    """The SHA-256 of a file as hex; with ``digest`` (a running ``hashlib`` hash), the file is fed into it
+    and the digest is returned, so several files can make one hash."""
+    import hashlib
+
+    running = digest if digest is not None else hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            running.update(chunk)
+    return running if digest is not None else running.hexdigest()

@@ -6,7 +6,7 @@ import pytest
 
 # Settings that make ALFIA train in seconds on the tiny BERT (the API passes them to the configs).
 TINY = dict(epochs=1, head_epochs=1, batch_size=16, max_length=48, num_threads=1, lora_r=2, n_fusion_layers=2, fusion_heads=2,
-            head_heads=2, seed=0)
+            classifier_heads=2, seed=0)
 
 
 @pytest.fixture(scope="session")

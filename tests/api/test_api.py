@@ -24,7 +24,8 @@ def test_import_alfia_is_light():
 
 
 def test_cohort_and_encode_write_the_cli_files(api_data):
-    from alfia.cohorts.io import manifest_path, sha256_file
+    from alfia.atomic import sha256_file
+    from alfia.cohorts.io import manifest_path
 
     cohort, texts = api_data
     assert cohort.path.exists() and manifest_path(cohort.path).exists()

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from alfia.cohorts.describe import describe_cohort, to_markdown
-from alfia.cohorts.io import read_table, sha256_file, write_cohort
+from alfia.atomic import sha256_file
+from alfia.cohorts.io import read_table, write_cohort
 from alfia.cohorts.sources.synthetic import generate_synthetic
 from alfia.cohorts.splits import assign_splits
 from cohort_testkit import record_text, run_cli, write_outcomes, write_set, write_tar

@@ -10,7 +10,7 @@ from alfia.models import AlfiaConfig, LoraSettings
 
 def test_defaults_are_the_papers():
     c = AlfiaConfig()
-    assert (c.backbone, c.n_fusion_layers, c.fusion_heads, c.gating, c.pooler, c.head_heads) == (
+    assert (c.backbone, c.n_fusion_layers, c.fusion_heads, c.gating, c.pooler, c.classifier_heads) == (
         None, 4, 4, True, "alf", 4)
     assert c.finetune == "lora"
     assert (c.lora.r, c.lora.alpha, c.lora.dropout) == (16, 16, 0.05)

@@ -125,7 +125,7 @@ def test_ach_gives_one_logit_per_sample():
     logits = head(z)
     assert logits.shape == (5,)
     assert torch.allclose(head(z[:2]), logits[:2], atol=1e-6)  # samples do not interact
-    with pytest.raises(AlfiaError, match="not divisible by head_heads=3"):
+    with pytest.raises(AlfiaError, match="not divisible by classifier_heads=3"):
         AttentionalClassifierHead(D, n_heads=3)
 
 

@@ -130,7 +130,8 @@ def test_baselines_killed_after_first_model_resume_skips_it_and_match(tmp_path, 
 
 @pytest.mark.parametrize("overwrite", [True, False], ids=["with-overwrite", "without-overwrite"])
 def test_two_encodes_racing_for_one_output_leave_one_complete_table(tmp_path, overwrite):
-    from alfia.cohorts.io import read_table, sha256_file, write_cohort
+    from alfia.atomic import sha256_file
+    from alfia.cohorts.io import read_table, write_cohort
     from alfia.cohorts.sources.synthetic import generate_synthetic
 
     cohorts = []

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from alfia.errors import AlfiaError
 from alfia.runtime import LengthBucketedBatchSampler, PadToLongest, TokenizedTexts, make_loader
 
 

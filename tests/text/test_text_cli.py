@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from alfia.cli import _register, app
-from alfia.cohorts.io import read_table, sha256_file, write_cohort
+from alfia.atomic import sha256_file
+from alfia.cohorts.io import read_table, write_cohort
 from alfia.errors import AlfiaError
 from alfia.text import TEMPLATES, encode_cohort
 

@@ -107,7 +107,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, backbone: str | None = None, n_fusion_layers: int | None = None,
                  fusion_heads: int | None = None, gating: bool | None = None, pooler: str | None = None,
-                 head_heads: int | None = None, head_ffn_mult: int | None = None, dropout: float | None = None,
+                 classifier_heads: int | None = None, head_ffn_mult: int | None = None, dropout: float | None = None,
                  attention_dropout: float | None = None, finetune: str | None = None, lora_r: int | None = None,
                  lora_alpha: float | None = None, lora_dropout: float | None = None,
                  lora_target_modules: tuple[str, ...] | str | None = None, lora_bias: str | None = None,
@@ -126,7 +126,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         self.fusion_heads = fusion_heads
         self.gating = gating
         self.pooler = pooler
-        self.head_heads = head_heads
+        self.classifier_heads = classifier_heads
         self.head_ffn_mult = head_ffn_mult
         self.dropout = dropout
         self.attention_dropout = attention_dropout

@@ -67,7 +67,7 @@ def _run_dir_of(model) -> Path:
 
 
 def _is_training_data(run_dir: Path, texts) -> bool:
-    from alfia.cohorts.io import sha256_file
+    from alfia.atomic import sha256_file
     from alfia.runs import read_config
 
     data = read_config(run_dir).get("data") or {}

@@ -22,6 +22,7 @@ from alfia.baselines.registry import MODELS, Profile, build_model
 from alfia.baselines.runner import BaselineRunConfig, ExternalInput, run_models
 from alfia.cohorts.schema import ID_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
+from alfia.machine import resolve_jobs
 
 EMBEDDING_PATTERN = re.compile(r"^alf_\d+$")
 LAYER_WEIGHT_PATTERN = re.compile(r"^layer_weight_\d+$")
@@ -115,7 +116,7 @@ def run_boost(cohort: pd.DataFrame, embeddings: pd.DataFrame, variant: str,
               profile: Profile = "full", n_boot: int = 1000, include_layer_weights: bool = False,
               callback=None, cohort_source: str = "cohort",
               embeddings_source: str = "embeddings",
-              externals: list[ExternalInput] = ()) -> pd.DataFrame:
+              externals: list[ExternalInput] = (), n_jobs: int | None = None) -> pd.DataFrame:
     """Train ALFIA-boost (LightGBM, CatBoost) and/or ALFIA-nn (MLP); one run directory each.
 
     Each external cohort needs its own embeddings (``ExternalInput.embeddings``), written by
@@ -130,7 +131,8 @@ def run_boost(cohort: pd.DataFrame, embeddings: pd.DataFrame, variant: str,
                                    extra_numeric=tuple(emb_cols))
     run = BaselineRunConfig(variant=variant, models=[LEARNERS[k][0] for k in keys], seed=seed,
                             profile=profile, n_boot=n_boot, cohort=cohort_source,
-                            embeddings=embeddings_source, externals=[e.source for e in externals])
+                            embeddings=embeddings_source, externals=[e.source for e in externals],
+                            n_jobs=resolve_jobs(n_jobs))
 
     def external_features(ext: ExternalInput, features: pd.DataFrame) -> pd.DataFrame:
         if ext.embeddings is None:
@@ -142,7 +144,7 @@ def run_boost(cohort: pd.DataFrame, embeddings: pd.DataFrame, variant: str,
     jobs = []
     for key in keys:
         name, family, model = LEARNERS[key]
-        jobs.append((name, (lambda model=model: build_model(model, spec, seed, profile)), family,
+        jobs.append((name, (lambda model=model: build_model(model, spec, seed, profile, run.n_jobs)), family,
                      MODELS[model].library,
                      f"{MODELS[model].description}, on {len(emb_cols)} ALF embedding dimensions + "
                      f"the original predictors"))

@@ -25,6 +25,7 @@ from alfia.baselines.runner import (
 )
 from alfia.cohorts.schema import OUTCOME_COLUMN
 from alfia.errors import AlfiaError
+from alfia.machine import resolve_jobs
 
 INSTALL_HINT = 'pip install ".[autogluon]" (run in the ALFIA source folder)'
 
@@ -71,14 +72,14 @@ def _hyperparameters(names: list[str]):
 def run_autogluon(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathLike,
                   models: list[str] | None = None, seed: int = 42, *, n_boot: int = 1000,
                   presets: str = "medium_quality", time_limit: float | None = None,
-                  callback=None, source: str = "cohort") -> pd.DataFrame:
+                  callback=None, source: str = "cohort", n_jobs: int | None = None) -> pd.DataFrame:
     TabularPredictor = import_tabular_predictor()
     names = resolve_models(models)
     spec = FeatureSpec.from_schema(variant, cohort_df, source=source)
     out_dir = Path(out_dir)
     parts, labels = split_labelled(cohort_df, source)
     run = BaselineRunConfig(variant=variant, models=names, seed=seed, profile="full",
-                            engine="autogluon", n_boot=n_boot, cohort=source)
+                            engine="autogluon", n_boot=n_boot, cohort=source, n_jobs=resolve_jobs(n_jobs))
     hyperparameters = _hyperparameters(names) if models else "default"
     if callback:
         callback("start", "AutoGluon", None)
@@ -90,7 +91,7 @@ def run_autogluon(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathL
         predictor.fit(_autogluon_frame(parts["train"], spec, True),
                       tuning_data=_autogluon_frame(parts["val"], spec, True),
                       presets=presets, hyperparameters=hyperparameters, time_limit=time_limit,
-                      num_bag_folds=0, num_stack_levels=0, use_bag_holdout=False, num_cpus=2,
+                      num_bag_folds=0, num_stack_levels=0, use_bag_holdout=False, num_cpus=run.n_jobs,
                       fit_weighted_ensemble=ENSEMBLE_NAME in names or not models)
     except RuntimeError as e:
         if "No models were trained" not in str(e):

@@ -27,6 +27,7 @@ from sklearn.pipeline import Pipeline
 from alfia.baselines.preprocessing import (
     FeatureSpec, NativeCategoricals, TokenizerInputs, make_dense_preprocessor,
 )
+from alfia.machine import resolve_jobs
 
 
 # Epoch-by-epoch progress of the neural models (INFO): long FT-Transformer runs are otherwise silent.
@@ -96,7 +97,7 @@ class EarlyStoppedBoosting(TabularClassifier):
     categorical_mode = "pandas"
 
     def __init__(self, spec: FeatureSpec, params: dict | None = None, n_estimators: int = 10000,
-                 early_stopping_rounds: int = 100, random_state: int = 42, n_jobs: int = 2):
+                 early_stopping_rounds: int = 100, random_state: int = 42, n_jobs: int | None = None):
         self.spec = spec
         self.params = params
         self.n_estimators = n_estimators
@@ -130,7 +131,7 @@ class LightGBMModel(EarlyStoppedBoosting):
         import lightgbm as lgb
 
         self.model_ = lgb.LGBMClassifier(n_estimators=self.n_estimators,
-                                         random_state=self.random_state, n_jobs=self.n_jobs,
+                                         random_state=self.random_state, n_jobs=resolve_jobs(self.n_jobs),
                                          deterministic=True, verbose=-1, **(self.params or {}))
         self.model_.fit(X, y, eval_X=(X_val,), eval_y=(y_val,), eval_metric="average_precision",
                         callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False,
@@ -160,7 +161,7 @@ class XGBoostModel(EarlyStoppedBoosting):
         self.model_ = xgb.XGBClassifier(
             n_estimators=self.n_estimators, tree_method="hist", enable_categorical=True,
             eval_metric=_average_precision, callbacks=[stopper], random_state=self.random_state,
-            n_jobs=self.n_jobs, **(self.params or {}))
+            n_jobs=resolve_jobs(self.n_jobs), **(self.params or {}))
         self.model_.fit(X, y, eval_set=[(X_val, y_val)], verbose=False)
         return int(self.model_.best_iteration) + 1, float(self.model_.best_score)
 
@@ -175,7 +176,7 @@ class CatBoostModel(EarlyStoppedBoosting):
 
         self.model_ = CatBoostClassifier(
             iterations=self.n_estimators, eval_metric="PRAUC", random_seed=self.random_state,
-            thread_count=self.n_jobs, early_stopping_rounds=self.early_stopping_rounds,
+            thread_count=resolve_jobs(self.n_jobs), early_stopping_rounds=self.early_stopping_rounds,
             use_best_model=True, allow_writing_files=False, verbose=False, **(self.params or {}))
         self.model_.fit(X, y, cat_features=list(self.spec.categorical), eval_set=(X_val, y_val))
         return (int(self.model_.get_best_iteration()) + 1,
@@ -241,7 +242,7 @@ class FTTransformerModel(TabularClassifier):
                  attention_n_heads: int = 8, attention_dropout: float = 0.2,
                  ffn_dropout: float = 0.1, lr: float = 1e-4, weight_decay: float = 1e-5,
                  batch_size: int = 256, max_epochs: int = 100, patience: int = 10,
-                 random_state: int = 42, n_jobs: int = 2):
+                 random_state: int = 42, n_jobs: int | None = None):
         self.spec = spec
         self.n_blocks = n_blocks
         self.d_block = d_block
@@ -282,8 +283,7 @@ class FTTransformerModel(TabularClassifier):
 
         X_val, y_val = self._check_val(X_val, y_val)
         torch.manual_seed(self.random_state)
-        if self.n_jobs:
-            torch.set_num_threads(self.n_jobs)
+        torch.set_num_threads(resolve_jobs(self.n_jobs))
         self.preprocess_ = TokenizerInputs(self.spec.categorical, self.spec.numeric).fit(X)
         x_num, x_cat = self._tensors(X)
         v_num, v_cat = self._tensors(X_val)

@@ -27,9 +27,9 @@ from alfia.baselines.estimators import (
 )
 from alfia.baselines.preprocessing import FeatureSpec
 from alfia.errors import AlfiaError
+from alfia.machine import resolve_jobs
 
 Profile = Literal["full", "fast"]
-N_JOBS = 2  # the project's machines have 2 cores; never ask a library for more
 
 
 @dataclass(frozen=True)
@@ -37,27 +37,27 @@ class ModelEntry:
     name: str
     library: str
     description: str
-    build: Callable[[FeatureSpec, int, Profile], TabularClassifier]
+    build: Callable[[FeatureSpec, int, Profile, int], TabularClassifier]  # spec, seed, profile, n_jobs
 
 
 def _knn(weights: str):
-    def build(spec, seed, profile):
+    def build(spec, seed, profile, n_jobs):
         grid = {"n_neighbors": [5, 15] if profile == "fast" else [5, 15, 50, 100]}
-        return GridSelected(spec, KNeighborsClassifier(weights=weights, n_jobs=N_JOBS), grid,
+        return GridSelected(spec, KNeighborsClassifier(weights=weights, n_jobs=n_jobs), grid,
                             scale=True)
     return build
 
 
-def _logistic(spec, seed, profile):
+def _logistic(spec, seed, profile, n_jobs):
     grid = {"C": [0.1, 1.0] if profile == "fast" else [0.001, 0.01, 0.1, 1.0, 10.0]}
     return GridSelected(spec, LogisticRegression(max_iter=2000, random_state=seed), grid, scale=True)
 
 
 def _forest(cls, criterion: str):
-    def build(spec, seed, profile):
+    def build(spec, seed, profile, n_jobs):
         # 300 trees as in AutoGluon; the leaf size is chosen on validation AUPRC.
         est = cls(n_estimators=20 if profile == "fast" else 300, criterion=criterion,
-                  random_state=seed, n_jobs=N_JOBS)
+                  random_state=seed, n_jobs=n_jobs)
         return GridSelected(spec, est, {"min_samples_leaf": [1, 5] if profile == "fast"
                                         else [1, 3, 10]}, scale=False)
     return build
@@ -71,44 +71,44 @@ _LGBM_LARGE = {"learning_rate": 0.03, "num_leaves": 128, "colsample_bytree": 0.9
 
 
 def _lightgbm(params: dict):
-    def build(spec, seed, profile):
+    def build(spec, seed, profile, n_jobs):
         fast = profile == "fast"
         return LightGBMModel(spec, params=dict(params) | ({"num_leaves": 7} if fast else {}),
                              n_estimators=40 if fast else 10000,
                              early_stopping_rounds=10 if fast else 100, random_state=seed,
-                             n_jobs=N_JOBS)
+                             n_jobs=n_jobs)
     return build
 
 
-def _xgboost(spec, seed, profile):
+def _xgboost(spec, seed, profile, n_jobs):
     fast = profile == "fast"
     return XGBoostModel(spec, params={"learning_rate": 0.1, "max_depth": 3 if fast else 6},
                         n_estimators=40 if fast else 10000, early_stopping_rounds=10 if fast else 100,
-                        random_state=seed, n_jobs=N_JOBS)
+                        random_state=seed, n_jobs=n_jobs)
 
 
-def _catboost(spec, seed, profile):
+def _catboost(spec, seed, profile, n_jobs):
     fast = profile == "fast"
     return CatBoostModel(spec, params={"learning_rate": 0.05, "depth": 3 if fast else 6},
                          n_estimators=40 if fast else 10000, early_stopping_rounds=10 if fast else 100,
-                         random_state=seed, n_jobs=N_JOBS)
+                         random_state=seed, n_jobs=n_jobs)
 
 
-def _mlp(spec, seed, profile):
+def _mlp(spec, seed, profile, n_jobs):
     if profile == "fast":
         return MLPModel(spec, hidden_layer_sizes=(16,), max_epochs=5, patience=2, random_state=seed)
     return MLPModel(spec, hidden_layer_sizes=(256, 128), max_epochs=200, patience=10,
                     random_state=seed)
 
 
-def _ft_transformer(spec, seed, profile):
+def _ft_transformer(spec, seed, profile, n_jobs):
     if profile == "fast":
         return FTTransformerModel(spec, n_blocks=1, d_block=16, attention_n_heads=2, max_epochs=2,
-                                  patience=1, random_state=seed, n_jobs=N_JOBS)
+                                  patience=1, random_state=seed, n_jobs=n_jobs)
     # rtdl's default for 1 block (d_block 96): the 3-block/192 default costs minutes per epoch on a
     # 2-core CPU with the ~270 features of PhysioNet 2012. lr 1e-4 / wd 1e-5 as in the FT-T paper.
     return FTTransformerModel(spec, n_blocks=1, d_block=96, attention_n_heads=8, max_epochs=100,
-                              patience=8, random_state=seed, n_jobs=N_JOBS)
+                              patience=8, random_state=seed, n_jobs=n_jobs)
 
 
 MODELS: dict[str, ModelEntry] = {e.name: e for e in (
@@ -156,8 +156,9 @@ def resolve_models(names: list[str] | tuple[str, ...] | None) -> list[str]:
 
 
 def build_model(name: str, spec: FeatureSpec, seed: int = 42,
-                profile: Profile = "full") -> TabularClassifier:
+                profile: Profile = "full", n_jobs: int | None = None) -> TabularClassifier:
+    """A fresh estimator of the zoo; ``n_jobs``: its threads (None: the machine's cores)."""
     if name not in MODELS:
         resolve_models([name])  # raises with the list of known names
         raise AlfiaError(f"{name} is not a single model (the ensemble is built from the others)")
-    return MODELS[name].build(spec, seed, profile)
+    return MODELS[name].build(spec, seed, profile, resolve_jobs(n_jobs))

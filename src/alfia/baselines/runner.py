@@ -36,12 +36,13 @@ from alfia.baselines.ensemble import GreedyEnsembleSelection
 from alfia.baselines.estimators import TabularClassifier, frame_rows
 from alfia.baselines.preprocessing import FeatureSpec
 from alfia.baselines.registry import (
-    ENSEMBLE_NAME, MODELS, N_JOBS, Profile, build_model, resolve_models,
+    ENSEMBLE_NAME, MODELS, Profile, build_model, resolve_models,
 )
 from alfia.cohorts.mapping import MappedCohort, fit_imputation, impute, map_cohort
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, get_schema
 from alfia.cohorts.validate import check_labels, split_for_training
 from alfia.errors import AlfiaError
+from alfia.machine import available_cores, resolve_jobs
 from alfia.runs import RunLayout, write_predictions
 
 FAMILY_BASELINE = "baseline"
@@ -67,7 +68,7 @@ class BaselineRunConfig:
     n_boot: int = 1000
     cohort: str | None = None
     embeddings: str | None = None
-    n_jobs: int = N_JOBS
+    n_jobs: int = field(default_factory=available_cores)  # threads per model (--jobs)
     externals: list[str] = field(default_factory=list)
 
 
@@ -310,8 +311,7 @@ def reuse_finished(name: str, family: str, run: BaselineRunConfig, spec: Feature
     """
     import json
 
-    from alfia.runs import read_config
-    from alfia.runs import read_predictions
+    from alfia.runs import read_config, read_predictions
 
     layout = RunLayout.of(out_dir / name)
     if not (layout.config.exists() and layout.predictions.exists() and layout.metrics.exists()):
@@ -461,8 +461,10 @@ def run_baselines(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathL
                   models: list[str] | None = None, seed: int = 42, *, profile: Profile = "full",
                   n_boot: int = 1000, callback: ProgressCallback | None = None,
                   source: str = "cohort", resume: bool = False,
-                  externals: list[ExternalInput] = ()) -> pd.DataFrame:
+                  externals: list[ExternalInput] = (), n_jobs: int | None = None) -> pd.DataFrame:
     """Train the requested zoo (default: all models + the ensemble) and return the summary table.
+
+    ``n_jobs``: threads each model may use (None: the machine's cores, ``alfia.machine``).
 
     ``resume=True`` keeps models that already finished in ``out_dir`` with the same settings (an
     interrupted run continues where it stopped; the ensemble is always rebuilt).
@@ -470,8 +472,9 @@ def run_baselines(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathL
     names = resolve_models(models)
     spec = FeatureSpec.from_schema(variant, cohort_df, source=source)
     run = BaselineRunConfig(variant=variant, models=names, seed=seed, profile=profile,
-                            n_boot=n_boot, cohort=source, externals=[e.source for e in externals])
-    jobs = [(n, (lambda n=n: build_model(n, spec, seed, profile)), FAMILY_BASELINE,
+                            n_boot=n_boot, cohort=source, externals=[e.source for e in externals],
+                            n_jobs=resolve_jobs(n_jobs))
+    jobs = [(n, (lambda n=n: build_model(n, spec, seed, profile, run.n_jobs)), FAMILY_BASELINE,
              MODELS[n].library, MODELS[n].description) for n in names if n != ENSEMBLE_NAME]
     return run_models(cohort_df, jobs=jobs, spec=spec, run=run, out_dir=out_dir,
                       ensemble=ENSEMBLE_NAME in names, callback=callback, source=source,

@@ -6,7 +6,6 @@ SHA-256 of the Parquet bytes, so a reader can tell when the file was altered aft
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from alfia import __version__
-from alfia.atomic import atomic_path, folder_lock
+from alfia.atomic import atomic_path, folder_lock, sha256_file
 from alfia.cohorts.schema import (
     OUTCOME_COLUMN, SCHEMA_VERSION, SPLIT_COLUMN, SPLITS, get_schema,
 )
@@ -29,14 +28,6 @@ from alfia.errors import AlfiaError
 def manifest_path(table_path: str | os.PathLike) -> Path:
     p = Path(table_path)
     return p.with_name(p.name.removesuffix(".parquet") + ".manifest.json")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def mortality_by_split(df: pd.DataFrame) -> dict[str, dict[str, float | int]]:

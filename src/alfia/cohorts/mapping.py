@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from alfia.cohorts.schema import (
-    ID_COLUMN, MIMIC_RACES, OUTCOME_COLUMN, SPLIT_COLUMN, CohortSchema, get_schema,
+    ID_COLUMN, MIMIC_RACES, OUTCOME_COLUMN, CohortSchema, get_schema,
 )
 from alfia.errors import AlfiaError
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -593,8 +592,3 @@ def compare_runs(run_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     comparison["outputs"] = {k: str(v) for k, v in written.items()}
     comparison["table"] = summary
     return comparison
-
-
-def comparison_json(comparison: dict) -> str:
-    """comparison dict without the frame, as JSON text (for printing)."""
-    return json.dumps({k: v for k, v in comparison.items() if k != "table"}, indent=2, default=str)

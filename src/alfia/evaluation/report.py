@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alfia.atomic import write_json_atomic
-from alfia.cohorts.io import sha256_file
+from alfia.atomic import sha256_file, write_json_atomic
 from alfia.cohorts.schema import SPLIT_COLUMN
 from alfia.errors import AlfiaError
 from alfia.evaluation.bootstrap import CI_LEVEL, bootstrap_distribution, with_ci

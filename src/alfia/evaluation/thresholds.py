@@ -16,8 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from alfia.atomic import read_json_object, write_json_atomic
-from alfia.cohorts.io import sha256_file
+from alfia.atomic import read_json_object, sha256_file, write_json_atomic
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import RankedScores, best_fbeta
 from alfia.runs import RunLayout, read_predictions

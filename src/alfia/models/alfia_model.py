@@ -85,7 +85,7 @@ class AlfiaModel(nn.Module):
         # biases, and every patient got the same logit (the collapse; BENCHMARKS.md). Identity until fitted.
         self.register_buffer("state_mean", torch.zeros(self.n_pooled_layers, self.hidden_size))
         self.register_buffer("state_scale", torch.ones(self.n_pooled_layers, self.hidden_size))
-        self.head = AttentionalClassifierHead(self.hidden_size, n_heads=config.head_heads,
+        self.head = AttentionalClassifierHead(self.hidden_size, n_heads=config.classifier_heads,
                                               ffn_mult=config.head_ffn_mult, dropout=config.dropout)
         self.max_length = _effective_max_length(config.max_length, tokenizer, base_config)
         if config.attention_dropout is not None:
@@ -117,10 +117,6 @@ class AlfiaModel(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The parameters an optimizer should update (LoRA + ALF + ACH with LoRA; see ``config.finetune``)."""
         return [p for p in self.parameters() if p.requires_grad]
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {"trainable": sum(p.numel() for p in self.trainable_parameters()),
-                "total": sum(p.numel() for p in self.parameters())}
 
     # ---------------------------------------------------------------- forward
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:

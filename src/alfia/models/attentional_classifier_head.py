@@ -18,7 +18,7 @@ class AttentionalClassifierHead(nn.Module):
     def __init__(self, hidden_size: int, n_heads: int = 4, ffn_mult: int = 4, dropout: float = 0.1) -> None:
         super().__init__()
         if n_heads < 1 or hidden_size % n_heads:
-            raise AlfiaError(f"ACH: hidden size {hidden_size} is not divisible by head_heads={n_heads}")
+            raise AlfiaError(f"ACH: hidden size {hidden_size} is not divisible by classifier_heads={n_heads}")
         if ffn_mult < 1:
             raise AlfiaError(f"ACH: head_ffn_mult must be a positive integer, got {ffn_mult}")
         d = hidden_size

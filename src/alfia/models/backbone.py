@@ -22,6 +22,7 @@ from typing import Any
 
 from torch import nn
 
+from alfia.atomic import sha256_file
 from alfia.errors import AlfiaError
 
 DEFAULT_BACKBONE_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -103,9 +104,7 @@ def _hash_files(stamp: tuple[tuple[str, int, int, int, int], ...]) -> str:
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.name.encode())
-        with file.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                digest.update(chunk)
+        sha256_file(file, digest)
     return digest.hexdigest()
 
 

@@ -78,7 +78,7 @@ class AlfiaConfig:
     fusion_heads: int = 4  # n_h of the inter-layer attention (eqs. 3–6)
     gating: bool = True  # sigmoid layer gate (eq. 7); off: normalised attention scores
     pooler: str = "alf"  # "alf", or an ablation pooler: "cls", "mean", "max", "static_mean"
-    head_heads: int = 4  # heads of the ACH self-attention (eq. 15); the paper's Figure 2 uses 4
+    classifier_heads: int = 4  # heads of the ACH self-attention (eq. 15); the paper's Figure 2 uses 4
     head_ffn_mult: int = 4  # ACH feed-forward width = head_ffn_mult * hidden size (eq. 17)
     dropout: float = 0.1  # dropout inside ALF and ACH
     # Dropout on the encoder's attention probabilities. None keeps the backbone's own value (0.1 for
@@ -98,7 +98,7 @@ class AlfiaConfig:
         _require(self.pooler in POOLERS, f"unknown pooler {self.pooler!r}; choose one of {', '.join(POOLERS)}")
         _require(self.finetune in FINETUNE_MODES,
                  f"unknown finetune mode {self.finetune!r}; choose one of {', '.join(FINETUNE_MODES)}")
-        for name in ("n_fusion_layers", "fusion_heads", "head_heads", "head_ffn_mult", "max_length"):
+        for name in ("n_fusion_layers", "fusion_heads", "classifier_heads", "head_ffn_mult", "max_length"):
             value = getattr(self, name)
             _require(_is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
         _require(self.max_length >= 2, f"max_length must leave room for special tokens, got {self.max_length}")
@@ -108,10 +108,6 @@ class AlfiaConfig:
         _require(self.attention_dropout is None
                  or (_is_number(self.attention_dropout) and 0.0 <= self.attention_dropout < 1.0),
                  f"attention_dropout must be empty (the backbone's value) or in [0, 1), got {self.attention_dropout!r}")
-
-    @property
-    def uses_lora(self) -> bool:
-        return self.finetune == "lora"
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 
 import numpy as np
 import torch
 
 from alfia.errors import AlfiaError
+from alfia.machine import resolve_jobs
 
 
 def resolve_device(name: str) -> torch.device:
@@ -25,18 +25,10 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def default_num_threads() -> int:
-    """Threads for CPU work: the cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def set_threads(num_threads: int | None = None) -> int:
     """torch's intra-op threads: ``num_threads``, else the cores available. Returns the number set."""
     # More threads than cores only adds contention.
-    threads = num_threads or default_num_threads()
+    threads = resolve_jobs(num_threads)
     torch.set_num_threads(threads)
     return threads
 

@@ -6,12 +6,13 @@ and labs) -- with every abbreviation expanded once and every number of the row k
 """
 
 from alfia.text.encode import (
-    MISSING_MODES, TEXT_COLUMN, TextEncodingWarning, encode_cohort, encode_file, get_template,
+    MISSING_MODES, TextEncodingWarning, encode_cohort, encode_file, get_template,
 )
+from alfia.text.table import TEXT_COLUMN, check_texts
 from alfia.text.render import render_row
 from alfia.text.templates import TEMPLATES, Template
 
 __all__ = [
-    "MISSING_MODES", "TEMPLATES", "TEXT_COLUMN", "Template", "TextEncodingWarning", "encode_cohort",
+    "MISSING_MODES", "TEMPLATES", "TEXT_COLUMN", "Template", "TextEncodingWarning", "check_texts", "encode_cohort",
     "encode_file", "get_template", "render_row",
 ]

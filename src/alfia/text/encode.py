@@ -16,19 +16,20 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from alfia.atomic import sha256_file
 from alfia.cohorts.io import (
-    Manifest, infer_variant, mortality_by_split, read_table, sha256_file, write_table,
+    Manifest, infer_variant, mortality_by_split, read_table, write_table,
 )
 from alfia.cohorts.schema import (
     ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SPLIT_COLUMN, CohortSchema, Variable,
 )
 from alfia.errors import AlfiaError
 from alfia.text.numbers import BMI_DECIMALS, body_mass_index, decimals_for, format_column
+from alfia.text.table import TEXT_COLUMN
 from alfia.text.templates import TEMPLATES, Template
 
 MissingMode = Literal["omit", "state"]
 MISSING_MODES = ("omit", "state")
-TEXT_COLUMN = "text"
 # Columns a cohort may carry besides its predictors; they are passed through, not rendered.
 PASSTHROUGH = (ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, PATIENT_ID_COLUMN)
 _CHUNK = 10_000

@@ -24,8 +24,8 @@ from rich.console import Console
 from scipy.special import expit
 
 from alfia import __version__
-from alfia.atomic import read_json_object, write_json_atomic
-from alfia.cohorts.io import read_table, sha256_file
+from alfia.atomic import read_json_object, sha256_file, write_json_atomic
+from alfia.cohorts.io import read_table
 from alfia.cohorts.schema import OUTCOME_COLUMN, SPLITS
 from alfia.errors import AlfiaError
 from alfia.runs import RunLayout, read_alfia_config, write_predictions

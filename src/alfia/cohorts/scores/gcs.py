@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 CARRY_FORWARD_HOURS = 6.0
-DYNAMIC_AGGREGATES = ("max", "min", "first", "last", "avg", "stddev")
 
 
 def gcs_from_components(components: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from alfia.cohorts import scores
 from alfia.cohorts.schema import SCORE_WINDOW
-from alfia.cohorts.scores.gcs import DYNAMIC_AGGREGATES
+from alfia.cohorts.schema import AGGREGATES
 from alfia.cohorts.sources.duck import SourceTables
 
 WINDOW_START_MIN, WINDOW_END_MIN = int(SCORE_WINDOW.start_h * 60), int(SCORE_WINDOW.end_h * 60)
@@ -305,7 +305,7 @@ def compute(t: SourceTables, absent: list[str], stays: pd.DataFrame, assessments
     out = pd.DataFrame(index=stays.index)
     missing: dict[str, str] = {}
     unmet = {s: unmet_tables(s, absent) for s in SCORE_TABLES}
-    sofa_cols = [f"sofa_dynamic_{a}" for a in DYNAMIC_AGGREGATES]
+    sofa_cols = [f"sofa_dynamic_{a}" for a in AGGREGATES]
     for s, groups in unmet.items():
         if groups:
             named = "; ".join(" or ".join(g) for g in groups)

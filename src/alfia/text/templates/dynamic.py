@@ -3,10 +3,10 @@ standard deviation), shared by the MIMIC-IV and eICU templates."""
 
 from __future__ import annotations
 
+from alfia.cohorts.schema import AGGREGATES
 from alfia.text.abbreviations import Abbreviations
 from alfia.text.templates.common import not_recorded, trajectory, unit_after
 
-AGGREGATES = ("first", "last", "min", "max", "avg", "stddev")  # order of common.trajectory's stats
 SCORES = (("gcs", "GCS", "the {}"), ("sofa", "SOFA", "the {} score"))
 
 
@@ -18,7 +18,9 @@ def dynamic_sentences(v: dict, abbr: Abbreviations, state: bool) -> list[str]:
     """
     phrases, missing = [], []
     for stem, abbreviation, pattern in SCORES:
-        stats = [v[f"{stem}_dynamic_{agg}"] for agg in AGGREGATES]
+        value = {agg: v[f"{stem}_dynamic_{agg}"] for agg in AGGREGATES}
+        # common.trajectory reads (first, last, lowest, highest, mean, SD)
+        stats = [value["first"], value["last"], value["min"], value["max"], value["avg"], value["stddev"]]
         if all(s is None for s in stats):
             if state:
                 missing.append((pattern, abbreviation))
