@@ -200,9 +200,13 @@ def _run_alfia(command: str) -> None:
 def _run_make(command: str) -> None:
     args = MAKE_TARGETS[command]
     if args is not None:  # make demo
-        from alfia.demo import main as demo_main
+        from typer.testing import CliRunner
 
-        demo_main(args)
+        from alfia.cli import _register, app
+
+        _register()
+        result = CliRunner().invoke(app, ["demo", *args])
+        assert result.exit_code == 0, f"make demo failed:\n{result.output}\n{result.exception!r}"
 
 
 def run_page(page: str, folder: Path, tiny_physionet: Path) -> int:

@@ -185,16 +185,3 @@ def embed(
     dims = sum(c.startswith("alf_") for c in frame.columns)
     console.print(f"{len(frame)} embeddings of dimension {dims} -> {out}", highlight=False)
     console.print(perf.describe(), highlight=False)
-
-
-@app.command()
-def demo(
-    out: Path = typer.Option(Path("demo_output"), "--out", help="Folder for the cohort, text and run."),
-    n_stays: int = typer.Option(3000, "--n-stays", min=100, help="Synthetic stays to generate."),
-    n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
-    seed: int = typer.Option(42),
-) -> None:
-    """The whole chain on synthetic data: cohort -> text -> ALFIA (the default recipe) -> test metrics."""
-    from alfia.demo import run_demo
-
-    run_demo(out, n_stays=n_stays, n_boot=n_boot, seed=seed)

@@ -16,7 +16,10 @@ import shutil
 import time
 from pathlib import Path
 
+import typer
 from rich.console import Console
+
+from alfia.cli import app
 
 DEFAULT_OUT = Path("demo_output")
 
@@ -67,19 +70,12 @@ def run_demo(out: Path = DEFAULT_OUT, *, n_stays: int = 3000, n_boot: int = 1000
     return {"result": result, "summary": summary, "seconds": elapsed}
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m alfia.demo [OPTIONS]` is `alfia demo [OPTIONS]`."""
-    import sys
-
-    from alfia.cli import main as cli_main
-
-    sys.argv = ["alfia", "demo", *(sys.argv[1:] if argv is None else argv)]
-    try:
-        cli_main()
-    except SystemExit as e:  # typer ends every command with SystemExit; success is not an error here
-        if e.code not in (0, None):
-            raise
-
-
-if __name__ == "__main__":
-    main()
+@app.command()
+def demo(
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder for the cohort, text and run."),
+    n_stays: int = typer.Option(3000, "--n-stays", min=100, help="Synthetic stays to generate."),
+    n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
+    seed: int = typer.Option(42),
+) -> None:
+    """The whole chain on synthetic data: cohort -> text -> ALFIA (the default recipe) -> test metrics."""
+    run_demo(out, n_stays=n_stays, n_boot=n_boot, seed=seed)

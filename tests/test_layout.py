@@ -1,0 +1,108 @@
+"""The package's import graph: stages follow the data flow, and no module imports itself back.
+
+Every ``alfia`` import is read from the source (module-level and inside functions alike), so a lazy
+import cannot hide a circle or an upward dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "alfia"
+
+# The data flow, lowest first (README, "Layout"). A stage may import its own modules and any lower stage.
+STAGES = (
+    ("errors",),
+    ("__init__", "atomic", "machine"),  # foundations
+    ("cohorts",),
+    ("runs", "outputs"),
+    ("text",),
+    ("models",),
+    ("runtime",),
+    ("training",),
+    ("evaluation",),
+    ("baselines", "series"),
+    ("inference",),
+    ("api",),
+    ("cli",),
+    ("__main__",),  # python -m alfia
+)
+RANK = {name: rank for rank, names in enumerate(STAGES) for name in names}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """The alfia modules ``path`` imports (``from alfia.x import y`` counts y when y is a module)."""
+    found = set()
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "alfia"}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            if base.split(".")[0] != "alfia":
+                continue
+            found.add(base)
+            found |= {f"{base}.{a.name}" for a in node.names}
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: {m for m in _imports(path, name) if m in files and m != name} for name, path in files.items()}
+
+
+def _stage(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_the_walk_sees_the_package():
+    graph = _graph()
+    assert "alfia.training.run" in graph and "alfia.runtime" in graph["alfia.training.run"]
+    assert "alfia.runtime.forward" in graph["alfia.runtime"]  # a package re-exports its modules
+    assert all(_stage(m) in RANK for m in graph), sorted({_stage(m) for m in graph} - set(RANK))
+
+
+def test_no_stage_imports_a_later_one():
+    upward = sorted(f"{a} -> {b}" for a, targets in _graph().items() for b in targets
+                    if RANK[_stage(b)] > RANK[_stage(a)]
+                    or (RANK[_stage(b)] == RANK[_stage(a)] and _stage(b) != _stage(a)))
+    assert not upward, "imports against the data flow:\n" + "\n".join(upward)
+
+
+def test_inference_does_not_import_training():
+    graph = _graph()
+    assert not [b for a, targets in graph.items() if a.startswith("alfia.inference")
+                for b in targets if b.startswith("alfia.training")]
+
+
+def test_no_import_circle():
+    graph = _graph()
+    # A package's __init__ re-exports its modules, and those import their siblings by full name, which
+    # Python resolves without a circle; only edges between modules count.
+    edges = {a: {b for b in targets if not (a == b.rsplit(".", 1)[0] or b == a.rsplit(".", 1)[0])}
+             for a, targets in graph.items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for start in sorted(edges):
+        if start not in state:
+            visit(start, [start])
+    assert not cycles, "import circles:\n" + "\n".join(cycles)
