@@ -16,7 +16,8 @@ from alfia.series.models import MODELS, build_model, default_config
 from alfia.series.predict import hourly_probabilities, load_series_run, predict_hourly, predict_stays
 from alfia.series.preprocess import HourlyPreprocessor
 from alfia.series.train import SeriesTrainConfig, train_series
-from alfia.series.transfer import rule_out_threshold, transfer
+from alfia.evaluation.thresholds import rule_out_threshold
+from alfia.series.transfer import transfer
 from conftest import make_arrays, run_cli, write_yaib
 
 TINY = {"bilstm-transformer": {"hidden_size": 8, "d_model": 8, "n_heads": 2, "dim_feedforward": 16},

@@ -23,6 +23,7 @@ import pandas as pd
 from alfia.cohorts.schema import (
     ID_COLUMN, MIMIC_RACES, OUTCOME_COLUMN, CohortSchema, get_schema,
 )
+from alfia.cohorts.validate import row_name
 from alfia.errors import AlfiaError
 
 
@@ -298,10 +299,6 @@ class MappedCohort:
         return self.frame.drop(columns=[OUTCOME_COLUMN], errors="ignore")
 
 
-def _row_text(df: pd.DataFrame, i: int) -> str:
-    return f"row {i} ({ID_COLUMN}={df[ID_COLUMN].iloc[i]})" if ID_COLUMN in df.columns else f"row {i}"
-
-
 def map_cohort(df: pd.DataFrame, source_variant: str, target_variant: str, *,
                source: str = "external cohort") -> MappedCohort:
     """Translate ``df`` (a ``source_variant`` cohort) into ``target_variant``'s predictors.
@@ -338,7 +335,7 @@ def map_cohort(df: pd.DataFrame, source_variant: str, target_variant: str, *,
             unknown = [i for i, v in enumerate(values) if v is not None and v not in cats]
             if unknown:
                 i = unknown[0]
-                raise AlfiaError(f"{source}: {_row_text(df, i)}, {label}: {values[i]!r} has no "
+                raise AlfiaError(f"{source}: {row_name(df, i)}, {label}: {values[i]!r} has no "
                                  f"translation to {target_variant}; known values: "
                                  f"{', '.join(map(repr, cats))} ({len(unknown)} row(s) in all)")
             out[var.name] = [None if v is None else cats[v] for v in values]
@@ -347,20 +344,16 @@ def map_cohort(df: pd.DataFrame, source_variant: str, target_variant: str, *,
             bad = numeric.isna() & col.notna()
             if bad.any():
                 i = int(np.flatnonzero(bad.to_numpy())[0])
-                raise AlfiaError(f"{source}: {_row_text(df, i)}, {label}: {col.iloc[i]!r} is not a number")
+                raise AlfiaError(f"{source}: {row_name(df, i)}, {label}: {col.iloc[i]!r} is not a number")
             values = numeric.to_numpy(dtype=float)
             s_unit = src_schema[m.source].unit
             if s_unit != var.unit:
                 values = UNIT_CONVERSIONS[(s_unit, var.unit)](values)
-            lo, hi = var.valid_range if var.valid_range is not None else (-np.inf, np.inf)
-            with np.errstate(invalid="ignore"):
-                outside = (values < lo) | (values > hi) | np.isinf(values)
+            outside = var.outside_range(values)
             if outside.any():
                 i = int(np.flatnonzero(outside)[0])
-                raise AlfiaError(
-                    f"{source}: {_row_text(df, i)}, {label}: {values[i]:g} is outside {target_variant}'s "
-                    f"valid range [{lo:g}, {hi:g}]{f' {var.unit}' if var.unit else ''} after mapping "
-                    f"({int(outside.sum())} row(s) in all)")
+                raise AlfiaError(f"{source}: {row_name(df, i)}, {label}: {values[i]:g} is outside {target_variant}'s "
+                                 f"valid range {var.range_text} after mapping ({int(outside.sum())} row(s) in all)")
             out[var.name] = values
         variables.append(info | {"status": "mapped"})
     if OUTCOME_COLUMN in df.columns:

@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 SCHEMA_VERSION = "1.0"
 
 ID_COLUMN = "stay_id"
@@ -67,6 +69,18 @@ class Variable:
     @property
     def is_categorical(self) -> bool:
         return self.kind == "categorical"
+
+    def outside_range(self, values: np.ndarray) -> np.ndarray:
+        """Where ``values`` (NaN = missing) leave ``valid_range``; infinities always do."""
+        lo, hi = self.valid_range if self.valid_range is not None else (-np.inf, np.inf)
+        with np.errstate(invalid="ignore"):
+            return (values < lo) | (values > hi) | np.isinf(values)
+
+    @property
+    def range_text(self) -> str:
+        """'[3, 15] points': the valid range as messages show it."""
+        lo, hi = self.valid_range if self.valid_range is not None else (-np.inf, np.inf)
+        return f"[{lo:g}, {hi:g}]{f' {self.unit}' if self.unit else ''}"
 
 
 @dataclass(frozen=True)

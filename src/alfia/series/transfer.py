@@ -11,7 +11,6 @@ target's val split (the highest threshold whose val sensitivity reaches the targ
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,23 +21,11 @@ from alfia.atomic import write_json_atomic
 from alfia.errors import AlfiaError
 from alfia.evaluation.bootstrap import bootstrap_distribution, paired_bootstrap, with_ci
 from alfia.evaluation.metrics import RankedScores, ranking_metrics, threshold_metrics
+from alfia.evaluation.thresholds import rule_out_threshold
 from alfia.runs import RunLayout, write_predictions
 from alfia.series.hourly import HourlyArrays
 from alfia.series.predict import features, load_series_run, probabilities
 from alfia.series.train import MODEL_FAMILY, SeriesTrainConfig, train_series
-
-
-def rule_out_threshold(y, prob, target_sensitivity: float = 0.9) -> float:
-    """Highest threshold t such that flagging ``prob >= t`` catches at least ``target_sensitivity`` of the
-    deaths in (y, prob); stays below t are ruled out."""
-    y, prob = np.asarray(y), np.asarray(prob, dtype=float)
-    pos = np.sort(prob[y == 1])[::-1]
-    if pos.size == 0:
-        raise AlfiaError("choosing a rule-out threshold needs at least one death in the validation rows")
-    if not 0 < target_sensitivity <= 1:
-        raise AlfiaError(f"target sensitivity must lie in (0, 1], got {target_sensitivity}")
-    k = math.ceil(target_sensitivity * pos.size)
-    return float(pos[k - 1])
 
 
 def scored(y, prob, threshold: float, *, n_boot: int, seed: int) -> dict:

@@ -23,6 +23,7 @@ from alfia.cohorts.io import (
 from alfia.cohorts.schema import (
     ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SPLIT_COLUMN, CohortSchema, Variable,
 )
+from alfia.cohorts.validate import row_name
 from alfia.errors import AlfiaError
 from alfia.text.numbers import BMI_DECIMALS, body_mass_index, decimals_for, format_column
 from alfia.text.table import TEXT_COLUMN
@@ -56,12 +57,6 @@ def resolve_template(template: str, df: pd.DataFrame, source: str) -> Template:
     return get_template(template, source=source)
 
 
-def _row_label(df: pd.DataFrame, i: int) -> str:
-    if ID_COLUMN in df.columns:
-        return f"row {i} ({ID_COLUMN}={df[ID_COLUMN].iloc[i]})"
-    return f"row {i}"
-
-
 def _numeric_values(df: pd.DataFrame, var: Variable, source: str) -> np.ndarray:
     col = df[var.name]
     if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
@@ -69,26 +64,21 @@ def _numeric_values(df: pd.DataFrame, var: Variable, source: str) -> np.ndarray:
         bad = converted.isna() & col.notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise AlfiaError(f"{source}: {_row_label(df, i)}, column {var.name!r}: "
+            raise AlfiaError(f"{source}: {row_name(df, i)}, column {var.name!r}: "
                              f"{col.iloc[i]!r} is not a number")
         col = converted
     values = col.to_numpy(dtype=float, na_value=np.nan)
-    lo, hi = var.valid_range if var.valid_range is not None else (-np.inf, np.inf)
-    with np.errstate(invalid="ignore"):
-        outside = (values < lo) | (values > hi) | np.isinf(values)
+    outside = var.outside_range(values)
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
-        raise AlfiaError(
-            f"{source}: {_row_label(df, i)}, column {var.name!r}: value {values[i]:g} is outside "
-            f"the schema's range [{lo:g}, {hi:g}]{f' {var.unit}' if var.unit else ''}"
-            f" ({int(outside.sum())} row(s) in all)"
-        )
+        raise AlfiaError(f"{source}: {row_name(df, i)}, column {var.name!r}: value {values[i]:g} is outside "
+                         f"the schema's range {var.range_text} ({int(outside.sum())} row(s) in all)")
     if var.kind == "integer":
         with np.errstate(invalid="ignore"):
             fractional = np.isfinite(values) & (values != np.round(values))
         if fractional.any():
             i = int(np.flatnonzero(fractional)[0])
-            raise AlfiaError(f"{source}: {_row_label(df, i)}, column {var.name!r}: value "
+            raise AlfiaError(f"{source}: {row_name(df, i)}, column {var.name!r}: value "
                              f"{values[i]:g} is not an integer, but the schema records it as one")
     return values
 
@@ -102,7 +92,7 @@ def _category_values(df: pd.DataFrame, var: Variable, source: str) -> list[str |
     if unknown:
         i = next(i for i, value in enumerate(strings) if value in unknown)
         raise AlfiaError(
-            f"{source}: {_row_label(df, i)}, column {var.name!r}: unknown category {strings[i]!r}; "
+            f"{source}: {row_name(df, i)}, column {var.name!r}: unknown category {strings[i]!r}; "
             f"the schema allows {', '.join(repr(c) for c in var.categories or ())}"
         )
     return strings
@@ -144,7 +134,7 @@ def _check_columns(df: pd.DataFrame, template: Template, source: str) -> None:
     dup = df[ID_COLUMN].duplicated(keep="first").to_numpy()
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
-        raise AlfiaError(f"{source}: {_row_label(df, i)}: column {ID_COLUMN!r} repeats an earlier row's "
+        raise AlfiaError(f"{source}: {row_name(df, i)}: column {ID_COLUMN!r} repeats an earlier row's "
                          f"stay id ({int(dup.sum())} duplicate(s)); each ICU stay must appear once")
     schema = template.schema
     unknown = [c for c in df.columns if c not in schema and c not in PASSTHROUGH]
