@@ -113,3 +113,12 @@ def test_a_registered_family_sets_the_lora_targets(monkeypatch, texts):
     assert set(alfia.encoder.peft_config["default"].target_modules) == {"Wqkv", "attn.Wo"}
     out = alfia.eval()(**alfia.tokenize(texts))
     assert out.logits.shape == (4,) and torch.isfinite(out.logits).all()
+
+
+@pytest.mark.parametrize("model_type, pad_token_id, reserved", [
+    ("roberta", 1, 2), ("xlm-roberta", 1, 2), ("camembert", 1, 2), ("bert", 0, 0), ("modernbert", 50283, 0)])
+def test_known_families_reserve_the_positions_they_always_did(model_type, pad_token_id, reserved):
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(model_type=model_type, pad_token_id=pad_token_id)
+    assert family_of(model_type).position_offset(config) == reserved
