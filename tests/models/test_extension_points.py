@@ -35,7 +35,8 @@ def lowest_mean_pooler(monkeypatch):
 
 
 def test_an_unregistered_pooler_is_refused_with_the_table_listed():
-    with pytest.raises(AlfiaError, match="unknown pooler 'lowest_mean'; choose one of alf, cls, mean, max, static_mean"):
+    with pytest.raises(AlfiaError, match="unknown pooler 'lowest_mean'; choose one of alf, cls, mean, max, "
+                                         "static_mean"):
         AlfiaConfig(pooler="lowest_mean")
 
 

@@ -16,6 +16,6 @@ from alfia.models.poolers import POOLERS, CLSPooler, MaxPooler, MeanPooler, Pool
 
 __all__ = [
     "AdaptiveLayerFusion", "AlfiaConfig", "AlfiaModel", "AlfiaOutput", "AttentionalClassifierHead", "Backbone",
-    "CLSPooler", "FINETUNE_MODES", "LoraSettings", "MaxPooler", "MeanPooler", "POOLERS", "PoolerSpec", "StaticMeanPooler",
-    "build_model", "build_pooler", "default_backbone_path", "load_backbone",
+    "CLSPooler", "FINETUNE_MODES", "LoraSettings", "MaxPooler", "MeanPooler", "POOLERS", "PoolerSpec",
+    "StaticMeanPooler", "build_model", "build_pooler", "default_backbone_path", "load_backbone",
 ]

@@ -3,8 +3,8 @@
 The paper's targets, ``query, key, value, output.dense``, are BERT/RoBERTa module names. They also fit
 BioLinkBERT and ELECTRA. Other encoders name their projections differently (ModernBERT: ``Wqkv``/``Wo``).
 When the paper's default targets match nothing, the encoder family's own names (``lora_targets`` of its
-row in ``alfia.models.families.FAMILIES``) are used, with a warning. Targets that a user chose and that match nothing are an error, and the
-message lists the names the encoder does have.
+row in ``alfia.models.families.FAMILIES``) are used, with a warning. Targets that a user chose and that
+match nothing are an error, and the message lists the names the encoder does have.
 """
 
 from __future__ import annotations
