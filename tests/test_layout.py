@@ -1,7 +1,7 @@
 """The package's import graph: stages follow the data flow, and no module imports itself back.
 
-Every ``alfia`` import is read from the source (module-level and inside functions alike), so a lazy
-import cannot hide a circle or an upward dependency.
+Every ``alfia`` import that can run is read from the source (module-level and inside functions alike), so a
+lazy import cannot hide a circle or an upward dependency.
 """
 
 from __future__ import annotations
@@ -40,7 +40,13 @@ def _imports(path: Path, module: str) -> set[str]:
     """The alfia modules ``path`` imports (``from alfia.x import y`` counts y when y is a module)."""
     found = set()
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    # Imports under `if TYPE_CHECKING:` never run; they name types for the reader only.
+    type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                 and ast.unparse(block.test).endswith("TYPE_CHECKING") for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "alfia"}
         elif isinstance(node, ast.ImportFrom):

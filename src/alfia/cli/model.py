@@ -36,8 +36,9 @@ def train(
     freeze_backbone: Optional[bool] = typer.Option(
         None, "--freeze-backbone/--no-freeze-backbone", help="Train only ALF + head, over top-layer states "
         "computed once (minutes on a CPU)."),
+    # The names live in alfia.models.poolers.POOLERS; listing them here would import torch on `alfia --help`.
     pooler: Optional[str] = typer.Option(None, help="alf (the paper's Adaptive Layer Fusion), or an ablation "
-                                                    "pooler: cls, mean, max, static_mean."),
+                                                    "pooler (docs/model.md); a wrong name lists them all."),
     fusion_layers: Optional[int] = typer.Option(None, "--fusion-layers", help="N_f: top encoder layers fused."),
     no_gating: bool = typer.Option(False, "--no-gating", help="Normalised attention scores instead of the sigmoid gate."),
     lora_r: Optional[int] = typer.Option(None, "--lora-r"),

@@ -11,11 +11,11 @@ from alfia.models.adaptive_layer_fusion import AdaptiveLayerFusion
 from alfia.models.alfia_model import AlfiaModel, AlfiaOutput, build_model
 from alfia.models.attentional_classifier_head import AttentionalClassifierHead
 from alfia.models.backbone import Backbone, default_backbone_path, load_backbone
-from alfia.models.config import FINETUNE_MODES, POOLERS, AlfiaConfig, LoraSettings
-from alfia.models.poolers import CLSPooler, MaxPooler, MeanPooler, StaticMeanPooler, build_pooler
+from alfia.models.config import FINETUNE_MODES, AlfiaConfig, LoraSettings
+from alfia.models.poolers import POOLERS, CLSPooler, MaxPooler, MeanPooler, PoolerSpec, StaticMeanPooler, build_pooler
 
 __all__ = [
     "AdaptiveLayerFusion", "AlfiaConfig", "AlfiaModel", "AlfiaOutput", "AttentionalClassifierHead", "Backbone",
-    "CLSPooler", "FINETUNE_MODES", "LoraSettings", "MaxPooler", "MeanPooler", "POOLERS", "StaticMeanPooler",
-    "build_model", "build_pooler", "default_backbone_path", "load_backbone",
+    "CLSPooler", "FINETUNE_MODES", "LoraSettings", "MaxPooler", "MeanPooler", "POOLERS", "PoolerSpec",
+    "StaticMeanPooler", "build_model", "build_pooler", "default_backbone_path", "load_backbone",
 ]

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from alfia.errors import AlfiaError
 from alfia.models.masking import masked_mean, masked_softmax
+
+if TYPE_CHECKING:
+    from alfia.models.config import AlfiaConfig
 
 
 def _mlp_block(d_in: int, d_out: int, dropout: float) -> list[nn.Module]:
@@ -73,6 +77,12 @@ class AdaptiveLayerFusion(nn.Module):
         # Output, eq. (14).
         self.output_projection = nn.Linear(d, d)
         self.norm2 = nn.LayerNorm(d)
+
+    @classmethod
+    def from_config(cls, config: AlfiaConfig, hidden_size: int) -> "AdaptiveLayerFusion":
+        """ALF as ``AlfiaConfig`` sets it (the ``alf`` row of ``alfia.models.poolers.POOLERS``)."""
+        return cls(hidden_size, n_layers=config.n_fusion_layers, n_heads=config.fusion_heads,
+                   dropout=config.dropout, gating=config.gating)
 
     def layer_summaries(self, layers: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
         """S_stack: the masked mean of each layer, stacked. -> (B, N_f, d)."""

@@ -39,6 +39,7 @@ from alfia.models.backbone import (
     set_attention_dropout,
 )
 from alfia.models.config import AlfiaConfig
+from alfia.models.families import family_of
 from alfia.models.lora import apply_lora, load_lora_adapter, save_lora_adapter
 from alfia.models.poolers import build_pooler, pooler_layer_count
 from alfia.runs import RunLayout
@@ -300,10 +301,7 @@ def _effective_max_length(requested: int, tokenizer: Any, model_config: Any) -> 
     limits = []
     positions = getattr(model_config, "max_position_embeddings", None)
     if isinstance(positions, int) and positions > 0:
-        # RoBERTa-style models reserve padding_idx + 1 positions.
-        offset = (getattr(model_config, "pad_token_id", 0) or 0) + 1 if model_config.model_type in (
-            "roberta", "xlm-roberta", "camembert") else 0
-        limits.append(positions - offset)
+        limits.append(positions - family_of(model_config.model_type).position_offset(model_config))
     model_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(model_max, int) and 0 < model_max < 1_000_000:
         limits.append(model_max)

