@@ -59,7 +59,7 @@ from alfia.cohorts import scores
 from alfia.cohorts.schema import EICU, ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SCORE_WINDOW
 from alfia.cohorts.sources import eicu_scores
 from alfia.cohorts.sources.duck import DuckSettings, SourceTables, close, connect
-from alfia.cohorts.sources.mimic_iv import ExtractionResult, assert_in_window, map_category
+from alfia.cohorts.sources.extraction import ExtractionResult, assert_in_window, map_category
 from alfia.errors import AlfiaError
 
 log = logging.getLogger(__name__)
