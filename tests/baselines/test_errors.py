@@ -86,3 +86,20 @@ def test_cli_reports_errors_and_runs(cohort, tmp_path):
     assert result.exit_code == 0, result.output
     assert "WeightedEnsemble" in result.output and "95% CI" in result.output
     assert (tmp_path / "out" / "WeightedEnsemble" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("args, option, choices", [
+    (["baselines", "--engine", "sklearn"], "--engine", "'native', 'autogluon'"),
+    (["baselines", "--profile", "quick"], "--profile", "'full', 'fast'"),
+    (["boost", "--embeddings", "e.parquet", "--profile", "quick"], "--profile", "'full', 'fast'"),
+])
+def test_cli_refuses_an_unknown_choice_naming_the_option(tmp_path, args, option, choices):
+    from alfia.cli import app
+    import alfia.cli.baselines  # noqa: F401  (registers the commands)
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [args[0], str(tmp_path / "c.parquet"), "--out", str(out), *args[1:]])
+    message = " ".join(result.output.replace("│", " ").split())  # rich draws a box and wraps
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}'" in message and choices in message
+    assert not out.exists()

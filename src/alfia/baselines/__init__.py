@@ -20,7 +20,7 @@ def fit(cohort, models: list[str] | None = None, *, out: str | os.PathLike = "ru
     ``out/summary.csv``), sorted by test AUPRC.
     """
     from alfia.baselines.runner import run_baselines
-    from alfia.cohorts.io import infer_variant, read_table
+    from alfia.cohorts.io import read_cohort
     from alfia.errors import AlfiaError
 
     if not isinstance(cohort, (str, os.PathLike)):
@@ -30,8 +30,7 @@ def fit(cohort, models: list[str] | None = None, *, out: str | os.PathLike = "ru
     path = os.path.abspath(os.fspath(cohort))
     if profile not in ("full", "fast"):
         raise AlfiaError(f"profile must be 'full' or 'fast', not {profile!r}")
-    df, manifest = read_table(path)
-    variant = infer_variant(df, manifest, path)
+    df, _, variant = read_cohort(path, csv=False)
     table = run_baselines(df, variant, out, models, seed, profile=profile, n_boot=n_boot, callback=callback,
                           source=str(path), resume=resume)
     table.attrs["variant"] = variant

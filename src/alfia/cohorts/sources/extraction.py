@@ -99,7 +99,7 @@ def temporal_integrity(by_variable: dict[str, dict]) -> dict[str, Any]:
 # --- the cohort table ---------------------------------------------------------------------------------
 
 def coerce_predictors(df: pd.DataFrame, schema: CohortSchema) -> pd.DataFrame:
-    """Give the schema's integer predictors the nullable Int64 dtype and its continuous ones float (in place)."""
+    """Give the schema's integer predictors the nullable Int64 dtype, its continuous ones float (in place)."""
     for v in schema.predictors:
         if v.kind == "integer" and v.name in df:
             df[v.name] = pd.to_numeric(df[v.name], errors="coerce").round().astype("Int64")
