@@ -103,3 +103,12 @@ def test_cli_refuses_an_unknown_choice_naming_the_option(tmp_path, args, option,
     assert result.exit_code == 2
     assert f"Invalid value for '{option}'" in message and choices in message
     assert not out.exists()
+
+
+def test_cli_choices_are_the_library_s():
+    from typing import get_args
+
+    from alfia.baselines.registry import Profile
+    from alfia.cli.baselines import Profile as ProfileChoice
+
+    assert [p.value for p in ProfileChoice] == list(get_args(Profile))

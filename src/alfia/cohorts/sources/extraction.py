@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from alfia.cohorts.schema import CohortSchema
+from alfia.cohorts.sources.duck import SourceTables
 from alfia.errors import AlfiaError
 
 Progress = Callable[[str], None]
@@ -86,6 +87,28 @@ def assert_in_window(report: dict[str, dict], window: tuple[float, float]) -> No
         if first is None or last is None or first < lo - 1e-9 or last > hi + 1e-9:
             raise AlfiaError(f"temporal integrity violated: {name} uses values from {first} h to "
                              f"{last} h, outside the record window {lo} h..{hi} h")
+
+
+def window_counts(t: SourceTables, table: str, name: str, value_ok: str, in_window: str,
+                  hours: str) -> dict[str, dict]:
+    """Per variable of a staged relation: values used (``value_ok`` and ``in_window``), excluded out of
+    the window, excluded as implausible (not ``value_ok``), and the first and last hour used.
+
+    ``name``: SQL for the variable's key in the report; ``hours``: SQL for a value's time in hours.
+    """
+    rows = t.df(f"""
+        SELECT {name} AS name,
+               count(*) FILTER (WHERE {value_ok} AND {in_window}) AS used,
+               count(*) FILTER (WHERE {value_ok} AND NOT {in_window}) AS out_of_window,
+               count(*) FILTER (WHERE NOT ({value_ok})) AS implausible,
+               min({hours}) FILTER (WHERE {value_ok} AND {in_window}) AS lo,
+               max({hours}) FILTER (WHERE {value_ok} AND {in_window}) AS hi
+        FROM {table} GROUP BY 1 ORDER BY 1""")
+    return {r.name: {"used": int(r.used), "excluded_out_of_window": int(r.out_of_window),
+                     "excluded_implausible": int(r.implausible),
+                     "first_used_h": None if pd.isna(r.lo) else round(float(r.lo), 3),
+                     "last_used_h": None if pd.isna(r.hi) else round(float(r.hi), 3)}
+            for r in rows.itertuples(index=False)}
 
 
 def temporal_integrity(by_variable: dict[str, dict]) -> dict[str, Any]:

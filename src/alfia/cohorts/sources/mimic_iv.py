@@ -39,7 +39,7 @@ from alfia.cohorts.schema import (
 from alfia.cohorts.sources.duck import DuckSettings, SourceTables, close, connect
 from alfia.cohorts.sources.extraction import (
     ExtractionResult, Mapper, Progress, assert_in_window, case_insensitive, coerce_predictors, map_and_record,
-    missing_fraction, temporal_integrity,
+    missing_fraction, temporal_integrity, window_counts,
 )
 from alfia.errors import AlfiaError
 
@@ -344,24 +344,9 @@ def stage_urine(t: SourceTables) -> None:
 # --- temporal integrity -----------------------------------------------------------------------------
 
 def _integrity(t: SourceTables, table: str, group: str, value_ok: str) -> dict[str, dict]:
-    df = t.df(f"""
-        SELECT {group} AS variable,
-               count(*) FILTER (WHERE {value_ok} AND {_in_window('hours')}) AS used,
-               count(*) FILTER (WHERE {value_ok} AND NOT {_in_window('hours')}) AS excluded_out_of_window,
-               count(*) FILTER (WHERE NOT ({value_ok})) AS excluded_implausible,
-               min(hours) FILTER (WHERE {value_ok} AND {_in_window('hours')}) AS first_used_h,
-               max(hours) FILTER (WHERE {value_ok} AND {_in_window('hours')}) AS last_used_h
-        FROM {table} GROUP BY 1 ORDER BY 1
-    """)
-    out = {}
-    for r in df.itertuples(index=False):
-        out[f"{table.removesuffix('_rel')}.{r.variable}"] = {
-            "used": int(r.used), "excluded_out_of_window": int(r.excluded_out_of_window),
-            "excluded_implausible": int(r.excluded_implausible),
-            "first_used_h": None if pd.isna(r.first_used_h) else round(float(r.first_used_h), 3),
-            "last_used_h": None if pd.isna(r.last_used_h) else round(float(r.last_used_h), 3),
-        }
-    return out
+    """Integrity counts of a staged ``*_rel`` table, keyed ``<table without _rel>.<group>``."""
+    return window_counts(t, table, f"'{table.removesuffix('_rel')}.' || {group}", value_ok,
+                         _in_window("hours"), "hours")
 
 
 # --- per-stay inputs -----------------------------------------------------------------------------
