@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -86,3 +88,37 @@ def test_cli_reports_errors_and_runs(cohort, tmp_path):
     assert result.exit_code == 0, result.output
     assert "WeightedEnsemble" in result.output and "95% CI" in result.output
     assert (tmp_path / "out" / "WeightedEnsemble" / "metrics.json").exists()
+    # Threads per model: the machine's cores unless --jobs says otherwise, recorded in each run's config.
+    from alfia.machine import available_cores
+
+    assert json.loads((tmp_path / "out" / "LinearModel" / "config.json").read_text())["n_jobs"] == available_cores()
+    result = runner.invoke(app, ["baselines", str(path), "--out", str(tmp_path / "one"), "--models", "LinearModel",
+                                 "--profile", "fast", "--n-boot", "10", "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "one" / "LinearModel" / "config.json").read_text())["n_jobs"] == 1
+
+
+@pytest.mark.parametrize("args, option, choices", [
+    (["baselines", "--engine", "sklearn"], "--engine", "'native', 'autogluon'"),
+    (["baselines", "--profile", "quick"], "--profile", "'full', 'fast'"),
+    (["boost", "--embeddings", "e.parquet", "--profile", "quick"], "--profile", "'full', 'fast'"),
+])
+def test_cli_refuses_an_unknown_choice_naming_the_option(tmp_path, args, option, choices):
+    from alfia.cli import app
+    import alfia.cli.baselines  # noqa: F401  (registers the commands)
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [args[0], str(tmp_path / "c.parquet"), "--out", str(out), *args[1:]])
+    message = " ".join(result.output.replace("│", " ").split())  # rich draws a box and wraps
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}'" in message and choices in message
+    assert not out.exists()
+
+
+def test_cli_choices_are_the_library_s():
+    from typing import get_args
+
+    from alfia.baselines.registry import Profile
+    from alfia.cli.baselines import Profile as ProfileChoice
+
+    assert [p.value for p in ProfileChoice] == list(get_args(Profile))

@@ -11,9 +11,10 @@ import pytest
 
 from alfia.cohorts.describe import describe_cohort, to_markdown
 from alfia.atomic import sha256_file
-from alfia.cohorts.io import read_table, write_cohort
+from alfia.cohorts.io import read_cohort, read_table, write_cohort
 from alfia.cohorts.sources.synthetic import generate_synthetic
 from alfia.cohorts.splits import assign_splits
+from alfia.errors import AlfiaError
 from cohort_testkit import record_text, run_cli, write_outcomes, write_set, write_tar
 
 
@@ -110,6 +111,19 @@ def test_validate_warns_when_file_changed_after_writing(tmp_path, capsys):
     (tmp_path / "other.parquet").replace(path)  # content no longer matches the manifest's hash
     code, stdout, err = run_cli(["cohort", "validate", path], capsys)
     assert code == 0 and "ok" in stdout and "content hash differs" in err
+
+
+def test_read_cohort_csv_and_parquet_agree(tmp_path):
+    df = generate_synthetic("eicu", 60, seed=2)
+    write_cohort(df, tmp_path / "c.parquet", source="synthetic", variant="eicu")
+    df.to_csv(tmp_path / "c.csv", index=False)
+    from_parquet, manifest, variant = read_cohort(tmp_path / "c.parquet")
+    from_csv, no_manifest, inferred = read_cohort(tmp_path / "c.csv")
+    assert (variant, inferred) == ("eicu", "eicu") and manifest.variant == "eicu" and no_manifest is None
+    assert list(from_csv.columns) == list(from_parquet.columns) and len(from_csv) == 60
+    assert read_cohort(tmp_path / "c.csv", "mimic")[2] == "mimic"  # a named variant wins
+    with pytest.raises(AlfiaError, match="not a readable Parquet file"):  # CSV refused where Parquet is due
+        read_cohort(tmp_path / "c.csv", csv=False)
 
 
 def test_describe_markdown_and_rich(tmp_path, capsys):

@@ -63,7 +63,7 @@ def _duck(memory_limit: str, temp_directory: PathLike | None, threads: int | Non
 
 def _extract(extract, cfg, out: PathLike, source: str, variant: str, seed: int,
              progress: Callable[[str], None] | None) -> CohortTable:
-    from alfia.cohorts.sources.mimic_iv import write_extraction
+    from alfia.cohorts.sources.extraction import write_extraction
 
     result = extract(cfg, progress=progress)
     manifest = write_extraction(result, out, source=source, variant=variant, seed=seed)

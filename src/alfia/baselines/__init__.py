@@ -10,6 +10,7 @@ on first use.
 from __future__ import annotations
 
 import os
+from typing import get_args
 
 
 def fit(cohort, models: list[str] | None = None, *, out: str | os.PathLike = "runs/baselines", seed: int = 42,
@@ -19,8 +20,9 @@ def fit(cohort, models: list[str] | None = None, *, out: str | os.PathLike = "ru
     ``cohort``: a cohort file or a table from ``alfia.cohort``. Returns the summary table (also
     ``out/summary.csv``), sorted by test AUPRC.
     """
+    from alfia.baselines.registry import Profile
     from alfia.baselines.runner import run_baselines
-    from alfia.cohorts.io import infer_variant, read_table
+    from alfia.cohorts.io import read_cohort
     from alfia.errors import AlfiaError
 
     if not isinstance(cohort, (str, os.PathLike)):
@@ -28,10 +30,9 @@ def fit(cohort, models: list[str] | None = None, *, out: str | os.PathLike = "ru
                          f"got {type(cohort).__name__}")
     # Recorded absolute in every model's config.json, so evaluation finds the cohort's subgroup columns later.
     path = os.path.abspath(os.fspath(cohort))
-    if profile not in ("full", "fast"):
-        raise AlfiaError(f"profile must be 'full' or 'fast', not {profile!r}")
-    df, manifest = read_table(path)
-    variant = infer_variant(df, manifest, path)
+    if profile not in get_args(Profile):
+        raise AlfiaError(f"profile must be {' or '.join(map(repr, get_args(Profile)))}, not {profile!r}")
+    df, _, variant = read_cohort(path, csv=False)
     table = run_baselines(df, variant, out, models, seed, profile=profile, n_boot=n_boot, callback=callback,
                           source=str(path), resume=resume)
     table.attrs["variant"] = variant

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -14,6 +15,20 @@ from alfia.errors import AlfiaError
 
 out_console = Console()
 err_console = Console(stderr=True)
+
+
+class Engine(StrEnum):
+    """--engine: which library trains the zoo."""
+
+    native = "native"
+    autogluon = "autogluon"
+
+
+class Profile(StrEnum):
+    """--profile: the measured configuration, or tiny models for smoke tests (same code path)."""
+
+    full = "full"
+    fast = "fast"
 
 
 def _split_names(value: str | None) -> list[str] | None:
@@ -74,17 +89,10 @@ def _check_out_dir(out: Path, inputs: list[Path], overwrite: bool, resume: bool 
                      allow_existing=bool(resume), hint=hint)
 
 
-def _read_cohort(path: Path):
-    from alfia.cohorts.io import infer_variant, read_table
-
-    df, manifest = read_table(path)
-    return df, infer_variant(df, manifest, path)
-
-
 def _read_externals(paths: list[Path] | None, embeddings: list[Path] | None = None):
     """--external cohorts (and, for alfia boost, their --external-embeddings, in the same order)."""
     from alfia.baselines.runner import ExternalInput
-    from alfia.cohorts.io import read_table
+    from alfia.cohorts.io import read_cohort, read_table
     from alfia.evaluation.external import external_names
 
     paths = list(paths or [])
@@ -93,7 +101,7 @@ def _read_externals(paths: list[Path] | None, embeddings: list[Path] | None = No
                          f"({len(paths)} cohort(s), {len(embeddings)} embeddings file(s))")
     out = []
     for i, (path, name) in enumerate(zip(paths, external_names(paths))):
-        df, variant = _read_cohort(path)
+        df, _, variant = read_cohort(path, csv=False)
         emb = read_table(embeddings[i])[0] if embeddings is not None else None
         out.append(ExternalInput(name, df, variant, str(path), emb))
     return out
@@ -130,12 +138,13 @@ def baselines(
     out: Path = typer.Option(None, "--out", "-o", help="Output folder: one run directory per model."),
     models: str = typer.Option(None, "--models", help="Comma-separated model names (default: all + "
                                "WeightedEnsemble). See --list-models."),
-    engine: str = typer.Option("native", help="native (scikit-learn, LightGBM, XGBoost, CatBoost, "
-                               "torch) or autogluon (pip install .[autogluon])."),
+    engine: Engine = typer.Option(Engine.native, help="native (scikit-learn, LightGBM, XGBoost, "
+                                  "CatBoost, torch) or autogluon (pip install .\\[autogluon])."),
     seed: int = typer.Option(42, help="Seed of every model and of the bootstrap."),
-    profile: str = typer.Option("full", help="full (measured configuration) or fast (tiny models, "
-                                "for smoke tests)."),
+    profile: Profile = typer.Option(Profile.full, help="full (measured configuration) or fast "
+                                    "(tiny models, for smoke tests)."),
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
+    jobs: int = typer.Option(None, "--jobs", min=1, help="Threads per model (default: the machine's cores)."),
     presets: str = typer.Option("medium_quality", help="AutoGluon presets (--engine autogluon)."),
     time_limit: float = typer.Option(None, "--time-limit", help="AutoGluon time limit in seconds."),
     list_models: bool = typer.Option(False, "--list-models", help="List the model names and exit."),
@@ -153,6 +162,7 @@ def baselines(
     For ALFIA-boost / ALFIA-nn on ALF embeddings use `alfia boost`.
     """
     from alfia.baselines.registry import ENSEMBLE_NAME, MODELS, resolve_models
+    from alfia.cohorts.io import read_cohort
 
     if list_models:
         t = Table(title="Baseline models", title_justify="left")
@@ -165,30 +175,26 @@ def baselines(
         return
     if cohort is None or out is None:
         raise AlfiaError("alfia baselines needs a COHORT file and --out DIR (see --help)")
-    if engine not in ("native", "autogluon"):
-        raise AlfiaError(f"--engine must be 'native' or 'autogluon', not {engine!r}")
-    if profile not in ("full", "fast"):
-        raise AlfiaError(f"--profile must be 'full' or 'fast', not {profile!r}")
     names = resolve_models(_split_names(models))
     _check_out_dir(out, [cohort], overwrite, resume)
-    df, variant = _read_cohort(cohort)
+    df, _, variant = read_cohort(cohort, csv=False)
     externals = _read_externals(external)
-    if externals and engine != "native":
+    if externals and engine != Engine.native:
         raise AlfiaError("--external works with --engine native only")
-    if engine == "autogluon":
+    if engine == Engine.autogluon:
         from alfia.baselines.engine_autogluon import run_autogluon
 
         with _ModelProgress(None) as progress:
             table = run_autogluon(df, variant, out, _split_names(models), seed, n_boot=n_boot,
                                   presets=presets, time_limit=time_limit, callback=progress,
-                                  source=str(cohort))
+                                  source=str(cohort), n_jobs=jobs)
     else:
         from alfia.baselines.runner import run_baselines
 
         with _ModelProgress(len(names)) as progress:
-            table = run_baselines(df, variant, out, names, seed, profile=profile, n_boot=n_boot,
+            table = run_baselines(df, variant, out, names, seed, profile=profile.value, n_boot=n_boot,
                                   callback=progress, source=str(cohort), resume=resume,
-                                  externals=externals)
+                                  externals=externals, n_jobs=jobs)
     out_console.print(summary_table(
         table, f"{cohort.name} ({variant}) — test split, sorted by AUPRC; {n_boot} bootstrap resamples"))
     out_console.print(f"Run directories and summary.csv/summary.md in {out}", highlight=False)
@@ -206,8 +212,9 @@ def boost(
     learner: str = typer.Option("lightgbm,catboost,mlp", "--learner", help="Comma-separated: lightgbm "
                                 "and/or catboost (ALFIA-boost), mlp (ALFIA-nn)."),
     seed: int = typer.Option(42, help="Seed of every model and of the bootstrap."),
-    profile: str = typer.Option("full", help="full or fast (tiny models, for smoke tests)."),
+    profile: Profile = typer.Option(Profile.full, help="full or fast (tiny models, for smoke tests)."),
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
+    jobs: int = typer.Option(None, "--jobs", min=1, help="Threads per model (default: the machine's cores)."),
     layer_weights: bool = typer.Option(False, "--layer-weights/--no-layer-weights",
                                        help="Also use the per-stay ALF layer weights as features."),
     external: list[Path] = typer.Option(None, "--external", help="External cohort (repeatable), scored "
@@ -224,20 +231,18 @@ def boost(
     never used as features. Output: OUT/ALFIA-boost-LightGBM/, OUT/ALFIA-boost-CatBoost/, OUT/ALFIA-nn/.
     """
     from alfia.baselines.boost import resolve_learners, run_boost
-    from alfia.cohorts.io import read_table
+    from alfia.cohorts.io import read_cohort, read_table
 
-    if profile not in ("full", "fast"):
-        raise AlfiaError(f"--profile must be 'full' or 'fast', not {profile!r}")
     keys = resolve_learners(_split_names(learner))
     _check_out_dir(out, [cohort, embeddings], overwrite, None)
-    df, variant = _read_cohort(cohort)
+    df, _, variant = read_cohort(cohort, csv=False)
     emb, _ = read_table(embeddings)
     externals = _read_externals(external, list(external_embeddings or []))
     with _ModelProgress(len(keys)) as progress:
-        table = run_boost(df, emb, variant, out, keys, seed, profile=profile, n_boot=n_boot,
+        table = run_boost(df, emb, variant, out, keys, seed, profile=profile.value, n_boot=n_boot,
                           include_layer_weights=layer_weights, callback=progress,
                           cohort_source=str(cohort), embeddings_source=str(embeddings),
-                          externals=externals)
+                          externals=externals, n_jobs=jobs)
     out_console.print(summary_table(table, f"ALFIA-boost / ALFIA-nn on {cohort.name} ({variant}) — "
                                            f"test split, sorted by AUPRC"))
     out_console.print(f"Run directories and summary.csv/summary.md in {out}; compare them with the "

@@ -20,31 +20,6 @@ out = Console()  # results go to stdout; errors go through alfia.cli.main to std
 err = Console(stderr=True)
 
 
-def load_cohort(path: Path, variant: str | None = None):
-    """Read a cohort (Parquet with manifest, or CSV) and settle its variant. Returns
-    (frame, manifest or None, variant)."""
-    import pandas as pd
-
-    from alfia.cohorts.io import infer_variant, read_table
-    from alfia.errors import AlfiaError
-
-    if path.suffix.lower() == ".csv":
-        if not path.exists():
-            raise AlfiaError(f"{path}: no such file")
-        if path.stat().st_size == 0:
-            raise AlfiaError(f"{path}: file is empty")
-        try:
-            df = pd.read_csv(path, low_memory=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise AlfiaError(f"{path}: not a readable CSV file ({e})") from None
-        if df.empty:
-            raise AlfiaError(f"{path}: table has no rows")
-        manifest = None
-    else:
-        df, manifest = read_table(path)
-    return df, manifest, variant or infer_variant(df, manifest, path)
-
-
 def _print_summary(path: Path, manifest) -> None:
     table = Table(title=f"{path} ({manifest.variant}, {manifest.n_rows:,} stays)", title_justify="left")
     for col in ("split", "stays", "deaths", "mortality"):
@@ -121,20 +96,16 @@ def validate(
         help="Schema variant; default: the manifest's, else inferred from the columns.")] = None,
 ) -> None:
     """Check a cohort: types, ranges, categories, aggregate consistency, labels, splits, leakage."""
-    from alfia.cohorts.io import verify_hash
+    from alfia.cohorts.io import manifest_warnings, mortality_by_split, read_cohort
     from alfia.cohorts.validate import check_cohort
 
-    df, manifest, variant = load_cohort(file, variant)
+    df, manifest, variant = read_cohort(file, variant)
     report = check_cohort(df, variant, source=str(file))
-    if manifest is not None:
-        if not verify_hash(file, manifest):
-            report.warnings.append("content hash differs from the manifest: the file was changed "
-                                   "after it was written")
-    for w in report.warnings:
+    for w in [*report.warnings, *manifest_warnings(file, manifest)]:
         err.print(f"[yellow]warning:[/] {file}: {w}", highlight=False)
-    out.print(f"[green]ok[/] {file}: {len(df):,} stays, variant {variant}, "
-              f"{int(df['hospital_expire_flag'].sum()):,} deaths "
-              f"({100 * df['hospital_expire_flag'].mean():.2f}%), no leakage", highlight=False)
+    s = mortality_by_split(df)["all"]
+    out.print(f"[green]ok[/] {file}: {s['n']:,} stays, variant {variant}, {s['deaths']:,} deaths "
+              f"({100 * s['mortality_rate']:.2f}%), no leakage", highlight=False)
 
 
 @cohort_app.command("describe")
@@ -145,8 +116,9 @@ def describe(
 ) -> None:
     """Table-1 style summary by outcome: mean ± SD per variable, n (%) per category."""
     from alfia.cohorts.describe import describe_cohort, to_markdown
+    from alfia.cohorts.io import read_cohort
 
-    df, _, variant = load_cohort(file, variant)
+    df, _, variant = read_cohort(file, variant)
     table = describe_cohort(df, variant)
     if markdown:
         typer.echo(to_markdown(table), nl=False)

@@ -124,13 +124,18 @@ def read_manifest(path: str | os.PathLike) -> Manifest | None:
         raise AlfiaError(f"{mpath}: manifest is not valid JSON ({e})") from None
 
 
-def read_table(path: str | os.PathLike) -> tuple[pd.DataFrame, Manifest | None]:
-    """Read a Parquet table and its manifest (None if absent), with clear errors for bad files."""
+def _existing_file(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise AlfiaError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise AlfiaError(f"{path}: file is empty")
+    return path
+
+
+def read_table(path: str | os.PathLike) -> tuple[pd.DataFrame, Manifest | None]:
+    """Read a Parquet table and its manifest (None if absent), with clear errors for bad files."""
+    path = _existing_file(path)
     try:
         df = pq.read_table(path).to_pandas()
     except (pa.ArrowInvalid, OSError) as e:
@@ -146,8 +151,39 @@ def read_table(path: str | os.PathLike) -> tuple[pd.DataFrame, Manifest | None]:
     return df, manifest
 
 
+def read_table_or_csv(path: str | os.PathLike) -> tuple[pd.DataFrame, Manifest | None]:
+    """:func:`read_table`, or for a ``.csv`` file the table alone (no manifest), with the same clear
+    errors."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        return read_table(path)
+    _existing_file(path)
+    try:
+        df = pd.read_csv(path, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise AlfiaError(f"{path}: not a readable CSV file ({e})") from None
+    if df.empty:
+        raise AlfiaError(f"{path}: table has no rows")
+    return df, None
+
+
+def read_cohort(path: str | os.PathLike, variant: str | None = None, *,
+                csv: bool = True) -> tuple[pd.DataFrame, Manifest | None, str]:
+    """Read a cohort and settle its variant: ``variant`` when given, else the manifest's, else the one its
+    columns match. ``csv``: also accept a ``.csv`` file (read without a manifest)."""
+    df, manifest = read_table_or_csv(path) if csv else read_table(path)
+    return df, manifest, variant or infer_variant(df, manifest, path)
+
+
 def verify_hash(path: str | os.PathLike, manifest: Manifest) -> bool:
     return bool(manifest.content_sha256) and sha256_file(path) == manifest.content_sha256
+
+
+def manifest_warnings(path: str | os.PathLike, manifest: Manifest | None) -> list[str]:
+    """What a reader of ``path`` should be told about its manifest (nothing when there is none)."""
+    if manifest is not None and not verify_hash(path, manifest):
+        return ["content hash differs from the manifest: the file was changed after it was written"]
+    return []
 
 
 def infer_variant(df: pd.DataFrame, manifest: Manifest | None, path: str | os.PathLike) -> str:

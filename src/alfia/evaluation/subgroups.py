@@ -45,13 +45,10 @@ def recorded_data_path(config: dict) -> Path | None:
 
 def subgroup_attributes(path: str | os.PathLike) -> pd.DataFrame:
     """stay_id -> sex, age_band, icu_unit (the ones the file has), as strings ("missing" for gaps)."""
-    from alfia.cohorts.io import read_table
+    from alfia.cohorts.io import read_table_or_csv
 
     path = Path(path)
-    if path.suffix.lower() == ".csv":
-        df = pd.read_csv(path, low_memory=False)
-    else:
-        df, _ = read_table(path)
+    df, _ = read_table_or_csv(path)
     if ID_COLUMN not in df.columns:
         raise AlfiaError(f"{path}: no {ID_COLUMN} column; cannot join subgroups to predictions")
     out = pd.DataFrame(index=pd.Index(df[ID_COLUMN].to_numpy(), name=ID_COLUMN))

@@ -50,16 +50,19 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from alfia.cohorts import scores
-from alfia.cohorts.schema import EICU, ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SCORE_WINDOW
+from alfia.cohorts.schema import AGGREGATES, EICU, ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SCORE_WINDOW
 from alfia.cohorts.sources import eicu_scores
 from alfia.cohorts.sources.duck import DuckSettings, SourceTables, close, connect
-from alfia.cohorts.sources.mimic_iv import ExtractionResult, assert_in_window, map_category
+from alfia.cohorts.sources.extraction import (
+    ExtractionResult, Progress, assert_in_window, case_insensitive, coerce_predictors, map_and_record,
+    missing_fraction, temporal_integrity,
+)
 from alfia.errors import AlfiaError
 
 log = logging.getLogger(__name__)
@@ -176,7 +179,7 @@ def score_context(t: SourceTables, absent: list[str], co: pd.DataFrame, age: pd.
     return ctx
 
 
-def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None) -> ExtractionResult:
+def extract_eicu(cfg: EicuConfig, progress: Progress | None = None) -> ExtractionResult:
     say = progress or (lambda m: log.info(m))
     say("registering tables")
     t, absent = open_tables(cfg)
@@ -185,8 +188,67 @@ def extract_eicu(cfg: EicuConfig, progress: Callable[[str], None] | None = None)
 
 
 def _extract(t: SourceTables, absent: list[str], cfg: EicuConfig,
-             say: Callable[[str], None]) -> ExtractionResult:
+             say: Progress) -> ExtractionResult:
     say("inclusion")
+    co, attrition = include_stays(read_stays(t), cfg.min_age)
+    register_cohort(t, co)
+    df, fallbacks, implausible = demographics(co)
+    integrity: dict[str, dict] = {}
+    missing: dict[str, str] = {}
+
+    say("lifestyle documentation")
+    life, life_integrity, life_missing = lifestyle(t, absent, df.index)
+    df = df.join(life, how="left")
+    df["apacheiv"], apache_integrity, apache_missing = apache_iv(t, absent, df.index)
+    integrity.update(life_integrity | apache_integrity)
+    missing.update(life_missing | apache_missing)
+
+    say("GCS")
+    gcs_src, assessed, gcs_integrity = gcs_assessments(t, absent)
+    if assessed is not None:
+        df = df.join(scores.gcs_dynamics(assessed), how="left")
+        integrity.update(gcs_integrity)
+    else:
+        for agg in AGGREGATES:
+            df[f"gcs_dynamic_{agg}"] = np.nan
+        missing["gcs_dynamic_*"] = "tables nurseCharting and physicalExam are both absent"
+
+    say("SAPS II, OASIS, hourly SOFA")
+    stays = score_context(t, absent, co, df["age"])
+    score_cols, score_missing, score_integrity, score_facts = eicu_scores.compute(
+        t, absent, stays, assessed)
+    df = df.join(score_cols, how="left")
+    missing.update(score_missing)
+    integrity.update(score_integrity)
+
+    assert_in_window({k: v for k, v in integrity.items() if "first_used_h" in v},
+                     (SCORE_WINDOW.start_h, SCORE_WINDOW.end_h))
+    for var, why in missing.items():
+        log.warning("eICU: %s missing: %s", var, why)
+    df[OUTCOME_COLUMN] = co["died"].to_numpy()
+    df = cohort_table(df)
+    extra = {
+        "extraction": {"config": cfg.to_dict(), "apache_version": APACHE_VERSION,
+                       "gcs_source": gcs_src, "tables_absent": absent,
+                       "record_window_min": [WINDOW_START_MIN, WINDOW_END_MIN]},
+        "attrition": attrition,
+        "temporal_integrity": temporal_integrity(integrity),
+        "category_fallbacks": fallbacks,
+        "implausible_values_dropped": implausible,
+        "lifestyle_codes": {"smoker_yes": SMOKER_YES, "smoker_no": SMOKER_NO, "alcohol": ALCOHOL_YES,
+                            "drug": DRUG_YES, "obesity": OBESITY_YES,
+                            "rule": "case-insensitive substrings of pastHistory paths, diagnosis strings "
+                                    "and care-plan items documented in the first 24 h; smoker is "
+                                    "Unknown without any smoking documentation"},
+        "missing_variables": missing,
+        "score_inputs": score_facts,
+        "missing_fraction": missing_fraction(df, EICU),
+    }
+    return ExtractionResult(df=df, extra=extra)
+
+
+def read_stays(t: SourceTables) -> pd.DataFrame:
+    """Every unit stay with its patient, hospital region and parsed age (``age_years``)."""
     patient_extra = ", ".join(
         f"p.{c}" if t.has_column("patient", c) else f"NULL AS {c}"
         for c in ("hospitaladmitoffset", "unitadmitsource"))
@@ -197,15 +259,26 @@ def _extract(t: SourceTables, absent: list[str], cfg: EicuConfig,
         FROM patient p LEFT JOIN hospital h ON p.hospitalid = h.hospitalid
     """, ("patient", "hospital"))
     pat["age_years"] = parse_age(pat["age"])
+    return pat
+
+
+def include_stays(pat: pd.DataFrame, min_age: float) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The included stays (indexed by stay_id, with the outcome in ``died``) and the attrition counts."""
     attrition = {"unit_stays": int(len(pat))}
-    keep = pat["age_years"] >= cfg.min_age
-    attrition[f"age_at_least_{int(cfg.min_age)}"] = int(keep.sum())
+    keep = pat["age_years"] >= min_age
+    attrition[f"age_at_least_{int(min_age)}"] = int(keep.sum())
     keep &= pd.to_numeric(pat["unitvisitnumber"], errors="coerce").eq(1)
     attrition["first_unit_stay_of_hospitalization"] = int(keep.sum())
     status = pat["hospitaldischargestatus"].astype("string").str.strip()
     keep &= status.isin(["Alive", "Expired"]).fillna(False)
     attrition["known_hospital_discharge_status"] = int(keep.sum())
     co = pat[keep].copy().set_index("stay_id")
+    co["died"] = (status[keep].to_numpy() == "Expired").astype(int)
+    return co, attrition
+
+
+def register_cohort(t: SourceTables, co: pd.DataFrame) -> None:
+    """DuckDB table ``cohort`` (stay_id, plausible admission weight) that every later query joins."""
     con = t.con
     w = pd.to_numeric(co["admissionweight"], errors="coerce")
     con.register("cohort_df", pd.DataFrame({"stay_id": co.index.to_numpy(),
@@ -213,21 +286,20 @@ def _extract(t: SourceTables, absent: list[str], cfg: EicuConfig,
     t.execute("CREATE OR REPLACE TABLE cohort AS SELECT stay_id, weight FROM cohort_df")
     con.unregister("cohort_df")
 
+
+def demographics(co: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict], dict[str, int]]:
+    """Patient id, categories, age, height and weight per stay; the category fallbacks and the count of
+    implausible heights and weights dropped."""
     df = pd.DataFrame(index=co.index)
     df[PATIENT_ID_COLUMN] = co["subject_id"].astype(str)
     fallbacks: dict[str, dict] = {}
-
-    def categorical(var: str, source: pd.Series, mapping, unknown_fb, null_fb):
-        mapped, counts = map_category(source, mapping, EICU[var].categories, unknown_fb, null_fb)
-        df[var] = mapped
-        if counts:
-            fallbacks[var] = {"counts": counts, "unknown_to": unknown_fb, "null_to": null_fb}
-
-    exact = lambda cats: (lambda v: {c.lower(): c for c in cats}.get(v.lower()))  # noqa: E731
-    categorical("region", co["region"], exact(EICU["region"].categories), "Unknown", "Unknown")
-    categorical("ethnicity", co["ethnicity"], exact(ETHNICITY_CATEGORIES), "Other/Unknown", "Unknown")
-    categorical("unittype", co["unittype"], exact(EICU["unittype"].categories), None, None)
-    categorical("gender", co["gender"], exact(("Female", "Male")), "Unknown", "Unknown")
+    for var, allowed, unknown_fb, null_fb in (
+            ("region", EICU["region"].categories, "Unknown", "Unknown"),
+            ("ethnicity", ETHNICITY_CATEGORIES, "Other/Unknown", "Unknown"),
+            ("unittype", EICU["unittype"].categories, None, None),
+            ("gender", ("Female", "Male"), "Unknown", "Unknown")):
+        df[var] = map_and_record(co[var], case_insensitive(allowed), EICU[var].categories, unknown_fb,
+                                 null_fb, fallbacks, var)
     df["age"] = co["age_years"]
     height = pd.to_numeric(co["admissionheight"], errors="coerce")
     weight = pd.to_numeric(co["admissionweight"], errors="coerce")
@@ -237,12 +309,15 @@ def _extract(t: SourceTables, absent: list[str], cfg: EicuConfig,
     df["weight"] = weight.where(weight.between(w_lo, w_hi))
     implausible = {"height": int((height.notna() & df["height"].isna()).sum()),
                    "weight": int((weight.notna() & df["weight"].isna()).sum())}
+    return df, fallbacks, implausible
 
+
+def lifestyle(t: SourceTables, absent: list[str], index: pd.Index
+              ) -> tuple[pd.DataFrame, dict[str, dict], dict[str, str]]:
+    """smoker, alcohol_abuse, drug_abuse, obesity from documentation of the first 24 h; its integrity
+    counts; the variables missing because every documentation table is absent."""
+    out = pd.DataFrame(index=index)
     integrity: dict[str, dict] = {}
-    missing: dict[str, str] = {}
-
-    # lifestyle from documentation in the first 24 h
-    say("lifestyle documentation")
     docs = []
     if "pastHistory" not in absent:
         docs.append("SELECT patientunitstayid AS stay_id, pasthistoryoffset AS offs, "
@@ -252,53 +327,58 @@ def _extract(t: SourceTables, absent: list[str], cfg: EicuConfig,
     if "carePlanGeneral" not in absent:
         docs.append("SELECT patientunitstayid, cplitemoffset, cplitemvalue, 'carePlanGeneral' "
                     "FROM carePlanGeneral")
-    if docs:
-        t.execute(f"""CREATE OR REPLACE TABLE doc_rel AS
-                      SELECT d.* FROM ({' UNION ALL '.join(docs)}) d JOIN cohort c USING (stay_id)
-                      WHERE {_like_any('d.txt', SMOKER_YES + ALCOHOL_YES + DRUG_YES + OBESITY_YES)}""",
-                  tuple(n for n in ("pastHistory", "diagnosis", "carePlanGeneral") if n not in absent))
-        life = t.df(f"""
-            SELECT stay_id,
-                   bool_or({_like_any('txt', SMOKER_NO)}) AS smoker_no,
-                   bool_or({_like_any('txt', SMOKER_YES)} AND NOT {_like_any('txt', SMOKER_NO)}) AS smoker_yes,
-                   bool_or({_like_any('txt', ALCOHOL_YES)}) AS alcohol,
-                   bool_or({_like_any('txt', DRUG_YES)}) AS drug,
-                   bool_or({_like_any('txt', OBESITY_YES)}) AS obesity
-            FROM doc_rel WHERE offs <= {BASELINE_DOC_MAX_MIN} GROUP BY 1
-        """).set_index("stay_id").reindex(df.index)
-        counts = t.df(f"""SELECT src, count(*) FILTER (WHERE offs <= {BASELINE_DOC_MAX_MIN}) AS used,
-                                 count(*) FILTER (WHERE offs > {BASELINE_DOC_MAX_MIN}) AS later
-                          FROM doc_rel GROUP BY 1""")
-        for r in counts.itertuples(index=False):
-            integrity[f"{r.src}.lifestyle"] = {"used": int(r.used), "excluded_out_of_window": int(r.later)}
-        yes = life["smoker_yes"].fillna(False).astype(bool)
-        no = life["smoker_no"].fillna(False).astype(bool)
-        df["smoker"] = np.where(yes, "Yes", np.where(no, "No", "Unknown"))
-        for var, c in (("alcohol_abuse", "alcohol"), ("drug_abuse", "drug"), ("obesity", "obesity")):
-            df[var] = np.where(life[c].fillna(False).astype(bool), "Yes", "No")
-    else:
+    if not docs:
         for var in ("smoker", "alcohol_abuse", "drug_abuse", "obesity"):
-            df[var] = np.nan
-            missing[var] = "tables pastHistory, diagnosis and carePlanGeneral are all absent"
+            out[var] = np.nan
+        why = "tables pastHistory, diagnosis and carePlanGeneral are all absent"
+        return out, integrity, {var: why for var in out.columns}
+    t.execute(f"""CREATE OR REPLACE TABLE doc_rel AS
+                  SELECT d.* FROM ({' UNION ALL '.join(docs)}) d JOIN cohort c USING (stay_id)
+                  WHERE {_like_any('d.txt', SMOKER_YES + ALCOHOL_YES + DRUG_YES + OBESITY_YES)}""",
+              tuple(n for n in ("pastHistory", "diagnosis", "carePlanGeneral") if n not in absent))
+    life = t.df(f"""
+        SELECT stay_id,
+               bool_or({_like_any('txt', SMOKER_NO)}) AS smoker_no,
+               bool_or({_like_any('txt', SMOKER_YES)} AND NOT {_like_any('txt', SMOKER_NO)}) AS smoker_yes,
+               bool_or({_like_any('txt', ALCOHOL_YES)}) AS alcohol,
+               bool_or({_like_any('txt', DRUG_YES)}) AS drug,
+               bool_or({_like_any('txt', OBESITY_YES)}) AS obesity
+        FROM doc_rel WHERE offs <= {BASELINE_DOC_MAX_MIN} GROUP BY 1
+    """).set_index("stay_id").reindex(index)
+    counts = t.df(f"""SELECT src, count(*) FILTER (WHERE offs <= {BASELINE_DOC_MAX_MIN}) AS used,
+                             count(*) FILTER (WHERE offs > {BASELINE_DOC_MAX_MIN}) AS later
+                      FROM doc_rel GROUP BY 1""")
+    for r in counts.itertuples(index=False):
+        integrity[f"{r.src}.lifestyle"] = {"used": int(r.used), "excluded_out_of_window": int(r.later)}
+    yes = life["smoker_yes"].fillna(False).astype(bool)
+    no = life["smoker_no"].fillna(False).astype(bool)
+    out["smoker"] = np.where(yes, "Yes", np.where(no, "No", "Unknown"))
+    for var, c in (("alcohol_abuse", "alcohol"), ("drug_abuse", "drug"), ("obesity", "obesity")):
+        out[var] = np.where(life[c].fillna(False).astype(bool), "Yes", "No")
+    return out, integrity, {}
 
-    # APACHE IV
+
+def apache_iv(t: SourceTables, absent: list[str], index: pd.Index
+              ) -> tuple[pd.Series, dict[str, dict], dict[str, str]]:
+    """The APACHE IV score per stay (see the module docstring for the version), its integrity count, and
+    why it is missing when its table is absent."""
     if "apachePatientResult" in absent:
-        df["apacheiv"] = np.nan
-        missing["apacheiv"] = "table apachePatientResult is absent"
-    else:
-        ap = t.df(f"""SELECT a.patientunitstayid AS stay_id, max(a.apachescore) AS apacheiv
-                      FROM apachePatientResult a JOIN cohort c ON a.patientunitstayid = c.stay_id
-                      WHERE a.apacheversion = '{APACHE_VERSION}' GROUP BY 1""").set_index("stay_id")
-        s = pd.to_numeric(ap["apacheiv"], errors="coerce")
-        df["apacheiv"] = s.where(s >= 0).reindex(df.index)
-        integrity["apachePatientResult.apachescore"] = {
-            "used": int(df["apacheiv"].notna().sum()), "excluded_out_of_window": 0,
-            "note": "APACHE day-1 score: first 24 h of the unit stay"}
+        return (pd.Series(np.nan, index=index), {},
+                {"apacheiv": "table apachePatientResult is absent"})
+    ap = t.df(f"""SELECT a.patientunitstayid AS stay_id, max(a.apachescore) AS apacheiv
+                  FROM apachePatientResult a JOIN cohort c ON a.patientunitstayid = c.stay_id
+                  WHERE a.apacheversion = '{APACHE_VERSION}' GROUP BY 1""").set_index("stay_id")
+    s = pd.to_numeric(ap["apacheiv"], errors="coerce")
+    score = s.where(s >= 0).reindex(index)
+    return score, {"apachePatientResult.apachescore": {
+        "used": int(score.notna().sum()), "excluded_out_of_window": 0,
+        "note": "APACHE day-1 score: first 24 h of the unit stay"}}, {}
 
-    # GCS dynamics
-    say("GCS")
-    gcs_src = None
-    assessed = None
+
+def gcs_assessments(t: SourceTables, absent: list[str]
+                    ) -> tuple[str | None, pd.DataFrame | None, dict[str, dict]]:
+    """GCS assessments in the window from nurseCharting, else physicalExam: (source table, assessments,
+    integrity counts); (None, None, {}) when both tables are absent."""
     if "nurseCharting" not in absent:
         gcs_src = "nurseCharting"
         t.execute("""CREATE OR REPLACE TABLE gcs_rel AS
@@ -331,73 +411,33 @@ def _extract(t: SourceTables, absent: list[str], cfg: EicuConfig,
             FROM physicalExam e JOIN cohort c ON e.patientunitstayid = c.stay_id
             WHERE e.physicalexampath LIKE '%/Neurologic/GCS/%Score/%'
             GROUP BY 1, 2""", ("physicalExam",))
-    if gcs_src:
-        valid = ("(coalesce(total, 0) BETWEEN 3 AND 15 OR total IS NULL) AND "
-                 "(motor IS NOT NULL OR verbal IS NOT NULL OR eyes IS NOT NULL OR total IS NOT NULL)")
-        win = f"hours >= {SCORE_WINDOW.start_h} AND hours <= {SCORE_WINDOW.end_h}"
-        rows = t.df(f"SELECT * FROM gcs_rel WHERE {valid} AND {win}")
-        cnt = t.df(f"""SELECT count(*) FILTER (WHERE {valid} AND {win}) AS used,
-                              count(*) FILTER (WHERE {valid} AND NOT ({win})) AS out_of_window,
-                              min(hours) FILTER (WHERE {valid} AND {win}) AS lo,
-                              max(hours) FILTER (WHERE {valid} AND {win}) AS hi FROM gcs_rel""").iloc[0]
-        integrity[f"{gcs_src}.gcs"] = {
-            "used": int(cnt["used"]), "excluded_out_of_window": int(cnt["out_of_window"]),
-            "first_used_h": None if pd.isna(cnt["lo"]) else float(cnt["lo"]),
-            "last_used_h": None if pd.isna(cnt["hi"]) else float(cnt["hi"])}
-        assessed = scores.gcs_from_components(rows[["stay_id", "hours", "motor", "verbal", "eyes"]])
-        # A charted total (nurseCharting) wins over the sum of components at the same time.
-        if rows["total"].notna().any():
-            tot = rows.set_index(["stay_id", "hours"])["total"]
-            key = pd.MultiIndex.from_frame(assessed[["stay_id", "hours"]])
-            assessed["gcs"] = tot.reindex(key).to_numpy()
-            assessed["gcs"] = assessed["gcs"].fillna(
-                scores.gcs_from_components(rows[["stay_id", "hours", "motor", "verbal", "eyes"]])["gcs"])
-        dyn = scores.gcs_dynamics(assessed)
-        df = df.join(dyn, how="left")
     else:
-        for agg in ("max", "min", "first", "last", "avg", "stddev"):
-            df[f"gcs_dynamic_{agg}"] = np.nan
-        missing["gcs_dynamic_*"] = "tables nurseCharting and physicalExam are both absent"
+        return None, None, {}
+    valid = ("(coalesce(total, 0) BETWEEN 3 AND 15 OR total IS NULL) AND "
+             "(motor IS NOT NULL OR verbal IS NOT NULL OR eyes IS NOT NULL OR total IS NOT NULL)")
+    win = f"hours >= {SCORE_WINDOW.start_h} AND hours <= {SCORE_WINDOW.end_h}"
+    rows = t.df(f"SELECT * FROM gcs_rel WHERE {valid} AND {win}")
+    cnt = t.df(f"""SELECT count(*) FILTER (WHERE {valid} AND {win}) AS used,
+                          count(*) FILTER (WHERE {valid} AND NOT ({win})) AS out_of_window,
+                          min(hours) FILTER (WHERE {valid} AND {win}) AS lo,
+                          max(hours) FILTER (WHERE {valid} AND {win}) AS hi FROM gcs_rel""").iloc[0]
+    integrity = {f"{gcs_src}.gcs": {
+        "used": int(cnt["used"]), "excluded_out_of_window": int(cnt["out_of_window"]),
+        "first_used_h": None if pd.isna(cnt["lo"]) else float(cnt["lo"]),
+        "last_used_h": None if pd.isna(cnt["hi"]) else float(cnt["hi"])}}
+    assessed = scores.gcs_from_components(rows[["stay_id", "hours", "motor", "verbal", "eyes"]])
+    # A charted total (nurseCharting) wins over the sum of components at the same time.
+    if rows["total"].notna().any():
+        tot = rows.set_index(["stay_id", "hours"])["total"]
+        key = pd.MultiIndex.from_frame(assessed[["stay_id", "hours"]])
+        assessed["gcs"] = tot.reindex(key).to_numpy()
+        assessed["gcs"] = assessed["gcs"].fillna(
+            scores.gcs_from_components(rows[["stay_id", "hours", "motor", "verbal", "eyes"]])["gcs"])
+    return gcs_src, assessed, integrity
 
-    say("SAPS II, OASIS, hourly SOFA")
-    stays = score_context(t, absent, co, df["age"])
-    score_cols, score_missing, score_integrity, score_facts = eicu_scores.compute(
-        t, absent, stays, assessed)
-    df = df.join(score_cols, how="left")
-    missing.update(score_missing)
-    integrity.update(score_integrity)
 
-    assert_in_window({k: v for k, v in integrity.items() if "first_used_h" in v},
-                     (SCORE_WINDOW.start_h, SCORE_WINDOW.end_h))
-    for var, why in missing.items():
-        log.warning("eICU: %s missing: %s", var, why)
-    df[OUTCOME_COLUMN] = (status[keep].to_numpy() == "Expired").astype(int)
+def cohort_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Ids, the schema's predictors (typed, in schema order) and the outcome, one row per stay."""
     df = df.reset_index().rename(columns={"stay_id": ID_COLUMN})
-    for v in EICU.predictors:
-        if v.kind == "integer" and v.name in df:
-            df[v.name] = pd.to_numeric(df[v.name], errors="coerce").round().astype("Int64")
-        elif v.kind == "continuous" and v.name in df:
-            df[v.name] = pd.to_numeric(df[v.name], errors="coerce").astype(float)
-    df = df[[ID_COLUMN, PATIENT_ID_COLUMN, *EICU.predictor_names, OUTCOME_COLUMN]]
-    extra = {
-        "extraction": {"config": cfg.to_dict(), "apache_version": APACHE_VERSION,
-                       "gcs_source": gcs_src, "tables_absent": absent,
-                       "record_window_min": [WINDOW_START_MIN, WINDOW_END_MIN]},
-        "attrition": attrition,
-        "temporal_integrity": {
-            "values_used": sum(r.get("used", 0) for r in integrity.values()),
-            "values_excluded_out_of_window": sum(r.get("excluded_out_of_window", 0)
-                                                 for r in integrity.values()),
-            "all_used_values_in_window": True, "by_variable": integrity},
-        "category_fallbacks": fallbacks,
-        "implausible_values_dropped": implausible,
-        "lifestyle_codes": {"smoker_yes": SMOKER_YES, "smoker_no": SMOKER_NO, "alcohol": ALCOHOL_YES,
-                            "drug": DRUG_YES, "obesity": OBESITY_YES,
-                            "rule": "case-insensitive substrings of pastHistory paths, diagnosis strings "
-                                    "and care-plan items documented in the first 24 h; smoker is "
-                                    "Unknown without any smoking documentation"},
-        "missing_variables": missing,
-        "score_inputs": score_facts,
-        "missing_fraction": {v: round(float(df[v].isna().mean()), 4) for v in EICU.predictor_names},
-    }
-    return ExtractionResult(df=df, extra=extra)
+    coerce_predictors(df, EICU)
+    return df[[ID_COLUMN, PATIENT_ID_COLUMN, *EICU.predictor_names, OUTCOME_COLUMN]]

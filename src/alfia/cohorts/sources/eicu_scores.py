@@ -18,6 +18,7 @@ from alfia.cohorts import scores
 from alfia.cohorts.schema import SCORE_WINDOW
 from alfia.cohorts.schema import AGGREGATES
 from alfia.cohorts.sources.duck import SourceTables
+from alfia.cohorts.sources.extraction import window_counts
 
 WINDOW_START_MIN, WINDOW_END_MIN = int(SCORE_WINDOW.start_h * 60), int(SCORE_WINDOW.end_h * 60)
 FIO2_CHART_MAX_AGE_MIN = 240  # charted FiO2 counts for a blood gas up to 4 h after it was charted
@@ -191,19 +192,8 @@ def stage_observations(t: SourceTables, absent: list[str]) -> list[str]:
 
 def integrity_report(t: SourceTables) -> dict[str, dict]:
     """Used / out-of-window / implausible counts per source.concept (hours from unit admission)."""
-    rows = t.df(f"""
-        SELECT src || '.' || concept AS name,
-               count(*) FILTER (WHERE value IS NOT NULL AND {_in_window('offs')}) AS used,
-               count(*) FILTER (WHERE value IS NOT NULL AND NOT {_in_window('offs')}) AS out_of_window,
-               count(*) FILTER (WHERE value IS NULL) AS implausible,
-               min(offs) FILTER (WHERE value IS NOT NULL AND {_in_window('offs')}) / 60.0 AS lo,
-               max(offs) FILTER (WHERE value IS NOT NULL AND {_in_window('offs')}) / 60.0 AS hi
-        FROM obs_rel GROUP BY 1 ORDER BY 1""")
-    return {r.name: {"used": int(r.used), "excluded_out_of_window": int(r.out_of_window),
-                     "excluded_implausible": int(r.implausible),
-                     "first_used_h": None if pd.isna(r.lo) else round(float(r.lo), 3),
-                     "last_used_h": None if pd.isna(r.hi) else round(float(r.hi), 3)}
-            for r in rows.itertuples(index=False)}
+    return window_counts(t, "obs_rel", "src || '.' || concept", "value IS NOT NULL", _in_window("offs"),
+                         "offs / 60.0")
 
 
 def ventilation(t: SourceTables, absent: list[str]) -> tuple[pd.Series | None, dict[str, int]]:

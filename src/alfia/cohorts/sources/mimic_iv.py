@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,10 @@ from alfia.cohorts.schema import (
     ID_COLUMN, MIMIC_IV, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SCORE_WINDOW,
 )
 from alfia.cohorts.sources.duck import DuckSettings, SourceTables, close, connect
+from alfia.cohorts.sources.extraction import (
+    ExtractionResult, Mapper, Progress, assert_in_window, case_insensitive, coerce_predictors, map_and_record,
+    missing_fraction, temporal_integrity, window_counts,
+)
 from alfia.errors import AlfiaError
 
 log = logging.getLogger(__name__)
@@ -156,17 +160,6 @@ class MimicConfig:
         return asdict(self)
 
 
-@dataclass
-class ExtractionResult:
-    """The cohort rows (schema predictors + ids + outcome) and the facts that go to the manifest."""
-
-    df: pd.DataFrame
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-Progress = Callable[[str], None]
-
-
 def _in_list(values) -> str:
     return ", ".join(str(int(v)) for v in values)
 
@@ -179,31 +172,6 @@ def _prefix_sql(codes: dict[int, tuple[str, ...]]) -> str:
     return " OR ".join(parts)
 
 
-def map_category(values: pd.Series, mapping: Callable[[str], str | None], allowed: tuple[str, ...],
-                 unknown_fallback: str | None, null_fallback: str | None
-                 ) -> tuple[pd.Series, dict[str, int]]:
-    """Map source strings to schema categories; count what fell back and to what.
-
-    ``mapping`` returns the category for a source value or None. Values that map outside ``allowed``
-    become ``unknown_fallback`` (missing if None); nulls become ``null_fallback``.
-    """
-    counts: dict[str, int] = {}
-    out = []
-    for v in values.tolist():
-        if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
-            out.append(null_fallback)
-            counts["null"] = counts.get("null", 0) + 1
-            continue
-        cat = mapping(str(v).strip())
-        if cat in allowed:
-            out.append(cat)
-        else:
-            out.append(unknown_fallback)
-            key = f"unknown:{v}"
-            counts[key] = counts.get(key, 0) + 1
-    return pd.Series(out, index=values.index, dtype=object), counts
-
-
 def _language(v: str) -> str | None:
     if v in ("?", "UNKNOWN", "Unknown"):
         return "Unknown"
@@ -211,20 +179,15 @@ def _language(v: str) -> str | None:
     return lookup.get(v.lower(), "Other")
 
 
-def _case_insensitive(allowed: tuple[str, ...]) -> Callable[[str], str | None]:
-    lookup = {c.lower(): c for c in allowed}
-    return lambda v: lookup.get(v.lower())
-
-
-CATEGORY_MAPPERS: dict[str, Callable[[str], str | None]] = {
+CATEGORY_MAPPERS: dict[str, Mapper] = {
     "gender": lambda v: GENDER_MAP.get(v.upper()),
     "marital_status": lambda v: MARITAL_MAP.get(v.upper()),
-    "race": _case_insensitive(MIMIC_IV["race"].categories),
+    "race": case_insensitive(MIMIC_IV["race"].categories),
     "insurance": lambda v: INSURANCE_MAP.get(v.lower(), None) or ("Other" if v else None),
     "language": _language,
-    "admission_type": _case_insensitive(MIMIC_IV["admission_type"].categories),
-    "admission_location": _case_insensitive(MIMIC_IV["admission_location"].categories),
-    "careunit": _case_insensitive(MIMIC_IV["careunit"].categories),
+    "admission_type": case_insensitive(MIMIC_IV["admission_type"].categories),
+    "admission_location": case_insensitive(MIMIC_IV["admission_location"].categories),
+    "careunit": case_insensitive(MIMIC_IV["careunit"].categories),
 }
 
 
@@ -381,36 +344,9 @@ def stage_urine(t: SourceTables) -> None:
 # --- temporal integrity -----------------------------------------------------------------------------
 
 def _integrity(t: SourceTables, table: str, group: str, value_ok: str) -> dict[str, dict]:
-    df = t.df(f"""
-        SELECT {group} AS variable,
-               count(*) FILTER (WHERE {value_ok} AND {_in_window('hours')}) AS used,
-               count(*) FILTER (WHERE {value_ok} AND NOT {_in_window('hours')}) AS excluded_out_of_window,
-               count(*) FILTER (WHERE NOT ({value_ok})) AS excluded_implausible,
-               min(hours) FILTER (WHERE {value_ok} AND {_in_window('hours')}) AS first_used_h,
-               max(hours) FILTER (WHERE {value_ok} AND {_in_window('hours')}) AS last_used_h
-        FROM {table} GROUP BY 1 ORDER BY 1
-    """)
-    out = {}
-    for r in df.itertuples(index=False):
-        out[f"{table.removesuffix('_rel')}.{r.variable}"] = {
-            "used": int(r.used), "excluded_out_of_window": int(r.excluded_out_of_window),
-            "excluded_implausible": int(r.excluded_implausible),
-            "first_used_h": None if pd.isna(r.first_used_h) else round(float(r.first_used_h), 3),
-            "last_used_h": None if pd.isna(r.last_used_h) else round(float(r.last_used_h), 3),
-        }
-    return out
-
-
-def assert_in_window(report: dict[str, dict], window: tuple[float, float]) -> None:
-    """Every used value lies in the window; raise otherwise (a bug, never a data problem)."""
-    lo, hi = window
-    for name, r in report.items():
-        if r["used"] == 0:
-            continue
-        first, last = r.get("first_used_h"), r.get("last_used_h")
-        if first is None or last is None or first < lo - 1e-9 or last > hi + 1e-9:
-            raise AlfiaError(f"temporal integrity violated: {name} uses values from {first} h to "
-                             f"{last} h, outside the record window {lo} h..{hi} h")
+    """Integrity counts of a staged ``*_rel`` table, keyed ``<table without _rel>.<group>``."""
+    return window_counts(t, table, f"'{table.removesuffix('_rel')}.' || {group}", value_ok,
+                         _in_window("hours"), "hours")
 
 
 # --- per-stay inputs -----------------------------------------------------------------------------
@@ -482,18 +418,51 @@ def gather_inputs(t: SourceTables, progress: Progress) -> tuple[pd.DataFrame, pd
     stage_urine(t)
     intervals = stage_intervals(t)
 
-    base = t.df("""
+    wide = stay_context(t)
+    wide = join_vital_and_lab_extremes(t, wide)
+    take_worse_glucose(wide)
+    wide = wide.join(urine_output(t), how="left")
+    flag_support_over_window(wide, intervals)
+    bg = blood_gases(t, intervals)
+    wide = join_blood_gas_worst(wide, bg)
+    facts["arterial_blood_gases_used"] = int(len(bg))
+    wide = join_comorbidities(t, wide)
+    wide = join_admission_category(t, wide)
+    wide["arf"] = ((wide.get("creatinine_max", np.nan) >= 1.5) & (wide["urine_output"] < 410)
+                   & (wide["esrd"] == 0)).astype(int)
+
+    progress("GCS")
+    assessments = gcs_assessments(t, intervals, facts)
+    wide = wide.join(scores.gcs_worst(assessments), how="left")
+
+    progress("hourly SOFA")
+    hourly = _hourly_inputs(t, intervals, assessments, bg)
+    facts["interval_integrity"] = interval_integrity(t, intervals)
+    return wide, hourly, assessments, facts
+
+
+def stay_context(t: SourceTables) -> pd.DataFrame:
+    """Per stay: age, pre-ICU length of stay (minutes) and admission type."""
+    return t.df("""
         SELECT c.stay_id, c.admission_age AS age,
                (epoch(c.intime) - epoch(c.admittime)) / 60.0 AS preiculos, c.admission_type
         FROM cohort c
     """).set_index("stay_id")
+
+
+def join_vital_and_lab_extremes(t: SourceTables, wide: pd.DataFrame) -> pd.DataFrame:
+    """Per stay: the window's min and max of each charted vital and each laboratory value (``<concept>_min``,
+    ``<concept>_max``; blood gases are read by :func:`blood_gases`)."""
     chart = t.df("SELECT stay_id, concept, min(value) AS vmin, max(value) AS vmax FROM chart_win "
                  "WHERE concept IN ('heart_rate','sbp','mbp','resp_rate','temperature','glucose') "
                  "GROUP BY ALL")
     labs = t.df("SELECT stay_id, concept, min(value) AS vmin, max(value) AS vmax FROM lab_win "
                 "WHERE concept NOT LIKE 'bg_%' GROUP BY ALL")
-    wide = base.join(_pivot_minmax(chart), how="left").join(_pivot_minmax(labs), how="left")
-    # Glucose: the more extreme of charted (fingerstick) and laboratory values (mimic-code apsiii).
+    return wide.join(_pivot_minmax(chart), how="left").join(_pivot_minmax(labs), how="left")
+
+
+def take_worse_glucose(wide: pd.DataFrame) -> None:
+    """Glucose: the more extreme of charted (fingerstick) and laboratory values (mimic-code apsiii)."""
     for s in ("min", "max"):
         a, b = wide.get(f"glucose_{s}"), wide.get(f"glucose_lab_{s}")
         if a is None:
@@ -501,31 +470,40 @@ def gather_inputs(t: SourceTables, progress: Progress) -> tuple[pd.DataFrame, pd
         if b is None:
             b = pd.Series(np.nan, index=wide.index)
         wide[f"glucose_{s}"] = np.fmin(a, b) if s == "min" else np.fmax(a, b)
-    uo = t.df(f"SELECT stay_id, sum(value) AS urine_output FROM urine_rel "
-              f"WHERE {_in_window('hours')} GROUP BY 1").set_index("stay_id")
-    wide = wide.join(uo, how="left")
 
-    # ventilation / CPAP / dialysis flags over the window
+
+def urine_output(t: SourceTables) -> pd.DataFrame:
+    """Per stay: urine output summed over the window (ml)."""
+    return t.df(f"SELECT stay_id, sum(value) AS urine_output FROM urine_rel "
+                f"WHERE {_in_window('hours')} GROUP BY 1").set_index("stay_id")
+
+
+def flag_support_over_window(wide: pd.DataFrame, intervals: pd.DataFrame) -> None:
+    """Columns vent, cpap, rrt: 1 when an interval of invasive ventilation, non-invasive ventilation or
+    dialysis overlaps the window."""
     iv = intervals[_overlaps_window(intervals)]
     for name, ids in (("vent", [INVASIVE_VENT]), ("cpap", [NONINVASIVE_VENT]),
                       ("rrt", list(DIALYSIS_ITEMIDS))):
         on = set(iv.loc[iv["itemid"].isin(ids), "stay_id"])
         wide[name] = wide.index.isin(on).astype(int)
 
-    # blood gases
-    bg = blood_gases(t, intervals)
-    if not bg.empty:
-        g = bg.groupby("stay_id")
-        vent_or_cpap = bg[bg["vent"] | bg["cpap"]]
-        wide = wide.join(vent_or_cpap.groupby("stay_id")["pao2fio2"].min().rename("pao2fio2_vent_min"))
-        off = bg[~bg["vent"] & (bg["fio2"].fillna(21) < 50) & bg["po2"].notna()]
-        wide = wide.join(off.groupby("stay_id")["po2"].max().rename("pao2"))
-        on = bg[bg["vent"] & (bg["fio2"] >= 50) & bg["aado2"].notna()]
-        wide = wide.join(on.groupby("stay_id")["aado2"].max().rename("aado2"))
-        wide = wide.join(g["acidbase_score"].max()).join(g["pco2"].min().rename("paco2_min"))
-    facts["arterial_blood_gases_used"] = int(len(bg))
 
-    # diagnoses and services
+def join_blood_gas_worst(wide: pd.DataFrame, bg: pd.DataFrame) -> pd.DataFrame:
+    """The worst arterial blood-gas values per stay, as the scores read them."""
+    if bg.empty:
+        return wide
+    g = bg.groupby("stay_id")
+    vent_or_cpap = bg[bg["vent"] | bg["cpap"]]
+    wide = wide.join(vent_or_cpap.groupby("stay_id")["pao2fio2"].min().rename("pao2fio2_vent_min"))
+    off = bg[~bg["vent"] & (bg["fio2"].fillna(21) < 50) & bg["po2"].notna()]
+    wide = wide.join(off.groupby("stay_id")["po2"].max().rename("pao2"))
+    on = bg[bg["vent"] & (bg["fio2"] >= 50) & bg["aado2"].notna()]
+    wide = wide.join(on.groupby("stay_id")["aado2"].max().rename("aado2"))
+    return wide.join(g["acidbase_score"].max()).join(g["pco2"].min().rename("paco2_min"))
+
+
+def join_comorbidities(t: SourceTables, wide: pd.DataFrame) -> pd.DataFrame:
+    """Columns esrd, aids, hem, mets (0/1) from the hospitalization's ICD diagnoses."""
     dx = t.df(f"""
         SELECT c.stay_id,
                max(CASE WHEN {_prefix_sql(ESRD_CODES)} THEN 1 ELSE 0 END) AS esrd,
@@ -555,6 +533,11 @@ def gather_inputs(t: SourceTables, progress: Progress) -> tuple[pd.DataFrame, pd
     wide = wide.join(dx, how="left")
     for ccol in ("esrd", "aids", "hem", "mets"):
         wide[ccol] = wide[ccol].fillna(0)
+    return wide
+
+
+def join_admission_category(t: SourceTables, wide: pd.DataFrame) -> pd.DataFrame:
+    """admission_category (SAPS II) and elective_surgery (OASIS) from the hospitalization's services."""
     svc = t.df("""
         SELECT c.stay_id,
                arg_min(upper(s.curr_service), s.transfertime) LIKE '%SURG%' AS first_service_surgical,
@@ -570,12 +553,15 @@ def gather_inputs(t: SourceTables, progress: Progress) -> tuple[pd.DataFrame, pd
     wide["elective_surgery"] = np.where(wide["surgical_by_24h"].isna(), np.nan,
                                         (elective & wide["surgical_by_24h"].fillna(False).astype(bool)
                                          ).astype(float))
-    wide["arf"] = ((wide.get("creatinine_max", np.nan) >= 1.5) & (wide["urine_output"] < 410)
-                   & (wide["esrd"] == 0)).astype(int)
-    wide = wide.rename(columns={"platelet_min": "platelet_min"})
+    return wide
 
-    # GCS assessments
-    progress("GCS")
+
+def gcs_assessments(t: SourceTables, intervals: pd.DataFrame, facts: dict[str, Any]) -> pd.DataFrame:
+    """GCS assessments in the window (one row per stay and charting time), from the charted components.
+
+    Without the text ``value`` column, a verbal score of 1 during invasive ventilation is taken as the
+    intubated code (counted in ``facts``).
+    """
     comp = t.df("""
         SELECT stay_id, hours,
                max(value) FILTER (WHERE concept = 'gcs_motor') AS motor,
@@ -588,14 +574,11 @@ def gather_inputs(t: SourceTables, progress: Progress) -> tuple[pd.DataFrame, pd
         inferred = comp["verbal"].eq(1) & _active_at(intervals, comp, [INVASIVE_VENT])
         comp["verbal_ett"] = inferred
         facts["gcs_verbal_ett_inferred_from_ventilation"] = int(inferred.sum())
-    assessments = scores.gcs_from_components(comp)
-    wide = wide.join(scores.gcs_worst(assessments), how="left")
+    return scores.gcs_from_components(comp)
 
-    # hourly SOFA inputs
-    progress("hourly SOFA")
-    hourly = _hourly_inputs(t, intervals, assessments, bg)
 
-    # interval integrity: used = overlaps the window
+def interval_integrity(t: SourceTables, intervals: pd.DataFrame) -> dict[str, dict]:
+    """Intervals used (overlapping the window) and excluded, per kind of intervention."""
     iv_report = {}
     names = {INVASIVE_VENT: "invasive_ventilation", NONINVASIVE_VENT: "noninvasive_ventilation",
              **{i: "dialysis" for i in DIALYSIS_ITEMIDS}, **VASOPRESSORS}
@@ -610,8 +593,7 @@ def gather_inputs(t: SourceTables, progress: Progress) -> tuple[pd.DataFrame, pd
     for r in vaso_counts.itertuples(index=False):
         iv_report[f"intervals.{names[int(r.itemid)]}"] = {"used": int(r.used),
                                                           "excluded_out_of_window": int(r.excluded)}
-    facts["interval_integrity"] = iv_report
-    return wide, hourly, assessments, facts
+    return iv_report
 
 
 def _hourly_inputs(t: SourceTables, intervals: pd.DataFrame, assessments: pd.DataFrame,
@@ -715,11 +697,8 @@ def baseline(t: SourceTables) -> tuple[pd.DataFrame, dict]:
     """).set_index("stay_id")
     fallbacks: dict[str, dict] = {}
     for var, (unknown_fb, null_fb) in CATEGORY_FALLBACKS.items():
-        mapped, counts = map_category(base[var], CATEGORY_MAPPERS[var], MIMIC_IV[var].categories,
-                                      unknown_fb, null_fb)
-        base[var] = mapped
-        if counts:
-            fallbacks[var] = {"counts": counts, "unknown_to": unknown_fb, "null_to": null_fb}
+        base[var] = map_and_record(base[var], CATEGORY_MAPPERS[var], MIMIC_IV[var].categories,
+                                   unknown_fb, null_fb, fallbacks, var)
     hw = t.df("""
         SELECT stay_id, concept, arg_min(value, hours) AS first_value
         FROM chart_win WHERE concept IN ('height', 'weight') GROUP BY 1, 2
@@ -758,100 +737,63 @@ def _extract(t: SourceTables, cfg: MimicConfig, say: Progress) -> ExtractionResu
     stage_chartevents(t)
     integrity = _integrity(t, "chart_rel", "concept", "value IS NOT NULL")
     base, fallbacks = baseline(t)
-    facts: dict[str, Any] = {}
     if cfg.derived_dir:
         say("derived concept tables")
-        score_cols, derived_report = read_derived(t, cfg.derived_dir)
-        integrity.update(derived_report)
-        score_source = f"mimiciv_derived concept tables in {cfg.derived_dir}"
+        score_cols, facts, score_source = derived_scores(t, cfg.derived_dir, integrity)
     else:
-        wide, hourly, assessments, facts = gather_inputs(t, say)
-        integrity.update(_integrity(t, "lab_rel", "concept", "(value IS NOT NULL OR text IS NOT NULL)"))
-        integrity.update(_integrity(t, "urine_rel", "'urine_output'", "value IS NOT NULL"))
-        say("scores")
-        score_cols, sofa = compute_scores(wide, hourly, assessments)
-        facts["hourly_sofa_rows"] = int(len(sofa))
-        facts["gcs_assessments_used"] = int(len(assessments))
-        score_source = "computed from raw tables (alfia.cohorts.scores, mimic-code logic)"
+        score_cols, facts, score_source = raw_scores(t, say, integrity)
     assert_in_window(integrity, (WINDOW_START_H, WINDOW_END_H))
     interval_report = facts.pop("interval_integrity", {})
     for name, r in interval_report.items():
         integrity[name] = r
 
-    df = base.join(score_cols, how="left").reset_index()
-    df = df.rename(columns={"stay_id": ID_COLUMN})
-    df[OUTCOME_COLUMN] = df["hospital_expire_flag"].astype(int)
-    for v in MIMIC_IV.predictors:
-        if v.kind == "integer" and v.name in df:
-            df[v.name] = pd.to_numeric(df[v.name], errors="coerce").round().astype("Int64")
-        elif v.kind == "continuous" and v.name in df:
-            df[v.name] = pd.to_numeric(df[v.name], errors="coerce").astype(float)
-    keep = [ID_COLUMN, PATIENT_ID_COLUMN, *MIMIC_IV.predictor_names, OUTCOME_COLUMN]
-    df = df[[c for c in keep if c in df.columns]]
+    df = cohort_table(base, score_cols)
     missing = {v: "no source value in the window for any stay" for v in MIMIC_IV.predictor_names
                if v in df and df[v].isna().all()}
-    excluded_total = sum(r.get("excluded_out_of_window", 0) for r in integrity.values())
-    used_total = sum(r.get("used", 0) for r in integrity.values())
     extra = {
         "extraction": {"config": cfg.to_dict(), "record_windows_h": EXTRACTION_WINDOWS,
                        "score_source": score_source},
         "attrition": attrition,
-        "temporal_integrity": {"values_used": used_total, "values_excluded_out_of_window": excluded_total,
-                               "all_used_values_in_window": True, "by_variable": integrity},
+        "temporal_integrity": temporal_integrity(integrity),
         "category_fallbacks": fallbacks,
         "lifestyle_codes": {"smoker": {f"icd{k}": list(v) for k, v in SMOKER_CODES.items()},
                             "alcohol_abuse": {f"icd{k}": list(v) for k, v in ALCOHOL_CODES.items()},
                             "rule": "Yes if any diagnosis of the hospitalization starts with a code "
                                     "listed (codes without dots), else No"},
         "missing_variables": missing,
-        "missing_fraction": {v: round(float(df[v].isna().mean()), 4) for v in MIMIC_IV.predictor_names
-                             if v in df},
+        "missing_fraction": missing_fraction(df, MIMIC_IV),
         **facts,
     }
     return ExtractionResult(df=df, extra=extra)
 
 
-# --- validation and writing (shared with eicu) --------------------------------------------------------
-
-def validate_extraction(df: pd.DataFrame, *, variant: str, source: str) -> str:
-    """Run the cohort validator and leakage guard (alfia.cohorts.validate) when that module exists.
-
-    Both raise AlfiaError on a violation. Returns a line for the manifest saying what was checked.
-    """
-    try:
-        from alfia.cohorts import validate as validation
-    except ImportError:
-        return "alfia.cohorts.validate not available: schema checks skipped"
-    from alfia.cohorts.schema import get_schema
-
-    done = []
-    guard = getattr(validation, "leakage_guard", None)
-    if guard is not None:
-        guard([c for c in df.columns if c in get_schema(variant).predictor_names], variant,
-              source=source)
-        done.append("leakage_guard")
-    check = getattr(validation, "check_cohort", None) or getattr(validation, "validate_cohort", None)
-    if check is not None:
-        report = check(df, variant, source=source)
-        errors = getattr(report, "errors", None)
-        if errors:
-            raise AlfiaError(f"{source} cohort failed validation: {'; '.join(map(str, errors))}")
-        done.append(check.__name__)
-    return "passed " + ", ".join(done) if done else "validator module has no known entry point"
+def derived_scores(t: SourceTables, derived_dir: str,
+                   integrity: dict[str, dict]) -> tuple[pd.DataFrame, dict[str, Any], str]:
+    """Score columns from the mimiciv_derived concept tables; their counts go into ``integrity``."""
+    score_cols, derived_report = read_derived(t, derived_dir)
+    integrity.update(derived_report)
+    return score_cols, {}, f"mimiciv_derived concept tables in {derived_dir}"
 
 
-def write_extraction(result: ExtractionResult, out: str | Path, *, source: str, variant: str,
-                     seed: int = 42):
-    """Split (grouped by patient), validate and write the cohort atomically with its manifest."""
-    from alfia.cohorts.io import write_cohort
-    from alfia.cohorts.schema import SPLIT_COLUMN
-    from alfia.cohorts.splits import assign_splits
+def raw_scores(t: SourceTables, say: Progress,
+               integrity: dict[str, dict]) -> tuple[pd.DataFrame, dict[str, Any], str]:
+    """Score columns computed from the raw tables; their counts go into ``integrity``, the rest into the
+    returned facts."""
+    wide, hourly, assessments, facts = gather_inputs(t, say)
+    integrity.update(_integrity(t, "lab_rel", "concept", "(value IS NOT NULL OR text IS NOT NULL)"))
+    integrity.update(_integrity(t, "urine_rel", "'urine_output'", "value IS NOT NULL"))
+    say("scores")
+    score_cols, sofa = compute_scores(wide, hourly, assessments)
+    facts["hourly_sofa_rows"] = int(len(sofa))
+    facts["gcs_assessments_used"] = int(len(assessments))
+    return score_cols, facts, "computed from raw tables (alfia.cohorts.scores, mimic-code logic)"
 
-    df = result.df.copy()
-    if df.empty:
-        raise AlfiaError(f"{source}: no ICU stay passed the inclusion criteria "
-                         f"(attrition: {result.extra.get('attrition')})")
-    df[SPLIT_COLUMN] = assign_splits(df, seed=seed)
-    result.extra["validation"] = validate_extraction(df, variant=variant, source=source)
-    result.extra["split_seed"] = seed
-    return write_cohort(df, out, source=source, variant=variant, extra=result.extra)
+
+def cohort_table(base: pd.DataFrame, score_cols: pd.DataFrame) -> pd.DataFrame:
+    """Ids, the schema's predictors (typed, in schema order) and the outcome, one row per stay."""
+    df = base.join(score_cols, how="left").reset_index()
+    df = df.rename(columns={"stay_id": ID_COLUMN})
+    df[OUTCOME_COLUMN] = df["hospital_expire_flag"].astype(int)
+    coerce_predictors(df, MIMIC_IV)
+    keep = [ID_COLUMN, PATIENT_ID_COLUMN, *MIMIC_IV.predictor_names, OUTCOME_COLUMN]
+    return df[[c for c in keep if c in df.columns]]
