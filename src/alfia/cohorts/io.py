@@ -151,16 +151,32 @@ def read_table(path: str | os.PathLike) -> tuple[pd.DataFrame, Manifest | None]:
     return df, manifest
 
 
-def read_table_or_csv(path: str | os.PathLike) -> tuple[pd.DataFrame, Manifest | None]:
-    """:func:`read_table`, or for a ``.csv`` file the table alone (no manifest), with the same clear
-    errors."""
+def read_utf8(path: str | os.PathLike) -> str:
+    """A text file's content; a byte that is not UTF-8 is an error naming its line."""
     path = Path(path)
-    if path.suffix.lower() != ".csv":
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise AlfiaError(f"{path}: line {line} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
+                         f"save the file as UTF-8") from None
+
+
+def read_table_or_csv(path: str | os.PathLike) -> tuple[pd.DataFrame, Manifest | None]:
+    """:func:`read_table`, or for a ``.csv`` (or gzipped ``.csv.gz``) file the table alone (no manifest),
+    with the same clear errors."""
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".gz"):
         return read_table(path)
     _existing_file(path)
     try:
         df = pd.read_csv(path, low_memory=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError:
+        if path.suffix.lower() == ".csv":
+            read_utf8(path)  # names the line
+        raise AlfiaError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise AlfiaError(f"{path}: not a readable CSV file ({e})") from None
     if df.empty:
         raise AlfiaError(f"{path}: table has no rows")

@@ -21,6 +21,7 @@ import torch
 
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
+from alfia.cohorts.io import read_table_or_csv, read_utf8
 from alfia.cohorts.validate import check_labels
 from alfia.evaluation.thresholds import DECISION_POINT, run_thresholds
 from alfia.runs import RunLayout, read_alfia_config
@@ -116,39 +117,17 @@ def read_inference_input(path: str | os.PathLike, run: LoadedRun | None = None, 
         raise AlfiaError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix in (".txt", ".text"):
-        lines = _read_utf8(path).splitlines()
+        lines = read_utf8(path).splitlines()
         texts = [ln for ln in lines if ln.strip()]
         if not texts:
             raise AlfiaError(f"{path}: no text lines")
         return InferenceInput(texts, np.arange(len(texts)), source=str(path))
-    if suffix == ".parquet":
-        from alfia.cohorts.io import read_table
-
-        df, _ = read_table(path)
-    elif suffix in (".csv", ".gz"):
-        try:
-            df = pd.read_csv(path)
-        except UnicodeDecodeError:
-            _read_utf8(path)  # names the line
-            raise
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise AlfiaError(f"{path}: not a readable CSV file ({e})") from None
-        if df.empty:
-            raise AlfiaError(f"{path}: table has no rows")
+    if suffix in (".parquet", ".csv", ".gz"):
+        df, _ = read_table_or_csv(path)
     else:
         raise AlfiaError(f"{path}: unknown input type '{suffix}'; give a .parquet or .csv table or a .txt file "
                          f"(one text per line)")
     return frame_to_input(df, str(path), run, template=template)
-
-
-def _read_utf8(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise AlfiaError(f"{path}: line {line} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
-                         f"save the file as UTF-8") from None
 
 
 def frame_to_input(df: pd.DataFrame, source: str, run: LoadedRun | None = None, *,
