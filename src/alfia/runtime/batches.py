@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -20,27 +21,39 @@ from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
 from alfia.text.table import TEXT_COLUMN
 
 
-@dataclass
-class TokenizedTexts(Dataset):
-    """Unpadded token ids per text, with the row's identity and (if known) its label."""
+class _StayRows(Dataset):
+    """One payload per stay (the field ``payload`` names), with the stay's identity and, if known, its label."""
 
-    input_ids: list[list[int]]
-    stay_id: np.ndarray
-    split: np.ndarray
-    labels: np.ndarray | None = None
+    payload: ClassVar[str]
 
     def __len__(self) -> int:
-        return len(self.input_ids)
+        return len(getattr(self, self.payload))
 
     def __getitem__(self, i: int) -> dict:
-        item = {"input_ids": self.input_ids[i], "index": i}
+        item = {self.payload: getattr(self, self.payload)[i], "index": i}
         if self.labels is not None:
             item["label"] = float(self.labels[i])
         return item
 
     @property
     def lengths(self) -> np.ndarray:
-        return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self))
+        """Tokens per row (what the length-bucketed sampler groups by)."""
+        return np.fromiter(map(self._tokens, getattr(self, self.payload)), dtype=np.int64, count=len(self))
+
+
+@dataclass
+class TokenizedTexts(_StayRows):
+    """Unpadded token ids per text, with the row's identity and (if known) its label."""
+
+    payload: ClassVar[str] = "input_ids"
+    input_ids: list[list[int]]
+    stay_id: np.ndarray
+    split: np.ndarray
+    labels: np.ndarray | None = None
+
+    @staticmethod
+    def _tokens(ids: list[int]) -> int:
+        return len(ids)
 
     def subset(self, indices: Sequence[int]) -> "TokenizedTexts":
         idx = np.asarray(indices, dtype=np.int64)
@@ -152,7 +165,7 @@ class PadToLongest:
 
 
 @dataclass
-class FrozenStates(Dataset):
+class FrozenStates(_StayRows):
     """The top-N hidden states of a frozen encoder, one ``(T_i, N, d)`` tensor per text (unpadded).
 
     Computed once (``alfia.runtime.forward.compute_frozen_states``), they let the pooler and head train for
@@ -160,23 +173,15 @@ class FrozenStates(Dataset):
     the head warm start before LoRA (LP-FT).
     """
 
+    payload: ClassVar[str] = "states"
     states: list[torch.Tensor]
     stay_id: np.ndarray
     split: np.ndarray
     labels: np.ndarray | None = None
 
-    def __len__(self) -> int:
-        return len(self.states)
-
-    def __getitem__(self, i: int) -> dict:
-        item = {"states": self.states[i], "index": i}
-        if self.labels is not None:
-            item["label"] = float(self.labels[i])
-        return item
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.fromiter((s.shape[0] for s in self.states), dtype=np.int64, count=len(self))
+    @staticmethod
+    def _tokens(states: torch.Tensor) -> int:
+        return int(states.shape[0])
 
 
 class PadStates:
