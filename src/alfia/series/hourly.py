@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from alfia.cohorts.io import Manifest, mortality_by_split, read_table, write_table
-from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, SPLITS
+from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
+from alfia.cohorts.validate import split_for_training
 from alfia.errors import AlfiaError
 from alfia.series.variables import SeriesVariable, variable_of
 
@@ -199,15 +200,7 @@ def read_hourly(path: str | os.PathLike) -> HourlyArrays:
 
 
 def check_splits(arrays: HourlyArrays, where: str) -> None:
-    """Training needs labelled train and val stays with deaths and survivors."""
-    for s in ("train", "val"):
-        rows = arrays.rows_of(s)
-        if rows.size == 0:
-            raise AlfiaError(f"{where}: split {s!r} has no stays (splits present: "
-                             f"{', '.join(sorted(set(map(str, arrays.split))))})")
-        if len(set(arrays.label[rows])) < 2:
-            raise AlfiaError(f"{where}: split {s!r} holds only label {int(arrays.label[rows][0])}; "
-                             f"training and validation AUPRC need deaths and survivors")
-    bad = set(map(str, arrays.split)) - set(SPLITS)
-    if bad:
-        raise AlfiaError(f"{where}: unknown split value(s) {', '.join(sorted(bad))}")
+    """Training needs labelled train and val stays with deaths and survivors: the one check of labels and
+    splits (``alfia.cohorts.validate.split_for_training``), on the table's stays."""
+    split_for_training(pd.DataFrame({ID_COLUMN: arrays.stay_id, OUTCOME_COLUMN: arrays.label,
+                                     SPLIT_COLUMN: arrays.split}), where, need_test=False)
