@@ -45,6 +45,8 @@ from alfia.errors import AlfiaError
 from alfia.machine import available_cores, resolve_jobs
 from alfia.runs import RunLayout, write_predictions
 
+SUMMARY_FILE = "summary.csv"  # OUT/summary.csv (+ .md): one row per model
+EXTERNAL_SUMMARY_FILE = "external_summary.csv"  # OUT/external_summary.csv (+ .md): one row per model and cohort
 FAMILY_BASELINE = "baseline"
 FAMILY_ENSEMBLE = "ensemble"
 SUMMARY_COLUMNS = ("model", "family", "val_auprc", "test_auprc", "test_auprc_ci_low",
@@ -273,7 +275,7 @@ def write_summary(rows: list[dict], out_dir: Path) -> pd.DataFrame:
     into the same folder) are kept unless this call re-ran the same model: nothing written is lost.
     """
     table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    earlier_path = out_dir / "summary.csv"
+    earlier_path = out_dir / SUMMARY_FILE
     if earlier_path.exists():
         earlier = pd.read_csv(earlier_path)
         if list(earlier.columns) == list(SUMMARY_COLUMNS):
@@ -281,8 +283,8 @@ def write_summary(rows: list[dict], out_dir: Path) -> pd.DataFrame:
             table = pd.concat([earlier, table], ignore_index=True) if len(earlier) else table
     table = table.sort_values("test_auprc", ascending=False, kind="stable").reset_index(drop=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "summary.csv", table.to_csv(index=False))
-    write_text_atomic(out_dir / "summary.md", summary_markdown(table) + "\n")
+    write_text_atomic(out_dir / SUMMARY_FILE, table.to_csv(index=False))
+    write_text_atomic((out_dir / SUMMARY_FILE).with_suffix(".md"), summary_markdown(table) + "\n")
     return table
 
 
@@ -433,8 +435,8 @@ def write_external_results(results: list[ModelResult], externals: list[ExternalC
             rows.append(row)
     table = pd.DataFrame(rows, columns=list(EXTERNAL_SUMMARY_COLUMNS))
     table = table.sort_values(["external", "auprc"], ascending=[True, False], kind="stable").reset_index(drop=True)
-    write_text_atomic(out_dir / "external_summary.csv", table.to_csv(index=False))
-    write_text_atomic(out_dir / "external_summary.md", external_summary_markdown(table) + "\n")
+    write_text_atomic(out_dir / EXTERNAL_SUMMARY_FILE, table.to_csv(index=False))
+    write_text_atomic((out_dir / EXTERNAL_SUMMARY_FILE).with_suffix(".md"), external_summary_markdown(table) + "\n")
     return table
 
 

@@ -108,7 +108,9 @@ def _read_externals(paths: list[Path] | None, embeddings: list[Path] | None = No
 
 
 def _print_external(out: Path) -> None:
-    path = out / "external_summary.csv"
+    from alfia.baselines.runner import EXTERNAL_SUMMARY_FILE
+
+    path = out / EXTERNAL_SUMMARY_FILE
     if not path.exists():
         return
     import pandas as pd
