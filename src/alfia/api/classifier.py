@@ -249,8 +249,10 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """1 (death) where P(death) >= the run's threshold (max F1 on val), else 0."""
+        from alfia.evaluation.metrics import predicted_death
+
         run = self._run()
-        return (self.predict_proba(X)[:, 1] >= run.threshold).astype(int)
+        return predicted_death(self.predict_proba(X)[:, 1], run.threshold).astype(int)
 
     # -- persistence -----------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike) -> Path:

@@ -94,10 +94,15 @@ def best_fbeta(tps: np.ndarray, fps: np.ndarray, beta: float) -> tuple[np.ndarra
 THRESHOLD_METRICS = ("f1", "f2", "sensitivity", "specificity", "ppv", "npv")
 
 
+def predicted_death(prob, threshold: float) -> np.ndarray:
+    """The decision at a threshold, the convention above: True where ``prob >= threshold``."""
+    return np.asarray(prob, dtype=float) >= threshold
+
+
 def confusion_at_threshold(y, prob, threshold: float, weights: np.ndarray) -> dict[str, np.ndarray]:
     """Weighted tp, fp, fn, tn at one fixed threshold: each a (b,) array."""
     y = np.asarray(y, dtype=float)
-    predicted = (np.asarray(prob, dtype=float) >= threshold).astype(float)
+    predicted = predicted_death(prob, threshold).astype(float)
     w = np.atleast_2d(weights)
     return {
         "tp": w @ (y * predicted),

@@ -23,6 +23,7 @@ from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
 from alfia.cohorts.io import read_table_or_csv, read_utf8
 from alfia.cohorts.validate import check_labels
+from alfia.evaluation.metrics import predicted_death
 from alfia.evaluation.thresholds import DECISION_POINT, run_thresholds
 from alfia.runs import RunLayout, read_alfia_config
 from alfia.runtime import TokenizedTexts, iterate_outputs, pad_token_id_of, resolve_device, set_threads, tokenize_texts
@@ -238,7 +239,7 @@ def predict(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64) -> 
     if inputs.split is not None:
         out[SPLIT_COLUMN] = inputs.split
     out["prob"] = prob
-    out["pred_label"] = (prob >= run.threshold).astype(np.int8)
+    out["pred_label"] = predicted_death(prob, run.threshold).astype(np.int8)
     if inputs.labels is not None:
         out[OUTCOME_COLUMN] = inputs.labels
     out.attrs["threshold"] = run.threshold
