@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bf16_matmul.py [--n 2048] [--repeats 5]
 
-`TrainConfig(precision="auto")` uses bf16 autocast only where `alfia.training.loop.bf16_is_fast` says the
+`TrainConfig(precision="auto")` uses bf16 autocast only where `alfia.runtime.bf16_is_fast` says the
 hardware runs bf16 matmuls natively; this prints the measurement behind that rule.
 """
 

@@ -57,11 +57,12 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|")
     for run in (args.run_a, args.run_b):
         test = preds[run][preds[run]["split"] == "test"]["prob"]
-        table, _ = read_table(read_alfia_config(run)["data"]["path"])
+        config = read_alfia_config(run)
+        table, _ = read_table(config["data"]["path"])
         texts = table[table["split"] == "val"]["text"].head(args.n_texts).tolist()
         trained = spread(AlfiaModel.from_pretrained(run), texts)
         torch.manual_seed(args.seed)
-        untrained = spread(build_model(AlfiaConfig.load_json(run / "model_config.json")), texts)
+        untrained = spread(build_model(AlfiaConfig.from_dict(config["model"])), texts)
         print(f"| {run} | {test.std():.4f} | {test.min():.3f}-{test.max():.3f} | "
               f"{untrained['embedding_sd']:.3f} -> {trained['embedding_sd']:.3f} | "
               f"{untrained['embedding_norm']:.1f} -> {trained['embedding_norm']:.1f} | "
