@@ -123,3 +123,17 @@ def test_known_families_reserve_the_positions_they_always_did(model_type, pad_to
 
     config = SimpleNamespace(model_type=model_type, pad_token_id=pad_token_id)
     assert family_of(model_type).position_offset(config) == reserved
+
+
+def test_deberta_v2_gets_its_own_attention_targets_although_output_dense_matches():
+    """DeBERTa-v2 has BERT's `output.dense` but not query/key/value: LoRA must still reach its attention."""
+    from transformers import AutoModel, DebertaV2Config
+
+    from alfia.models.lora import resolve_target_modules
+
+    tokenizer = tiny_tokenizer()
+    model = AutoModel.from_config(DebertaV2Config(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                                  num_attention_heads=4, intermediate_size=64))
+    with pytest.warns(UserWarning, match="using the deberta-v2 equivalents"):
+        targets = resolve_target_modules(model, AlfiaConfig().lora)
+    assert targets == FAMILIES["deberta-v2"].lora_targets and "query_proj" in targets
