@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
 import tarfile
 from pathlib import Path
 
@@ -46,21 +45,3 @@ def write_outcomes(path: Path, rows: list[tuple]) -> Path:
     text += "".join(",".join(str(x) for x in r) + "\n" for r in rows)
     path.write_text(text)
     return path
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    """Run ``alfia ARGS`` in-process the way the console script does; (exit code, stdout, stderr)."""
-    from alfia.cli import main
-
-    old = sys.argv
-    sys.argv = ["alfia", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, " ".join(captured.err.split())  # rich wraps long lines
-

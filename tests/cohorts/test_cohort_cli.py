@@ -15,12 +15,13 @@ from alfia.cohorts.io import read_cohort, read_table, write_cohort
 from alfia.cohorts.sources.synthetic import generate_synthetic
 from alfia.cohorts.splits import assign_splits
 from alfia.errors import AlfiaError
-from cohort_testkit import record_text, run_cli, write_outcomes, write_set, write_tar
+from cli_process import run_alfia
+from cohort_testkit import record_text, write_outcomes, write_set, write_tar
 
 
 def test_synthetic_writes_cohort_and_manifest(tmp_path, capsys):
     out = tmp_path / "c.parquet"
-    code, stdout, _ = run_cli(["cohort", "synthetic", "--variant", "eicu", "--n", "400",
+    code, stdout, _ = run_alfia(["cohort", "synthetic", "--variant", "eicu", "--n", "400",
                                "--seed", "5", "--out", out], capsys)
     assert code == 0 and "400" in stdout
     df, manifest = read_table(out)
@@ -34,9 +35,9 @@ def test_synthetic_writes_cohort_and_manifest(tmp_path, capsys):
 def test_same_input_and_seed_give_the_same_bytes(tmp_path, capsys):
     paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
     for p in paths:
-        assert run_cli(["cohort", "synthetic", "--n", "300", "--out", p], capsys)[0] == 0
+        assert run_alfia(["cohort", "synthetic", "--n", "300", "--out", p], capsys)[0] == 0
     assert paths[0].read_bytes() == paths[1].read_bytes()
-    run_cli(["cohort", "synthetic", "--n", "300", "--seed", "43", "--out", paths[1], "--overwrite"], capsys)
+    run_alfia(["cohort", "synthetic", "--n", "300", "--seed", "43", "--out", paths[1], "--overwrite"], capsys)
     assert paths[0].read_bytes() != paths[1].read_bytes()
 
 
@@ -50,15 +51,15 @@ def test_physionet_cohort_bytes_are_deterministic(tmp_path, capsys):
         i, age=40 + i, series=[("01:00", "HR", 70 + i), ("02:00", "GCS", 15)]) for i in range(1, 21)})
     outs = [tmp_path / "x.parquet", tmp_path / "y.parquet"]
     for src, out in zip([folder, tar], outs):
-        code, stdout, err = run_cli(["cohort", "physionet2012", "--records", src, "--outcomes",
+        code, stdout, err = run_alfia(["cohort", "physionet2012", "--records", src, "--outcomes",
                                      outcomes, "--out", out], capsys)
         assert code == 0, err
     # a folder and the same records in a tar give the same cohort, byte for byte
     assert outs[0].read_bytes() == outs[1].read_bytes()
     manifest = json.loads((tmp_path / "x.manifest.json").read_text())
     assert manifest["extra"]["report"]["n_stays"] == 20 and manifest["window_hours"] == 24
-    assert run_cli(["cohort", "validate", outs[0]], capsys)[0] == 0
-    code, _, _ = run_cli(["cohort", "physionet2012", "--records", folder, "--outcomes", outcomes,
+    assert run_alfia(["cohort", "validate", outs[0]], capsys)[0] == 0
+    code, _, _ = run_alfia(["cohort", "physionet2012", "--records", folder, "--outcomes", outcomes,
                           "--hours", "1.5", "--aggregates", "full", "--out", outs[1], "--overwrite"], capsys)
     short = json.loads((tmp_path / "y.manifest.json").read_text())
     assert code == 0 and short["window_hours"] == 1.5
@@ -70,7 +71,7 @@ def test_bad_physionet_input_fails_cleanly_and_keeps_old_output(tmp_path, capsys
     out.write_bytes(b"previous")
     tar = write_tar(tmp_path / "set.tar.gz", {"1.txt": record_text(1), "notes.csv": "x"})
     outcomes = write_outcomes(tmp_path / "o.txt", [(1, 1, 1, 1, -1, 0)])
-    code, _, err = run_cli(["cohort", "physionet2012", "--records", tar, "--outcomes", outcomes,
+    code, _, err = run_alfia(["cohort", "physionet2012", "--records", tar, "--outcomes", outcomes,
                             "--out", out, "--overwrite"], capsys)
     assert code == 2
     assert "error:" in err and "set-x/notes.csv: not a PhysioNet 2012 record" in err
@@ -91,7 +92,7 @@ def test_bad_physionet_input_fails_cleanly_and_keeps_old_output(tmp_path, capsys
 def test_validate_bad_csv(tmp_path, capsys, damage, expected):
     path = tmp_path / "cohort.csv"
     damage(generate_synthetic("eicu", 50, seed=1)).to_csv(path, index=False)
-    code, _, err = run_cli(["cohort", "validate", path, "--variant", "eicu"], capsys)
+    code, _, err = run_alfia(["cohort", "validate", path, "--variant", "eicu"], capsys)
     assert code == 2
     assert err.startswith(f"error: {path}") and expected in err
 
@@ -99,7 +100,7 @@ def test_validate_bad_csv(tmp_path, capsys, damage, expected):
 def test_validate_empty_files(tmp_path, capsys):
     for name in ("empty.csv", "empty.parquet"):
         (tmp_path / name).write_bytes(b"")
-        code, _, err = run_cli(["cohort", "validate", tmp_path / name], capsys)
+        code, _, err = run_alfia(["cohort", "validate", tmp_path / name], capsys)
         assert code == 2 and f"{tmp_path / name}: file is empty" in err
 
 
@@ -109,7 +110,7 @@ def test_validate_warns_when_file_changed_after_writing(tmp_path, capsys):
     write_cohort(df, path, source="synthetic", variant="mimic")
     write_cohort(df.iloc[::-1], tmp_path / "other.parquet", source="synthetic", variant="mimic")
     (tmp_path / "other.parquet").replace(path)  # content no longer matches the manifest's hash
-    code, stdout, err = run_cli(["cohort", "validate", path], capsys)
+    code, stdout, err = run_alfia(["cohort", "validate", path], capsys)
     assert code == 0 and "ok" in stdout and "content hash differs" in err
 
 
@@ -128,12 +129,12 @@ def test_read_cohort_csv_and_parquet_agree(tmp_path):
 
 def test_describe_markdown_and_rich(tmp_path, capsys):
     path = tmp_path / "c.parquet"
-    run_cli(["cohort", "synthetic", "--n", "500", "--out", path], capsys)
-    code, stdout, _ = run_cli(["cohort", "describe", path, "--markdown"], capsys)
+    run_alfia(["cohort", "synthetic", "--n", "500", "--out", path], capsys)
+    code, stdout, _ = run_alfia(["cohort", "describe", path, "--markdown"], capsys)
     assert code == 0
     assert stdout.startswith("| Characteristic | Survived (N=446) | Died (N=54) | Overall (N=500) |")
     assert "APACHE III score (points), mean ± SD" in stdout
-    code, stdout, _ = run_cli(["cohort", "describe", path], capsys)
+    code, stdout, _ = run_alfia(["cohort", "describe", path], capsys)
     assert code == 0 and "Survived" in stdout and "Overall" in stdout
 
 

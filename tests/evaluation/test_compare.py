@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 
 import numpy as np
 import pandas as pd
@@ -12,6 +11,7 @@ import pytest
 
 from alfia.errors import AlfiaError
 from alfia.evaluation import compare_runs, find_run_dirs
+from cli_process import run_alfia
 
 from .fabricate import make_run
 
@@ -78,28 +78,20 @@ def test_a_folder_without_runs_is_named(tmp_path):
         find_run_dirs([tmp_path / "nothing"])
 
 
-def _run_cli(monkeypatch, capsys, *args):
-    from alfia.cli import main
-    monkeypatch.setattr(sys, "argv", ["alfia", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code, capsys.readouterr()
-
-
-def test_cli_evaluate_and_compare(tmp_path, runs_folder, monkeypatch, capsys):
-    code, captured = _run_cli(monkeypatch, capsys, "evaluate", runs_folder / "alfia_run", "--n-boot", "50")
-    assert code in (0, None), captured.err
-    assert "AUPRC" in captured.out and "Thresholds chosen on val" in captured.out
+def test_cli_evaluate_and_compare(tmp_path, runs_folder, capsys):
+    code, out, err = run_alfia(["evaluate", runs_folder / "alfia_run", "--n-boot", "50"], capsys)
+    assert code == 0, err
+    assert "AUPRC" in out and "Thresholds chosen on val" in out
     assert (runs_folder / "alfia_run" / "metrics.json").exists()
     assert (runs_folder / "alfia_run" / "figures" / "training_curves.png").exists()
 
-    code, captured = _run_cli(monkeypatch, capsys, "compare", runs_folder, "--out", tmp_path / "rep", "--n-boot", "50")
-    assert code in (0, None), captured.err
-    assert "sorted by AUPRC" in captured.out and "ALFIA − lightgbm AUPRC" in captured.out
+    code, out, err = run_alfia(["compare", runs_folder, "--out", tmp_path / "rep", "--n-boot", "50"], capsys)
+    assert code == 0, err
+    assert "sorted by AUPRC" in out and "ALFIA − lightgbm AUPRC" in out
     assert (tmp_path / "rep" / "report.html").exists()
 
 
-def test_cli_bad_run_dir_is_one_line_and_status_2(tmp_path, monkeypatch, capsys):
-    code, captured = _run_cli(monkeypatch, capsys, "evaluate", tmp_path / "missing")
+def test_cli_bad_run_dir_is_one_line_and_status_2(tmp_path, capsys):
+    code, _, err = run_alfia(["evaluate", tmp_path / "missing"], capsys)
     assert code == 2
-    assert "missing: not a run directory" in " ".join(captured.err.split())
+    assert "missing: not a run directory" in err

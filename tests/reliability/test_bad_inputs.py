@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import record_text, run_alfia, snapshot, write_outcomes, write_tar
+from cli_process import run_alfia
+from reliability_testkit import record_text, snapshot, write_outcomes, write_tar
 
 EARLIER = b"earlier output: must survive a failed command"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import run_alfia
+from cli_process import run_alfia
 
 ALFIA = [sys.executable, "-c", "from alfia.cli import main; main()"]
 

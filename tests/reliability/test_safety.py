@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from conftest import record_text, write_outcomes, write_tar  # this folder's (imported at collection)
+from reliability_testkit import record_text, write_outcomes, write_tar
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "alfia"
 UNPICKLERS = {"pickle", "joblib", "dill", "cloudpickle", "_pickle", "cPickle"}

@@ -14,7 +14,7 @@ from alfia.series.hourly import (
 )
 from alfia.series.sources import build_physionet2012_hourly, build_yaib_eicu_hourly
 from alfia.series.variables import SeriesVariable
-from conftest import write_physionet, write_yaib
+from series_testkit import write_physionet, write_yaib
 
 
 def test_hour_of_minute_boundaries():

@@ -13,7 +13,7 @@ from alfia.errors import AlfiaError
 from alfia.series.models import MODELS, build_model, config_from_dict, config_to_dict, default_config
 from alfia.series.preprocess import HourlyPreprocessor, forward_fill
 from alfia.series.variables import SeriesVariable, align_variables
-from conftest import make_arrays
+from series_testkit import make_arrays
 
 
 def test_forward_fill_looks_back_only():

@@ -18,7 +18,8 @@ from alfia.series.preprocess import HourlyPreprocessor
 from alfia.series.train import SeriesTrainConfig, train_series
 from alfia.evaluation.thresholds import rule_out_threshold
 from alfia.series.transfer import transfer
-from conftest import make_arrays, run_cli, write_yaib
+from cli_process import run_alfia
+from series_testkit import make_arrays, write_yaib
 
 TINY = {"bilstm-transformer": {"hidden_size": 8, "d_model": 8, "n_heads": 2, "dim_feedforward": 16},
         "bilstm": {"hidden_size": 8}, "transformer": {"d_model": 8, "n_heads": 2, "dim_feedforward": 16},
@@ -117,22 +118,22 @@ def test_transfer_masks_absent_variables_and_writes_two_runs(trained, tmp_path):
 
 def test_cli_build_train_predict_hourly_and_compare(tmp_path, capsys):
     h = tmp_path / "h.parquet"
-    assert run_cli(["series", "build", "yaib-eicu", "--yaib-dir", write_yaib(tmp_path / "y", n=48),
+    assert run_alfia(["series", "build", "yaib-eicu", "--yaib-dir", write_yaib(tmp_path / "y", n=48),
                     "--out", h], capsys)[0] == 0
-    code, out, err = run_cli(["series", "train", h, "--model", "tcn", "--epochs", "1", "--set", "channels=4",
+    code, out, err = run_alfia(["series", "train", h, "--model", "tcn", "--epochs", "1", "--set", "channels=4",
                               "--out", tmp_path / "run"], capsys)
     assert code == 0, err
-    code, _, err = run_cli(["series", "predict", tmp_path / "run", "--input", h, "--out", tmp_path / "p.parquet",
+    code, _, err = run_alfia(["series", "predict", tmp_path / "run", "--input", h, "--out", tmp_path / "p.parquet",
                             "--hourly"], capsys)
     assert code == 0, err
     p = pd.read_parquet(tmp_path / "p.parquet")
     assert list(p.columns) == ["stay_id", "hour", "probability"] and len(p) == 48 * 24
-    code, _, err = run_cli(["series", "predict", tmp_path / "run", "--input", h, "--out", tmp_path / "q.parquet"],
+    code, _, err = run_alfia(["series", "predict", tmp_path / "run", "--input", h, "--out", tmp_path / "q.parquet"],
                            capsys)
     assert code == 0 and list(pd.read_parquet(tmp_path / "q.parquet").columns)[:2] == ["stay_id", "probability"]
-    code, _, err = run_cli(["series", "predict", tmp_path / "run", "--input", h, "--out", h], capsys)
+    code, _, err = run_alfia(["series", "predict", tmp_path / "run", "--input", h, "--out", h], capsys)
     assert code == 2 and "refusing to write over the input" in err
-    code, _, err = run_cli(["series", "train", h, "--model", "lstm9", "--out", tmp_path / "x"], capsys)
+    code, _, err = run_alfia(["series", "train", h, "--model", "lstm9", "--out", tmp_path / "x"], capsys)
     assert code == 2 and "unknown series model" in err
-    code, out, err = run_cli(["compare", tmp_path / "run", "--out", tmp_path / "cmp", "--n-boot", "20"], capsys)
+    code, out, err = run_alfia(["compare", tmp_path / "run", "--out", tmp_path / "cmp", "--n-boot", "20"], capsys)
     assert code == 0, err
