@@ -63,8 +63,7 @@ def _has_both_classes(rows: pd.DataFrame) -> bool:
 
 
 def evaluate_predictions(pred: pd.DataFrame, *, split: str = "test", n_boot: int = 1000, seed: int = 42,
-                         source: str | None = None,
-                         thresholds: dict[str, ChosenThreshold] | None = None) -> dict:
+                         source: str | None = None) -> dict:
     """Every metric of ``split`` with a stratified-bootstrap 95% CI; thresholds chosen on val.
 
     Returns a JSON-serialisable dict::
@@ -80,15 +79,16 @@ def evaluate_predictions(pred: pd.DataFrame, *, split: str = "test", n_boot: int
 
     Undefined values (e.g. PPV with nothing predicted positive) are ``None``. Without val rows (or
     with a single-class val split) the thresholds are chosen on ``split`` itself, and ``notes`` says so.
-    ``thresholds``: operating points already chosen (a run's thresholds.json) instead of choosing them.
     """
-    return score_split(validate_predictions(pred, source), split=split, n_boot=n_boot, seed=seed, source=source,
-                     thresholds=thresholds)
+    return score_split(validate_predictions(pred, source), split=split, n_boot=n_boot, seed=seed, source=source)
 
 
 def score_split(pred: pd.DataFrame, *, split: str = "test", n_boot: int = 1000, seed: int = 42,
                 source: str | None = None, thresholds: dict[str, ChosenThreshold] | None = None) -> dict:
-    """:func:`evaluate_predictions` on predictions validated where they entered (``read_predictions``)."""
+    """:func:`evaluate_predictions` on predictions validated where they entered (``read_predictions``).
+
+    ``thresholds``: the operating points already chosen on these predictions' val rows (the run's
+    thresholds.json), used instead of choosing them again."""
     where = _where(source)
     rows = _split_rows(pred, split)
     if rows.empty:
@@ -99,12 +99,7 @@ def score_split(pred: pd.DataFrame, *, split: str = "test", n_boot: int = 1000, 
                          "AUPRC, AUROC and the bootstrap need both deaths and survivors")
     notes: list[str] = []
     val = _split_rows(pred, "val")
-    if thresholds is not None:
-        chosen_on = next(iter(thresholds.values())).chosen_on
-        if split == chosen_on:
-            notes.append(f"evaluating {split}: the thresholds were chosen on these same rows, so the threshold "
-                         "metrics are optimistic")
-    elif split != "val" and not val.empty and _has_both_classes(val):
+    if split != "val" and not val.empty and _has_both_classes(val):
         threshold_rows, chosen_on = val, "val"
     else:
         threshold_rows, chosen_on = rows, split

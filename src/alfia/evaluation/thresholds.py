@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from alfia.atomic import read_json_object, sha256_file, write_json_atomic
+from alfia.cohorts.schema import SPLIT_COLUMN
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import RankedScores, best_fbeta
 from alfia.runs import RunLayout, read_predictions
@@ -73,7 +74,7 @@ def select_thresholds(y, prob, chosen_on: str) -> dict[str, ChosenThreshold]:
 
 def _chosen_on_val(layout: RunLayout, pred=None) -> dict[str, ChosenThreshold]:
     pred = read_predictions(layout.predictions) if pred is None else pred
-    val = pred[pred["split"] == "val"]
+    val = pred[pred[SPLIT_COLUMN] == "val"]
     if val.empty or val["label"].nunique() < 2:
         raise AlfiaError(f"{layout.predictions}: the run's val rows "
                          f"{'are missing' if val.empty else 'hold a single class'}; no threshold can be chosen")
