@@ -17,17 +17,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
-from pandera.errors import SchemaErrors
 
 from alfia.cohorts.schema import (
     ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, PHYSIONET_SERIES, SPLIT_COLUMN, SPLITS,
     CohortSchema, get_schema, series_column,
 )
 from alfia.errors import AlfiaError, LeakageError
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 _MAX_ROWS_SHOWN = 5
 
@@ -156,6 +158,8 @@ def _integer_valued(s: pd.Series) -> pd.Series:
 
 def pandera_schema(variant: str, *, require_split: bool = True) -> pa.DataFrameSchema:
     """The column checks of a cohort variant as a pandera schema (values already numeric)."""
+    import pandera.pandas as pa  # here, not at import: the label and split checks below need no pandera
+
     schema = _schema(variant)
     columns: dict[str, pa.Column] = {
         ID_COLUMN: pa.Column(checks=[pa.Check(_integer_valued, name="integer_valued")],
@@ -307,6 +311,8 @@ def validate_cohort(df: pd.DataFrame, variant: str, *, source: str = "<cohort>",
         if v.is_categorical and v.name in work.columns:
             s = work[v.name]
             work[v.name] = s.where(s.isna(), s.astype(str))
+
+    from pandera.errors import SchemaErrors
 
     pschema = pandera_schema(variant, require_split=require_split)
     pschema = pschema.remove_columns([c for c in pschema.columns if c not in work.columns])

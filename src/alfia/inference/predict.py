@@ -43,7 +43,7 @@ class LoadedRun:
     threshold_source: str
     template: str | None
     device: torch.device
-    calibrator: Any = None  # alfia.models.calibrator.Calibrator fitted on val; identity for older runs
+    calibrator: Any  # alfia.models.calibrator.Calibrator fitted on val (identity for runs without one)
 
     @property
     def max_length(self) -> int:
