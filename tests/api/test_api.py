@@ -72,6 +72,8 @@ def test_fit_follows_scikit_learn_and_writes_a_run_directory(fitted, api_data):
 
     proba = fitted.predict_proba(["A 71-year-old woman was admitted as an emergency.", "A 30-year-old man."])
     assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1.0)
+    with pytest.raises(AlfiaError, match=r"<texts>: column 'text' is empty at row 1"):  # a list is a text table too
+        fitted.predict_proba(["A 30-year-old man.", "   "])
     test = texts.frame[texts.frame.split == "test"]
     saved = pd.read_parquet(run / "predictions.parquet").query("split == 'test'").set_index("stay_id")
     again = fitted.predict_proba(test)[:, 1]  # predicting from disk gives the run's own test predictions

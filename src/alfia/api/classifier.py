@@ -222,7 +222,8 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         return self._loaded
 
     def _inputs(self, X):
-        from alfia.inference import InferenceInput, frame_to_input, read_inference_input
+        from alfia.inference import frame_to_input, read_inference_input
+        from alfia.text.table import TEXT_COLUMN
 
         run = self._run()
         if isinstance(X, (str, os.PathLike)):
@@ -233,7 +234,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         if not all(isinstance(t, str) for t in texts):
             raise AlfiaError("ALFIAClassifier: X must be a text table (path or alfia.encode result), a DataFrame "
                              "(text or cohort rows) or a list of texts")
-        return InferenceInput(texts, np.arange(len(texts)), source="<texts>")
+        return frame_to_input(pd.DataFrame({TEXT_COLUMN: texts}), "<texts>", run)  # checked like any text table
 
     def predict_frame(self, X, *, batch_size: int = 64) -> pd.DataFrame:
         """What ``alfia predict`` writes: stay_id, (split), prob, pred_label, (hospital_expire_flag)."""
