@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared_data import SHARED_DATA
+from shared_data import SHARED_DATA, shared_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
@@ -244,8 +244,20 @@ def _prepare(page: str, folder: Path, base: Path | None) -> None:
             shutil.copy2(source, target)
 
 
+def real_data_sets(page: str) -> list[str]:
+    """The real data sets under ../shared/data a page's blocks read as they are (PhysioNet 2012 is
+    replaced by tiny records; MIMIC-IV, eICU and the YAIB export are read where they are)."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    named = set(re.findall(r"\.\./shared/data/([\w.-]+)", text)) - {"physionet2012"}
+    named |= {"mimic-iv-demo"} if "/data/mimiciv/3.1" in text else set()
+    named |= {"eicu-demo"} if "/data/eicu-crd/2.0" in text else set()
+    return sorted(named)
+
+
 @pytest.mark.parametrize("page", [p for p in PAGES if p not in INTEGRATION_PAGES])
 def test_docs_code_blocks_run(page, tmp_path, monkeypatch, tiny_physionet, tiny_training, request):
+    for name in real_data_sets(page):
+        shared_dataset(name)  # skips, naming the folder, when ../shared/data is not beside the repository
     base = request.getfixturevalue("base") if page in PRELUDE else None
     _prepare(page, tmp_path, base)
     monkeypatch.chdir(tmp_path)
@@ -255,9 +267,8 @@ def test_docs_code_blocks_run(page, tmp_path, monkeypatch, tiny_physionet, tiny_
 @pytest.mark.integration
 @pytest.mark.parametrize("page", sorted(INTEGRATION_PAGES))
 def test_extraction_docs_run_on_the_open_demos(page, tmp_path, monkeypatch, tiny_physionet):
-    for name in ("mimic-iv-demo", "eicu-demo"):
-        if not (SHARED_DATA / name).exists():
-            pytest.skip(f"real data absent: {SHARED_DATA / name} (needs ../shared/data beside the repository)")
+    for name in real_data_sets(page):
+        shared_dataset(name)
     monkeypatch.chdir(tmp_path)
     assert run_page(page, tmp_path, tiny_physionet) > 0
 
