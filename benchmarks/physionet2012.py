@@ -27,7 +27,10 @@ from pathlib import Path
 
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "physionet2012"
+# ../shared/data beside the repository, or shared/data inside it (a device machine's copy), or PN_DATA.
+DATA = Path(os.environ.get("PN_DATA") or next(
+    (p for p in (ROOT.parent / "shared" / "data" / "physionet2012", ROOT / "shared" / "data" / "physionet2012")
+     if p.exists()), ROOT.parent / "shared" / "data" / "physionet2012"))
 AGGREGATES = "compact"  # the default cohort; --aggregates full for all 266 predictors
 
 
@@ -64,21 +67,34 @@ def train_and_evaluate(text_path: Path, run_dir: Path, pooler: str, args, consol
         console.print(f"reusing finished run {run_dir}")
     else:
         resume = (run_dir / "checkpoint").exists() and not (run_dir / "predictions.parquet").exists()
-        # The recipe is TrainConfig's defaults (what `alfia train` does with no options); only options
-        # given on this command line change it.
-        model_config = AlfiaConfig(backbone=args.backbone, pooler=pooler,
-                                   **({"attention_dropout": args.attention_dropout}
-                                      if args.attention_dropout is not None else {}))
-        overrides = {k: getattr(args, k) for k in ("epochs", "head_epochs", "batch_size", "lr", "head_lr",
-                                                   "pos_weight", "max_length", "max_train_rows", "patience")
-                     if getattr(args, k) is not None}
-        if args.lora:
-            overrides["freeze_backbone"] = False
-        train_config = TrainConfig(seed=args.seed, num_threads=args.threads, **overrides)
+        # The recipe (what `alfia train --recipe NAME` does with no other option); only options given on this
+        # command line change it.
+        from alfia.training.run import configs_from
+
+        model_options = {k: getattr(args, k) for k in ("backbone", "attention_dropout", "max_length", "train_layers",
+                                                       "finetune", "prune_layers")}
+        train_options = {k: getattr(args, k) for k in ("epochs", "head_epochs", "batch_size", "lr", "head_lr",
+                                                       "max_train_rows", "patience", "rows_per_epoch")}
+        if args.pos_weight is not None:
+            train_options["pos_weight"] = None if args.pos_weight == "none" else args.pos_weight
+        _, model_config, train_config, recipe = configs_from(
+            None, text_path, {**model_options, "pooler": pooler}, {**train_options, "seed": args.seed,
+                                                                    "num_threads": args.threads,
+                                                                    "device": args.device}, recipe=args.recipe)
         load_before = os.getloadavg()[0]
-        train_run(text_path, run_dir, model_config, train_config, resume=resume, console=console)
+        if resume:
+            train_run(None, run_dir, resume=True, console=console)
+        else:
+            train_run(text_path, run_dir, model_config, train_config, console=console, recipe=recipe)
         load_after = os.getloadavg()[0]  # 1-minute load average: other processes slow the timings
-        write_json_atomic(run_dir / "load_average.json", {"before_training": load_before, "after_training": load_after})
+        gpu = {}
+        import torch
+
+        if torch.cuda.is_available():  # what a lent GPU used: its name and the peak memory of the training
+            gpu = {"gpu": torch.cuda.get_device_name(0),
+                   "peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+        write_json_atomic(run_dir / "load_average.json", {"before_training": load_before, "after_training": load_after,
+                                                          **gpu})
         evaluate_run(run_dir, split="test", n_boot=args.n_boot, seed=args.seed)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = read_alfia_config(run_dir)
@@ -162,8 +178,12 @@ def main(argv=None) -> None:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--head-lr", type=float, default=None)
     parser.add_argument("--patience", type=int, default=None)
-    parser.add_argument("--lora", action="store_true", help="LoRA after the head warm start (default on a CPU: "
-                        "the cached frozen-state recipe)")
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, ...")
+    parser.add_argument("--recipe", default="auto", help="cpu, paper, frozen or auto (paper on a GPU, else cpu)")
+    parser.add_argument("--train-layers", default=None, help="0, K or all (default: the recipe's)")
+    parser.add_argument("--finetune", default=None, help="lora or full (default: the recipe's)")
+    parser.add_argument("--prune-layers", default=None, help="every-other, bottom:N or indices")
+    parser.add_argument("--rows-per-epoch", type=int, default=None)
     parser.add_argument("--pos-weight", default=None, help="BCE pos_weight: a number or 'auto' (default: none)")
     parser.add_argument("--attention-dropout", type=float, default=None,
                         help="encoder attention dropout (default: the backbone's); 0 lets CPU training use fused "

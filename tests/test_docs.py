@@ -40,7 +40,7 @@ PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").
 INTEGRATION_PAGES = {"docs/extraction.md"}
 
 TINY_TRAINING = {"model": dict(n_fusion_layers=2, fusion_heads=2, classifier_heads=2, max_length=48),
-                 "lora": dict(r=2), "train": dict(epochs=1, head_epochs=2, max_length=48, num_threads=1)}
+                 "lora": dict(r=2), "train": dict(epochs=1, head_epochs=2, num_threads=1)}
 
 # What each page expects in its working directory (copied from the session's base).
 PRELUDE = {

@@ -20,8 +20,9 @@ STAGES = (
     ("text",),
     ("models",),
     ("runtime",),
-    ("training",),
+    # Below training: the loop stops on evaluation's val AUPRC and a run ends with evaluation's thresholds.
     ("evaluation",),
+    ("training",),
     ("baselines", "series"),
     ("inference",),
     ("api",),

@@ -14,8 +14,8 @@ and compared with any other::
       # ALFIA runs also hold
       history.jsonl          one JSON line per epoch: train loss, val AUPRC/AUROC
       backbone.json          backbone/tokenizer reference (HF id, local path, or the offline default)
-      adapter/               LoRA adapter in peft's own format (absent with --no-lora)
-      encoder.safetensors    encoder weights (only with --full-finetune)
+      adapter/               LoRA adapter in peft's own format (--finetune lora with --train-layers > 0)
+      encoder.safetensors    fine-tuned encoder weights (--finetune full: the trained top layers, or all)
       fusion_head.safetensors  ALF and ACH weights
       checkpoint/            last epoch's full training state, for --resume
       calibration.json       post-hoc calibrator fitted on val (Platt/isotonic), applied to every probability

@@ -48,7 +48,7 @@ def test_every_classifier_parameter_lands_in_a_config_field():
     model, train = ALFIAClassifier(n_fusion_layers=3, lora_r=8, lora_target_modules="query,value", lr=1e-3,
                                    max_length=128, pos_weight="auto").configs()
     assert (model.n_fusion_layers, model.lora.r, model.lora.target_modules) == (3, 8, ("query", "value"))
-    assert (train.lr, train.max_length, model.max_length, train.pos_weight) == (1e-3, 128, 128, "auto")
+    assert (train.lr, model.max_length, train.pos_weight) == (1e-3, 128, "auto")  # max_length: one config
     # None keeps the configs' own defaults (the paper's)
     default_model, default_train = ALFIAClassifier().configs()
     assert default_model == AlfiaConfig() and default_train == TrainConfig()

@@ -36,8 +36,8 @@ def _train_and_embed(cohort: pd.DataFrame, tmp, backbone: str) -> pd.DataFrame:
 
     write_cohort(cohort, tmp / "cohort.parquet", source="synthetic", variant="mimic")
     encode_file(tmp / "cohort.parquet", tmp / "text.parquet")
-    train_run(tmp / "text.parquet", tmp / "alfia", AlfiaConfig(backbone=backbone),
-              TrainConfig(epochs=1, batch_size=16, max_length=48, device="cpu", num_threads=2, seed=3, head_epochs=1),
+    train_run(tmp / "text.parquet", tmp / "alfia", AlfiaConfig(backbone=backbone, max_length=48),
+              TrainConfig(epochs=1, batch_size=16, device="cpu", num_threads=2, seed=3, head_epochs=1),
               progress=False)
     run = load_run(tmp / "alfia", device="cpu", num_threads=2)
     emb, _ = embed(run, read_inference_input(tmp / "text.parquet", run))

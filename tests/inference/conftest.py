@@ -23,7 +23,8 @@ def trained_run(tmp_path_factory):
     encode_file(root / "cohort.parquet", root / "text.parquet")
     backbone = tiny_backbone(root, layers=2)
     summary = train_run(root / "text.parquet", root / "run",
-                        AlfiaConfig(backbone=str(backbone), n_fusion_layers=2, max_length=48),
-                        TrainConfig(epochs=1, batch_size=8, lr=1e-3, num_threads=1, freeze_backbone=False, head_epochs=0), progress=False)
+                        AlfiaConfig(backbone=str(backbone), n_fusion_layers=2, max_length=48, train_layers="all",
+                                    finetune="lora"),
+                        TrainConfig(epochs=1, batch_size=8, lr=1e-3, num_threads=1, head_epochs=0), progress=False)
     return SimpleNamespace(root=root, run=root / "run", cohort=cohort, cohort_path=root / "cohort.parquet",
                            text_path=root / "text.parquet", summary=summary)

@@ -62,7 +62,7 @@ def test_dynamic_padding_does_not_change_a_text_score(tiny_bert, texts):
 
 
 def test_with_lora_only_lora_alf_and_ach_get_gradients(tiny_bert, texts):
-    model = _model(tiny_bert).train()
+    model = _model(tiny_bert, train_layers="all", finetune="lora").train()
     model(**model.tokenize(texts)).logits.sum().backward()
     with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
     assert with_grad
@@ -78,7 +78,7 @@ def test_with_lora_only_lora_alf_and_ach_get_gradients(tiny_bert, texts):
 
 
 def test_frozen_trains_only_alf_and_ach(tiny_bert, texts):
-    model = _model(tiny_bert, finetune="frozen").train()
+    model = _model(tiny_bert, train_layers=0).train()
     model(**model.tokenize(texts)).logits.sum().backward()
     with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
     assert with_grad and all(n.startswith(("pooler.", "head.")) for n in with_grad)
@@ -86,7 +86,7 @@ def test_frozen_trains_only_alf_and_ach(tiny_bert, texts):
 
 
 def test_full_finetune_trains_the_encoder(tiny_bert, texts):
-    model = _model(tiny_bert, finetune="full").train()
+    model = _model(tiny_bert, train_layers="all", finetune="full").train()
     model(**model.tokenize(texts)).logits.sum().backward()
     assert model.encoder.encoder.layer[0].attention.self.query.weight.grad is not None
 
@@ -115,7 +115,8 @@ def test_a_tiny_batch_can_be_overfitted(tiny_bert, texts):
 
 @pytest.mark.parametrize("finetune", ["lora", "frozen", "full"])
 def test_save_load_predict_gives_identical_probabilities(tiny_bert, texts, tmp_path, finetune):
-    model = _model(tiny_bert, finetune=finetune)
+    model = _model(tiny_bert, **({"train_layers": 0} if finetune == "frozen" else
+                                 {"train_layers": "all", "finetune": finetune}))
     # move every trainable weight away from its initial value, LoRA's zero-initialised B included
     with torch.no_grad():
         for p in model.trainable_parameters():
@@ -152,7 +153,7 @@ def test_save_overwrites_a_previous_save(tiny_bert, texts, tmp_path):
 
 @pytest.fixture
 def saved_run(tiny_bert, tmp_path):
-    model = _model(tiny_bert)
+    model = _model(tiny_bert, train_layers=2, finetune="lora")  # LoRA on the top 2 layers: an adapter/ folder
     model.save_pretrained(tmp_path / "run")
     return RunLayout.of(tmp_path / "run")
 
@@ -186,7 +187,7 @@ def test_corrupt_adapter_is_named(saved_run):
 
 
 def test_adapter_of_a_different_backbone_is_refused(saved_run, tiny_bert_wide, tmp_path):
-    _model(tiny_bert_wide).save_pretrained(tmp_path / "wide")
+    _model(tiny_bert_wide, train_layers=2, finetune="lora").save_pretrained(tmp_path / "wide")
     shutil.rmtree(saved_run.adapter)
     shutil.copytree(tmp_path / "wide" / "adapter", saved_run.adapter)
     with pytest.raises(AlfiaError, match="adapter_model.safetensors: adapter does not fit this backbone"):
@@ -214,7 +215,7 @@ def test_changed_backbone_weights_are_refused(tiny_bert, tmp_path):
 
 
 def test_corrupt_encoder_weights_are_named(tiny_bert, tmp_path):
-    layout = _model(tiny_bert, finetune="full").save_pretrained(tmp_path / "run")
+    layout = _model(tiny_bert, train_layers="all", finetune="full").save_pretrained(tmp_path / "run")
     layout.encoder_weights.write_bytes(layout.encoder_weights.read_bytes()[:100])
     with pytest.raises(AlfiaError, match="encoder.safetensors: encoder weights do not fit"):
         AlfiaModel.from_pretrained(layout.root)

@@ -30,9 +30,11 @@ def _two_train_mode_logits(model: AlfiaModel, texts) -> tuple[torch.Tensor, torc
         return model(**batch).logits, model(**batch).logits
 
 
-def test_default_keeps_the_backbones_own_rate(tiny_bert):
-    model = build_model(AlfiaConfig(backbone=str(tiny_bert), n_fusion_layers=2, dropout=0.0))
+def test_none_keeps_the_backbones_own_rate_and_the_cpu_default_is_0(tiny_bert):
+    model = build_model(AlfiaConfig(backbone=str(tiny_bert), n_fusion_layers=2, dropout=0.0, attention_dropout=None))
     assert _attention_dropout_rates(model) == [0.1] * 4  # BertConfig's attention_probs_dropout_prob
+    default = build_model(AlfiaConfig(backbone=str(tiny_bert), n_fusion_layers=2))
+    assert _attention_dropout_rates(default) == [0.0] * 4  # the fused CPU attention kernel
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.3])

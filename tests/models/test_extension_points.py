@@ -43,7 +43,7 @@ def test_an_unregistered_pooler_is_refused_with_the_table_listed():
 def test_a_pooler_registered_in_the_table_validates_builds_runs_and_reloads(lowest_mean_pooler, tiny_bert, texts,
                                                                            tmp_path):
     config = AlfiaConfig.from_dict({"backbone": str(tiny_bert), "pooler": "lowest_mean", "n_fusion_layers": 3,
-                                    "finetune": "frozen"})
+                                    "train_layers": 0})
     model = build_model(config).eval()
     assert isinstance(model.pooler, LowestLayerMean) and model.n_pooled_layers == 3
     batch = model.tokenize(texts)
@@ -75,13 +75,13 @@ def _renamed_tiny_bert(model_type: str):
 
 def test_a_registered_family_sets_the_position_offset(monkeypatch):
     model, tokenizer = _renamed_tiny_bert("tiny-family")
-    unregistered = build_model(AlfiaConfig(finetune="frozen"), backbone=model, tokenizer=tokenizer)
+    unregistered = build_model(AlfiaConfig(train_layers=0), backbone=model, tokenizer=tokenizer)
     assert unregistered.max_length == 512  # the default family reserves no positions
 
     monkeypatch.setitem(FAMILIES, "tiny-family", BackboneFamily("tiny-family", ("tiny-family",),
                                                                 positions_after_padding=True))
     with pytest.warns(UserWarning, match="texts are truncated to 511 tokens"):
-        registered = build_model(AlfiaConfig(finetune="frozen"), backbone=model, tokenizer=tokenizer)
+        registered = build_model(AlfiaConfig(train_layers=0), backbone=model, tokenizer=tokenizer)
     assert registered.max_length == 512 - (tokenizer.pad_token_id + 1)  # RoBERTa's rule: padding_idx + 1
 
 

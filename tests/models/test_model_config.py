@@ -8,11 +8,11 @@ from alfia.errors import AlfiaError
 from alfia.models import AlfiaConfig, LoraSettings
 
 
-def test_defaults_are_the_papers():
+def test_defaults_are_the_papers_architecture_and_the_cpu_recipes_training():
     c = AlfiaConfig()
     assert (c.backbone, c.n_fusion_layers, c.fusion_heads, c.gating, c.pooler, c.classifier_heads) == (
         None, 4, 4, True, "alf", 4)
-    assert c.finetune == "lora"
+    assert (c.train_layers, c.finetune, c.standardise_states, c.prune_layers) == (2, "full", True, None)
     assert (c.lora.r, c.lora.alpha, c.lora.dropout) == (16, 16, 0.05)
     assert c.lora.target_modules == ("query", "key", "value", "output.dense")
 
@@ -30,7 +30,10 @@ def test_json_round_trip(tmp_path):
 
 @pytest.mark.parametrize("kwargs, words", [
     ({"pooler": "attention"}, ["pooler", "attention", "static_mean"]),
-    ({"finetune": "partial"}, ["finetune", "partial", "frozen"]),
+    ({"finetune": "partial"}, ["finetune", "partial", "train_layers: 0"]),
+    ({"train_layers": -1}, ["train_layers", "'all'"]),
+    ({"train_layers": "top"}, ["train_layers", "top"]),
+    ({"standardise_states": "no"}, ["standardise_states"]),
     ({"n_fusion_layers": 0}, ["n_fusion_layers"]),
     ({"dropout": 1.5}, ["dropout"]),
     ({"gating": "yes"}, ["gating"]),
@@ -63,3 +66,11 @@ def test_load_json_errors_name_the_file(tmp_path):
     bad.write_text('{"pooler": "xyz"}')
     with pytest.raises(AlfiaError, match="broken.json: unknown pooler 'xyz'"):
         AlfiaConfig.load_json(bad)
+
+
+def test_a_run_saved_before_train_layers_loads_with_its_meaning():
+    """Old config.json files said finetune="frozen" (nothing trained) or "lora"/"full" (every layer)."""
+    assert (AlfiaConfig.from_dict({"finetune": "frozen"}).train_layers, AlfiaConfig.from_dict({"finetune": "frozen"}).finetune) == (0, "lora")
+    assert AlfiaConfig.from_dict({"finetune": "lora"}).train_layers == "all"
+    assert AlfiaConfig.from_dict({"finetune": "full", "train_layers": 3}).train_layers == 3
+    assert AlfiaConfig(train_layers="2").train_layers == 2  # from a CLI option

@@ -76,7 +76,7 @@ def test_train_killed_after_first_checkpoint_resumes_to_the_uninterrupted_result
     text, backbone = text_table
     options = ["--backbone", backbone, "--fusion-layers", "2", "--lora-r", "4", "--epochs", "4", "--patience", "9",
                "--batch-size", "8", "--max-length", "48", "--threads", "1", "--seed", "11", "--lr", "3e-3",
-               "--no-freeze-backbone", "--head-epochs", "0"]
+               "--train-layers", "all", "--finetune", "lora", "--head-epochs", "0"]
     killed = tmp_path / "killed"
     _kill_when(["train", text, "--out", killed, *options], killed / "checkpoint" / "state.json")
     assert not (killed / "thresholds.json").exists(), "the run finished before it could be killed"

@@ -72,3 +72,20 @@ def test_collate_carries_labels_as_floats():
     batch = PadToLongest(0)([{"input_ids": [1, 2], "index": 0, "label": 1.0},
                              {"input_ids": [1], "index": 1, "label": 0.0}])
     assert batch["labels"].dtype == torch.float32 and batch["labels"].tolist() == [1.0, 0.0]
+
+
+def test_rows_per_epoch_covers_the_data_once_before_any_row_repeats():
+    lengths = np.random.default_rng(0).integers(5, 60, size=100)
+    sampler = LengthBucketedBatchSampler(lengths, 8, bucket_size=2, seed=3, rows_per_epoch=40)
+    seen = []
+    for epoch in range(5):  # 200 rows: two full passes over the 100
+        sampler.set_epoch(epoch)
+        rows = [i for batch in sampler for i in batch]
+        assert len(rows) == 40 and len(set(rows)) == 40
+        seen += rows
+    assert len(set(seen[:80])) == 80  # epochs 0 and 1 repeat no row
+    assert np.bincount(seen, minlength=100).tolist() == [2] * 100  # 5 epochs of 40 = every row exactly twice
+    sampler.set_epoch(1)  # the same (seed, epoch) gives the same rows: a resumed run sees the same batches
+    again = [i for batch in sampler for i in batch]
+    assert again == seen[40:80]
+    assert len(LengthBucketedBatchSampler(lengths, 8, rows_per_epoch=500)) == len(LengthBucketedBatchSampler(lengths, 8))

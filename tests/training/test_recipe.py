@@ -1,5 +1,6 @@
-"""The training recipe of issue 10: cached frozen states, the state standardisation that stops the ALF
-collapse, the head warm start before LoRA (LP-FT), post-hoc calibration and bf16/fp32 agreement."""
+"""The training recipes: cached frozen states, the state standardisation that stops the ALF collapse (issue 10),
+the head warm start before the encoder trains (LP-FT), top-K training over a cached bottom and the named recipes
+(issue 19), post-hoc calibration and bf16/fp32 agreement."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _tiny(backbone, **model):
 
 def test_cached_states_give_the_logits_of_the_full_forward_pass(tiny_backbone_dir):
     torch.manual_seed(0)
-    model = build_model(_tiny(tiny_backbone_dir, finetune="frozen")).eval()
+    model = build_model(_tiny(tiny_backbone_dir, train_layers=0)).eval()
     data = tokenize_table(make_text_frame(24), model.tokenizer, 64)
     states = compute_frozen_states(model, data, batch_size=5, pad_token_id=0, device=torch.device("cpu"))
     assert isinstance(states, FrozenStates) and len(states) == 24
@@ -36,7 +37,7 @@ def test_cached_states_give_the_logits_of_the_full_forward_pass(tiny_backbone_di
 
 
 def test_state_standardisation_centres_and_scales_each_dimension(tiny_backbone_dir):
-    model = build_model(_tiny(tiny_backbone_dir, finetune="frozen"))
+    model = build_model(_tiny(tiny_backbone_dir, train_layers=0))
     rng = torch.Generator().manual_seed(0)
     states = [5.0 + 0.1 * torch.randn(int(n), 2, model.hidden_size, generator=rng) for n in (700, 1100, 300)]
     model.fit_state_standardisation(states)
@@ -51,44 +52,79 @@ def test_the_logit_spread_grows_during_training_instead_of_collapsing(tmp_path, 
     torch.manual_seed(0)
     df = make_text_frame(160, seed=3)
     table = write_text_table(df, tmp_path / "text.parquet")
-    model_config = _tiny(tiny_backbone_dir)
+    model_config = _tiny(tiny_backbone_dir, train_layers=0)
     untrained = build_model(model_config).eval()
     data = tokenize_table(df[df.split == "val"], untrained.tokenizer, 64)
     before = predict_logits(untrained, data, batch_size=16, pad_token_id=0, device=torch.device("cpu")).std()
     summary = train_run(table, tmp_path / "run", model_config,
                         TrainConfig(head_epochs=12, head_lr=2e-3, batch_size=16, num_threads=1, patience=12,
-                                    calibration="none", freeze_backbone=True), progress=False)
+                                    calibration="none"), progress=False)
     after = predict_logits(summary.model.eval(), data, batch_size=16, pad_token_id=0, device=torch.device("cpu")).std()
     assert after > 2 * before and after > 0.1, (before, after)
     assert summary.best_val_auprc > 0.5  # the words carry the label (prevalence 0.3)
 
 
-def test_freeze_backbone_trains_the_head_on_cached_states_only(tmp_path, tiny_backbone_dir):
+def test_train_layers_0_trains_the_head_on_cached_states_only(tmp_path, tiny_backbone_dir):
     table = write_text_table(make_text_frame(), tmp_path / "text.parquet")
     run = tmp_path / "run"
-    train_run(table, run, _tiny(tiny_backbone_dir),
-              TrainConfig(head_epochs=2, batch_size=8, num_threads=1, freeze_backbone=True), progress=False)
+    train_run(table, run, _tiny(tiny_backbone_dir, train_layers=0),
+              TrainConfig(head_epochs=2, batch_size=8, num_threads=1), progress=False)
     config = json.loads((run / "config.json").read_text())
-    assert config["model"]["finetune"] == "frozen" and not (run / "adapter").exists()
+    assert config["model"]["train_layers"] == 0 and config["encoder"]["trainable_encoder_parameters"] == 0
+    assert not (run / "adapter").exists() and not (run / "encoder.safetensors").exists()
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["phase"] for h in history] == ["head", "head"]
     assert config["result"]["best_phase"] == "head"
+    assert (run / "thresholds.json").exists()  # a direct call leaves a complete run (finish_run)
 
 
-def test_cpu_default_is_the_cached_state_recipe(tmp_path, tiny_backbone_dir):
+def test_cpu_default_fine_tunes_the_top_layers_over_a_cached_bottom(tmp_path, tiny_backbone_dir):
+    """What `alfia train TEXT --out RUN` does on a CPU: the cpu recipe, recorded in config.json."""
+    from alfia.models.testing import tiny_backbone
+    from alfia.training.run import configs_from
+
+    four_layers = str(tiny_backbone(tmp_path, layers=4))
     table = write_text_table(make_text_frame(), tmp_path / "text.parquet")
     run = tmp_path / "run"
-    train_run(table, run, _tiny(tiny_backbone_dir), TrainConfig(head_epochs=1, num_threads=1, device="cpu"),
-              progress=False)
+    _, model_config, train_config, recipe = configs_from(
+        None, table, {"backbone": four_layers, "n_fusion_layers": 2, "max_length": 64},
+        {"epochs": 2, "num_threads": 1, "device": "cpu", "rows_per_epoch": 40})
+    assert recipe == "cpu" and model_config.train_layers == 2 and model_config.finetune == "full"
+    train_run(table, run, model_config, train_config, recipe=recipe, progress=False)
     config = json.loads((run / "config.json").read_text())
-    assert TrainConfig().freeze_backbone == "auto" and config["train"]["freeze_backbone"] is True
+    assert config["recipe"] == "cpu"
+    assert config["encoder"] | {"trainable_encoder_parameters": 0, "trainable_head_parameters": 0} == {
+        "layers": 4, "trained_layers": 2, "finetune": "full", "pruned": None, "cached_bottom": [2],
+        "trainable_encoder_parameters": 0, "trainable_head_parameters": 0}
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["phase"] for h in history] == ["head"] * 3 + ["joint"] * 2
+    from safetensors.torch import load_file
+
+    saved = load_file(str(run / "encoder.safetensors"))  # only the trained top 2 layers' weights
+    assert {k.split("layer.")[1].split(".")[0] for k in saved} == {"2", "3"}
+
+
+def test_recipes_set_their_values_and_options_override_them(tiny_backbone_dir):
+    from alfia.errors import AlfiaError
+    from alfia.training.run import configs_from
+
+    _, model, train, name = configs_from(None, "t.parquet", {}, {"device": "cpu"}, recipe="paper")
+    assert name == "paper" and (model.train_layers, model.finetune, model.attention_dropout) == ("all", "lora", None)
+    assert (train.head_epochs, train.pos_weight, train.lr, train.batch_size, train.epochs, train.patience) == (
+        0, "auto", 2e-4, 16, 30, 5)
+    _, model, train, _ = configs_from(None, "t.parquet", {"train_layers": "1"}, {"epochs": 3}, recipe="paper")
+    assert model.train_layers == 1 and train.epochs == 3 and train.head_epochs == 0
+    _, model, _, _ = configs_from(None, "t.parquet", {}, {}, recipe="frozen")
+    assert model.train_layers == 0
+    with pytest.raises(AlfiaError, match="unknown recipe 'fast'"):
+        configs_from(None, "t.parquet", {}, {}, recipe="fast")
 
 
 def test_head_warm_start_then_lora_writes_both_phases(tmp_path, tiny_backbone_dir):
     table = write_text_table(make_text_frame(), tmp_path / "text.parquet")
     run = tmp_path / "run"
-    summary = train_run(table, run, _tiny(tiny_backbone_dir),
-                        TrainConfig(head_epochs=2, epochs=2, batch_size=8, num_threads=1, freeze_backbone=False,
+    summary = train_run(table, run, _tiny(tiny_backbone_dir, train_layers="all", finetune="lora"),
+                        TrainConfig(head_epochs=2, epochs=2, batch_size=8, num_threads=1,
                                     lr=1e-3, head_lr=3e-3), progress=False)
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["phase"] for h in history] == ["head", "head", "joint", "joint"]
@@ -121,7 +157,7 @@ def test_calibration_is_saved_applied_and_round_trips(tmp_path):
 def test_a_trained_run_writes_calibrated_and_raw_probabilities(tmp_path, tiny_backbone_dir):
     table = write_text_table(make_text_frame(), tmp_path / "text.parquet")
     run = tmp_path / "run"
-    train_run(table, run, _tiny(tiny_backbone_dir),
+    train_run(table, run, _tiny(tiny_backbone_dir, train_layers=0),
               TrainConfig(head_epochs=2, batch_size=8, num_threads=1, pos_weight="auto"), progress=False)
     calibrator = Calibrator.load_json(run / "calibration.json")
     preds = pd.read_parquet(run / "predictions.parquet")
@@ -150,10 +186,10 @@ def test_lora_can_start_from_the_head_of_a_cached_state_run(tmp_path, tiny_backb
 
     table = write_text_table(make_text_frame(), tmp_path / "text.parquet")
     frozen, lora = tmp_path / "frozen", tmp_path / "lora"
-    train_run(table, frozen, _tiny(tiny_backbone_dir),
-              TrainConfig(head_epochs=2, batch_size=8, num_threads=1, freeze_backbone=True), progress=False)
-    train_run(table, lora, _tiny(tiny_backbone_dir),
-              TrainConfig(epochs=1, batch_size=8, num_threads=1, freeze_backbone=False, head_from=str(frozen)),
+    train_run(table, frozen, _tiny(tiny_backbone_dir, train_layers=0),
+              TrainConfig(head_epochs=2, batch_size=8, num_threads=1), progress=False)
+    train_run(table, lora, _tiny(tiny_backbone_dir, train_layers="all", finetune="lora"),
+              TrainConfig(epochs=1, batch_size=8, num_threads=1, head_from=str(frozen)),
               progress=False)
     history = [json.loads(line) for line in (lora / "history.jsonl").read_text().splitlines()]
     assert [h["phase"] for h in history] == ["joint"] and (lora / "adapter").exists()

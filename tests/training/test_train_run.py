@@ -24,9 +24,9 @@ HISTORY_KEYS = {"epoch", "train_loss", "val_auprc", "val_auroc", "lr", "seconds"
 
 
 def _configs(backbone, **train):
-    model = AlfiaConfig(backbone=backbone, n_fusion_layers=2, max_length=64)
+    model = AlfiaConfig(backbone=backbone, n_fusion_layers=2, max_length=64, train_layers="all", finetune="lora")
     settings = dict(epochs=3, batch_size=8, lr=3e-3, num_threads=1, bucket_size=2, patience=5,
-                    freeze_backbone=False, head_epochs=0)  # the LoRA loop itself
+                    head_epochs=0)  # the LoRA loop itself
     settings.update(train)
     return model, TrainConfig(**settings)
 

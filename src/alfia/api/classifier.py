@@ -37,8 +37,8 @@ def _field_names(cls) -> set[str]:
 def configs_from_params(params: dict[str, Any]):
     """(AlfiaConfig, TrainConfig) from classifier parameters, matched by field name.
 
-    ``lora_<x>`` goes to ``LoraSettings.<x>``; a name that is a field of both configs (``max_length``)
-    goes to both; ``None`` leaves the config's default. A parameter that matches no field is an error,
+    ``lora_<x>`` goes to ``LoraSettings.<x>``; a name that is a field of both configs would go to both (no
+    field is, since ``max_length`` lives in ``AlfiaConfig`` only); ``None`` leaves the config's default. A parameter that matches no field is an error,
     so a renamed config field cannot be silently ignored.
     """
     from alfia.models import AlfiaConfig, LoraSettings
@@ -108,7 +108,9 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, *, backbone: str | None = None, n_fusion_layers: int | None = None,
                  fusion_heads: int | None = None, gating: bool | None = None, pooler: str | None = None,
                  classifier_heads: int | None = None, head_ffn_mult: int | None = None, dropout: float | None = None,
-                 attention_dropout: float | None = None, finetune: str | None = None, lora_r: int | None = None,
+                 attention_dropout: float | None = None, train_layers: int | str | None = None,
+                 finetune: str | None = None, prune_layers: str | None = None,
+                 standardise_states: bool | None = None, lora_r: int | None = None,
                  lora_alpha: float | None = None, lora_dropout: float | None = None,
                  lora_target_modules: tuple[str, ...] | str | None = None, lora_bias: str | None = None,
                  max_length: int | None = None,
@@ -118,7 +120,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
                  patience: int | None = None, seed: int | None = None, bucket_size: int | None = None,
                  num_workers: int | None = None, num_threads: int | None = None, device: str | None = None,
                  max_train_rows: int | None = None, head_lr: float | None = None, head_epochs: int | None = None,
-                 freeze_backbone: bool | str | None = None, precision: str | None = None,
+                 rows_per_epoch: int | None = None, state_cache_gb: float | None = None, precision: str | None = None,
                  calibration: str | None = None, head_from: str | None = None,
                  run_dir: str | os.PathLike | None = None, progress: bool = False):
         self.backbone = backbone
@@ -130,7 +132,10 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         self.head_ffn_mult = head_ffn_mult
         self.dropout = dropout
         self.attention_dropout = attention_dropout
+        self.train_layers = train_layers
         self.finetune = finetune
+        self.prune_layers = prune_layers
+        self.standardise_states = standardise_states
         self.lora_r = lora_r
         self.lora_alpha = lora_alpha
         self.lora_dropout = lora_dropout
@@ -151,7 +156,8 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         self.num_workers = num_workers
         self.head_lr = head_lr
         self.head_epochs = head_epochs
-        self.freeze_backbone = freeze_backbone
+        self.rows_per_epoch = rows_per_epoch
+        self.state_cache_gb = state_cache_gb
         self.precision = precision
         self.calibration = calibration
         self.head_from = head_from
@@ -172,7 +178,6 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         from rich.console import Console
 
         from alfia.api.data import as_path
-        from alfia.evaluation.thresholds import write_run_thresholds
         from alfia.training import train_run
 
         if y is not None:
@@ -186,7 +191,6 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         console = Console(stderr=True, quiet=not self.progress)
         summary = train_run(as_path(texts, "text table"), run_dir, model_config, train_config, console=console,
                             progress=self.progress)
-        write_run_thresholds(summary.run_dir)
         self._set_learned(summary.run_dir)
         return self
 

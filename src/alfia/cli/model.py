@@ -30,12 +30,22 @@ def train(
     config: Optional[Path] = typer.Option(
         None, "--config", help="A run config (JSON with 'model' and 'train' sections, e.g. a run's config.json); "
         "the options below override it."),
+    recipe: str = typer.Option("auto", "--recipe", help="Starting values: cpu (top 2 layers fine-tuned over a "
+                               "cached bottom), paper (joint LoRA on every layer, the paper's protocol), frozen "
+                               "(ALF + head over a frozen encoder), auto (paper on a GPU, else cpu). Options "
+                               "below override it."),
     backbone: Optional[str] = typer.Option(None, help="HF model id or local folder; default: offline all-MiniLM-L6-v2."),
-    no_lora: bool = typer.Option(False, "--no-lora", help="Freeze the encoder; train only ALF and the head."),
-    full_finetune: bool = typer.Option(False, "--full-finetune", help="Train every encoder weight too."),
-    freeze_backbone: Optional[bool] = typer.Option(
-        None, "--freeze-backbone/--no-freeze-backbone", help="Train only ALF + head, over top-layer states "
-        "computed once (minutes on a CPU)."),
+    train_layers: Optional[str] = typer.Option(
+        None, "--train-layers", help="What of the encoder trains: 0 (nothing; ALF + head over cached states), K "
+        "(the top K layers, over a bottom cached once), or 'all'. Recipe cpu: 2; paper: all."),
+    finetune: Optional[str] = typer.Option(None, "--finetune", help="How the trained layers learn: lora or full "
+                                           "(their weights). Recipe cpu: full; paper: lora."),
+    prune_layers: Optional[str] = typer.Option(
+        None, "--prune-layers", help="Drop encoder layers before training: every-other, bottom:N, or 0-based "
+        "indices like 0,2. Saved with the run; predict rebuilds the same encoder."),
+    standardise_states: Optional[bool] = typer.Option(
+        None, "--standardise-states/--no-standardise-states", help="Standardise the pooled layers' states per "
+        "dimension before ALF (default on)."),
     # The names live in alfia.models.poolers.POOLERS; listing them here would import torch on `alfia --help`.
     pooler: Optional[str] = typer.Option(None, help="alf (the paper's Adaptive Layer Fusion), or an ablation "
                                                     "pooler (docs/model.md); a wrong name lists them all."),
@@ -48,17 +58,21 @@ def train(
     attention_dropout: Optional[float] = typer.Option(
         None, "--attention-dropout", help="Dropout on the encoder's attention probabilities. 0 lets CPU training "
         "use fused attention (2.4x faster at 512 tokens)."),
-    epochs: Optional[int] = typer.Option(None, help="Most epochs of the joint LoRA phase (early stopping usually "
-                                                    "ends sooner)."),
+    epochs: Optional[int] = typer.Option(None, help="Most epochs of the encoder phase (early stopping may end "
+                                                    "sooner). Recipe cpu: 14; paper: 30."),
+    rows_per_epoch: Optional[int] = typer.Option(None, "--rows-per-epoch", help="Training rows per epoch, so "
+                                                 "validation comes that often (recipe cpu: 3000; paper: all)."),
     head_epochs: Optional[int] = typer.Option(None, "--head-epochs", help="Epochs of the head's warm start on "
-                                              "cached frozen states before LoRA (0: none)."),
+                                              "cached frozen states before the encoder trains (0: none; the whole "
+                                              "training with --train-layers 0). Recipe cpu: 3; paper: 0."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, help="AdamW learning rate of the LoRA (peak, after linear warmup)."),
+    lr: Optional[float] = typer.Option(None, help="AdamW peak learning rate of the trained encoder part (after "
+                                       "linear warm-up). Recipe cpu: 5e-5; paper: 2e-4."),
     head_lr: Optional[float] = typer.Option(None, "--head-lr", help="Learning rate of the new ALF + head."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
     warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio"),
     patience: Optional[int] = typer.Option(None, help="Epochs without a better val AUPRC before stopping."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens kept per text."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens kept per text (default 512)."),
     pos_weight: Optional[str] = typer.Option(None, "--pos-weight", help="BCE pos_weight: a number, 'auto' or 'none'."),
     calibration: Optional[str] = typer.Option(None, help="Post-hoc calibrator fitted on val: platt, isotonic, none."),
     head_from: Optional[str] = typer.Option(None, "--head-from", help="A finished run (same texts and backbone) "
@@ -73,10 +87,11 @@ def train(
     """Train ALFIA on a text table; writes the run directory (see README, "Run directory").
 
     With no options it trains with the recipe behind BENCHMARKS.md (TrainConfig's defaults)."""
+    # Options given on the command line (a flag's default is False, every other option's None).
+    locals_given = {k: v for k, v in locals().items()
+                    if k not in ("text_table", "out", "resume", "config", "recipe") and v is not False}
     from alfia.training import TrainingInterrupted, train_run
 
-    if no_lora and full_finetune:
-        raise AlfiaError("--no-lora and --full-finetune exclude each other")
     if resume is None and out is not None and not (out / "config.json").exists():  # a run there: train_run says so
         from alfia.outputs import check_output_dir
 
@@ -85,6 +100,10 @@ def train(
         if resume is not None:
             if out is not None and out.resolve() != resume.resolve():
                 raise AlfiaError("--resume RUN_DIR continues RUN_DIR; leave out --out or give the same folder")
+            given = [name for name, value in locals_given.items() if value is not None]
+            if given or recipe != "auto" or config is not None:
+                raise AlfiaError(f"--resume continues the run with its own config.json; it does not take "
+                                 f"{', '.join('--' + g.replace('_', '-') for g in given) or '--recipe/--config'}")
             summary = train_run(text_table, resume, resume=True, console=console)
         else:
             if out is None:
@@ -95,25 +114,26 @@ def train(
                                       ("target_modules", lora_targets)) if v is not None}
             model_options = dict(backbone=backbone, n_fusion_layers=fusion_layers, pooler=pooler,
                                  attention_dropout=attention_dropout, max_length=max_length,
-                                 gating=False if no_gating else None,
-                                 finetune="full" if full_finetune else ("frozen" if no_lora else None))
+                                 gating=False if no_gating else None, train_layers=train_layers, finetune=finetune,
+                                 prune_layers=prune_layers, standardise_states=standardise_states)
             train_options = dict(lr=lr, head_lr=head_lr, batch_size=batch_size, epochs=epochs, head_epochs=head_epochs,
-                                 warmup_ratio=warmup_ratio, weight_decay=weight_decay, patience=patience, seed=seed,
-                                 max_length=max_length, num_threads=threads, device=device,
-                                 max_train_rows=max_train_rows, freeze_backbone=freeze_backbone,
-                                 calibration=calibration, precision=precision, head_from=head_from)
+                                 rows_per_epoch=rows_per_epoch, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
+                                 patience=patience, seed=seed, num_threads=threads, device=device,
+                                 max_train_rows=max_train_rows, calibration=calibration, precision=precision,
+                                 head_from=head_from)
             if pos_weight is not None:
                 train_options["pos_weight"] = _pos_weight(pos_weight)
-            text_table, model_config, train_config = configs_from(config, text_table, model_options, train_options, lora)
-            summary = train_run(text_table, out, model_config, train_config, console=console)
+            text_table, model_config, train_config, recipe_name = configs_from(
+                config, text_table, model_options, train_options, lora, recipe=recipe)
+            summary = train_run(text_table, out, model_config, train_config, console=console, recipe=recipe_name)
     except TrainingInterrupted as e:
         where = e.checkpoint or "(no checkpoint yet)"
         console.print(f"[yellow]interrupted[/]: training state saved to {where}; continue with "
                       f"`alfia train --resume {resume or out}`", highlight=False)
         sys.exit(130)
-    from alfia.evaluation.thresholds import DECISION_POINT, write_run_thresholds
+    from alfia.evaluation.thresholds import DECISION_POINT, run_thresholds
 
-    threshold = write_run_thresholds(summary.run_dir)[DECISION_POINT].threshold
+    threshold = run_thresholds(summary.run_dir)[DECISION_POINT].threshold
     console.print(f"[green]done[/]: best epoch {summary.best_epoch} (val AUPRC {summary.best_val_auprc:.4f}), "
                   f"{summary.epochs_run} epochs{' (stopped early)' if summary.stopped_early else ''} in "
                   f"{summary.train_seconds:.0f} s; threshold {threshold:.4f} (max F1 on val). Run directory: "

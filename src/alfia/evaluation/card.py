@@ -233,14 +233,32 @@ def _analysis_data(f: _Facts) -> str:
     return text
 
 
+def _what_trained(config: dict) -> str:
+    """What of the encoder the run trained, from config.json (its ``encoder`` section when it has one)."""
+    model, encoder = config["model"], config.get("encoder") or {}
+    layers = model.get("train_layers", 0 if model.get("finetune") == "frozen" else "all")
+    depth = encoder.get("layers")
+    lora = model.get("lora", {})
+    how = (f"LoRA r={lora.get('r')}, alpha={lora.get('alpha')}" if model.get("finetune") == "lora"
+           else "full fine-tuning of their weights")
+    if layers == 0 or model.get("finetune") == "frozen":
+        what = "encoder frozen (only ALF and the head trained)"
+    elif layers == "all" or layers == depth:
+        what = f"every encoder layer trained ({how})"
+    else:
+        what = f"the top {layers} of {depth or '?'} encoder layers trained ({how}), the layers below frozen"
+    if model.get("prune_layers"):
+        what += f"; layers pruned before training: `{model['prune_layers']}`"
+    return what
+
+
 def _model(f: _Facts) -> str:
     c = f.config
     if f.is_alfia:
         model, train = c["model"], c["train"]
         result = c.get("result") or {}
-        lora = model.get("lora", {})
-        return (f"ALFIA: encoder `{model.get('backbone') or 'all-MiniLM-L6-v2 (offline default)'}`, fine-tuning "
-                f"`{model.get('finetune')}` (LoRA r={lora.get('r')}, alpha={lora.get('alpha')}), pooler "
+        return (f"ALFIA: encoder `{model.get('backbone') or 'all-MiniLM-L6-v2 (offline default)'}`, "
+                f"{_what_trained(c)}; recipe `{c.get('recipe') or 'none (configs given directly)'}`, pooler "
                 f"`{model.get('pooler')}` over the top {model.get('n_fusion_layers')} layers, Attentional Classifier "
                 f"Head; max {model.get('max_length')} tokens. Training: AdamW lr {train.get('lr')}, batch "
                 f"{train.get('batch_size')}, up to {train.get('epochs')} epochs, early stopping on validation AUPRC "

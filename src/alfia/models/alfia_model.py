@@ -7,8 +7,13 @@ restores a saved one. The run directory holds (see ``alfia.runs.RunLayout``):
   adds its ``train`` and ``data`` sections to the same file);
 - ``backbone.json``: the backbone reference;
 - ``fusion_head.safetensors``: pooler (ALF) and ACH weights;
-- ``adapter/``: the LoRA adapter in peft's format (LoRA runs only);
-- ``encoder.safetensors``: the encoder weights (full fine-tuning only).
+- ``adapter/``: the LoRA adapter in peft's format (LoRA runs that train encoder layers);
+- ``encoder.safetensors``: the trained encoder layers' weights (full fine-tuning only: every weight with
+  ``train_layers="all"``, the top K layers' with ``train_layers=K``).
+
+What of the encoder trains is ``config.train_layers`` (``alfia.models.layers``): with K top layers over a
+frozen bottom, ``encode_states`` computes the bottom's output once and ``forward_from_states`` runs only the
+top K layers over it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ from alfia.models.backbone import (
 )
 from alfia.models.config import AlfiaConfig
 from alfia.models.families import family_of
+from alfia.models.layers import (
+    bidirectional_mask, cached_state_indices, freeze_below, layer_stack, lora_layer_indices, prune_encoder,
+    run_layers, trained_layer_count,
+)
 from alfia.models.lora import apply_lora, load_lora_adapter, save_lora_adapter
 from alfia.models.poolers import build_pooler, pooler_layer_count
 from alfia.runs import RunLayout
@@ -79,6 +88,14 @@ class AlfiaModel(nn.Module):
         if self.n_pooled_layers > self.num_backbone_layers:
             raise AlfiaError(f"n_fusion_layers={config.n_fusion_layers} is greater than the backbone's depth "
                              f"({self.num_backbone_layers} layers: {self.backbone_reference.get('name')})")
+        depth = self.num_backbone_layers
+        self.trained_layers = trained_layer_count(config.train_layers, depth)  # K of train_layers
+        self._stack = layer_stack(self._base_encoder())
+        # H^(j) indices (eq. 1): what the pooler reads, and what a frozen-bottom cache holds (None: no cache,
+        # because nothing or everything trains, or the family's layers cannot be run one by one).
+        self.pooled_indices = tuple(range(depth - self.n_pooled_layers + 1, depth + 1))
+        self.bottom_indices = (cached_state_indices(depth, self.trained_layers, self.n_pooled_layers)
+                               if 0 < self.trained_layers < depth and self._stack is not None else None)
         self.pooler = build_pooler(config, self.hidden_size)
         # Per-layer, per-dimension standardisation of the pooled layers' token states (fitted once on the
         # training texts, not learned). MiniLM's top-layer states differ between patients by ~5% of their
@@ -92,11 +109,15 @@ class AlfiaModel(nn.Module):
         if config.attention_dropout is not None:
             set_attention_dropout(self._base_encoder(), config.attention_dropout)
         self._takes_token_type_ids = "token_type_ids" in inspect.signature(self._base_encoder().forward).parameters
-        # peft leaves exactly the adapter's parameters (LoRA matrices, and biases if lora.bias asks) trainable.
-        self._adapter_parameters = frozenset(
-            name for name, p in encoder.named_parameters() if p.requires_grad) if config.finetune == "lora" else frozenset()
-        if config.finetune == "lora" and not self._adapter_parameters:
-            raise AlfiaError("finetune='lora' but the encoder has no trainable LoRA parameters")
+        if self.trained_layers == 0:
+            self._encoder_trained: frozenset[str] = frozenset()
+        elif config.finetune == "lora":
+            # peft leaves exactly the adapter's parameters (LoRA matrices, and biases if lora.bias asks) trainable.
+            self._encoder_trained = frozenset(name for name, p in encoder.named_parameters() if p.requires_grad)
+            if not self._encoder_trained:
+                raise AlfiaError("finetune='lora' but the encoder has no trainable LoRA parameters")
+        else:
+            self._encoder_trained = frozenset(freeze_below(encoder, self.trained_layers))
         self.set_trainable(True)
 
     # ---------------------------------------------------------------- parameters
@@ -105,18 +126,14 @@ class AlfiaModel(nn.Module):
         return get_base() if callable(get_base) else self.encoder
 
     def set_trainable(self, trainable: bool = True) -> None:
-        """Set ``requires_grad`` as ``config.finetune`` says (or freeze everything with ``False``)."""
+        """Set ``requires_grad`` as ``train_layers`` and ``finetune`` say (or freeze everything with ``False``)."""
         self.pooler.requires_grad_(trainable)
         self.head.requires_grad_(trainable)
-        if self.config.finetune == "lora":
-            # peft marks exactly the adapter's parameters trainable; keep that set, or freeze them too.
-            for name, param in self.encoder.named_parameters():
-                param.requires_grad_(trainable and name in self._adapter_parameters)
-        else:
-            self.encoder.requires_grad_(trainable and self.config.finetune == "full")
+        for name, param in self.encoder.named_parameters():
+            param.requires_grad_(trainable and name in self._encoder_trained)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """The parameters an optimizer should update (LoRA + ALF + ACH with LoRA; see ``config.finetune``)."""
+        """The parameters an optimizer should update: ALF + ACH and the trained layers' LoRA or weights."""
         return [p for p in self.parameters() if p.requires_grad]
 
     # ---------------------------------------------------------------- forward
@@ -138,19 +155,60 @@ class AlfiaModel(nn.Module):
         if token_type_ids is not None and self._takes_token_type_ids:
             inputs["token_type_ids"] = token_type_ids
         # A frozen encoder needs no autograd graph: saves memory and time when only ALF + ACH train.
-        frozen = self.config.finetune == "frozen" or not any(p.requires_grad for p in self.encoder.parameters())
-        with torch.no_grad() if frozen else contextlib.nullcontext():
+        with torch.no_grad() if self._encoder_frozen() else contextlib.nullcontext():
             out = self.encoder(**inputs, output_hidden_states=True, return_dict=True)
         hidden_states = out.hidden_states  # eq. (1): H^(0) .. H^(L)
         if hidden_states is None:
             raise AlfiaError(f"backbone {self.backbone_reference.get('name')} returned no hidden states")
         return tuple(hidden_states[-self.n_pooled_layers:])
 
-    def forward_from_states(self, states: torch.Tensor, attention_mask: torch.Tensor) -> AlfiaOutput:
-        """Pooler + head over cached top-layer states ``(B, T, N_f, d)`` (``FrozenStates``)."""
-        if states.shape[2] != self.n_pooled_layers:
-            raise AlfiaError(f"cached states hold {states.shape[2]} layers; this model pools {self.n_pooled_layers}")
-        return self._pool_and_classify(states.unbind(2), attention_mask)
+    def _encoder_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.encoder.parameters())
+
+    def encode_states(self, indices: Sequence[int], input_ids: torch.Tensor,
+                      attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """H^(j) for each j in ``indices`` (eq. 1), running the encoder only as high as the largest j.
+
+        What a cache of the frozen bottom is made of; needs a family whose layers run one by one."""
+        if self._stack is None:
+            raise AlfiaError(f"the {self._base_encoder().config.model_type} encoder's layers cannot be run one by one")
+        base = self._base_encoder()
+        with torch.no_grad() if self._encoder_frozen() else contextlib.nullcontext():
+            hidden = base.embeddings(input_ids=input_ids)  # H^(0)
+            mask = bidirectional_mask(base, hidden, attention_mask)
+            states = [hidden, *run_layers(self._stack, 0, max(indices), hidden, mask)]
+        return tuple(states[j] for j in indices)
+
+    def pooled_states_from(self, states: torch.Tensor, held: Sequence[int],
+                           attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The pooled layers' states from cached ``states (B, T, len(held), d)`` holding H^(j), j in ``held``.
+
+        With the top-N_f states cached this is a lookup; with a frozen-bottom cache the layers above its last
+        state, H^(L-K), run here (with autograd when they train)."""
+        held = tuple(held)
+        if states.shape[2] != len(held):
+            raise AlfiaError(f"cached states hold {states.shape[2]} layers; expected {len(held)} (H^{held})")
+        by_index = dict(zip(held, states.unbind(2)))
+        entry = held[-1]
+        if entry < self.num_backbone_layers:
+            if self._stack is None:
+                raise AlfiaError("cached bottom states need an encoder whose layers run one by one")
+            base = self._base_encoder()
+            hidden = by_index[entry]
+            mask = bidirectional_mask(base, hidden, attention_mask)
+            for offset, out in enumerate(run_layers(self._stack, entry, self.num_backbone_layers, hidden, mask)):
+                by_index[entry + 1 + offset] = out
+        missing = [j for j in self.pooled_indices if j not in by_index]
+        if missing:
+            raise AlfiaError(f"cached states H^{held} do not give the pooled layers H^{tuple(missing)}")
+        return tuple(by_index[j] for j in self.pooled_indices)
+
+    def forward_from_states(self, states: torch.Tensor, attention_mask: torch.Tensor,
+                            held: Sequence[int] | None = None) -> AlfiaOutput:
+        """Pooler + head over cached states ``(B, T, n, d)`` (``FrozenStates``): the top-N_f layers' states,
+        or (``held`` = ``bottom_indices``) a frozen bottom's, above which the trained top layers run."""
+        held = self.pooled_indices if held is None else tuple(held)
+        return self._pool_and_classify(self.pooled_states_from(states, held, attention_mask), attention_mask)
 
     @torch.no_grad()
     def fit_state_standardisation(self, states: Sequence[torch.Tensor]) -> None:
@@ -172,7 +230,8 @@ class AlfiaModel(nn.Module):
         self.state_scale.copy_(var.sqrt().clamp_min(1e-2).float())
 
     def _pool_and_classify(self, top_layers, attention_mask: torch.Tensor) -> AlfiaOutput:
-        top_layers = [(h - self.state_mean[j]) / self.state_scale[j] for j, h in enumerate(top_layers)]
+        if self.config.standardise_states:
+            top_layers = [(h - self.state_mean[j]) / self.state_scale[j] for j, h in enumerate(top_layers)]
         embedding, layer_weights = self.pooler(top_layers, attention_mask)
         logits = self.head(embedding)
         return AlfiaOutput(logits=logits, embedding=embedding, layer_weights=layer_weights)
@@ -195,11 +254,15 @@ class AlfiaModel(nn.Module):
 
         layout = RunLayout.of(run_dir)
         layout.root.mkdir(parents=True, exist_ok=True)
-        if self.config.finetune == "lora":
+        if self.trained_layers and self.config.finetune == "lora":
             save_lora_adapter(self.encoder, layout.adapter)
-        elif self.config.finetune == "full":
+        elif self.trained_layers == self.num_backbone_layers:
             with atomic_path(layout.encoder_weights) as tmp:
                 save_model(self.encoder, str(tmp), metadata={"format": "pt"})
+        elif self.trained_layers:  # the top K layers' weights; the frozen rest is the pre-trained backbone's
+            weights = {n: p.detach().contiguous() for n, p in self.encoder.named_parameters() if n in self._encoder_trained}
+            with atomic_path(layout.encoder_weights) as tmp:
+                save_file(weights, str(tmp), metadata={"format": "pt", "train_layers": str(self.trained_layers)})
         metadata = {"format": "pt", "pooler": self.config.pooler, "hidden_size": str(self.hidden_size)}
         with atomic_path(layout.fusion_head) as tmp:
             save_file(self.fusion_head_state(), str(tmp), metadata=metadata)
@@ -229,10 +292,13 @@ class AlfiaModel(nn.Module):
         loaded = _get_backbone(config, backbone, tokenizer, saved_reference=saved_reference, file=layout.backbone)
         check_same_backbone(saved_reference, loaded.reference, file=layout.backbone)
         encoder = loaded.model
-        if config.finetune == "lora":
+        prune_encoder(encoder, config.prune_layers)
+        trained = trained_layer_count(config.train_layers, num_layers(encoder.config))
+        if trained and config.finetune == "lora":
             encoder = load_lora_adapter(encoder, layout.adapter)
-        elif config.finetune == "full":
-            _load_encoder_weights(encoder, layout.encoder_weights)
+        elif trained:
+            _load_encoder_weights(encoder, layout.encoder_weights, every_weight=trained == num_layers(encoder.config),
+                                  names=freeze_below(encoder, trained))
         model = cls(config, encoder, loaded.tokenizer, saved_reference)
         model.load_fusion_head(layout.fusion_head)
         model.set_trainable(trainable)
@@ -268,11 +334,16 @@ def build_model(config: AlfiaConfig, *, backbone: nn.Module | None = None, token
     """A fresh ALFIA model: the backbone from ``config.backbone`` (or the one given), prepared for
     ``config.finetune``, with newly initialised pooler and head."""
     loaded = _get_backbone(config, backbone, tokenizer)
+    prune_encoder(loaded.model, config.prune_layers)
     depth = num_layers(loaded.model.config)
     if pooler_layer_count(config) > depth:
         raise AlfiaError(f"n_fusion_layers={config.n_fusion_layers} is greater than the backbone's depth "
-                         f"({depth} layers: {loaded.reference.get('name')})")
-    encoder = apply_lora(loaded.model, config.lora) if config.finetune == "lora" else loaded.model
+                         f"({depth} layers{' after pruning' if config.prune_layers else ''}: "
+                         f"{loaded.reference.get('name')})")
+    trained = trained_layer_count(config.train_layers, depth)
+    encoder = loaded.model
+    if trained and config.finetune == "lora":
+        encoder = apply_lora(loaded.model, config.lora, lora_layer_indices(depth, trained))
     return AlfiaModel(config, encoder, loaded.tokenizer, loaded.reference)
 
 
@@ -314,12 +385,24 @@ def _effective_max_length(requested: int, tokenizer: Any, model_config: Any) -> 
 
 
 
-def _load_encoder_weights(encoder: nn.Module, path: Path) -> None:
-    from safetensors.torch import load_model
+def _load_encoder_weights(encoder: nn.Module, path: Path, *, every_weight: bool, names: list[str]) -> None:
+    """The fine-tuned weights: the whole encoder's, or exactly the trained top layers' (``names``)."""
+    from safetensors.torch import load_file, load_model
 
     if not path.is_file():
-        raise AlfiaError(f"{path}: encoder weights file is missing (the run was fully fine-tuned)")
+        raise AlfiaError(f"{path}: encoder weights file is missing (the run fine-tuned encoder weights)")
     try:
-        load_model(encoder, str(path), strict=True)
+        if every_weight:
+            load_model(encoder, str(path), strict=True)
+            return
+        weights = load_file(str(path))
     except Exception as e:
         raise AlfiaError(f"{path}: encoder weights do not fit the backbone or are corrupt ({e})") from None
+    params = dict(encoder.named_parameters())
+    if set(weights) != set(names) or any(weights[n].shape != params[n].shape for n in names):
+        extra, missing = sorted(set(weights) - set(names)), sorted(set(names) - set(weights))
+        raise AlfiaError(f"{path}: encoder weights do not fit the run's trained layers "
+                         f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    with torch.no_grad():
+        for name in names:
+            params[name].copy_(weights[name])

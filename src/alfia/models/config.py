@@ -1,8 +1,15 @@
 """Typed configuration of the ALFIA model, saved as JSON next to its weights.
 
-Defaults are the paper's (§2.3–2.4): the top N_f = 4 layers fused, 4 inter-layer attention heads,
-sigmoid layer gating, a 4-head Attentional Classifier Head, and LoRA r=16, alpha=16, dropout 0.05 on
+The architecture defaults are the paper's (§2.3–2.4): the top N_f = 4 layers fused, 4 inter-layer attention
+heads, sigmoid layer gating, a 4-head Attentional Classifier Head, and LoRA r=16, alpha=16, dropout 0.05 on
 ``query, key, value, output.dense``.
+
+What of the encoder trains is one setting, ``train_layers``: 0 (nothing: the encoder is frozen), K (its top K
+layers; the layers below stay frozen and their output is computed once per text), or ``"all"`` (every layer,
+the paper's joint LoRA). ``finetune`` says how the trained layers learn: ``"lora"`` (peft adapters on those
+layers only, through peft's ``layers_to_transform``) or ``"full"`` (their own weights). The dataclass defaults
+are the CPU recipe (top 2 layers fully fine-tuned, as the authors' reference code does in its non-LoRA mode);
+the paper's recipe is ``alfia.training.recipes.RECIPES["paper"]``.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from alfia.atomic import read_json_object, write_json_atomic
 from alfia.errors import AlfiaError
 from alfia.models.poolers import POOLERS
 
-FINETUNE_MODES = ("lora", "frozen", "full")
+FINETUNE_MODES = ("lora", "full")
+ALL_LAYERS = "all"
+PRUNE_RULES = ("every-other", "bottom:N", "a comma-separated list of 0-based layer indices")
 LORA_BIAS = ("none", "all", "lora_only")
 PAPER_LORA_TARGETS = ("query", "key", "value", "output.dense")
 
@@ -83,11 +92,19 @@ class AlfiaConfig:
     dropout: float = 0.1  # dropout inside ALF and ACH
     # Dropout on the encoder's attention probabilities. None keeps the backbone's own value (0.1 for
     # BERT/MiniLM). On CPU, PyTorch's fused attention has no dropout, so any value > 0 falls back to the
-    # unfused path and makes a LoRA training step 2.4x slower at 512 tokens (BENCHMARKS.md, model section).
-    attention_dropout: float | None = None
-    finetune: str = "lora"  # "lora"; "frozen" (encoder frozen, only pooler + head train); "full"
+    # unfused path and makes a LoRA training step 2.4x slower at 512 tokens (BENCHMARKS.md, model section),
+    # so the CPU recipe sets 0; the paper's recipe keeps the backbone's.
+    attention_dropout: float | None = 0.0
+    # What of the encoder trains: 0 (nothing), K (the top K layers, over a cached bottom), or "all".
+    train_layers: int | str = 2
+    finetune: str = "full"  # how the trained layers learn: "lora" (adapters, eq. 20) or "full" (their weights)
     lora: LoraSettings = field(default_factory=LoraSettings)
-    max_length: int = 512  # tokens per text after truncation
+    max_length: int = 512  # tokens per text after truncation; the one truncation length of a run
+    # Per-layer, per-dimension standardisation of the pooled states before ALF (the fix of issue 10's collapse).
+    standardise_states: bool = True
+    # Encoder layers removed before training (structured layer pruning): None, "every-other" (layers 0, 2, ...
+    # of the stack go; the top layer stays), "bottom:N" (the N lowest go), or 0-based indices "0,2".
+    prune_layers: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.lora, dict):
@@ -97,7 +114,18 @@ class AlfiaConfig:
                  f"backbone must be a model id, a folder, or None; got {self.backbone!r}")
         _require(self.pooler in POOLERS, f"unknown pooler {self.pooler!r}; choose one of {', '.join(POOLERS)}")
         _require(self.finetune in FINETUNE_MODES,
-                 f"unknown finetune mode {self.finetune!r}; choose one of {', '.join(FINETUNE_MODES)}")
+                 f"unknown finetune mode {self.finetune!r}; choose one of {', '.join(FINETUNE_MODES)} (what trains "
+                 f"at all is train_layers: 0 freezes the encoder)")
+        if isinstance(self.train_layers, str) and self.train_layers.strip().isdigit():  # "2" from a CLI option
+            self.train_layers = int(self.train_layers.strip())
+        _require(self.train_layers == ALL_LAYERS or (_is_int(self.train_layers) and self.train_layers >= 0),
+                 f"train_layers must be 0 (frozen encoder), a number of top layers, or 'all'; got {self.train_layers!r}")
+        _require(isinstance(self.standardise_states, bool),
+                 f"standardise_states must be true or false, got {self.standardise_states!r}")
+        if self.prune_layers is not None:
+            _require(isinstance(self.prune_layers, str) and self.prune_layers.strip() != "",
+                     f"prune_layers must be one of: {'; '.join(PRUNE_RULES)}; got {self.prune_layers!r}")
+            self.prune_layers = self.prune_layers.strip()
         for name in ("n_fusion_layers", "fusion_heads", "classifier_heads", "head_ffn_mult", "max_length"):
             value = getattr(self, name)
             _require(_is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
@@ -109,6 +137,10 @@ class AlfiaConfig:
                  or (_is_number(self.attention_dropout) and 0.0 <= self.attention_dropout < 1.0),
                  f"attention_dropout must be empty (the backbone's value) or in [0, 1), got {self.attention_dropout!r}")
 
+    @property
+    def trains_encoder(self) -> bool:
+        return self.train_layers != 0
+
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["lora"] = self.lora.to_dict()
@@ -119,6 +151,12 @@ class AlfiaConfig:
         if not isinstance(data, dict):
             raise AlfiaError(f"{source}: expected a JSON object, got {type(data).__name__}")
         kwargs = _known_keys(cls, data, source)
+        if "train_layers" not in kwargs and "finetune" in kwargs:
+            # A run saved before train_layers existed: "frozen" trained nothing of the encoder, "lora" and
+            # "full" trained all of it.
+            kwargs["train_layers"] = 0 if kwargs["finetune"] == "frozen" else ALL_LAYERS
+            if kwargs["finetune"] == "frozen":
+                kwargs["finetune"] = "lora"
         if "lora" in kwargs and not isinstance(kwargs["lora"], dict):
             raise AlfiaError(f"{source}: 'lora' must be an object")
         try:

@@ -12,6 +12,11 @@ An encoder's ``config.model_type`` picks its row of ``FAMILIES``; a type no row 
   name (ModernBERT).
 - ``positions_after_padding``: position ids start at ``pad_token_id + 1`` (RoBERTa), so that many
   fewer tokens fit in ``max_position_embeddings``.
+- ``layer_stack``: the dotted path, on the base encoder, of its ``nn.ModuleList`` of layers when each layer
+  is called as ``layer(hidden_states, attention_mask)`` with the mask of ``create_bidirectional_mask`` (BERT,
+  RoBERTa). It lets ALFIA cache the output of the frozen bottom once and run only the trained top layers
+  (``train_layers``), and prune layers. ``None``: the family's layers need more than that (DeBERTa-v2's
+  relative positions, ModernBERT's rotary embeddings); top-K training then runs the whole encoder every step.
 
 Tokenisation needs no row: every family's tokenizer loads with ``AutoTokenizer`` from the backbone's
 folder, and ``token_type_ids`` are passed only to encoders whose ``forward`` takes them.
@@ -36,6 +41,7 @@ class BackboneFamily:
     attention_dropout_keys: tuple[str, ...] = ("attention_probs_dropout_prob",)
     attention_dropout_holders: tuple[str, ...] = ("dropout",)
     positions_after_padding: bool = False
+    layer_stack: str | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.attention_dropout_holders) - set(ATTENTION_DROPOUT_HOLDERS)
@@ -53,11 +59,12 @@ class BackboneFamily:
 DEFAULT_FAMILY = BackboneFamily(
     "bert", ("bert",),  # BERT, MiniLM, BioLinkBERT, and any encoder no row claims (e.g. ELECTRA)
     attention_dropout_keys=("attention_probs_dropout_prob", "attention_dropout"),
-    attention_dropout_holders=ATTENTION_DROPOUT_HOLDERS)
+    attention_dropout_holders=ATTENTION_DROPOUT_HOLDERS, layer_stack="encoder.layer")
 
 FAMILIES: dict[str, BackboneFamily] = {
     "bert": DEFAULT_FAMILY,
-    "roberta": BackboneFamily("roberta", ("roberta", "xlm-roberta", "camembert"), positions_after_padding=True),
+    "roberta": BackboneFamily("roberta", ("roberta", "xlm-roberta", "camembert"), positions_after_padding=True,
+                              layer_stack="encoder.layer"),
     "modernbert": BackboneFamily("modernbert", ("modernbert",), lora_targets=("Wqkv", "attn.Wo", "mlp.Wo"),
                                  attention_dropout_keys=("attention_dropout",),
                                  attention_dropout_holders=("attention_dropout",)),

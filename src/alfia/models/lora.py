@@ -66,18 +66,21 @@ def resolve_target_modules(model: nn.Module, settings: LoraSettings) -> tuple[st
     return targets
 
 
-def lora_config(model: nn.Module, settings: LoraSettings):
+def lora_config(model: nn.Module, settings: LoraSettings, layers=None):
+    """peft's config; ``layers``: the 0-based layer indices that get adapters (None: every layer)."""
     from peft import LoraConfig
 
     return LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                      target_modules=list(resolve_target_modules(model, settings)), bias=settings.bias)
+                      target_modules=list(resolve_target_modules(model, settings)), bias=settings.bias,
+                      layers_to_transform=None if layers is None else list(layers))
 
 
-def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
-    """Wrap ``model`` in a peft model with fresh LoRA weights; base weights are frozen by peft."""
+def apply_lora(model: nn.Module, settings: LoraSettings, layers=None) -> nn.Module:
+    """Wrap ``model`` in a peft model with fresh LoRA weights on ``layers`` (None: all); base weights are
+    frozen by peft."""
     from peft import get_peft_model
 
-    config = lora_config(model, settings)
+    config = lora_config(model, settings, layers)
     try:
         return get_peft_model(model, config)
     except ValueError as e:

@@ -98,16 +98,20 @@ class LengthBucketedBatchSampler(Sampler[list[int]]):
     sorted by length and cut into batches; the batches are then shuffled. The order depends only on
     (seed, epoch), so a resumed run sees the very batches an uninterrupted one would.
     Without ``shuffle`` (evaluation) rows are simply sorted by length.
+
+    ``rows_per_epoch`` (training only): each epoch takes the next that many rows of a stream of seeded
+    permutations, so consecutive epochs cover the data without repeating a row before all were seen.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, *, bucket_size: int = 50,
-                 shuffle: bool = True, seed: int = 42, drop_last: bool = False):
+                 shuffle: bool = True, seed: int = 42, drop_last: bool = False, rows_per_epoch: int | None = None):
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.batch_size = int(batch_size)
         self.bucket_size = int(bucket_size)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.drop_last = drop_last
+        self.rows_per_epoch = None if rows_per_epoch is None or rows_per_epoch >= len(self.lengths) else int(rows_per_epoch)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -120,7 +124,8 @@ class LengthBucketedBatchSampler(Sampler[list[int]]):
             out = [order[i:i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
         else:
             rng = np.random.default_rng([self.seed, self.epoch])
-            perm = rng.permutation(n)
+            perm = rng.permutation(n) if self.rows_per_epoch is None else self._epoch_rows()
+            n = len(perm)
             span = self.batch_size * self.bucket_size
             out = []
             for start in range(0, n, span):
@@ -133,12 +138,26 @@ class LengthBucketedBatchSampler(Sampler[list[int]]):
             out = [b for b in out if len(b) == self.batch_size]
         return out
 
+    def _epoch_rows(self) -> np.ndarray:
+        """This epoch's slice of the stream of permutations (one seeded permutation per pass over the data)."""
+        n, size = len(self.lengths), self.rows_per_epoch
+        start = self.epoch * size
+        rows = []
+        while size > 0:
+            cycle, offset = divmod(start, n)
+            perm = np.random.default_rng([self.seed, 1_000_003, cycle]).permutation(n)
+            take = perm[offset:offset + size]
+            rows.append(take)
+            size -= len(take)
+            start += len(take)
+        return np.concatenate(rows)
+
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches())
 
     def __len__(self) -> int:
         if self.drop_last:
-            return len(self.lengths) // self.batch_size
+            return (self.rows_per_epoch or len(self.lengths)) // self.batch_size
         if not self.shuffle:
             return math.ceil(len(self.lengths) / self.batch_size)
         return len(self.batches())
@@ -166,11 +185,12 @@ class PadToLongest:
 
 @dataclass
 class FrozenStates(_StayRows):
-    """The top-N hidden states of a frozen encoder, one ``(T_i, N, d)`` tensor per text (unpadded).
+    """Hidden states H^(j), j in ``layers``, of a frozen encoder: one ``(T_i, len(layers), d)`` fp16 tensor per
+    text (unpadded; views into one buffer, in memory or memory-mapped).
 
-    Computed once (``alfia.runtime.forward.compute_frozen_states``), they let the pooler and head train for
-    many epochs at a fraction of an encoder pass each: the cached-state mode (``--freeze-backbone``) and
-    the head warm start before LoRA (LP-FT).
+    Computed once (``alfia.runtime.forward.compute_frozen_states``). The top-N_f states let the pooler and head
+    train for many epochs at a fraction of an encoder pass each (``train_layers=0``, and the head warm start);
+    a frozen bottom's states (``AlfiaModel.bottom_indices``) let each step run only the trained top layers.
     """
 
     payload: ClassVar[str] = "states"
@@ -178,6 +198,12 @@ class FrozenStates(_StayRows):
     stay_id: np.ndarray
     split: np.ndarray
     labels: np.ndarray | None = None
+    layers: tuple[int, ...] = ()  # the j of each H^(j) held, in order (eq. 1's numbering; 0 = embeddings)
+
+    def subset(self, indices: Sequence[int]) -> "FrozenStates":
+        idx = np.asarray(indices, dtype=np.int64)
+        return FrozenStates([self.states[i] for i in idx], self.stay_id[idx], self.split[idx],
+                            None if self.labels is None else self.labels[idx], self.layers)
 
     @staticmethod
     def _tokens(states: torch.Tensor) -> int:
@@ -185,7 +211,11 @@ class FrozenStates(_StayRows):
 
 
 class PadStates:
-    """Collate cached states: pad to the batch's longest text -> ``states (B, T, N, d)`` float32 + mask."""
+    """Collate cached states: pad to the batch's longest text -> ``states (B, T, N, d)`` float32 + mask, and
+    ``layers`` (which H^(j) they are)."""
+
+    def __init__(self, layers: tuple[int, ...] = ()):
+        self.layers = tuple(layers)
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
         longest = max(it["states"].shape[0] for it in items)
@@ -196,7 +226,7 @@ class PadStates:
             t = it["states"].shape[0]
             states[row, :t] = it["states"].float()
             mask[row, :t] = 1
-        batch = {"states": states, "attention_mask": mask,
+        batch = {"states": states, "attention_mask": mask, "layers": self.layers,
                  "index": torch.as_tensor([it["index"] for it in items], dtype=torch.long)}
         if "label" in items[0]:
             batch["labels"] = torch.as_tensor([it["label"] for it in items], dtype=torch.float32)
@@ -204,10 +234,10 @@ class PadStates:
 
 
 def make_loader(data: TokenizedTexts | FrozenStates, batch_size: int, pad_token_id: int, *, shuffle: bool,
-                seed: int = 42, bucket_size: int = 50, num_workers: int = 0):
+                seed: int = 42, bucket_size: int = 50, num_workers: int = 0, rows_per_epoch: int | None = None):
     sampler = LengthBucketedBatchSampler(data.lengths, batch_size, bucket_size=bucket_size,
-                                         shuffle=shuffle, seed=seed)
-    collate = PadStates() if isinstance(data, FrozenStates) else PadToLongest(pad_token_id)
+                                         shuffle=shuffle, seed=seed, rows_per_epoch=rows_per_epoch)
+    collate = PadStates(data.layers) if isinstance(data, FrozenStates) else PadToLongest(pad_token_id)
     # A private generator: creating an iterator would otherwise draw from torch's global RNG, which
     # dropout uses, and a run resumed mid-epoch would then see different dropout masks.
     loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate,

@@ -16,43 +16,46 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 @dataclass
 class TrainConfig:
-    """How ALFIA is optimised. The model's own shape lives in ``alfia.models.AlfiaConfig``.
+    """How ALFIA is optimised. The model's own shape, including what of the encoder trains (``train_layers``)
+    and the tokens kept per text (``max_length``), lives in ``alfia.models.AlfiaConfig``.
 
+    The defaults are the CPU recipe (``alfia.training.recipes``): with the model's defaults, the top 2 encoder
+    layers fine-tune over a cached bottom after a short head warm start.
+
+    ``lr``: AdamW peak learning rate of the encoder's trained part (weights or LoRA).
     ``pos_weight``: None (plain BCE), a float, or "auto" (negatives / positives of the training rows).
-    ``max_length``: tokens kept per text (None: the model config's); batches are padded only to their
-    own longest text. When set it overrides the model config's, so training and inference agree.
+    ``rows_per_epoch``: training rows per epoch (None: all). Each epoch takes the next rows of a stream of
+    seeded permutations, so validation, early stopping and the checkpoints come every that many rows.
+    ``state_cache_gb``: a cache of encoder states larger than this is memory-mapped on disk, not held in RAM.
     ``bucket_size``: batches per length bucket; texts of similar length share a batch, buckets are
     shuffled, so batches stay random while padding stays small.
     ``max_train_rows``: a seeded, outcome-stratified subsample of the training rows for quick runs.
     ``head_lr``: learning rate of the new pooler + head (None: ``lr``); ``lr`` then drives the LoRA.
-    ``head_epochs``: the head's warm start on cached frozen-encoder states before the joint LoRA phase
-    (linear-probe-then-fine-tune, LP-FT); 0 skips it. With ``freeze_backbone`` it is the whole training.
-    ``freeze_backbone``: train only the pooler + head, over top-layer states computed once.
+    ``head_epochs``: the head's warm start on cached frozen-encoder states before the encoder trains
+    (linear-probe-then-fine-tune, LP-FT); 0 skips it. With ``train_layers=0`` it is the whole training.
     ``precision``: "auto" (bf16 autocast where the hardware runs bf16 natively, else fp32), "fp32", "bf16".
     ``calibration``: post-hoc calibrator fitted on the validation split: "platt", "isotonic" or "none".
     """
 
-    lr: float = 2e-4
+    lr: float = 5e-5
     batch_size: int = 16
     eval_batch_size: int = 64
-    epochs: int = 30
+    epochs: int = 14
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     pos_weight: float | str | None = None
     patience: int = 5
     seed: int = 42
-    max_length: int | None = None  # None: the model config's max_length
+    rows_per_epoch: int | None = 3000
+    state_cache_gb: float = 8.0
     bucket_size: int = 50
     num_workers: int = 0
     num_threads: int | None = None
     device: str = "auto"
     max_train_rows: int | None = None
-    head_lr: float | None = None
-    head_epochs: int = 30
-    # "auto": on a CPU, train the head over cached frozen states (a LoRA epoch of 6,000 texts takes ~17 min
-    # on 2 cores, so early stopping over 30 epochs cannot finish); on a GPU, LoRA after the warm start.
-    freeze_backbone: bool | str = "auto"
+    head_lr: float | None = 2e-4
+    head_epochs: int = 3
     precision: str = "auto"
     head_from: str | None = None  # a finished run whose pooler + head start this one (its warm start)
     calibration: str = "platt"
@@ -71,15 +74,13 @@ class TrainConfig:
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 (or None)"),
             (self.patience >= 1, "patience must be >= 1"),
-            (self.max_length is None or self.max_length >= 8, "max_length must be >= 8"),
+            (self.rows_per_epoch is None or self.rows_per_epoch >= 1, "rows_per_epoch must be >= 1 (or None: all)"),
+            (self.state_cache_gb >= 0, "state_cache_gb must be >= 0"),
             (self.bucket_size >= 1, "bucket_size must be >= 1"),
             (self.num_workers >= 0, "num_workers must be >= 0"),
             (self.max_train_rows is None or self.max_train_rows >= 2, "max_train_rows must be >= 2"),
             (self.head_lr is None or self.head_lr > 0, "head_lr must be > 0 (or None: the lr)"),
             (self.head_epochs >= 0, "head_epochs must be >= 0"),
-            (self.freeze_backbone in (True, False, "auto"), "freeze_backbone must be true, false or 'auto'"),
-            (self.freeze_backbone is not True or self.head_epochs >= 1,
-             "freeze_backbone trains the head alone: head_epochs must be >= 1"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
             (self.calibration in CALIBRATORS,
              f"calibration must be one of {', '.join(CALIBRATORS)}"),
@@ -103,6 +104,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, source: str = "TrainConfig") -> "TrainConfig":
         known = {f.name for f in fields(cls)}
+        d = dict(d)
+        # Runs saved before train_layers: these two now live in the model config (max_length) or are gone
+        # (freeze_backbone, replaced by the model's train_layers).
+        for moved in ("max_length", "freeze_backbone"):
+            d.pop(moved, None)
         unknown = sorted(set(d) - known)
         if unknown:
             raise AlfiaError(f"{source}: unknown field(s) {', '.join(unknown)}")

@@ -120,7 +120,8 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
     model.to(device)
     pad_id = pad_token_id_of(model.tokenizer)
     loader, sampler = make_loader(train_data, config.batch_size, pad_id, shuffle=True, seed=config.seed,
-                                  bucket_size=config.bucket_size, num_workers=config.num_workers)
+                                  bucket_size=config.bucket_size, num_workers=config.num_workers,
+                                  rows_per_epoch=config.rows_per_epoch)
     steps_per_epoch = len(sampler)
     total_steps = steps_per_epoch * config.epochs
     optimizer = _optimizer(model, config)

@@ -2,10 +2,18 @@
 
     train_run("text.parquet", "runs/alfia", AlfiaConfig(), TrainConfig())
 
-reads and checks the table, builds the model, trains with early stopping on validation AUPRC, and
-leaves the run directory of ``alfia.runs``: config.json, history.jsonl, the best model
-(``save_pretrained``), calibration.json, predictions.parquet (val and test rows), checkpoint/. The
-operating threshold is chosen from the val predictions by ``alfia.evaluation.thresholds``.
+runs these named phases, each a function below:
+
+1. ``prepare_run``: read and check the table, resolve the configs, tokenise, write config.json;
+2. ``cache_bottom``: with ``train_layers = K`` (0 < K < L), the frozen bottom's output H^(L-K) (and the frozen
+   pooled layers below it) once per text, fp16, unpadded (``alfia.models.layers``);
+3. ``cache_top``: the frozen encoder's top-N_f states, for the head warm start (or the whole training when
+   ``train_layers = 0``), and the state standardisation fitted on 1,000 seeded training texts;
+4. ``train_head``: ALF + ACH over the cached top states (phase "head" of history.jsonl);
+5. ``train_encoder``: the trained encoder layers jointly with ALF + ACH, over the bottom cache (phase "joint");
+6. ``finish_run``: the best model, val/test predictions, the calibrator, the operating thresholds
+   (``alfia.evaluation.thresholds``) and the result, so that a direct call leaves a complete run directory.
+
 ``train_run(resume="runs/alfia")`` continues an interrupted run from its own config.json.
 """
 
@@ -29,6 +37,7 @@ from alfia.cohorts.io import read_table
 from alfia.cohorts.schema import OUTCOME_COLUMN, SPLITS
 from alfia.errors import AlfiaError
 from alfia.runs import RunLayout, read_alfia_config, write_predictions
+from alfia.evaluation.thresholds import write_run_thresholds
 from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory, ProgressDisplay
 from alfia.training.config import TrainConfig
 from alfia.training.resume import checkpoint_dir_of
@@ -40,6 +49,7 @@ from alfia.runtime import (
 )
 from alfia.text.table import check_texts
 from alfia.training.loop import load_trainable_state, train, trainable_state
+from alfia.training.recipes import RECIPES, resolve_recipe
 
 STANDARDISE_ROWS = 1000  # training texts whose encoder states fix the state standardisation
 
@@ -88,25 +98,29 @@ def _warm_result(run_dir):
 
 
 def configs_from(config_path: str | os.PathLike | None, text_path: str | os.PathLike | None,
-                 model_options: dict, train_options: dict, lora_options: dict | None = None):
-    """The (text table, AlfiaConfig, TrainConfig) of a run: a run config file (``--config``, e.g. another
-    run's config.json) if given, then every option that is not None on top. Unset means the dataclass
-    default, which is the benchmark recipe."""
+                 model_options: dict, train_options: dict, lora_options: dict | None = None,
+                 recipe: str | None = None):
+    """The (text table, AlfiaConfig, TrainConfig, recipe name) of a run: the recipe (``auto``: ``paper`` on a
+    GPU, else ``cpu``; ``alfia.training.recipes``), then a run config file (``--config``, e.g. another run's
+    config.json) if given, then every option that is not None on top."""
     from alfia.models import AlfiaConfig
 
-    model_doc: dict[str, Any] = {}
-    train_doc: dict[str, Any] = {}
+    chosen = resolve_recipe(recipe, train_options.get("device"))
+    model_doc: dict[str, Any] = dict(chosen.model)
+    train_doc: dict[str, Any] = dict(chosen.train)
+    doc: dict[str, Any] = {}
     if config_path is not None:
         doc = read_json_object(config_path, missing="run config not found")
         for key in ("model", "train"):
             if key in doc and not isinstance(doc[key], dict):
                 raise AlfiaError(f"{config_path}: '{key}' must be an object")
         unknown = sorted(set(doc) - {"model", "train", "data", "model_name", "model_type", "alfia_version",
-                                     "created_at", "resumed_at", "result"})
+                                     "created_at", "resumed_at", "result", "recipe", "encoder"})
         if unknown:
             raise AlfiaError(f"{config_path}: unknown key(s) {', '.join(unknown)}; a run config has 'model', "
                              f"'train' and optionally 'data'")
-        model_doc, train_doc = dict(doc.get("model", {})), dict(doc.get("train", {}))
+        model_doc.update(doc.get("model", {}))
+        train_doc.update(doc.get("train", {}))
         if text_path is None and isinstance(doc.get("data"), dict) and doc["data"].get("path"):
             text_path = doc["data"]["path"]
     model_doc.update({k: v for k, v in model_options.items() if v is not None})
@@ -119,25 +133,50 @@ def configs_from(config_path: str | os.PathLike | None, text_path: str | os.Path
         train_config = TrainConfig.from_dict(train_doc)
     except TypeError as e:
         raise AlfiaError(f"{source}: train: {e}") from None
-    return text_path, model_config, train_config
+    name = chosen.name
+    if config_path is not None and recipe in (None, "auto") and doc.get("recipe") in RECIPES:
+        name = doc["recipe"]  # a run's own config.json reruns under its recipe's name
+    return text_path, model_config, train_config, name
 
 
-def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, model_config=None,
-              train_config: TrainConfig | None = None, *, resume: bool = False, console: Console | None = None,
-              progress: bool = True, callbacks=(), predict_splits=("val", "test")) -> RunSummary:
-    """Train ALFIA on a text table and write the run directory ``out_dir``.
+@dataclass
+class RunPlan:
+    """What ``prepare_run`` settled before any weight moves; every later phase reads it."""
 
-    ``resume=True`` continues the run in ``out_dir`` from its checkpoint; its config.json supplies the
-    data path and every setting, and the data file must be unchanged (same SHA-256).
-    """
-    from alfia.models import AlfiaConfig, build_model
+    layout: RunLayout
+    model_config: Any
+    train_config: TrainConfig
+    config_doc: dict[str, Any]
+    parts: dict[str, pd.DataFrame]
+    resume_from: Path | None
+    device: Any
+    console: Console
+    progress: bool
+    callbacks: tuple
+    started: float
 
-    console = console or Console(stderr=True)
+    @property
+    def fingerprint(self) -> dict:
+        return _fingerprint(self.config_doc)
+
+    def cache_options(self, model) -> dict:
+        return dict(batch_size=self.train_config.eval_batch_size, pad_token_id=pad_token_id_of(model.tokenizer),
+                    device=self.device, precision=self.train_config.precision,
+                    memory_limit_gb=self.train_config.state_cache_gb)
+
+
+def prepare_run(text_path, out_dir, model_config, train_config, *, resume: bool, recipe: str | None,
+                console: Console, progress: bool, callbacks) -> RunPlan:
+    """Phase 1: check the table and the configs (before anything is written), and describe the run."""
+    from alfia.models import AlfiaConfig
+
     layout = RunLayout.of(out_dir)
+    doc: dict[str, Any] = {}
     if resume:
         doc = read_alfia_config(out_dir)
         model_config = AlfiaConfig.from_dict(doc["model"], source=f"{layout.config}: model")
         train_config = TrainConfig.from_dict(doc["train"], source=f"{layout.config}: train")
+        recipe = doc.get("recipe")
         saved_path = Path(doc["data"]["path"])
         if text_path is not None and Path(text_path).resolve() != saved_path:
             raise AlfiaError(f"{text_path}: --resume continues {out_dir}, which was trained on {saved_path}; "
@@ -150,34 +189,27 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
     else:
         if text_path is None:
             raise AlfiaError("train needs a text table (TEXT.parquet)")
+        if model_config is None and train_config is None:  # nothing chosen: the recipe for this machine
+            _, model_config, train_config, recipe = configs_from(None, text_path, {}, {}, recipe=recipe)
         model_config = model_config or AlfiaConfig()
         train_config = train_config or TrainConfig()
         if layout.config.exists():
             raise AlfiaError(f"{out_dir}: already holds a run (config.json exists); continue it with --resume "
                              f"{out_dir} or choose another --out")
-    if train_config.max_length is not None and train_config.max_length != model_config.max_length:
-        model_config = replace(model_config, max_length=train_config.max_length)  # one truncation length
-    if train_config.freeze_backbone == "auto":
-        on_gpu = resolve_device(train_config.device).type == "cuda"
-        train_config = replace(train_config, freeze_backbone=not on_gpu)
-        if not on_gpu and train_config.head_epochs < 1:
-            raise AlfiaError("training on a CPU defaults to the cached frozen-state mode, which needs head_epochs "
-                             ">= 1; pass --no-freeze-backbone to fine-tune with LoRA instead")
-    if train_config.freeze_backbone and model_config.finetune != "frozen":
-        model_config = replace(model_config, finetune="frozen")  # nothing of the encoder is trained or saved
+    if not model_config.trains_encoder and train_config.head_epochs < 1:
+        raise AlfiaError("train_layers=0 trains only ALF + the head, over cached states: head_epochs must be >= 1")
     text_path = Path(text_path).resolve()
     source = str(text_path)
-
     df, manifest = read_table(text_path)
     check_texts(df, source)
     parts = split_for_training(df, source, need_test=False)
     parts["train"] = _subsample_train(parts["train"], train_config.max_train_rows, train_config.seed)
     template = (manifest.extra.get("template") if manifest is not None else None)
-
     config_doc: dict[str, Any] = {
         "model_name": model_name_for(model_config),
         "model_type": "alfia",
         "alfia_version": __version__,
+        "recipe": recipe if recipe in RECIPES else None,  # None: configs given directly, no named recipe
         "model": model_config.to_dict(),
         "train": train_config.to_dict(),
         "data": {
@@ -188,104 +220,137 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
             "variant": manifest.variant if manifest is not None else None,
             "n_rows": {s: int(len(p)) for s, p in parts.items()},
         },
+        "created_at": doc.get("created_at") if resume else datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if resume:
-        config_doc["created_at"] = doc.get("created_at")
         config_doc["resumed_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    else:
-        config_doc["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return RunPlan(layout, model_config, train_config, config_doc, parts,
+                   checkpoint_dir_of(layout.root) if resume else None,  # load_checkpoint checks its fingerprint
+                   resolve_device(train_config.device), console, progress, tuple(callbacks), time.perf_counter())
 
-    seed_everything(train_config.seed)
-    model = build_model(model_config)
-    tokenizer = model.tokenizer
-    data = {s: tokenize_table(p, tokenizer, model.max_length) for s, p in parts.items() if not p.empty}
-    layout.root.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        write_json_atomic(layout.config, config_doc)
 
-    started = time.perf_counter()
-    resume_from = None
-    if resume:
-        resume_from = checkpoint_dir_of(layout.root)  # load_checkpoint checks its fingerprint
-    device = resolve_device(train_config.device)
-    pad_id = pad_token_id_of(tokenizer)
-    set_threads(train_config.num_threads)
+def describe_encoder_training(model) -> dict[str, Any]:
+    """What of the encoder this run trains, as config.json records it."""
+    encoder_params = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder."))
+    return {"layers": model.num_backbone_layers, "trained_layers": model.trained_layers,
+            "finetune": model.config.finetune if model.trained_layers else None,
+            "pruned": model.config.prune_layers,
+            "cached_bottom": list(model.bottom_indices) if model.bottom_indices else None,
+            "trainable_encoder_parameters": int(encoder_params),
+            "trainable_head_parameters": int(sum(p.numel() for n, p in model.named_parameters()
+                                                 if p.requires_grad and not n.startswith("encoder.")))}
 
-    # Phase 1, the head's warm start (LP of LP-FT; all of training with --freeze-backbone): the encoder's
-    # top-layer states are computed once and the pooler + head train over them for many cheap epochs.
-    # A resumed joint phase restores the head from its checkpoint, so this phase is not run again.
-    head_history: list[dict] = []
-    head_result = None
+
+def cache_bottom(model, plan: RunPlan, data: dict) -> dict:
+    """Phase 2: the frozen bottom's states of the train and val rows, computed once (empty when no cache)."""
+    if model.bottom_indices is None and 0 < model.trained_layers < model.num_backbone_layers:
+        plan.console.print(f"[yellow]note[/]: the {model.backbone_reference.get('model_type')} encoder's layers "
+                           "cannot run one by one; every step runs the whole encoder with its bottom frozen",
+                           highlight=False)
+    if model.bottom_indices is None:
+        return {}
+    plan.console.print(f"caching the frozen bottom (encoder layers 1-{model.bottom_indices[-1]} of "
+                       f"{model.num_backbone_layers}; H^{tuple(model.bottom_indices)}) of {len(data['train'])} + "
+                       f"{len(data['val'])} rows", highlight=False)
+    options = plan.cache_options(model)
+    return {s: compute_frozen_states(model, data[s], layers=model.bottom_indices, **options) for s in ("train", "val")}
+
+
+def cache_top(model, plan: RunPlan, data: dict, bottom: dict) -> dict:
+    """Phase 3: the frozen encoder's top-N_f states for the head phase, and the state standardisation."""
+    config = plan.train_config
+    options = plan.cache_options(model)
+    source = bottom or data  # the top layers over the bottom cache cost K layers, not L
+    warm = config.head_from is not None and model.config.trains_encoder
     states: dict = {}
-    cache = dict(batch_size=train_config.eval_batch_size, pad_token_id=pad_id, device=device,
-                 precision=train_config.precision)
-    warm_from = train_config.head_from
-    if warm_from is not None and not train_config.freeze_backbone:
+    if warm:
         # The head (and its state standardisation) of a finished run on the same texts and backbone replaces
-        # the warm start: LP-FT split across two runs, e.g. a cached-state run, then LoRA on top of it.
-        model.load_fusion_head(RunLayout.of(warm_from).fusion_head)
-        console.print(f"pooler + head initialised from {warm_from}", highlight=False)
-    elif train_config.freeze_backbone or (train_config.head_epochs and resume_from is None):
-        console.print(f"caching the frozen encoder's top {model.n_pooled_layers} layer states of "
-                      f"{len(data['train'])} + {len(data['val'])} rows", highlight=False)
-        states = {s: compute_frozen_states(model, data[s], **cache) for s in ("train", "val")}
-    # The standardisation of the pooled states comes from the same (seeded) training rows whether or not
-    # the states were cached, so a resumed run gets the very same one before its checkpoint is loaded.
-    if warm_from is None or train_config.freeze_backbone:
-        fit_rows = np.sort(np.random.default_rng(train_config.seed).permutation(len(data["train"]))[:STANDARDISE_ROWS])
-        fit_states = ([states["train"].states[i] for i in fit_rows] if states else
-                      compute_frozen_states(model, data["train"].subset(fit_rows), **cache).states)
+        # the warm start: LP-FT split across two runs, e.g. a cached-state run, then the encoder on top of it.
+        model.load_fusion_head(RunLayout.of(config.head_from).fusion_head)
+        plan.console.print(f"pooler + head initialised from {config.head_from}", highlight=False)
+        return states
+    if not model.config.trains_encoder or (config.head_epochs and plan.resume_from is None):
+        plan.console.print(f"caching the frozen encoder's top {model.n_pooled_layers} layer states of "
+                           f"{len(data['train'])} + {len(data['val'])} rows", highlight=False)
+        states = {s: compute_frozen_states(model, source[s], **options) for s in ("train", "val")}
+    if model.config.standardise_states:
+        # The same (seeded) training rows whether or not the states were cached, so a resumed run gets the very
+        # same standardisation before its checkpoint is loaded.
+        rows = np.sort(np.random.default_rng(config.seed).permutation(len(data["train"]))[:STANDARDISE_ROWS])
+        fit_states = ([states["train"].states[i] for i in rows] if states else
+                      compute_frozen_states(model, source["train"].subset(rows), **options).states)
         model.fit_state_standardisation(fit_states)
         del fit_states
-    if states:
-        head_config = replace(train_config, epochs=train_config.head_epochs, lr=train_config.head_lr_value)
-        head_cbs = [EarlyStopping(train_config.patience), JsonlHistory(layout.history, phase="head"),
-                    ProgressDisplay(console, enabled=progress), *callbacks]
-        if train_config.freeze_backbone:  # the head phase is the run: checkpoint it like any run
-            head_cbs.insert(2, Checkpointing(layout.checkpoint, save_best_to=layout.root,
-                                             fingerprint=_fingerprint(config_doc)))
-        console.print(f"training the {model_config.pooler.upper()} pooler + head on cached states, up to "
-                      f"{head_config.epochs} epochs", highlight=False)
-        head_result = train(model, states["train"], states["val"], head_config, head_cbs,
-                            resume=resume_from if train_config.freeze_backbone else None,
-                            resume_fingerprint=_fingerprint(config_doc))
-        head_history = head_result.history
-        del states
-    best_phase = "head" if train_config.head_epochs or warm_from else "joint"
-    if train_config.freeze_backbone and head_result is not None:
-        result = head_result
-    else:
-        if warm_from is not None:  # the warm run's best val AUPRC is the score LoRA has to beat
-            head_result = _warm_result(warm_from)
-        cbs = [EarlyStopping(train_config.patience),
-               JsonlHistory(layout.history, phase="joint" if train_config.head_epochs or warm_from else None,
-                            earlier=head_history),
-               ProgressDisplay(console, enabled=progress),
-               Checkpointing(layout.checkpoint, save_best_to=layout.root, fingerprint=_fingerprint(config_doc)),
-               *callbacks]
-        console.print(f"training {config_doc['model_name']} on {len(data['train'])} rows "
-                      f"(val {len(data['val'])}), up to {train_config.epochs} epochs -> {layout.root}",
-                      highlight=False)
-        warm_state = trainable_state(model) if head_result is not None else None
-        result = train(model, data["train"], data["val"], train_config, cbs, resume=resume_from,
-                       resume_fingerprint=_fingerprint(config_doc))
-        if head_result is not None and head_result.best_score > result.best_score:
-            # Fine-tuning never beat the warm-started head on validation: keep the head's best state.
-            load_trainable_state(model, warm_state, "head warm start")
-            result = replace(head_result, history=[*head_history, *result.history])
-        else:
-            result = replace(result, history=[*head_history, *result.history])
-            best_phase = "joint"
-    train_seconds = time.perf_counter() - started  # this invocation; per-epoch seconds are in history.jsonl
+    return states
 
+
+def train_head(model, plan: RunPlan, states: dict):
+    """Phase 4: ALF + ACH over cached top states (the warm start; all of training with train_layers=0)."""
+    if not states:
+        return None
+    config, layout = plan.train_config, plan.layout
+    head_config = replace(config, epochs=config.head_epochs, lr=config.head_lr_value, rows_per_epoch=None)
+    is_run = not model.config.trains_encoder  # the head phase is the run: checkpoint it like any run
+    cbs = [EarlyStopping(config.patience), JsonlHistory(layout.history, phase="head"),
+           ProgressDisplay(plan.console, enabled=plan.progress), *plan.callbacks]
+    if is_run:
+        cbs.insert(2, Checkpointing(layout.checkpoint, save_best_to=layout.root, fingerprint=plan.fingerprint))
+    plan.console.print(f"training the {model.config.pooler.upper()} pooler + head on cached states, up to "
+                       f"{head_config.epochs} epochs", highlight=False)
+    return train(model, states["train"], states["val"], head_config, cbs,
+                 resume=plan.resume_from if is_run else None, resume_fingerprint=plan.fingerprint)
+
+
+def train_encoder(model, plan: RunPlan, data: dict, bottom: dict, head_result):
+    """Phase 5: the trained encoder layers jointly with ALF + ACH; keeps the better of this and the head phase.
+
+    Returns (result, best_phase)."""
+    config, layout = plan.train_config, plan.layout
+    head_history = head_result.history if head_result is not None else []
+    if not model.config.trains_encoder:
+        return head_result, "head"
+    if config.head_from is not None:  # the warm run's best val AUPRC is the score fine-tuning has to beat
+        head_result = _warm_result(config.head_from)
+    tagged = bool(config.head_epochs or config.head_from)
+    cbs = [EarlyStopping(config.patience),
+           JsonlHistory(layout.history, phase="joint" if tagged else None, earlier=head_history),
+           ProgressDisplay(plan.console, enabled=plan.progress),
+           Checkpointing(layout.checkpoint, save_best_to=layout.root, fingerprint=plan.fingerprint),
+           *plan.callbacks]
+    what = ("every encoder layer" if model.trained_layers == model.num_backbone_layers else
+            f"the top {model.trained_layers} of {model.num_backbone_layers} encoder layers")
+    rows = min(config.rows_per_epoch or len(data["train"]), len(data["train"]))
+    plan.console.print(f"training {plan.config_doc['model_name']} ({what}, {model.config.finetune}) on "
+                       f"{len(data['train'])} rows ({rows} per epoch; val {len(data['val'])}), up to {config.epochs} "
+                       f"epochs -> {layout.root}", highlight=False)
+    warm_state = trainable_state(model) if head_result is not None else None
+    source = bottom or data
+    result = train(model, source["train"], source["val"], config, cbs, resume=plan.resume_from,
+                   resume_fingerprint=plan.fingerprint)
+    if head_result is not None and head_result.best_score > result.best_score:
+        # Fine-tuning never beat the warm-started head on validation: keep the head's best state.
+        load_trainable_state(model, warm_state, "head warm start")
+        return replace(head_result, history=[*head_history, *result.history]), "head"
+    return replace(result, history=[*head_history, *result.history]), "joint"
+
+
+def finish_run(model, plan: RunPlan, data: dict, result, best_phase: str,
+               predict_splits=("val", "test")) -> RunSummary:
+    """Phase 6: everything a run directory needs once the best state is in ``model``.
+
+    The model, predictions of ``predict_splits`` (calibrated on val), calibration.json, thresholds.json and
+    config.json's result; the predictions go through the whole model, as ``alfia predict`` does."""
+    config, layout, config_doc = plan.train_config, plan.layout, plan.config_doc
+    train_seconds = time.perf_counter() - plan.started  # this invocation; per-epoch seconds are in history.jsonl
     model.save_pretrained(layout.root)
+    pad_id = pad_token_id_of(model.tokenizer)
     logits: dict[str, np.ndarray] = {}
     for s in {*predict_splits, "val"}:
         if s in data:
-            logits[s] = predict_logits(model, data[s], batch_size=train_config.eval_batch_size,
-                                       pad_token_id=pad_id, device=device, precision=train_config.precision)
+            logits[s] = predict_logits(model, data[s], batch_size=config.eval_batch_size, pad_token_id=pad_id,
+                                       device=plan.device, precision=config.precision)
     # Post-hoc calibration on val (Platt by default): every probability the run writes goes through it.
-    calibrator = Calibrator.fit(train_config.calibration, logits["val"], data["val"].labels)
+    calibrator = Calibrator.fit(config.calibration, logits["val"], data["val"].labels)
     calibrator.save_json(layout.calibration)
     probs = {s: calibrator.transform(x) for s, x in logits.items()}
     raw_probs = {s: expit(x) for s, x in logits.items()}
@@ -304,6 +369,40 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
                             "train_seconds_this_invocation": round(train_seconds, 1),
                             "train_seconds_total": round(sum(r["seconds"] for r in result.history), 1)}
     write_json_atomic(layout.config, config_doc)
+    if "val" in kept and len(np.unique(data["val"].labels)) == 2:  # the rule needs deaths and survivors
+        write_run_thresholds(layout.root)
     return RunSummary(layout.root, result.best_epoch, result.best_score, len(result.history),
                       result.stopped_early, train_seconds, {s: len(d) for s, d in data.items()}, model)
 
+
+def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, model_config=None,
+              train_config: TrainConfig | None = None, *, resume: bool = False, console: Console | None = None,
+              progress: bool = True, callbacks=(), predict_splits=("val", "test"),
+              recipe: str | None = None) -> RunSummary:
+    """Train ALFIA on a text table and write the complete run directory ``out_dir``.
+
+    With neither config given, the recipe for this machine (``recipe``, default ``auto``) supplies both.
+    ``resume=True`` continues the run in ``out_dir`` from its checkpoint; its config.json supplies the
+    data path and every setting, and the data file must be unchanged (same SHA-256).
+    """
+    from alfia.models import build_model
+
+    console = console or Console(stderr=True)
+    plan = prepare_run(text_path, out_dir, model_config, train_config, resume=resume, recipe=recipe,
+                       console=console, progress=progress, callbacks=callbacks)
+    seed_everything(plan.train_config.seed)
+    model = build_model(plan.model_config)
+    data = {s: tokenize_table(p, model.tokenizer, model.max_length) for s, p in plan.parts.items() if not p.empty}
+    plan.config_doc["encoder"] = describe_encoder_training(model)
+    plan.layout.root.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        write_json_atomic(plan.layout.config, plan.config_doc)
+    set_threads(plan.train_config.num_threads)
+
+    bottom = cache_bottom(model, plan, data)
+    top = cache_top(model, plan, data, bottom)
+    head_result = train_head(model, plan, top)
+    del top
+    result, best_phase = train_encoder(model, plan, data, bottom, head_result)
+    del bottom
+    return finish_run(model, plan, data, result, best_phase, predict_splits)
