@@ -18,7 +18,7 @@ EMB_DIM = 8
 
 def fake_embed(cohort: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """An `alfia embed`-shaped table computed from each stay's own predictors only (like an encoder
-    applied to that stay's text): stay_id, split, hospital_expire_flag, alf_*, layer_weight_*."""
+    applied to that stay's text): stay_id, split, hospital_expire_flag, alf_*, layer_weight_*, embedding_source."""
     numeric = cohort[["apsiii", "sapsii", "oasis", "lods", "sofa_dynamic_max", "gcs_dynamic_min"]]
     z = ((numeric - numeric.mean()) / numeric.std()).fillna(0.0).to_numpy()
     w = np.random.default_rng(seed).normal(size=(z.shape[1], EMB_DIM))
@@ -29,6 +29,8 @@ def fake_embed(cohort: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     emb.insert(0, "stay_id", cohort["stay_id"].to_numpy())
     emb["split"] = cohort["split"].to_numpy()
     emb["hospital_expire_flag"] = cohort["hospital_expire_flag"].to_numpy()
+    # No label went into them, so they are as good as cross-fitted (`alfia embed --cross-fit`): no leak warning.
+    emb["embedding_source"] = np.where(cohort["split"].to_numpy() == "train", "out_of_fold", "full_run")
     return emb.sample(frac=1.0, random_state=seed).reset_index(drop=True)  # join must not rely on order
 
 

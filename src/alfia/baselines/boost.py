@@ -7,12 +7,19 @@ test labels are never seen). This module joins them to the cohort by ``stay_id``
 the label or split columns of the embeddings file as features: the feature matrix of a stay depends
 only on its own predictors and its own text (``tests/baselines/test_boost.py`` checks this by
 permuting validation and test labels).
+
+The training rows' embeddings are another matter: an ALFIA run embeds its own training rows after
+fitting their labels, so those embeddings carry the labels and the learner over-trusts them.
+``alfia embed RUN_DIR --cross-fit K`` (``alfia.api.crossfit``) embeds every training row with a model
+refitted without it and marks each row in ``embedding_source``; :func:`run_boost` warns
+(:class:`InSampleEmbeddingsWarning`) when training rows come without that mark.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -25,6 +32,16 @@ from alfia.errors import AlfiaError
 from alfia.machine import resolve_jobs
 
 EMBEDDING_PATTERN = re.compile(r"^alf_\d+$")
+# Where each row's embedding came from (written by ``alfia embed --cross-fit``): a model refitted without
+# the row (OUT_OF_FOLD, every training row) or the trained run itself (FULL_RUN, val/test/external rows).
+EMBEDDING_SOURCE_COLUMN = "embedding_source"
+OUT_OF_FOLD = "out_of_fold"
+FULL_RUN = "full_run"
+CROSS_FIT_HINT = "alfia embed RUN_DIR --input TEXT.parquet --out EMB.parquet --cross-fit 5"
+
+
+class InSampleEmbeddingsWarning(UserWarning):
+    """Training rows whose embeddings come from a model trained on their own labels."""
 LAYER_WEIGHT_PATTERN = re.compile(r"^layer_weight_\d+$")
 
 # learner -> (run name, model family, registry model it uses)
@@ -111,6 +128,35 @@ def build_boost_frame(cohort: pd.DataFrame, embeddings: pd.DataFrame, *,
     return joined, cols
 
 
+def in_sample_training_rows(cohort: pd.DataFrame, embeddings: pd.DataFrame) -> tuple[int, int]:
+    """(training rows of ``cohort`` whose embedding is not out-of-fold, training rows): an embeddings file
+    without an ``embedding_source`` column (plain ``alfia embed``) counts every training row."""
+    if SPLIT_COLUMN not in cohort.columns:
+        return 0, 0
+    train_ids = cohort.loc[cohort[SPLIT_COLUMN].astype(str) == "train", ID_COLUMN]
+    if EMBEDDING_SOURCE_COLUMN not in embeddings.columns:
+        return len(train_ids), len(train_ids)
+    source = embeddings.set_index(ID_COLUMN)[EMBEDDING_SOURCE_COLUMN].astype(str)
+    return int((source.reindex(train_ids.to_numpy()) != OUT_OF_FOLD).sum()), len(train_ids)
+
+
+def warn_if_in_sample(cohort: pd.DataFrame, embeddings: pd.DataFrame,
+                      embeddings_source: str = "embeddings") -> bool:
+    """Warn (:class:`InSampleEmbeddingsWarning`) when training rows were not cross-fitted; True if it warned."""
+    n_in_sample, n_train = in_sample_training_rows(cohort, embeddings)
+    if not n_in_sample:
+        return False
+    if EMBEDDING_SOURCE_COLUMN not in embeddings.columns:
+        what = f"has no {EMBEDDING_SOURCE_COLUMN!r} column: its {n_train} training rows were not cross-fitted"
+    else:
+        what = (f"{n_in_sample} of its {n_train} training rows are not {OUT_OF_FOLD!r} in column "
+                f"{EMBEDDING_SOURCE_COLUMN!r}")
+    warnings.warn(f"{embeddings_source}: {what}. In-sample embeddings come from the ALFIA run trained on those "
+                  f"rows' labels, so they leak the training labels and the learner over-trusts them; embed "
+                  f"them cross-fitted instead: `{CROSS_FIT_HINT}`", InSampleEmbeddingsWarning, stacklevel=3)
+    return True
+
+
 def run_boost(cohort: pd.DataFrame, embeddings: pd.DataFrame, variant: str,
               out_dir: str | os.PathLike, learners=None, seed: int = 42, *,
               profile: Profile = "full", n_boot: int = 1000, include_layer_weights: bool = False,
@@ -121,12 +167,14 @@ def run_boost(cohort: pd.DataFrame, embeddings: pd.DataFrame, variant: str,
 
     Each external cohort needs its own embeddings (``ExternalInput.embeddings``), written by
     ``alfia embed`` from the same ALFIA run, which maps a cohort of another variant first.
+    Warns (:class:`InSampleEmbeddingsWarning`) when the training rows' embeddings are not cross-fitted.
     """
     keys = resolve_learners(learners)
     joined, emb_cols = build_boost_frame(cohort, embeddings,
                                          include_layer_weights=include_layer_weights,
                                          cohort_source=cohort_source,
                                          embeddings_source=embeddings_source)
+    warn_if_in_sample(cohort, embeddings, embeddings_source)
     spec = FeatureSpec.from_schema(variant, joined, source=cohort_source,
                                    extra_numeric=tuple(emb_cols))
     run = BaselineRunConfig(variant=variant, models=[LEARNERS[k][0] for k in keys], seed=seed,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from enum import StrEnum
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -204,6 +207,27 @@ def baselines(
         _print_external(out)
 
 
+@contextlib.contextmanager
+def _in_sample_warnings_printed():
+    """Print run_boost's InSampleEmbeddingsWarning as one named line when it is raised (before training);
+    every other warning goes where it went before."""
+    from alfia.baselines.boost import InSampleEmbeddingsWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", InSampleEmbeddingsWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, InSampleEmbeddingsWarning):
+                err_console.print(f"[yellow]warning (in-sample embeddings):[/] {escape(str(message))}",
+                                  highlight=False)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
+
+
 @app.command()
 def boost(
     cohort: Path = typer.Argument(..., help="Cohort Parquet (or a text table that keeps the predictor "
@@ -228,9 +252,10 @@ def boost(
 ) -> None:
     """ALFIA-boost / ALFIA-nn: ALF embeddings + original predictors -> LightGBM, CatBoost or the MLP.
 
-    The embeddings must come from an ALFIA run trained on this cohort's training split
-    (`alfia embed RUN_DIR --input COHORT_TEXT --out EMB.parquet`). Labels in the embeddings file are
-    never used as features. Output: OUT/ALFIA-boost-LightGBM/, OUT/ALFIA-boost-CatBoost/, OUT/ALFIA-nn/.
+    The embeddings must come from an ALFIA run trained on this cohort's training split, cross-fitted
+    (`alfia embed RUN_DIR --input COHORT_TEXT --out EMB.parquet --cross-fit 5`); in-sample embeddings of the
+    training rows leak their labels and get a warning. Labels in the embeddings file are never used as
+    features. Output: OUT/ALFIA-boost-LightGBM/, OUT/ALFIA-boost-CatBoost/, OUT/ALFIA-nn/.
     """
     from alfia.baselines.boost import resolve_learners, run_boost
     from alfia.cohorts.io import read_cohort, read_table
@@ -240,7 +265,7 @@ def boost(
     df, _, variant = read_cohort(cohort, csv=False)
     emb, _ = read_table(embeddings)
     externals = _read_externals(external, list(external_embeddings or []))
-    with _ModelProgress(len(keys)) as progress:
+    with _in_sample_warnings_printed(), _ModelProgress(len(keys)) as progress:
         table = run_boost(df, emb, variant, out, keys, seed, profile=profile.value, n_boot=n_boot,
                           include_layer_weights=layer_weights, callback=progress,
                           cohort_source=str(cohort), embeddings_source=str(embeddings),

@@ -1,4 +1,5 @@
-"""`alfia train`, `alfia predict`, `alfia embed`: thin commands over alfia.training and alfia.inference."""
+"""`alfia train`, `alfia predict`, `alfia embed`: thin commands over alfia.training, alfia.inference and
+(`embed --cross-fit`) alfia.api.crossfit."""
 
 from __future__ import annotations
 
@@ -147,13 +148,16 @@ def _load(run_dir: Path, input_path: Path, threads: Optional[int], device: str):
     return run, read_inference_input(input_path, run)
 
 
-def _check_out(out: Path, run_dir: Path, input_path: Path, overwrite: bool) -> None:
-    """The output is none of the run's files nor the input (or its manifest); see alfia.outputs."""
+def _check_out(out: Path, run_dir: Path, input_path: Path, overwrite: bool, companions=()) -> list[Path]:
+    """The output is none of the run's files nor the input (or its manifest); see alfia.outputs. Returns
+    those inputs."""
     from alfia.cohorts.io import manifest_path
     from alfia.outputs import check_output
 
     run_files = list(run_dir.iterdir()) if run_dir.is_dir() else []
-    check_output(out, inputs=[input_path, manifest_path(input_path), run_dir, *run_files], overwrite=overwrite)
+    inputs = [input_path, manifest_path(input_path), run_dir, *run_files]
+    check_output(out, inputs=inputs, overwrite=overwrite, companions=companions)
+    return inputs
 
 
 @app.command()
@@ -188,8 +192,18 @@ def predict(
 @app.command()
 def embed(
     run_dir: Path = typer.Argument(..., help="A trained ALFIA run directory."),
-    input: Path = typer.Option(..., "--input", help="Cohort rows or a text table (.parquet/.csv), or a .txt file."),
+    input: Path = typer.Option(..., "--input", help="Cohort rows or a text table (.parquet/.csv), or a .txt file; "
+                                                    "with --cross-fit, the run's own text table."),
     out: Path = typer.Option(..., "--out", help="Embeddings Parquet: stay_id, split, label, alf_*, layer_weight_*."),
+    cross_fit: Optional[int] = typer.Option(
+        None, "--cross-fit", help="K: embed each training row with a model refitted (the run's recipe) on the "
+        "other K-1 folds of the training split, so no training row's embedding saw its label (for ALFIA-boost); "
+        "val/test rows get the run's own. Adds column embedding_source and OUT.manifest.json."),
+    fold_seed: Optional[int] = typer.Option(None, "--fold-seed", help="Seed of the stratified folds "
+                                            "(default: the run's training seed)."),
+    fold_dir: Optional[Path] = typer.Option(None, "--fold-dir", help="Empty folder for the K fold runs "
+                                            "(default: a temporary one)."),
+    keep_folds: bool = typer.Option(False, "--keep-folds", help="Keep the fold runs instead of deleting them."),
     batch_size: int = typer.Option(64, "--batch-size"),
     threads: Optional[int] = typer.Option(None, "--threads"),
     device: str = typer.Option("auto"),
@@ -197,12 +211,37 @@ def embed(
 ) -> None:
     """L2-normalised fused (ALF) embeddings and layer weights, one row per stay (Algorithm 2)."""
     from alfia.atomic import write_atomic
+    from alfia.cohorts.io import manifest_path
     from alfia.inference import embed as run_embed
 
-    _check_out(out, run_dir, input, overwrite)
-    run, inputs = _load(run_dir, input, threads, device)
-    frame, perf = run_embed(run, inputs, batch_size=batch_size)
-    write_atomic(out, lambda p: frame.to_parquet(p, index=False))
-    dims = sum(c.startswith("alf_") for c in frame.columns)
-    console.print(f"{len(frame)} embeddings of dimension {dims} -> {out}", highlight=False)
-    console.print(perf.describe(), highlight=False)
+    # OUT.manifest.json belongs to a cross-fitted file (below); a plain one replacing it must not keep it.
+    companion = manifest_path(out)
+    if cross_fit is None:
+        if fold_seed is not None or fold_dir is not None or keep_folds:
+            raise AlfiaError("--fold-seed, --fold-dir and --keep-folds go with --cross-fit K")
+        _check_out(out, run_dir, input, overwrite, companions=[companion])
+        run, inputs = _load(run_dir, input, threads, device)
+        frame, perf = run_embed(run, inputs, batch_size=batch_size)
+        write_atomic(out, lambda p: frame.to_parquet(p, index=False))
+        companion.unlink(missing_ok=True)  # it described the cross-fitted embeddings this file replaced
+        dims = sum(c.startswith("alf_") for c in frame.columns)
+        console.print(f"{len(frame)} embeddings of dimension {dims} -> {out}", highlight=False)
+        console.print(perf.describe(), highlight=False)
+        return
+    from alfia.api.crossfit import check_k, cross_fit_embeddings
+    from alfia.outputs import check_output_dir
+
+    check_k(cross_fit)
+    inputs = _check_out(out, run_dir, input, overwrite, companions=[companion])
+    if fold_dir is not None:  # never --overwrite: what is written there is deleted afterwards
+        check_output_dir(fold_dir, inputs=[*inputs, out], flag="--fold-dir",
+                         hint="give an empty or new --fold-dir (the fold runs are deleted unless --keep-folds)")
+    result = cross_fit_embeddings(run_dir, input, cross_fit, seed=fold_seed, fold_dir=fold_dir,
+                                  keep_folds=keep_folds, batch_size=batch_size, device=device, num_threads=threads,
+                                  console=console, progress=True)
+    result.write(out, exclusive=not overwrite)
+    record = result.record()
+    kept = f"; fold runs kept in {result.fold_runs[0].parents[1]}" if result.fold_runs else ""
+    console.print(f"{len(result.frame)} embeddings -> {out} (+ {companion.name}): {record['n_out_of_fold']} "
+                  f"training rows out-of-fold ({result.k} folds, seed {result.seed}), {record['n_full_run']} from "
+                  f"the run itself; {result.seconds:.0f} s{kept}", highlight=False)
