@@ -36,16 +36,10 @@ def _train(text_path: Path, run_dir: Path, backbone: Path, *, head_epochs: int =
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     """80 synthetic stays (train 60 with 7 deaths, val 10, test 10), their text, a tiny run on them."""
-    from alfia.cohorts.io import write_cohort
-    from alfia.cohorts.sources.synthetic import generate_synthetic
-    from alfia.models.testing import tiny_backbone
-    from alfia.text import encode_file
+    from .conftest import synthetic_text_and_backbone
 
     root = tmp_path_factory.mktemp("crossfit")
-    cohort = generate_synthetic("mimic", 80, 42)
-    write_cohort(cohort, root / "cohort.parquet", source="synthetic", variant="mimic")
-    encode_file(root / "cohort.parquet", root / "text.parquet")
-    backbone = tiny_backbone(root, layers=2)
+    _, backbone = synthetic_text_and_backbone(root, 80)
     _train(root / "text.parquet", root / "run", backbone)
     return SimpleNamespace(root=root, run=root / "run", cohort_path=root / "cohort.parquet",
                            text_path=root / "text.parquet", text=pd.read_parquet(root / "text.parquet"),

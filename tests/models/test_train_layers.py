@@ -153,3 +153,24 @@ def test_standardisation_can_be_switched_off(tiny_bert, texts):
         model.config.standardise_states = True
         on = model(**model.tokenize(texts)).logits
     assert not torch.allclose(off, on)
+
+
+def test_a_cache_beyond_its_memory_limit_is_memory_mapped_with_the_same_states(tiny_bert, texts, monkeypatch):
+    import numpy as np
+
+    import alfia.runtime.forward as forward
+
+    mapped = []
+    real_memmap = np.memmap
+    monkeypatch.setattr(forward.np, "memmap", lambda *a, **k: mapped.append(k["shape"]) or real_memmap(*a, **k))
+    model = _model(tiny_bert, train_layers=1).eval()
+    data = tokenize_texts(texts, model.tokenizer, model.max_length, labels=LABELS)
+    options = dict(layers=model.bottom_indices, batch_size=2, pad_token_id=model.tokenizer.pad_token_id,
+                   device=torch.device("cpu"))
+    in_memory = compute_frozen_states(model, data, memory_limit_gb=None, **options)
+    on_disk = compute_frozen_states(model, data, memory_limit_gb=0.0, **options)
+    assert len(mapped) == 1 and mapped[0][1:] == (1, model.hidden_size)  # only the 0 GB cache went to disk
+    for a, b in zip(in_memory.states, on_disk.states):
+        assert torch.equal(a, b)
+    assert not any(p.name.startswith("alfia-states-") for p in __import__("pathlib").Path(
+        __import__("tempfile").gettempdir()).iterdir())  # the mapped file is unlinked at once

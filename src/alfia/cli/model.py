@@ -60,7 +60,7 @@ def train(
         None, "--attention-dropout", help="Dropout on the encoder's attention probabilities. 0 lets CPU training "
         "use fused attention (2.4x faster at 512 tokens)."),
     epochs: Optional[int] = typer.Option(None, help="Most epochs of the encoder phase (early stopping may end "
-                                                    "sooner). Recipe cpu: 14; paper: 30."),
+                                                    "sooner). Recipe cpu: 8; paper: 30."),
     rows_per_epoch: Optional[int] = typer.Option(None, "--rows-per-epoch", help="Training rows per epoch, so "
                                                  "validation comes that often (recipe cpu: 3000; paper: all)."),
     head_epochs: Optional[int] = typer.Option(None, "--head-epochs", help="Epochs of the head's warm start on "
@@ -68,7 +68,7 @@ def train(
                                               "training with --train-layers 0). Recipe cpu: 3; paper: 0."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     lr: Optional[float] = typer.Option(None, help="AdamW peak learning rate of the trained encoder part (after "
-                                       "linear warm-up). Recipe cpu: 5e-5; paper: 2e-4."),
+                                       "linear warm-up). Recipe cpu: 2e-5; paper: 2e-4."),
     head_lr: Optional[float] = typer.Option(None, "--head-lr", help="Learning rate of the new ALF + head."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
     warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio"),

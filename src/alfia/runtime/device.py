@@ -56,7 +56,9 @@ def bf16_is_fast(device: torch.device) -> bool:
 
 
 def autocast_context(precision: str, device: torch.device):
-    """bf16 autocast where it pays: a CUDA device with bf16, or a CPU with native bf16 matmuls."""
-    if precision == "bf16" or (precision == "auto" and bf16_is_fast(device)):
+    """bf16 autocast for "bf16", and for "auto" on a CUDA device with bf16. On a CPU "auto" is fp32 even
+    where bf16 matmuls are native (AVX-512 BF16 / AMX): CPU training is specified in fp32, so that a run gives
+    the same numbers on the AVX2-only machines it also runs on; ``--precision bf16`` asks for it explicitly."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda" and bf16_is_fast(device)):
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

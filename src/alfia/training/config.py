@@ -37,10 +37,10 @@ class TrainConfig:
     ``calibration``: post-hoc calibrator fitted on the validation split: "platt", "isotonic" or "none".
     """
 
-    lr: float = 5e-5
+    lr: float = 2e-5
     batch_size: int = 16
     eval_batch_size: int = 64
-    epochs: int = 14
+    epochs: int = 8
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
