@@ -7,7 +7,10 @@ How a page runs
   ``bash`` blocks: backslash continuations are joined and ``#`` comments dropped; every command must be
   ``alfia ...`` (run in-process through the CLI's typer app, to spare a Python start-up per command) or
   a command listed in ``MAKE_TARGETS``. It must exit with status 0, unless ``EXPECTED_FAILURES`` names it.
-  ``python`` blocks run with ``exec`` in that folder and must not raise.
+  ``python`` blocks run with ``exec`` in that folder and must not raise. A command that would not return
+  (``alfia serve``, which runs until it is stopped) or is not ``alfia`` (``curl`` against that server, the
+  benchmark scripts) goes in a fenced block without a language (plain ```); docs/serving.md shows the service through
+  a ``python`` block with FastAPI's TestClient instead, which runs here.
 
 What is substituted, and why (explicit, applied to the block text before it runs)
   ``SUBSTITUTIONS``: real-data paths -> tiny files of the same format (a generated PhysioNet 2012 set);
@@ -47,6 +50,7 @@ PRELUDE = {
     "docs/model.md": ["cohort.parquet", "cohort.manifest.json", "text.parquet", "text.manifest.json"],
     "docs/baselines.md": ["cohort.parquet", "cohort.manifest.json", "text.parquet", "text.manifest.json",
                           "runs/alfia"],
+    "docs/serving.md": ["cohort.parquet", "cohort.manifest.json", "text.parquet", "text.manifest.json", "runs/alfia"],
     "docs/evaluation.md": ["cohort.parquet", "cohort.manifest.json", "text.parquet", "text.manifest.json",
                            "runs/alfia", "runs/baselines", "other_text.parquet", "other_text.manifest.json"],
 }

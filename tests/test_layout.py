@@ -25,6 +25,8 @@ STAGES = (
     ("training",),
     ("baselines", "series"),
     ("inference",),
+    # The HTTP service over inference's load_run/predict (alfia serve); the CLI and nothing else imports it.
+    ("serving",),
     ("api",),
     ("cli",),
     ("__main__",),  # python -m alfia

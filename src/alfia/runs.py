@@ -26,6 +26,20 @@ and compared with any other::
       # time-series runs (alfia series train) also hold
       model.safetensors      the sequence model's weights (best validation AUPRC)
       preprocessing.json     imputation and normalisation fitted on the train split
+
+An ALFIA export (``alfia export RUN --out DIR``) is a run directory without torch weights, served by
+onnxruntime; ``alfia predict``, ``embed``, ``serve``, ``ALFIAClassifier.from_pretrained`` and
+``alfia evaluate --external`` read it like the run it came from::
+
+    EXPORT_DIR/
+      export.json            what was exported: precision, ONNX inputs/outputs, agreement with torch,
+                             the source run's SHA-256 (MODEL_FILES), versions, the model card summary
+      model.onnx             encoder (LoRA merged) + pooler + head: input_ids, attention_mask -> logits,
+                             embedding (+ layer_weights); fp32, or int8 with --quantize int8
+      tokenizer/             the run's tokenizer (save_pretrained)
+      card.md                the source run's model card (TRIPOD+AI)
+      config.json, backbone.json, calibration.json, thresholds.json, predictions.parquet (+ metrics.json)
+                             copied from the run: the same calibrator, operating threshold and val rows
 """
 
 from __future__ import annotations
@@ -44,6 +58,11 @@ from alfia.errors import AlfiaError
 PREDICTION_COLUMNS = (ID_COLUMN, SPLIT_COLUMN, "label", "prob")
 UNCALIBRATED_COLUMN = "prob_uncalibrated"  # optional: before the run's post-hoc calibrator
 EXTERNAL_SPLIT = "external"  # the split value of every row of an external cohort's predictions
+# What an ALFIA run's model is made of, with the calibrator, operating threshold and the val rows they were
+# chosen on: the files whose SHA-256 an export records (RunLayout.model_sha256).
+MODEL_FILES = ("config.json", "backbone.json", "fusion_head.safetensors", "encoder.safetensors",
+               "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "calibration.json",
+               "thresholds.json", "predictions.parquet")
 
 
 @dataclass(frozen=True)
@@ -84,6 +103,32 @@ class RunLayout:
         return self.root.parent.name == "external" and (self.root.parent.parent / "config.json").exists()
     series_weights = property(lambda self: self.root / "model.safetensors")
     preprocessing = property(lambda self: self.root / "preprocessing.json")
+    # an export folder (alfia export)
+    export_record = property(lambda self: self.root / "export.json")
+    onnx_model = property(lambda self: self.root / "model.onnx")
+    tokenizer = property(lambda self: self.root / "tokenizer")
+    card = property(lambda self: self.root / "card.md")
+
+    @property
+    def is_export(self) -> bool:
+        """True for a folder written by ``alfia export`` (it holds export.json)."""
+        return self.export_record.is_file()
+
+    def model_files(self) -> list[Path]:
+        """The files that make an ALFIA run's model and its operating point (MODEL_FILES), those present."""
+        return [self.root / name for name in MODEL_FILES if (self.root / name).is_file()]
+
+    def model_sha256(self) -> tuple[str, dict[str, str]]:
+        """(one SHA-256 over :meth:`model_files`, each file's own): what an export records of its source."""
+        import hashlib
+
+        from alfia.atomic import sha256_file
+
+        files = {p.relative_to(self.root).as_posix(): sha256_file(p) for p in self.model_files()}
+        digest = hashlib.sha256()
+        for name, sha in files.items():
+            digest.update(f"{name}\0{sha}\n".encode())
+        return digest.hexdigest(), files
 
     def require(self) -> "RunLayout":
         if not self.root.is_dir():

@@ -183,6 +183,9 @@ def cross_fit_embeddings(run_dir: str | os.PathLike, text_table_path: str | os.P
     k = check_k(k)
     console = console or Console(stderr=True, quiet=True)
     layout = RunLayout.of(run_dir).require()
+    if layout.is_export:
+        raise AlfiaError(f"{layout.root}: an export folder; --cross-fit refits the run on its training rows, so "
+                         f"give the source run (export.json names it)")
     config = read_alfia_config(layout.root)
     path = Path(os.fspath(text_table_path))
     source = str(path)

@@ -44,10 +44,20 @@ class LoadedRun:
     template: str | None
     device: torch.device
     calibrator: Any  # alfia.models.calibrator.Calibrator fitted on val (identity for runs without one)
+    backend: str = "torch"  # or "onnxruntime" for an export folder (alfia export)
+    export: dict | None = None  # an export folder's export.json
 
     @property
     def max_length(self) -> int:
         return int(self.model.max_length)
+
+    @property
+    def device_label(self) -> str:
+        """Where the model runs, as Performance reports it: 'cpu', 'cuda:0', 'cpu, onnxruntime int8'."""
+        if self.backend == "torch":
+            return str(self.device)
+        precision = (self.export or {}).get("model", {}).get("precision", "")
+        return f"{self.device}, {self.backend} {precision}".rstrip()
 
 
 @dataclass
@@ -89,24 +99,34 @@ class Performance:
 
 
 def load_run(run_dir: str | os.PathLike, *, device: str = "auto", num_threads: int | None = None) -> LoadedRun:
-    """Load a finished ALFIA run directory for inference (eval mode, no gradients)."""
-    from alfia.models import AlfiaModel
+    """Load a finished ALFIA run directory for inference (eval mode, no gradients).
 
+    An export folder (``alfia export``) loads as well: its ONNX graph runs on onnxruntime instead of torch, with
+    the run's own tokenizer, calibrator and threshold (copied into it)."""
     layout = RunLayout.of(run_dir).require()
     config = read_alfia_config(layout.root)
-    if not layout.fusion_head.exists():
-        raise AlfiaError(f"{layout.root}: no trained model in this run ({layout.fusion_head.name} is missing); "
-                         f"finish training first (alfia train ... --resume {layout.root})")
     set_threads(num_threads)
-    model = AlfiaModel.from_pretrained(layout.root)
-    dev = resolve_device(device)
-    model.to(dev).eval()
+    backend, export = "torch", None
+    if layout.is_export:
+        from alfia.inference.onnx_runtime import load_onnx_model
+
+        model, export = load_onnx_model(layout, device=device, num_threads=num_threads)
+        backend, dev = "onnxruntime", torch.device("cpu")
+    else:
+        from alfia.models import AlfiaModel
+
+        if not layout.fusion_head.exists():
+            raise AlfiaError(f"{layout.root}: no trained model in this run ({layout.fusion_head.name} is missing); "
+                             f"finish training first (alfia train ... --resume {layout.root})")
+        model = AlfiaModel.from_pretrained(layout.root)
+        dev = resolve_device(device)
+        model.to(dev).eval()
     point = run_thresholds(layout)[DECISION_POINT]
     source = f"max {DECISION_POINT.upper()} on {point.chosen_on} ({layout.thresholds.name})"
     from alfia.models.calibrator import Calibrator
 
     return LoadedRun(layout.root, model, config, point.threshold, source, config.get("data", {}).get("template"), dev,
-                     Calibrator.load_or_identity(layout.calibration))
+                     Calibrator.load_or_identity(layout.calibration), backend, export)
 
 
 def read_inference_input(path: str | os.PathLike, run: LoadedRun | None = None, *,
@@ -225,7 +245,7 @@ def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_e
     perf = Performance(
         n_samples=n, batch_size=batch_size, seconds=seconds, ms_per_sample=1000.0 * seconds / max(n, 1),
         peak_rss_mb=rss.peak / 2**20, rss_increase_mb=(rss.peak - rss.start_rss) / 2**20,
-        device=str(run.device),
+        device=run.device_label,
         peak_gpu_mb=torch.cuda.max_memory_allocated(run.device) / 2**20 if cuda else None,
         extra={"max_length": run.max_length, "mean_tokens": n_tokens / n if n else 0.0})
     return logits, embeddings, layer_weights, perf

@@ -19,13 +19,18 @@ TEXT_COLUMN = "text"
 _VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]")  # a text of only spaces and control characters is empty
 
 
+def is_empty_text(text) -> bool:
+    """True for a value that is no text: not a string, or only spaces and control characters."""
+    return not (isinstance(text, str) and _VISIBLE.search(text))
+
+
 def check_texts(df: pd.DataFrame, source: str) -> None:
     """Every row needs a non-empty text. ``source`` names the file in the message."""
     if TEXT_COLUMN not in df.columns:
         raise AlfiaError(f"{source}: no '{TEXT_COLUMN}' column (columns: {', '.join(map(str, df.columns[:12]))}"
                          f"{', ...' if len(df.columns) > 12 else ''}); encode the cohort with `alfia encode` first")
     texts = df[TEXT_COLUMN]
-    bad = texts.map(lambda t: not (isinstance(t, str) and _VISIBLE.search(t))).astype(bool)
+    bad = texts.map(is_empty_text).astype(bool)
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])
         raise AlfiaError(f"{source}: column '{TEXT_COLUMN}' is empty at {row_name(df, position)}"
