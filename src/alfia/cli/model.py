@@ -87,7 +87,8 @@ def train(
 ) -> None:
     """Train ALFIA on a text table; writes the run directory (see README, "Run directory").
 
-    With no options it trains with the recipe behind BENCHMARKS.md (TrainConfig's defaults)."""
+    With no options it trains with the recipe for this machine (--recipe auto: cpu without a GPU, paper on one),
+    the recipes behind BENCHMARKS.md."""
     # Options given on the command line (a flag's default is False, every other option's None).
     locals_given = {k: v for k, v in locals().items()
                     if k not in ("text_table", "out", "resume", "config", "recipe") and v is not False}
