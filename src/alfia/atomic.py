@@ -73,22 +73,44 @@ def read_json_object(path: str | os.PathLike, *, missing: str = "file is missing
     return data
 
 
+_HELD: set[str] = set()  # folders this process holds a lock on (their real paths)
+
+
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+def folder_lock(folder: str | os.PathLike, *, wait: bool = True, busy: str = "") -> Iterator[None]:
     """Hold an exclusive advisory lock on ``folder`` (flock on the folder itself: no lock file is left
     behind). Writers of files that belong together (a table and its manifest) take it, so two processes
     writing the same output finish one after the other and never leave one's table with the other's
-    manifest. Where flock does not exist (Windows), this does nothing."""
+    manifest. Where flock does not exist (Windows), this does nothing.
+
+    ``wait=False`` (a command that fills a folder for a long time, e.g. a training run): if another job holds
+    the lock, raise an ``AlfiaError`` naming the folder (``busy`` says what to do) instead of waiting. A
+    waiting lock on a folder this process already holds is a no-op (a table written into the held folder)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on POSIX
         yield
         return
+    key = os.path.realpath(folder)
+    if wait and key in _HELD:
+        yield
+        return
     fd = os.open(folder, os.O_RDONLY)
+    added = False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            from alfia.errors import AlfiaError
+
+            raise AlfiaError(f"{folder}: another job is writing this folder{'; ' + busy if busy else ''}") from None
+        if key not in _HELD:
+            _HELD.add(key)
+            added = True
         yield
     finally:
+        if added:
+            _HELD.discard(key)
         os.close(fd)  # closing releases the lock
 
 

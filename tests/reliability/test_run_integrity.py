@@ -1,0 +1,112 @@
+"""A run directory is one run's, whole and checked (issue 26): two trainings on one folder never mix their
+files, a run missing a file its config names is refused by name, and no file a run is loaded from can put
+a value that is not a probability into the predictions. Each test says what it protects and asserts that
+a refused command changed nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+
+import pytest
+
+from cli_process import run_alfia
+from reliability_testkit import snapshot
+
+
+def _configs(assets, seed: int = 42):
+    from alfia.models import AlfiaConfig
+    from alfia.training import TrainConfig
+
+    return (AlfiaConfig(backbone=str(assets.backbone), n_fusion_layers=2, max_length=48, train_layers="all",
+                        finetune="lora"),
+            TrainConfig(epochs=1, batch_size=16, lr=1e-3, num_threads=1, head_epochs=0, seed=seed))
+
+
+def _train_args(assets, out, *extra) -> list:
+    return ["train", assets.text_path, "--out", out, "--backbone", assets.backbone, "--fusion-layers", "2",
+            "--epochs", "1", "--threads", "1", "--max-length", "48", "--train-layers", "all", "--finetune", "lora",
+            "--head-epochs", "0", *extra]
+
+
+# --- 1. two trainings, one --out ----------------------------------------------------------------------
+
+def test_training_into_a_folder_another_job_holds_is_refused_and_changes_nothing(assets, tmp_path, capsys):
+    from alfia.atomic import folder_lock
+
+    out = tmp_path / "run_conc"
+    out.mkdir()
+    before = snapshot(tmp_path)
+    with folder_lock(out, wait=False):  # another job's training holds the folder
+        code, _, err = run_alfia(_train_args(assets, out, "--seed", "7"), capsys)
+    assert code == 2, err
+    assert err.count("error: ") == 1 and "run_conc" in err and "another job is writing" in err, err
+    assert snapshot(tmp_path) == before
+
+
+def test_two_trainings_started_together_on_one_out_leave_one_whole_run(assets, tmp_path, monkeypatch):
+    """The race of the issue: job B (seed 7) checks the folder before job A (seed 42) has written anything,
+    and reaches its first write while A trains. B is refused; the folder holds A's run alone."""
+    import alfia.models as models
+    import alfia.training.run as run_module
+    from alfia.errors import AlfiaError
+    from alfia.training.state import Callback
+
+    out = tmp_path / "run_conc"
+    b_prepared, a_training = threading.Event(), threading.Event()
+    build = models.build_model
+
+    def build_model(config):
+        if threading.current_thread() is not threading.main_thread():  # job B: past its checks, A not begun
+            b_prepared.set()
+            assert a_training.wait(120)
+        return build(config)
+
+    monkeypatch.setattr(models, "build_model", build_model)
+    outcome: dict = {}
+
+    def job_b():
+        try:
+            run_module.train_run(assets.text_path, out, *_configs(assets, seed=7), progress=False)
+            outcome["b"] = "finished"
+        except AlfiaError as e:
+            outcome["b"] = str(e)
+
+    b = threading.Thread(target=job_b)
+    b.start()
+    assert b_prepared.wait(120)
+
+    class LetBRun(Callback):  # job A has written config.json and trains: let B go on, and wait for it
+        def on_train_begin(self, state):
+            a_training.set()
+            b.join(120)
+
+    run_module.train_run(assets.text_path, out, *_configs(assets, seed=42), progress=False, callbacks=[LetBRun()])
+    assert not b.is_alive()
+    assert "another job is writing" in outcome["b"] and str(out) in outcome["b"], outcome
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["seed"] == 42
+    calibration = json.loads((out / "calibration.json").read_text())
+    assert {k: calibration[k] for k in ("method", "intercept", "slope")} == \
+        {k: config["result"]["calibration"][k] for k in ("method", "intercept", "slope")}
+    assert len((out / "history.jsonl").read_text().splitlines()) == config["result"]["epochs_run"] == 1
+
+
+def test_a_run_finished_in_the_folder_while_this_one_prepared_is_not_overwritten(assets, tmp_path, monkeypatch):
+    """Job A checks the folder; job B writes a whole run there before A's first write: A is refused."""
+    import alfia.models as models
+    import alfia.training.run as run_module
+    from alfia.errors import AlfiaError
+
+    out = tmp_path / "run_conc"
+    build = models.build_model
+
+    def build_model(config):  # while A builds its model, B's run appears in the folder
+        shutil.copytree(assets.run, out)
+        return build(config)
+
+    monkeypatch.setattr(models, "build_model", build_model)
+    with pytest.raises(AlfiaError, match="already holds a run"):
+        run_module.train_run(assets.text_path, out, *_configs(assets, seed=7), progress=False)
+    assert snapshot(out) == snapshot(assets.run)
