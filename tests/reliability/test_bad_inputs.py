@@ -585,6 +585,16 @@ def _(t):
     return args
 
 
+@case("flag-threads-zero", "threads", ">= 1")
+def _(t):  # checked with every other option, before the run folder is created (issue 26)
+    return t.train_args(t.assets.text_path, "--threads", "0")
+
+
+@case("flag-head-from-not-a-run", "nowhere", "--head-from")
+def _(t):
+    return t.train_args(t.assets.text_path, "--head-from", str(t.path("nowhere")))
+
+
 @case("flag-unknown-baseline-model", "NoSuchForest")
 def _(t):
     return ["baselines", t.cohort(), "--out", t.path("zoo"), "--models", "NoSuchForest"]

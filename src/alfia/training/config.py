@@ -78,6 +78,8 @@ class TrainConfig:
             (self.state_cache_gb >= 0, "state_cache_gb must be >= 0"),
             (self.bucket_size >= 1, "bucket_size must be >= 1"),
             (self.num_workers >= 0, "num_workers must be >= 0"),
+            (self.num_threads is None or self.num_threads >= 1,
+             "num_threads (--threads) must be >= 1 (or None: the cores available)"),
             (self.max_train_rows is None or self.max_train_rows >= 2, "max_train_rows must be >= 2"),
             (self.head_lr is None or self.head_lr > 0, "head_lr must be > 0 (or None: the lr)"),
             (self.head_epochs >= 0, "head_epochs must be >= 0"),

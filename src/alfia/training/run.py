@@ -201,6 +201,9 @@ def prepare_run(text_path, out_dir, model_config, train_config, *, resume: bool,
         model_config = model_config or AlfiaConfig()
         train_config = train_config or TrainConfig()
         _refuse_existing_run(layout)
+    if train_config.head_from is not None and not RunLayout.of(train_config.head_from).fusion_head.is_file():
+        raise AlfiaError(f"{train_config.head_from}: --head-from names no finished run (no "
+                         f"{RunLayout.of(train_config.head_from).fusion_head.name})")
     if not model_config.trains_encoder and train_config.head_epochs < 1:
         raise AlfiaError("train_layers=0 trains only ALF + the head, over cached states: head_epochs must be >= 1")
     text_path = Path(text_path).resolve()
