@@ -440,6 +440,27 @@ def _(t):
     return t.predict_args(run, t.assets.text_path)
 
 
+def _edit_json(path: Path, edit) -> Path:
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))  # json writes NaN and Infinity as such
+    return path
+
+
+@case("run-calibration-deleted", "calibration.json", "missing", "'platt'")
+def _(t):  # its thresholds were chosen on calibrated probabilities: predicting without it is wrong (issue 26)
+    run = t.run()
+    (run / "calibration.json").unlink()
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-calibration-of-another-method", "calibration.json", "'none'", "'platt'")
+def _(t):
+    run = t.run()
+    _edit_json(run / "calibration.json", lambda d: d.update(method="none"))
+    return t.predict_args(run, t.assets.text_path)
+
+
 @case("run-not-a-folder", "nowhere", "not a run directory")
 def _(t):
     return t.predict_args(t.path("nowhere"), t.assets.text_path)

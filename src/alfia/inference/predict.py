@@ -43,7 +43,7 @@ class LoadedRun:
     threshold_source: str
     template: str | None
     device: torch.device
-    calibrator: Any  # alfia.models.calibrator.Calibrator fitted on val (identity for runs without one)
+    calibrator: Any  # alfia.models.calibrator.Calibrator fitted on val (identity for runs trained before one)
 
     @property
     def max_length(self) -> int:
@@ -106,7 +106,7 @@ def load_run(run_dir: str | os.PathLike, *, device: str = "auto", num_threads: i
     from alfia.models.calibrator import Calibrator
 
     return LoadedRun(layout.root, model, config, point.threshold, source, config.get("data", {}).get("template"), dev,
-                     Calibrator.load_or_identity(layout.calibration))
+                     Calibrator.load_for_run(layout.calibration, config["train"].get("calibration")))
 
 
 def read_inference_input(path: str | os.PathLike, run: LoadedRun | None = None, *,

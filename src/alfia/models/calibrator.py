@@ -94,6 +94,21 @@ class Calibrator:
             raise AlfiaError(f"{path}: {e}") from None
 
     @classmethod
-    def load_or_identity(cls, path: str | os.PathLike) -> "Calibrator":
-        """A run trained before calibration existed has no file: its probabilities stay sigmoid(logit)."""
-        return cls.load_json(path) if Path(path).exists() else cls("none")
+    def load_for_run(cls, path: str | os.PathLike, method: str | None) -> "Calibrator":
+        """The calibrator of a run whose config.json names ``method`` (its ``train.calibration``): the file
+        must be there and hold that method, since the run's thresholds were chosen on calibrated
+        probabilities. ``method=None``: a run trained before calibration existed; without a file its
+        probabilities stay sigmoid(logit)."""
+        path = Path(path)
+        if method is None and not path.exists():
+            return cls("none")
+        if not path.is_file():
+            raise AlfiaError(f"{path}: missing, but the run's config.json names a {method!r} calibrator (its "
+                             f"thresholds were chosen on calibrated probabilities); restore the file, or train "
+                             f"the run again")
+        calibrator = cls.load_json(path)
+        if method is not None and calibrator.method != method:
+            raise AlfiaError(f"{path}: holds a {calibrator.method!r} calibrator, but the run's config.json names "
+                             f"{method!r}; restore the run's own file, or train the run again")
+        return calibrator
+
