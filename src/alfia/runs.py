@@ -108,6 +108,8 @@ def read_alfia_config(run_dir: str | os.PathLike) -> dict:
     for key in ("model", "train", "data"):
         if key not in doc:
             raise AlfiaError(f"{layout.config}: not an ALFIA run config (no '{key}' section)")
+        if not isinstance(doc[key], dict):
+            raise AlfiaError(f"{layout.config}: '{key}' must be an object, got {type(doc[key]).__name__}")
     return doc
 
 
@@ -121,8 +123,12 @@ def write_predictions(path: str | os.PathLike, stay_id, split, label, prob, *, p
                        "label": np.asarray(label, dtype=np.int8), "prob": np.asarray(prob, dtype=float)})
     if prob_uncalibrated is not None:
         df[UNCALIBRATED_COLUMN] = np.asarray(prob_uncalibrated, dtype=float)
-    if not np.isfinite(df["prob"]).all():
-        raise AlfiaError(f"{path}: refusing to write non-finite probabilities")
+    for column in ("prob", UNCALIBRATED_COLUMN):
+        values = df[column].to_numpy() if column in df else np.zeros(0)
+        bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0) & (values <= 1)))
+        if bad.size:
+            raise AlfiaError(f"{path}: refusing to write '{column}' values that are not probabilities "
+                             f"({bad.size} rows, the first {values[bad[0]]!r})")
     return write_atomic(path, lambda p: df.to_parquet(p, index=False))
 
 

@@ -461,6 +461,79 @@ def _(t):
     return t.predict_args(run, t.assets.text_path)
 
 
+@case("run-calibration-slope-nan", "calibration.json", "'slope'", "finite")
+def _(t):
+    run = t.run()
+    _edit_json(run / "calibration.json", lambda d: d.update(slope=float("nan")))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-calibration-intercept-a-string", "calibration.json", "'intercept'")
+def _(t):
+    run = t.run()
+    _edit_json(run / "calibration.json", lambda d: d.update(intercept="0.5"))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-calibration-knot-above-1", "calibration.json", "'knots_y'", "[0, 1]")
+def _(t):
+    run = t.run()
+    _edit_json(run / "calibration.json", lambda d: d.update(method="isotonic", knots_x=[-1.0, 1.0], knots_y=[0.1, 3.0]))
+    _edit_json(run / "config.json", lambda d: d["train"].update(calibration="isotonic"))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-threshold-outside-0-1", "thresholds.json", "threshold", "[0, 1]", "5.0")
+def _(t):
+    run = t.run()
+    _edit_json(run / "thresholds.json", lambda d: d["operating_points"]["f1"].update(threshold=5.0))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-threshold-nan", "thresholds.json", "threshold", "nan")
+def _(t):
+    run = t.run()
+    _edit_json(run / "thresholds.json", lambda d: d["operating_points"]["f1"].update(threshold=float("nan")))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-threshold-decision-point-missing", "thresholds.json", "'f1'")
+def _(t):
+    run = t.run()
+    _edit_json(run / "thresholds.json", lambda d: d["operating_points"].pop("f1"))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-config-train-not-an-object", "config.json", "'train'", "object")
+def _(t):
+    run = t.run()
+    _edit_json(run / "config.json", lambda d: d.update(train="platt"))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-weights-nan", "run", "no valid probability", "fusion_head.safetensors")
+def _(t):  # weights that load but compute NaN: no NaN probability is written
+    from safetensors.torch import load_file, save_file
+
+    run = t.run()
+    weights = load_file(run / "fusion_head.safetensors")
+    save_file({k: v.float().fill_(float("nan")) if v.is_floating_point() else v for k, v in weights.items()},
+              run / "fusion_head.safetensors")
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("embed-weights-nan", "run", "no valid embedding")
+def _(t):
+    from safetensors.torch import load_file, save_file
+
+    run = t.run()
+    weights = load_file(run / "fusion_head.safetensors")
+    save_file({k: v.float().fill_(float("nan")) if v.is_floating_point() else v for k, v in weights.items()},
+              run / "fusion_head.safetensors")
+    return ["embed", run, "--input", t.assets.text_path, "--out", t.earlier("e.parquet"), "--overwrite",
+            "--threads", "1"]
+
+
 @case("run-not-a-folder", "nowhere", "not a run directory")
 def _(t):
     return t.predict_args(t.path("nowhere"), t.assets.text_path)

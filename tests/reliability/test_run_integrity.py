@@ -110,3 +110,22 @@ def test_a_run_finished_in_the_folder_while_this_one_prepared_is_not_overwritten
     with pytest.raises(AlfiaError, match="already holds a run"):
         run_module.train_run(assets.text_path, out, *_configs(assets, seed=7), progress=False)
     assert snapshot(out) == snapshot(assets.run)
+
+
+# --- 4. nothing that is not a probability is written -----------------------------------------------------
+
+@pytest.mark.parametrize("column, value", [("prob", 1.5), ("prob", float("nan")), ("prob", -0.1),
+                                           ("prob_uncalibrated", float("inf"))])
+def test_predictions_that_are_not_probabilities_are_never_written(tmp_path, column, value):
+    from alfia.errors import AlfiaError
+    from alfia.runs import write_predictions
+
+    values = {"prob": [0.2, 0.7], "prob_uncalibrated": [0.3, 0.6]}
+    values[column][1] = value
+    earlier = tmp_path / "predictions.parquet"
+    earlier.write_bytes(b"earlier predictions")
+    with pytest.raises(AlfiaError, match=f"predictions.parquet.*'{column}'.*not probabilities"):
+        write_predictions(earlier, [1, 2], ["val", "val"], [0, 1], values["prob"],
+                          prob_uncalibrated=values["prob_uncalibrated"])
+    assert earlier.read_bytes() == b"earlier predictions"
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions.parquet"]

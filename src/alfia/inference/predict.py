@@ -231,10 +231,20 @@ def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_e
     return logits, embeddings, layer_weights, perf
 
 
+def _check_finite(run: LoadedRun, inputs: InferenceInput, ok: np.ndarray, what: str) -> None:
+    """Nothing that is not a number leaves the model: NaN/inf come from damaged weights, never from a text."""
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        raise AlfiaError(f"{run.run_dir}: the model gives no valid {what} for {bad.size} of {len(ok)} texts of "
+                         f"{inputs.source or 'the input'} (NaN or inf; the first at stay_id {inputs.stay_id[bad[0]]}); "
+                         f"its weights (fusion_head.safetensors, the encoder) may be damaged")
+
+
 def predict(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64) -> tuple[pd.DataFrame, Performance]:
     """Probabilities and labels at the run's threshold, one row per input, in input order."""
     logits, _, _, perf = _run_batches(run, inputs, batch_size, want_embeddings=False)
     prob = run.calibrator.transform(logits)
+    _check_finite(run, inputs, np.isfinite(prob) & (prob >= 0) & (prob <= 1), "probability")
     out = pd.DataFrame({ID_COLUMN: inputs.stay_id})
     if inputs.split is not None:
         out[SPLIT_COLUMN] = inputs.split
@@ -253,6 +263,7 @@ def embed(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64) -> tu
     layer_weight_0..layer_weight_{N_f-1} (absent for poolers without layer weights: cls, mean, max).
     """
     _, embeddings, layer_weights, perf = _run_batches(run, inputs, batch_size, want_embeddings=True)
+    _check_finite(run, inputs, np.isfinite(embeddings).all(axis=1), "embedding")
     norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
     embeddings = embeddings / np.maximum(norms, 1e-12)  # Algorithm 2, line 19
     cols: dict[str, Any] = {ID_COLUMN: inputs.stay_id}

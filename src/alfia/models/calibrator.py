@@ -40,8 +40,22 @@ class Calibrator:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise AlfiaError(f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}")
+        # A hand-edited or damaged file must not turn every probability into NaN or move it out of [0, 1].
+        for name in ("intercept", "slope"):
+            if not _is_finite_number(getattr(self, name)):
+                raise AlfiaError(f"'{name}' must be a finite number, got {getattr(self, name)!r}")
+        for name in ("knots_x", "knots_y"):
+            knots = getattr(self, name)
+            if not isinstance(knots, (list, tuple)) or not all(_is_finite_number(v) for v in knots):
+                raise AlfiaError(f"'{name}' must be a list of finite numbers")
         if self.method == "isotonic" and (len(self.knots_x) < 1 or len(self.knots_x) != len(self.knots_y)):
             raise AlfiaError("isotonic calibration needs matching, non-empty knots_x and knots_y")
+        if np.any(np.diff(self.knots_x) < 0):
+            raise AlfiaError("'knots_x' must be non-decreasing (isotonic knots are sorted logits)")
+        if any(not 0.0 <= v <= 1.0 for v in self.knots_y):
+            raise AlfiaError("'knots_y' must be probabilities in [0, 1]")
+        if not isinstance(self.fitted_on, str):
+            raise AlfiaError(f"'fitted_on' must be a string, got {self.fitted_on!r}")
 
     @classmethod
     def fit(cls, method: str, logits, labels) -> "Calibrator":
@@ -112,3 +126,6 @@ class Calibrator:
                              f"{method!r}; restore the run's own file, or train the run again")
         return calibrator
 
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
