@@ -564,6 +564,32 @@ def _(t):
     return ["evaluate", run, "--n-boot", "10"]
 
 
+@case("evaluate-external-one-class", "site.parquet", "hospital_expire_flag", "deaths and survivors")
+def _(t):  # refused before anything is written: no external/site/, metrics.json as it was (issue 26)
+    df = t.cohort_df()
+    df["stay_id"] += 1_000_000  # other stays
+    df["hospital_expire_flag"] = 0
+    return ["evaluate", t.run(), "--n-boot", "10", "--external", t.cohort(df, name="site.parquet")]
+
+
+@case("evaluate-external-is-the-training-table", "text.parquet", "the run's own rows", "train", "val")
+def _(t):  # the run's own training rows are no external validation
+    return ["evaluate", t.run(), "--n-boot", "10", "--external", t.text()]
+
+
+@case("evaluate-external-is-the-training-cohort", "cohort.parquet", "the run's own rows")
+def _(t):
+    return ["evaluate", t.run(), "--n-boot", "10", "--external", t.cohort()]
+
+
+@case("evaluate-external-without-labels", "site.parquet", "hospital_expire_flag")
+def _(t):  # refused before the internal evaluation rewrites metrics.json
+    df = t.cohort_df().drop(columns=["hospital_expire_flag"])
+    df["stay_id"] += 1_000_000
+    df.to_parquet(t.path("site.parquet"), index=False)
+    return ["evaluate", t.run(), "--n-boot", "10", "--external", t.path("site.parquet")]
+
+
 @case("compare-folder-without-runs", "empty-folder")
 def _(t):
     t.path("empty-folder").mkdir()

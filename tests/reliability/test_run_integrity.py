@@ -129,3 +129,20 @@ def test_predictions_that_are_not_probabilities_are_never_written(tmp_path, colu
                           prob_uncalibrated=values["prob_uncalibrated"])
     assert earlier.read_bytes() == b"earlier predictions"
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.parquet"]
+
+
+# --- 5. an external cohort that cannot be scored leaves nothing --------------------------------------------
+
+def test_api_external_validation_on_one_class_leaves_no_external_folder(assets, tmp_path):
+    import alfia
+    from alfia.errors import AlfiaError
+
+    run = shutil.copytree(assets.run, tmp_path / "run")
+    text = assets.text.copy()
+    text["stay_id"] += 1_000_000
+    text["hospital_expire_flag"] = 0
+    text.to_parquet(tmp_path / "site.parquet", index=False)
+    before = snapshot(tmp_path)
+    with pytest.raises(AlfiaError, match="site.parquet.*one class only"):
+        alfia.evaluate(alfia.ALFIAClassifier.from_pretrained(run, num_threads=1), tmp_path / "site.parquet")
+    assert snapshot(tmp_path) == before
