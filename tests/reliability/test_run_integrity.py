@@ -146,3 +146,23 @@ def test_api_external_validation_on_one_class_leaves_no_external_folder(assets, 
     with pytest.raises(AlfiaError, match="site.parquet.*one class only"):
         alfia.evaluate(alfia.ALFIAClassifier.from_pretrained(run, num_threads=1), tmp_path / "site.parquet")
     assert snapshot(tmp_path) == before
+
+
+# --- 6. no HTML injection through a value of the run -----------------------------------------------------
+
+HOSTILE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+
+
+def test_a_hostile_model_name_reaches_card_and_report_pages_as_text(assets, tmp_path, capsys):
+    run = shutil.copytree(assets.run, tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["model_name"] = HOSTILE
+    (run / "config.json").write_text(json.dumps(config))
+    code, _, err = run_alfia(["card", run, "--out", tmp_path / "card.md"], capsys)
+    assert code == 0, err
+    code, _, err = run_alfia(["compare", run, "--out", tmp_path / "report", "--n-boot", "10"], capsys)
+    assert code == 0, err
+    for page in (tmp_path / "card.html", tmp_path / "report" / "report.html"):
+        text = page.read_text()
+        assert "<img src=x" not in text and "<script>" not in text, page
+        assert "&lt;img src=x onerror=alert(1)&gt;" in text, page
