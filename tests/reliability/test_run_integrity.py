@@ -9,6 +9,7 @@ import json
 import shutil
 import threading
 
+import numpy as np
 import pytest
 
 from cli_process import run_alfia
@@ -166,3 +167,28 @@ def test_a_hostile_model_name_reaches_card_and_report_pages_as_text(assets, tmp_
         text = page.read_text()
         assert "<img src=x" not in text and "<script>" not in text, page
         assert "&lt;img src=x onerror=alert(1)&gt;" in text, page
+
+
+# --- 7. a resume never keeps models of another cohort --------------------------------------------------------
+
+def test_baselines_resume_with_a_changed_cohort_retrains_like_a_fresh_run(assets, tmp_path, capsys):
+    import pandas as pd
+
+    from alfia.cohorts.io import write_cohort
+
+    def baselines(cohort, out, *extra):
+        code, _, err = run_alfia(["baselines", cohort, "--out", out, "--models", "LinearModel", "--profile", "fast",
+                                  "--n-boot", "5", "--jobs", "1", *extra], capsys)
+        assert code == 0, err
+        return pd.read_parquet(out / "LinearModel" / "predictions.parquet")
+
+    cohort = assets.cohort.copy()
+    write_cohort(cohort, tmp_path / "cohort.parquet", source="synthetic", variant="mimic")
+    first = baselines(tmp_path / "cohort.parquet", tmp_path / "zoo")
+    train = cohort["split"] == "train"  # the same val/test stays and labels; other training rows
+    cohort.loc[train, "hospital_expire_flag"] = 1 - cohort.loc[train, "hospital_expire_flag"]
+    write_cohort(cohort, tmp_path / "cohort.parquet", source="synthetic", variant="mimic")
+    resumed = baselines(tmp_path / "cohort.parquet", tmp_path / "zoo", "--resume")
+    fresh = baselines(tmp_path / "cohort.parquet", tmp_path / "fresh")
+    assert not np.allclose(resumed["prob"], first["prob"])
+    np.testing.assert_allclose(resumed["prob"], fresh["prob"])

@@ -22,7 +22,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,10 @@ class BaselineRunConfig:
     embeddings: str | None = None
     n_jobs: int = field(default_factory=available_cores)  # threads per model (--jobs)
     externals: list[str] = field(default_factory=list)
+    # Set by run_models: the SHA-256 of the training table's content (cohort, with boost's embeddings) and of
+    # each external cohort's features; --resume reuses a model only while they are unchanged.
+    data_sha256: str | None = None
+    externals_sha256: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -308,7 +312,8 @@ def reuse_finished(name: str, family: str, run: BaselineRunConfig, spec: Feature
                    out_dir: Path, externals: list[ExternalCohort] = ()) -> ModelResult | None:
     """A model's earlier result from OUT/<name>/, if it finished with the same settings and stays.
 
-    Same variant, seed, profile, features, and the same val/test stays and labels; anything else
+    Same variant, seed, profile, features, the same training table (its content's SHA-256: every row, the
+    training rows included) and external cohorts, and the same val/test stays and labels; anything else
     (or a run without metrics.json, i.e. one that did not finish) is retrained.
     """
     import json
@@ -323,6 +328,9 @@ def reuse_finished(name: str, family: str, run: BaselineRunConfig, spec: Feature
             and config.get("seed") == run.seed and config.get("profile") == run.profile
             and config.get("engine") == run.engine
             and config.get("run_config", {}).get("n_boot") == run.n_boot
+            and run.data_sha256 is not None and config.get("run_config", {}).get("data_sha256") == run.data_sha256
+            and all(config.get("run_config", {}).get("externals_sha256", {}).get(e.name) == run.externals_sha256[e.name]
+                    for e in externals)
             and config.get("features") == {"categorical": list(spec.categorical),
                                            "numeric": list(spec.numeric)})
     if not same:
@@ -376,6 +384,10 @@ def run_models(df: pd.DataFrame, *, jobs: list[tuple[str, Callable[[], TabularCl
         if external_features is not None:
             cohort.features = external_features(ext, cohort.features)
         prepared.append(cohort)
+    from alfia.cohorts.io import frame_sha256
+
+    run = replace(run, data_sha256=frame_sha256(df),
+                  externals_sha256={c.name: frame_sha256(c.features) for c in prepared})
     results: list[ModelResult] = []
     for name, make, family, library, description in jobs:
         if callback:

@@ -68,6 +68,18 @@ class Manifest:
         return cls(**known)
 
 
+def frame_sha256(df: pd.DataFrame) -> str:
+    """The SHA-256 of a table's content as read (column names, dtypes, every value in row order; not the
+    index): the fingerprint of a table that may have no file (a frame passed to the API)."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy(dtype=np.uint64).tobytes())
+    return digest.hexdigest()
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike, manifest: Manifest, *,
                 exclusive: bool = False) -> Manifest:
     """Write ``df`` and its manifest atomically. Returns the manifest as written (hash filled in).
