@@ -605,6 +605,60 @@ def _(t):
             "--learner", "lightgbm", "--profile", "fast", "--n-boot", "5"]
 
 
+# --- time series ---------------------------------------------------------------------------------
+
+def _hourly(t, edit=None, *, manifest: bool = True) -> Path:
+    """A small valid hourly table (40 stays x 6 hours, 3 variables), edited by ``edit(frame)``."""
+    from alfia.series.hourly import frame_from_arrays, write_hourly
+    from alfia.series.variables import VOCABULARY
+
+    variables = [VOCABULARY[n] for n in ("age", "heart_rate", "lactate")]
+    rng = np.random.default_rng(0)
+    values = rng.normal(80, 10, size=(40, 6, 3))
+    values[rng.random(values.shape) < 0.3] = np.nan
+    split = np.array(["train"] * 24 + ["val"] * 8 + ["test"] * 8, dtype=object)
+    frame = frame_from_arrays(np.arange(40) + 1000, (np.arange(40) % 4 == 0).astype(int), split, values,
+                              [v.name for v in variables])
+    if edit is not None:
+        edit(frame)
+    path = t.path("hourly.parquet")
+    if manifest:
+        write_hourly(frame, path, source="synthetic", variables=variables, hours=6)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def _series_train(t, hourly: Path) -> list:
+    return ["series", "train", hourly, "--out", t.path("srun"), "--epochs", "1", "--threads", "1"]
+
+
+@case("series-label-differs-within-a-stay", "hourly.parquet", "hospital_expire_flag", "stay 1001")
+def _(t):  # issue 26: it trained with exit 0
+    def edit(f):
+        f.loc[(f.stay_id == 1001) & (f.hour == 3), "hospital_expire_flag"] = 1
+    return _series_train(t, _hourly(t, edit))
+
+
+@case("series-split-differs-within-a-stay", "hourly.parquet", "'split'", "stay 1002")
+def _(t):
+    def edit(f):
+        f.loc[(f.stay_id == 1002) & (f.hour == 6), "split"] = "test"
+    return _series_train(t, _hourly(t, edit))
+
+
+@case("series-inf-value", "hourly.parquet", "'heart_rate'", "inf", "stay 1003", "hour 2")
+def _(t):  # issue 26: scikit-learn's "Input contains NaN" traceback, config.json left behind
+    def edit(f):
+        f["heart_rate"] = f["heart_rate"].where(~((f.stay_id == 1003) & (f.hour == 2)), np.inf)
+    return _series_train(t, _hourly(t, edit))
+
+
+@case("series-table-without-manifest", "hourly.parquet", "no manifest", "hourly.manifest.json")
+def _(t):  # issue 26: predicted with every variable "absent" (their units live in the manifest alone)
+    return _series_train(t, _hourly(t, manifest=False))
+
+
 # --- outputs -------------------------------------------------------------------------------------
 
 @case("out-equals-input-predict", "text.parquet", "input")
