@@ -146,6 +146,22 @@ def _(t):
             "--profile", "fast", "--n-boot", "5"]
 
 
+@case("cohort-label-2-at-encode", "cohort.parquet", "hospital_expire_flag", "got 2", "row 4")
+def _(t):  # issue 26: encoded with exit 0
+    df = t.cohort_df()
+    df.loc[4, "hospital_expire_flag"] = 2
+    return ["encode", t.cohort(df), "--out", t.earlier("text.parquet"), "--overwrite"]
+
+
+@case("cohort-string-stay-id-at-baselines", "cohort.parquet", "'stay_id'", "integers", "row 0")
+def _(t):  # issue 26: trained with exit 0, and then broke `alfia compare`
+    df = t.cohort_df()
+    df["stay_id"] = "stay-" + df["stay_id"].astype(str)
+    df.to_parquet(t.path("cohort.parquet"), index=False)
+    return ["baselines", t.path("cohort.parquet"), "--out", t.path("zoo"), "--models", "LinearModel",
+            "--profile", "fast", "--n-boot", "5"]
+
+
 @case("cohort-duplicate-stay-id", "cohort.parquet", "stay_id")
 def _(t):
     df = t.cohort_df()
@@ -834,6 +850,14 @@ def _(t):
 def _(t):
     tar = write_tar(t.path("set-a.tar.gz"), {"1.txt": record_text(1), "3.txt": record_text(3),
                                              "2.txt": record_text(2, series=[("-01:00", "HR", 80)])})
+    return ["cohort", "physionet2012", "--records", tar, "--outcomes",
+            write_outcomes(t.path("Outcomes-a.txt"), [1, 2, 3]), "--out", t.path("p.parquet")]
+
+
+@accepted("physionet-minute-75-skipped", "1 malformed lines skipped", "set-a.tar.gz:3.txt:8")
+def _(t):  # issue 26: read as 06:15 without notice
+    tar = write_tar(t.path("set-a.tar.gz"), {"1.txt": record_text(1), "2.txt": record_text(2),
+                                             "3.txt": record_text(3, series=[("05:75", "HR", 80)])})
     return ["cohort", "physionet2012", "--records", tar, "--outcomes",
             write_outcomes(t.path("Outcomes-a.txt"), [1, 2, 3]), "--out", t.path("p.parquet")]
 

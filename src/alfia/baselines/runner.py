@@ -40,7 +40,7 @@ from alfia.baselines.registry import (
 )
 from alfia.cohorts.mapping import MappedCohort, fit_imputation, impute, map_cohort
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, get_schema
-from alfia.cohorts.validate import check_labels, split_for_training
+from alfia.cohorts.validate import check_integer_ids, check_labels, split_for_training
 from alfia.errors import AlfiaError
 from alfia.machine import available_cores, resolve_jobs
 from alfia.runs import RunLayout, write_predictions
@@ -132,6 +132,7 @@ def prepare_external(ext: ExternalInput, variant: str, train: pd.DataFrame) -> E
 def split_labelled(df: pd.DataFrame, source: str):
     """The checked train/val/test parts (``alfia.cohorts.validate.split_for_training``) and their labels."""
     parts = split_for_training(df, source)
+    check_integer_ids(df, source)
     return parts, {s: p[OUTCOME_COLUMN].astype(int).to_numpy() for s, p in parts.items()}
 
 

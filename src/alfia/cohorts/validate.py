@@ -378,6 +378,18 @@ def check_labels(df: pd.DataFrame, source: str, column: str = OUTCOME_COLUMN) ->
     return values.astype(np.int8)
 
 
+def check_integer_ids(df: pd.DataFrame, source: str) -> None:
+    """A cohort's ``stay_id`` holds integers (the CW-24 schema), so every model's predictions of it name the
+    same stays and ``alfia compare`` can pair them."""
+    ids = df[ID_COLUMN]
+    numeric = pd.to_numeric(ids, errors="coerce")
+    bad = (numeric.isna() | (numeric != np.round(numeric))).to_numpy()
+    if bad.any() or ids.dtype == object:
+        position = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        raise AlfiaError(f"{source}: column '{ID_COLUMN}' must hold integers (the CW-24 schema), got "
+                         f"{ids.iloc[position]!r} ({ids.dtype}) at {row_name(df, position)}")
+
+
 def split_for_training(df: pd.DataFrame, source: str, *, need_test: bool = True) -> dict[str, pd.DataFrame]:
     """The train/val/test parts of a labelled table, checked: unique ``stay_id``, labels 0 or 1, a
     ``split`` column of train/val/test only, and deaths and survivors in both train (the loss) and val
