@@ -346,6 +346,13 @@ def _(t):
     return t.predict_args(t.run(), t.path("texts.csv"))
 
 
+@case("text-duplicate-stay-id-in-predict", "text.parquet", "'stay_id'", "repeats", "row 9")
+def _(t):  # issue 26: predicted with exit 0, two rows for one stay
+    df = t.text_df()
+    df.loc[9, "stay_id"] = df.loc[8, "stay_id"]
+    return t.predict_args(t.run(), t.text(df))
+
+
 @case("text-table-without-text-column", "cohort.parquet", "stay_id")
 def _(t):
     df = t.cohort_df().drop(columns=["stay_id"])
@@ -604,6 +611,13 @@ def _(t):  # refused before the internal evaluation rewrites metrics.json
     df["stay_id"] += 1_000_000
     df.to_parquet(t.path("site.parquet"), index=False)
     return ["evaluate", t.run(), "--n-boot", "10", "--external", t.path("site.parquet")]
+
+
+@case("evaluate-cohort-matching-no-stay", "other.parquet", "none of its", "stay_ids")
+def _(t):  # issue 26: exit 0 with every subgroup "unmatched"
+    df = t.cohort_df()
+    df["stay_id"] += 1_000_000
+    return ["evaluate", t.run(), "--n-boot", "10", "--cohort", t.cohort(df, name="other.parquet")]
 
 
 @case("compare-folder-without-runs", "empty-folder")
@@ -874,6 +888,34 @@ def _(t):
     df = t.text_df()
     df.loc[0, "text"] = "patient\x00 with \x1b[31msepsis\x07 and\ttabs\r\n"
     return ["predict", t.run(), "--input", t.text(df), "--out", t.path("p.parquet"), "--threads", "1"]
+
+
+def test_texts_of_another_template_are_scored_with_a_warning(assets, tmp_path, capsys):
+    """eICU texts scored by a MIMIC-IV run (issue 26: without notice): a warning says so and what to do."""
+    from alfia.cohorts.io import write_cohort
+    from alfia.cohorts.sources.synthetic import generate_synthetic
+    from alfia.text import encode_file
+    from alfia.text.encode import TextEncodingWarning
+
+    write_cohort(generate_synthetic("eicu", 20, 3), tmp_path / "eicu.parquet", source="synthetic", variant="eicu")
+    encode_file(tmp_path / "eicu.parquet", tmp_path / "eicu_text.parquet")
+    with pytest.warns(TextEncodingWarning, match=r"eicu_text.parquet: texts written with the 'eicu' template.*"
+                                                 r"trained on 'mimic' texts.*--external"):
+        code, _, err = run_alfia(["predict", assets.run, "--input", tmp_path / "eicu_text.parquet", "--out",
+                                  tmp_path / "p.parquet", "--threads", "1"], capsys)
+    assert code == 0, err
+
+
+def test_text_file_ids_keep_their_line_index_after_blank_lines(assets, tmp_path, capsys):
+    """Blank lines are skipped with a warning and keep their index (issue 26: the ids were renumbered)."""
+    from alfia.text.encode import TextEncodingWarning
+
+    (tmp_path / "texts.txt").write_text("first patient\n\n   \nfourth patient\n")
+    with pytest.warns(TextEncodingWarning, match=r"texts.txt: 2 blank line\(s\) skipped \(the first: line 2\)"):
+        code, _, err = run_alfia(["predict", assets.run, "--input", tmp_path / "texts.txt", "--out",
+                                  tmp_path / "p.parquet", "--threads", "1"], capsys)
+    assert code == 0, err
+    assert pd.read_parquet(tmp_path / "p.parquet")["stay_id"].tolist() == [0, 3]  # as with no blank lines
 
 
 @pytest.mark.parametrize("odd", ACCEPTED, ids=[c.id for c in ACCEPTED])
