@@ -146,6 +146,13 @@ def _(t):
             "--profile", "fast", "--n-boot", "5"]
 
 
+@case("cohort-validate-counts-rows-from-0", "cohort.parquet", "row 4 (stay_id=")
+def _(t):  # issue 26: validate said row 5 where encode and train said row 4; every message counts from 0 now
+    df = t.cohort_df()
+    df.loc[4, "hospital_expire_flag"] = 2
+    return ["cohort", "validate", t.cohort(df)]
+
+
 @case("cohort-label-2-at-encode", "cohort.parquet", "hospital_expire_flag", "got 2", "row 4")
 def _(t):  # issue 26: encoded with exit 0
     df = t.cohort_df()
@@ -748,6 +755,11 @@ def _(t):
 def _(t):
     text = t.text()
     return ["train", text, "--out", text]
+
+
+@case("message-with-emoji-code-printed-as-text", "root:x:0:0.txt", "no such file")
+def _(t):  # issue 26: rich printed "root:x:0" as "root❌0"
+    return t.predict_args(t.run(), t.path("root:x:0:0.txt"))
 
 
 # --- flags ---------------------------------------------------------------------------------------

@@ -188,7 +188,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
             run_dir = Path(self.run_dir)
         else:
             run_dir = Path(tempfile.mkdtemp(prefix="alfia-run-")) / "run"
-        console = Console(stderr=True, quiet=not self.progress)
+        console = Console(emoji=False, stderr=True, quiet=not self.progress)
         summary = train_run(as_path(texts, "text table"), run_dir, model_config, train_config, console=console,
                             progress=self.progress)
         self._set_learned(summary.run_dir)

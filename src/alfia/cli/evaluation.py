@@ -12,7 +12,7 @@ from rich.table import Table
 
 from alfia.cli import Overwrite, app
 
-out_console = Console()
+out_console = Console(emoji=False)
 
 _LABELS = {
     "auprc": "AUPRC", "auroc": "AUROC", "best_f1": "Best F1 (test-optimal)", "best_f2": "Best F2 (test-optimal)",
@@ -183,7 +183,7 @@ def compare(
 
     n_runs = len(find_run_dirs(run_dirs))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as progress:
+                  TimeElapsedColumn(), console=Console(emoji=False, stderr=True), transient=True) as progress:
         task = progress.add_task(f"Comparing {n_runs} runs", total=None)
 
         def step(message: str) -> None:

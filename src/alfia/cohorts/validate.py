@@ -130,16 +130,13 @@ def _schema(variant: str) -> CohortSchema:
 
 
 def _rows(df: pd.DataFrame, index: Sequence) -> str:
-    """'row 3 (stay_id 123), row 9 (stay_id 456) and 12 more' for the given index labels."""
+    """'row 3 (stay_id=123), row 9 (stay_id=456) and 12 more' for the given index labels: 0-based row
+    positions, as every message of the toolkit counts them (:func:`row_name`)."""
     index = list(index)
-    ids = df[ID_COLUMN] if ID_COLUMN in df.columns else None
     shown = []
     for label in index[:_MAX_ROWS_SHOWN]:
         pos = df.index.get_loc(label)
-        text = f"row {pos + 1}" if isinstance(pos, (int, np.integer)) else f"row {label}"
-        if ids is not None and isinstance(pos, (int, np.integer)):
-            text += f" ({ID_COLUMN} {ids.iloc[pos]})"
-        shown.append(text)
+        shown.append(row_name(df, int(pos)) if isinstance(pos, (int, np.integer)) else f"row {label}")
     more = len(index) - len(shown)
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 

@@ -395,7 +395,7 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
     """
     from alfia.models import build_model
 
-    console = console or Console(stderr=True)
+    console = console or Console(emoji=False, stderr=True)
     plan = prepare_run(text_path, out_dir, model_config, train_config, resume=resume, recipe=recipe,
                        console=console, progress=progress, callbacks=callbacks)
     seed_everything(plan.train_config.seed)
