@@ -22,12 +22,23 @@ def _umask_mode(base: int) -> int:
     return base & ~mask
 
 
+def _unwritable(target: Path, e: OSError):
+    """The error of a folder that refuses the temporary file: it names the file asked for, not the temporary."""
+    from alfia.errors import AlfiaError
+
+    return AlfiaError(f"{target}: cannot write it: folder {target.parent} is not writable "
+                      f"({e.strerror or type(e).__name__}); make it writable or write elsewhere")
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it onto ``target`` if the block succeeds."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    except OSError as e:
+        raise _unwritable(target, e) from None
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600 files; give the result the permissions a plain open() would have.
@@ -122,8 +133,11 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     stays in place until the new one is complete.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as e:
+        raise _unwritable(target, e) from None
     os.chmod(tmp, _umask_mode(0o777))
     old = None
     try:

@@ -189,6 +189,13 @@ def _(t):
     return ["cohort", "describe", p]
 
 
+@case("cohort-truncated-csv-gz", "cohort.csv.gz", "truncated")
+def _(t):  # issue 26: printed only "Aborted." and named no file
+    data = gzip.compress(t.cohort_df().to_csv(index=False).encode())
+    t.path("cohort.csv.gz").write_bytes(data[: len(data) // 2])
+    return ["cohort", "validate", t.path("cohort.csv.gz")]
+
+
 @case("cohort-csv-renamed-parquet", "cohort.parquet", "not a readable Parquet file")
 def _(t):
     t.cohort_df().to_csv(t.path("cohort.parquet"), index=False)
@@ -576,6 +583,15 @@ def _(t):
     cfg["train"]["epochs"] = "many"
     (run / "config.json").write_text(json.dumps(cfg))
     return ["train", "--resume", run]
+
+
+@case("evaluate-interrupted-run", "run", "interrupted", "alfia train --resume")
+def _(t):  # issue 26: said "no predictions file"
+    run = t.run()
+    for name in ("predictions.parquet", "thresholds.json", "calibration.json", "fusion_head.safetensors"):
+        (run / name).unlink()
+    shutil.rmtree(run / "adapter")
+    return ["evaluate", run, "--n-boot", "10"]
 
 
 @case("evaluate-corrupt-predictions", "predictions.parquet")

@@ -192,3 +192,25 @@ def test_baselines_resume_with_a_changed_cohort_retrains_like_a_fresh_run(assets
     fresh = baselines(tmp_path / "cohort.parquet", tmp_path / "fresh")
     assert not np.allclose(resumed["prob"], first["prob"])
     np.testing.assert_allclose(resumed["prob"], fresh["prob"])
+
+
+# --- 10. clear messages ---------------------------------------------------------------------------------
+
+def test_a_run_folder_that_refuses_writes_is_named_not_a_temporary_file(assets, tmp_path, capsys, monkeypatch):
+    """A read-only run (simulated: tests may run as root, whom permissions do not stop) gave a raw
+    "[Errno 13] ....tmp"; the line now names the file asked for and its folder."""
+    import tempfile
+    from pathlib import Path
+
+    run = shutil.copytree(assets.run, tmp_path / "run")
+
+    def refuse(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(Path(dir) / ".thresholds.json.x1y2.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    before = snapshot(tmp_path)
+    code, _, err = run_alfia(["evaluate", run, "--n-boot", "10"], capsys)
+    assert code == 2 and err.count("error: ") == 1, err
+    assert "thresholds.json: cannot write it: folder" in err and "not writable (Permission denied)" in err, err
+    assert ".tmp" not in err
+    assert snapshot(tmp_path) == before

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -190,6 +191,8 @@ def read_table_or_csv(path: str | os.PathLike) -> tuple[pd.DataFrame, Manifest |
         raise AlfiaError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise AlfiaError(f"{path}: not a readable CSV file ({e})") from None
+    except (EOFError, OSError, zlib.error) as e:  # a truncated or damaged .gz (EOFError would read "Aborted.")
+        raise AlfiaError(f"{path}: not a readable gzipped CSV file, truncated or damaged ({e})") from None
     if df.empty:
         raise AlfiaError(f"{path}: table has no rows")
     return df, None
