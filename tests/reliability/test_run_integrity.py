@@ -214,3 +214,32 @@ def test_a_run_folder_that_refuses_writes_is_named_not_a_temporary_file(assets, 
     assert "thresholds.json: cannot write it: folder" in err and "not writable (Permission denied)" in err, err
     assert ".tmp" not in err
     assert snapshot(tmp_path) == before
+
+
+def test_api_arguments_of_the_wrong_type_are_named_and_write_nothing(assets, tmp_path):
+    """epochs="two" ('>=' not supported), n="100" (TypeError), a text given to predict_proba (read as a
+    path) and save_pretrained onto a file (NotADirectoryError) each get a named error, and change nothing."""
+    import alfia
+    from alfia.errors import AlfiaError
+    from alfia.training import TrainConfig
+
+    with pytest.raises(AlfiaError, match=r"TrainConfig: epochs must be an integer, got 'two'"):
+        TrainConfig(epochs="two")
+    with pytest.raises(AlfiaError, match=r"TrainConfig: lr must be a number, got '1e-3'"):
+        TrainConfig(lr="1e-3")
+    assert TrainConfig(epochs=2.0).epochs == 2  # an integral float from JSON is that integer
+    with pytest.raises(AlfiaError, match=r"epochs must be an integer, got 'two'"):
+        alfia.ALFIAClassifier(backbone=str(assets.backbone), run_dir=tmp_path / "fit", epochs="two").fit(
+            assets.text_path)
+    with pytest.raises(AlfiaError, match=r"n \(--n\) must be an integer number of stays, got '100'"):
+        alfia.cohort.synthetic(n="100", out=tmp_path / "c.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+    clf = alfia.ALFIAClassifier.from_pretrained(assets.run, num_threads=1)
+    with pytest.raises(AlfiaError, match=r"'a 70 year old patient with sepsis' names no file.*\(\[text\]\)"):
+        clf.predict_proba("a 70 year old patient with sepsis")
+    assert clf.predict_proba(["a 70 year old patient with sepsis"]).shape == (1, 2)
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(AlfiaError, match=r"file: save_pretrained's directory must be a folder"):
+        clf.save_pretrained(tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
