@@ -243,3 +243,27 @@ def test_api_arguments_of_the_wrong_type_are_named_and_write_nothing(assets, tmp
     with pytest.raises(AlfiaError, match=r"file: save_pretrained's directory must be a folder"):
         clf.save_pretrained(tmp_path / "file")
     assert (tmp_path / "file").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+# --- 1, elsewhere: every command that fills a folder over a long time holds it ------------------------------
+
+def test_baselines_and_series_training_into_a_folder_another_job_holds_are_refused(assets, tmp_path, capsys):
+    from alfia.atomic import folder_lock
+    from alfia.series.hourly import frame_from_arrays, write_hourly
+    from alfia.series.variables import VOCABULARY
+
+    variables = [VOCABULARY[n] for n in ("age", "heart_rate")]
+    values = np.random.default_rng(0).normal(80, 10, size=(40, 4, 2))
+    split = np.array(["train"] * 24 + ["val"] * 8 + ["test"] * 8, dtype=object)
+    write_hourly(frame_from_arrays(np.arange(40) + 1000, (np.arange(40) % 4 == 0).astype(int), split, values,
+                                   [v.name for v in variables]), tmp_path / "hourly.parquet", source="synthetic",
+                 variables=variables, hours=4)
+    for out, args in (("zoo", ["baselines", assets.cohort_path, "--models", "LinearModel", "--profile", "fast",
+                               "--n-boot", "5"]),
+                      ("srun", ["series", "train", tmp_path / "hourly.parquet", "--epochs", "1", "--threads", "1"])):
+        (tmp_path / out).mkdir()
+        before = snapshot(tmp_path)
+        with folder_lock(tmp_path / out, wait=False):  # another job writes there
+            code, _, err = run_alfia([*args, "--out", tmp_path / out], capsys)
+        assert code == 2 and f"{out}: another job is writing this folder" in err, err
+        assert snapshot(tmp_path) == before

@@ -376,8 +376,20 @@ def run_models(df: pd.DataFrame, *, jobs: list[tuple[str, Callable[[], TabularCl
     ``resume=True`` reuses models that already finished in ``out_dir`` with the same settings.
     ``externals`` are scored whole by every model; ``external_features(input, features)`` may add
     columns to an external cohort's mapped, imputed features (ALFIA-boost joins its embeddings).
+    ``out_dir`` is this job's until its summary is written (``alfia.outputs.hold_output_dir``): a second job
+    on it is refused, not mixed in.
     """
-    out_dir = Path(out_dir)
+    from alfia.outputs import hold_output_dir
+
+    with hold_output_dir(out_dir):
+        return _run_models(df, jobs=jobs, spec=spec, run=run, out_dir=Path(out_dir), ensemble=ensemble,
+                           callback=callback, source=source, resume=resume, externals=externals,
+                           external_features=external_features)
+
+
+def _run_models(df: pd.DataFrame, *, jobs, spec: FeatureSpec, run: BaselineRunConfig, out_dir: Path,
+                ensemble: bool, callback: ProgressCallback | None, source: str, resume: bool, externals,
+                external_features) -> pd.DataFrame:
     parts, labels = split_labelled(df, source)
     prepared = []
     for ext in externals:
