@@ -22,12 +22,23 @@ def _umask_mode(base: int) -> int:
     return base & ~mask
 
 
+def _unwritable(target: Path, e: OSError):
+    """The error of a folder that refuses the temporary file: it names the file asked for, not the temporary."""
+    from alfia.errors import AlfiaError
+
+    return AlfiaError(f"{target}: cannot write it: folder {target.parent} is not writable "
+                      f"({e.strerror or type(e).__name__}); make it writable or write elsewhere")
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it onto ``target`` if the block succeeds."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    except OSError as e:
+        raise _unwritable(target, e) from None
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600 files; give the result the permissions a plain open() would have.
@@ -73,22 +84,44 @@ def read_json_object(path: str | os.PathLike, *, missing: str = "file is missing
     return data
 
 
+_HELD: set[str] = set()  # folders this process holds a lock on (their real paths)
+
+
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+def folder_lock(folder: str | os.PathLike, *, wait: bool = True, busy: str = "") -> Iterator[None]:
     """Hold an exclusive advisory lock on ``folder`` (flock on the folder itself: no lock file is left
     behind). Writers of files that belong together (a table and its manifest) take it, so two processes
     writing the same output finish one after the other and never leave one's table with the other's
-    manifest. Where flock does not exist (Windows), this does nothing."""
+    manifest. Where flock does not exist (Windows), this does nothing.
+
+    ``wait=False`` (a command that fills a folder for a long time, e.g. a training run): if another job holds
+    the lock, raise an ``AlfiaError`` naming the folder (``busy`` says what to do) instead of waiting. A
+    waiting lock on a folder this process already holds is a no-op (a table written into the held folder)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on POSIX
         yield
         return
+    key = os.path.realpath(folder)
+    if wait and key in _HELD:
+        yield
+        return
     fd = os.open(folder, os.O_RDONLY)
+    added = False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            from alfia.errors import AlfiaError
+
+            raise AlfiaError(f"{folder}: another job is writing this folder{'; ' + busy if busy else ''}") from None
+        if key not in _HELD:
+            _HELD.add(key)
+            added = True
         yield
     finally:
+        if added:
+            _HELD.discard(key)
         os.close(fd)  # closing releases the lock
 
 
@@ -100,8 +133,11 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     stays in place until the new one is complete.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as e:
+        raise _unwritable(target, e) from None
     os.chmod(tmp, _umask_mode(0o777))
     old = None
     try:

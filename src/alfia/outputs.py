@@ -9,15 +9,19 @@ A user's data (a hospital extract, a week of CPU training) may be impossible to 
     out = check_output(args.out, inputs=[cohort], overwrite=args.overwrite)
 
 Checking early is what keeps a refused command from changing anything; :mod:`alfia.atomic` keeps a
-command that fails half-way from leaving a torn file.
+command that fails half-way from leaving a torn file. A command that fills a folder over a long time (a
+training run) holds it with :func:`hold_output_dir` from its first file to its last, so a second job given
+the same folder is refused instead of mixing its files with the first one's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from alfia.atomic import folder_lock
 from alfia.errors import AlfiaError
 
 OVERWRITE_HINT = "pass --overwrite to replace it, or choose another"
@@ -93,3 +97,36 @@ def check_table_output(target: str | os.PathLike, *, inputs: Iterable[str | os.P
 
     return check_output(target, inputs=inputs, overwrite=overwrite, flag=flag,
                         companions=[manifest_path(target)])
+
+
+@contextlib.contextmanager
+def hold_output_dir(target: str | os.PathLike, *, flag: str = "--out") -> Iterator[Path]:
+    """Create the folder ``target`` if needed and hold its lock (:func:`alfia.atomic.folder_lock`) until the
+    block ends. A second job holding it meanwhile makes this raise at once (AlfiaError naming the folder), so
+    two jobs never write one folder together. If the block fails and a folder this call created is still empty,
+    it is removed again: a refused command leaves no new folder."""
+    target = Path(target)
+    top = target  # the highest folder this call creates
+    while not top.parent.exists() and top.parent != top.parent.parent:
+        top = top.parent
+    created = not target.exists()
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder_lock(target, wait=False, busy=f"wait for that job to finish, or choose another {flag}"):
+            yield target
+    except BaseException:
+        if created:
+            _remove_empty(target, top)
+        raise
+
+
+def _remove_empty(folder: Path, top: Path) -> None:
+    """Remove ``folder`` and its parents up to ``top`` while they are empty."""
+    while True:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another job's files, or this one's), or gone
+            return
+        if folder == top or folder.parent == folder:
+            return
+        folder = folder.parent

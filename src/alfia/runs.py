@@ -153,6 +153,8 @@ def read_alfia_config(run_dir: str | os.PathLike) -> dict:
     for key in ("model", "train", "data"):
         if key not in doc:
             raise AlfiaError(f"{layout.config}: not an ALFIA run config (no '{key}' section)")
+        if not isinstance(doc[key], dict):
+            raise AlfiaError(f"{layout.config}: '{key}' must be an object, got {type(doc[key]).__name__}")
     return doc
 
 
@@ -166,8 +168,12 @@ def write_predictions(path: str | os.PathLike, stay_id, split, label, prob, *, p
                        "label": np.asarray(label, dtype=np.int8), "prob": np.asarray(prob, dtype=float)})
     if prob_uncalibrated is not None:
         df[UNCALIBRATED_COLUMN] = np.asarray(prob_uncalibrated, dtype=float)
-    if not np.isfinite(df["prob"]).all():
-        raise AlfiaError(f"{path}: refusing to write non-finite probabilities")
+    for column in ("prob", UNCALIBRATED_COLUMN):
+        values = df[column].to_numpy() if column in df else np.zeros(0)
+        bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0) & (values <= 1)))
+        if bad.size:
+            raise AlfiaError(f"{path}: refusing to write '{column}' values that are not probabilities "
+                             f"({bad.size} rows, the first {values[bad[0]]!r})")
     return write_atomic(path, lambda p: df.to_parquet(p, index=False))
 
 
@@ -206,9 +212,31 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
     """A predictions file, validated (:func:`validate_predictions`)."""
     path = Path(path)
     if not path.exists():
-        raise AlfiaError(f"{path}: no predictions file")
+        raise AlfiaError(_no_predictions(path))
     try:
         df = pd.read_parquet(path)
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
         raise AlfiaError(f"{path}: not a readable Parquet file ({e})") from None
     return validate_predictions(df, str(path))
+
+
+def _no_predictions(path: Path) -> str:
+    """Why a run has no predictions file, and what to do: an interrupted run is resumed, not re-evaluated."""
+    layout = RunLayout(path.parent)
+    if path.name != "predictions.parquet" or not layout.config.is_file():
+        return f"{path}: no predictions file"
+    if not any((layout.root / name).is_dir() for name in ("checkpoint", "checkpoint.old")):
+        return (f"{layout.root}: the run did not finish (no {path.name}) and saved no checkpoint; delete the "
+                f"folder and train again")
+    try:
+        doc = read_json_object(layout.config)
+    except AlfiaError:
+        doc = {}
+    train = doc.get("train") if isinstance(doc.get("train"), dict) else {}
+    if doc.get("model_type") == "alfia":
+        how = f"`alfia train --resume {layout.root}`"
+    elif doc.get("model_family") == "series":
+        how = f"`alfia series train {train.get('hourly') or 'HOURLY'} --out {layout.root} --resume`"
+    else:
+        how = "the command that started it, with --resume"
+    return f"{layout.root}: the run was interrupted before it finished (no {path.name}); continue it with {how}"

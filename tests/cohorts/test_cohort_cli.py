@@ -82,11 +82,11 @@ def test_bad_physionet_input_fails_cleanly_and_keeps_old_output(tmp_path, capsys
 @pytest.mark.parametrize("damage, expected", [
     (lambda df: df.drop(columns=["sapsii"]), "missing required column 'sapsii'"),
     (lambda df: df.assign(unittype=df["unittype"].where(df.index != 3, "Ward")),
-     "column 'unittype': unknown category 'Ward' at row 4"),
+     "column 'unittype': unknown category 'Ward' at row 3"),
     (lambda df: df.assign(age=df["age"].astype(object).where(df.index != 0, "old")),
-     "column 'age': non-numeric value 'old' at row 1"),
+     "column 'age': non-numeric value 'old' at row 0"),
     (lambda df: df.assign(hospital_expire_flag=df["hospital_expire_flag"].where(df.index != 5, 3)),
-     "label 3 is not 0 or 1 at row 6"),
+     "label 3 is not 0 or 1 at row 5"),
     (lambda df: df.assign(hosp_mort=df["hospital_expire_flag"]), "column 'hosp_mort' is refused"),
 ])
 def test_validate_bad_csv(tmp_path, capsys, damage, expected):

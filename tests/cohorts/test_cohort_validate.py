@@ -44,27 +44,27 @@ def test_unknown_category_names_value_row_and_stay(df):
     df.loc[4, "gender"] = "Alien"
     msg = _error(df)
     assert "column 'gender'" in msg and "unknown category 'Alien'" in msg
-    assert f"row 5 (stay_id {df.loc[4, 'stay_id']})" in msg
+    assert f"row 4 (stay_id={df.loc[4, 'stay_id']})" in msg
 
 
 def test_non_numeric_value(df):
     df["oasis"] = df["oasis"].astype(object)
     df.loc[7, "oasis"] = "high"
     msg = _error(df)
-    assert "column 'oasis'" in msg and "non-numeric value 'high'" in msg and "row 8" in msg
+    assert "column 'oasis'" in msg and "non-numeric value 'high'" in msg and "row 7" in msg
 
 
 def test_label_outside_0_1(df):
     df.loc[2, "hospital_expire_flag"] = 2
     msg = _error(df)
     assert "column 'hospital_expire_flag'" in msg and "label 2 is not 0 or 1" in msg
-    assert "row 3" in msg
+    assert "row 2" in msg
 
 
 def test_missing_label(df):
     df["hospital_expire_flag"] = df["hospital_expire_flag"].astype(float)
     df.loc[2, "hospital_expire_flag"] = float("nan")
-    assert "missing value at row 3" in _error(df)
+    assert "missing value at row 2" in _error(df)
 
 
 def test_value_outside_range(df):
@@ -83,8 +83,8 @@ def test_aggregate_consistency(df):
     df.loc[1, "sofa_dynamic_min"] = df.loc[1, "sofa_dynamic_max"] + 2
     df.loc[5, "sofa_dynamic_stddev"] = -0.5
     msg = _error(df)
-    assert "'sofa_dynamic_min': minimum above 'sofa_dynamic_max' at row 2" in msg
-    assert "'sofa_dynamic_stddev'" in msg and "row 6" in msg
+    assert "'sofa_dynamic_min': minimum above 'sofa_dynamic_max' at row 1" in msg
+    assert "'sofa_dynamic_stddev'" in msg and "row 5" in msg
 
 
 def test_first_outside_min_max(df):
@@ -98,7 +98,7 @@ def test_split_names_and_unique_stay_id(df):
     df.loc[9, "stay_id"] = df.loc[8, "stay_id"]
     msg = _error(df)
     assert "split 'holdout' is not one of train, val, test" in msg
-    assert "duplicated stay_id" in msg and "row 9" in msg and "row 10" in msg
+    assert "duplicated stay_id" in msg and "row 8" in msg and "row 9" in msg
 
 
 def test_split_optional_before_splitting(df):

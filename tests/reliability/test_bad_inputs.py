@@ -146,6 +146,29 @@ def _(t):
             "--profile", "fast", "--n-boot", "5"]
 
 
+@case("cohort-validate-counts-rows-from-0", "cohort.parquet", "row 4 (stay_id=")
+def _(t):  # issue 26: validate said row 5 where encode and train said row 4; every message counts from 0 now
+    df = t.cohort_df()
+    df.loc[4, "hospital_expire_flag"] = 2
+    return ["cohort", "validate", t.cohort(df)]
+
+
+@case("cohort-label-2-at-encode", "cohort.parquet", "hospital_expire_flag", "got 2", "row 4")
+def _(t):  # issue 26: encoded with exit 0
+    df = t.cohort_df()
+    df.loc[4, "hospital_expire_flag"] = 2
+    return ["encode", t.cohort(df), "--out", t.earlier("text.parquet"), "--overwrite"]
+
+
+@case("cohort-string-stay-id-at-baselines", "cohort.parquet", "'stay_id'", "integers", "row 0")
+def _(t):  # issue 26: trained with exit 0, and then broke `alfia compare`
+    df = t.cohort_df()
+    df["stay_id"] = "stay-" + df["stay_id"].astype(str)
+    df.to_parquet(t.path("cohort.parquet"), index=False)
+    return ["baselines", t.path("cohort.parquet"), "--out", t.path("zoo"), "--models", "LinearModel",
+            "--profile", "fast", "--n-boot", "5"]
+
+
 @case("cohort-duplicate-stay-id", "cohort.parquet", "stay_id")
 def _(t):
     df = t.cohort_df()
@@ -164,6 +187,13 @@ def _(t):
     p = t.cohort()
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
     return ["cohort", "describe", p]
+
+
+@case("cohort-truncated-csv-gz", "cohort.csv.gz", "truncated")
+def _(t):  # issue 26: printed only "Aborted." and named no file
+    data = gzip.compress(t.cohort_df().to_csv(index=False).encode())
+    t.path("cohort.csv.gz").write_bytes(data[: len(data) // 2])
+    return ["cohort", "validate", t.path("cohort.csv.gz")]
 
 
 @case("cohort-csv-renamed-parquet", "cohort.parquet", "not a readable Parquet file")
@@ -330,6 +360,13 @@ def _(t):
     return t.predict_args(t.run(), t.path("texts.csv"))
 
 
+@case("text-duplicate-stay-id-in-predict", "text.parquet", "'stay_id'", "repeats", "row 9")
+def _(t):  # issue 26: predicted with exit 0, two rows for one stay
+    df = t.text_df()
+    df.loc[9, "stay_id"] = df.loc[8, "stay_id"]
+    return t.predict_args(t.run(), t.text(df))
+
+
 @case("text-table-without-text-column", "cohort.parquet", "stay_id")
 def _(t):
     df = t.cohort_df().drop(columns=["stay_id"])
@@ -440,6 +477,100 @@ def _(t):
     return t.predict_args(run, t.assets.text_path)
 
 
+def _edit_json(path: Path, edit) -> Path:
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))  # json writes NaN and Infinity as such
+    return path
+
+
+@case("run-calibration-deleted", "calibration.json", "missing", "'platt'")
+def _(t):  # its thresholds were chosen on calibrated probabilities: predicting without it is wrong (issue 26)
+    run = t.run()
+    (run / "calibration.json").unlink()
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-calibration-of-another-method", "calibration.json", "'none'", "'platt'")
+def _(t):
+    run = t.run()
+    _edit_json(run / "calibration.json", lambda d: d.update(method="none"))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-calibration-slope-nan", "calibration.json", "'slope'", "finite")
+def _(t):
+    run = t.run()
+    _edit_json(run / "calibration.json", lambda d: d.update(slope=float("nan")))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-calibration-intercept-a-string", "calibration.json", "'intercept'")
+def _(t):
+    run = t.run()
+    _edit_json(run / "calibration.json", lambda d: d.update(intercept="0.5"))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-calibration-knot-above-1", "calibration.json", "'knots_y'", "[0, 1]")
+def _(t):
+    run = t.run()
+    _edit_json(run / "calibration.json", lambda d: d.update(method="isotonic", knots_x=[-1.0, 1.0], knots_y=[0.1, 3.0]))
+    _edit_json(run / "config.json", lambda d: d["train"].update(calibration="isotonic"))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-threshold-outside-0-1", "thresholds.json", "threshold", "[0, 1]", "5.0")
+def _(t):
+    run = t.run()
+    _edit_json(run / "thresholds.json", lambda d: d["operating_points"]["f1"].update(threshold=5.0))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-threshold-nan", "thresholds.json", "threshold", "nan")
+def _(t):
+    run = t.run()
+    _edit_json(run / "thresholds.json", lambda d: d["operating_points"]["f1"].update(threshold=float("nan")))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-threshold-decision-point-missing", "thresholds.json", "'f1'")
+def _(t):
+    run = t.run()
+    _edit_json(run / "thresholds.json", lambda d: d["operating_points"].pop("f1"))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-config-train-not-an-object", "config.json", "'train'", "object")
+def _(t):
+    run = t.run()
+    _edit_json(run / "config.json", lambda d: d.update(train="platt"))
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("run-weights-nan", "run", "no valid probability", "fusion_head.safetensors")
+def _(t):  # weights that load but compute NaN: no NaN probability is written
+    from safetensors.torch import load_file, save_file
+
+    run = t.run()
+    weights = load_file(run / "fusion_head.safetensors")
+    save_file({k: v.float().fill_(float("nan")) if v.is_floating_point() else v for k, v in weights.items()},
+              run / "fusion_head.safetensors")
+    return t.predict_args(run, t.assets.text_path)
+
+
+@case("embed-weights-nan", "run", "no valid embedding")
+def _(t):
+    from safetensors.torch import load_file, save_file
+
+    run = t.run()
+    weights = load_file(run / "fusion_head.safetensors")
+    save_file({k: v.float().fill_(float("nan")) if v.is_floating_point() else v for k, v in weights.items()},
+              run / "fusion_head.safetensors")
+    return ["embed", run, "--input", t.assets.text_path, "--out", t.earlier("e.parquet"), "--overwrite",
+            "--threads", "1"]
+
+
 @case("run-not-a-folder", "nowhere", "not a run directory")
 def _(t):
     return t.predict_args(t.path("nowhere"), t.assets.text_path)
@@ -452,6 +583,15 @@ def _(t):
     cfg["train"]["epochs"] = "many"
     (run / "config.json").write_text(json.dumps(cfg))
     return ["train", "--resume", run]
+
+
+@case("evaluate-interrupted-run", "run", "interrupted", "alfia train --resume")
+def _(t):  # issue 26: said "no predictions file"
+    run = t.run()
+    for name in ("predictions.parquet", "thresholds.json", "calibration.json", "fusion_head.safetensors"):
+        (run / name).unlink()
+    shutil.rmtree(run / "adapter")
+    return ["evaluate", run, "--n-boot", "10"]
 
 
 @case("evaluate-corrupt-predictions", "predictions.parquet")
@@ -470,6 +610,39 @@ def _(t):
     return ["evaluate", run, "--n-boot", "10"]
 
 
+@case("evaluate-external-one-class", "site.parquet", "hospital_expire_flag", "deaths and survivors")
+def _(t):  # refused before anything is written: no external/site/, metrics.json as it was (issue 26)
+    df = t.cohort_df()
+    df["stay_id"] += 1_000_000  # other stays
+    df["hospital_expire_flag"] = 0
+    return ["evaluate", t.run(), "--n-boot", "10", "--external", t.cohort(df, name="site.parquet")]
+
+
+@case("evaluate-external-is-the-training-table", "text.parquet", "the run's own rows", "train", "val")
+def _(t):  # the run's own training rows are no external validation
+    return ["evaluate", t.run(), "--n-boot", "10", "--external", t.text()]
+
+
+@case("evaluate-external-is-the-training-cohort", "cohort.parquet", "the run's own rows")
+def _(t):
+    return ["evaluate", t.run(), "--n-boot", "10", "--external", t.cohort()]
+
+
+@case("evaluate-external-without-labels", "site.parquet", "hospital_expire_flag")
+def _(t):  # refused before the internal evaluation rewrites metrics.json
+    df = t.cohort_df().drop(columns=["hospital_expire_flag"])
+    df["stay_id"] += 1_000_000
+    df.to_parquet(t.path("site.parquet"), index=False)
+    return ["evaluate", t.run(), "--n-boot", "10", "--external", t.path("site.parquet")]
+
+
+@case("evaluate-cohort-matching-no-stay", "other.parquet", "none of its", "stay_ids")
+def _(t):  # issue 26: exit 0 with every subgroup "unmatched"
+    df = t.cohort_df()
+    df["stay_id"] += 1_000_000
+    return ["evaluate", t.run(), "--n-boot", "10", "--cohort", t.cohort(df, name="other.parquet")]
+
+
 @case("compare-folder-without-runs", "empty-folder")
 def _(t):
     t.path("empty-folder").mkdir()
@@ -483,6 +656,60 @@ def _(t):
         t.path("emb.parquet"), index=False)
     return ["boost", t.cohort(), "--embeddings", t.path("emb.parquet"), "--out", t.path("boosted"),
             "--learner", "lightgbm", "--profile", "fast", "--n-boot", "5"]
+
+
+# --- time series ---------------------------------------------------------------------------------
+
+def _hourly(t, edit=None, *, manifest: bool = True) -> Path:
+    """A small valid hourly table (40 stays x 6 hours, 3 variables), edited by ``edit(frame)``."""
+    from alfia.series.hourly import frame_from_arrays, write_hourly
+    from alfia.series.variables import VOCABULARY
+
+    variables = [VOCABULARY[n] for n in ("age", "heart_rate", "lactate")]
+    rng = np.random.default_rng(0)
+    values = rng.normal(80, 10, size=(40, 6, 3))
+    values[rng.random(values.shape) < 0.3] = np.nan
+    split = np.array(["train"] * 24 + ["val"] * 8 + ["test"] * 8, dtype=object)
+    frame = frame_from_arrays(np.arange(40) + 1000, (np.arange(40) % 4 == 0).astype(int), split, values,
+                              [v.name for v in variables])
+    if edit is not None:
+        edit(frame)
+    path = t.path("hourly.parquet")
+    if manifest:
+        write_hourly(frame, path, source="synthetic", variables=variables, hours=6)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def _series_train(t, hourly: Path) -> list:
+    return ["series", "train", hourly, "--out", t.path("srun"), "--epochs", "1", "--threads", "1"]
+
+
+@case("series-label-differs-within-a-stay", "hourly.parquet", "hospital_expire_flag", "stay 1001")
+def _(t):  # issue 26: it trained with exit 0
+    def edit(f):
+        f.loc[(f.stay_id == 1001) & (f.hour == 3), "hospital_expire_flag"] = 1
+    return _series_train(t, _hourly(t, edit))
+
+
+@case("series-split-differs-within-a-stay", "hourly.parquet", "'split'", "stay 1002")
+def _(t):
+    def edit(f):
+        f.loc[(f.stay_id == 1002) & (f.hour == 6), "split"] = "test"
+    return _series_train(t, _hourly(t, edit))
+
+
+@case("series-inf-value", "hourly.parquet", "'heart_rate'", "inf", "stay 1003", "hour 2")
+def _(t):  # issue 26: scikit-learn's "Input contains NaN" traceback, config.json left behind
+    def edit(f):
+        f["heart_rate"] = f["heart_rate"].where(~((f.stay_id == 1003) & (f.hour == 2)), np.inf)
+    return _series_train(t, _hourly(t, edit))
+
+
+@case("series-table-without-manifest", "hourly.parquet", "no manifest", "hourly.manifest.json")
+def _(t):  # issue 26: predicted with every variable "absent" (their units live in the manifest alone)
+    return _series_train(t, _hourly(t, manifest=False))
 
 
 # --- outputs -------------------------------------------------------------------------------------
@@ -546,6 +773,11 @@ def _(t):
     return ["train", text, "--out", text]
 
 
+@case("message-with-emoji-code-printed-as-text", "root:x:0:0.txt", "no such file")
+def _(t):  # issue 26: rich printed "root:x:0" as "root❌0"
+    return t.predict_args(t.run(), t.path("root:x:0:0.txt"))
+
+
 # --- flags ---------------------------------------------------------------------------------------
 
 @case("flag-negative-epochs", "epochs")
@@ -583,6 +815,16 @@ def _(t):
     args = t.train_args(t.assets.text_path)
     args[args.index("--backbone") + 1] = str(t.path("no-such-model"))
     return args
+
+
+@case("flag-threads-zero", "threads", ">= 1")
+def _(t):  # checked with every other option, before the run folder is created (issue 26)
+    return t.train_args(t.assets.text_path, "--threads", "0")
+
+
+@case("flag-head-from-not-a-run", "nowhere", "--head-from")
+def _(t):
+    return t.train_args(t.assets.text_path, "--head-from", str(t.path("nowhere")))
 
 
 @case("flag-unknown-baseline-model", "NoSuchForest")
@@ -654,6 +896,14 @@ def _(t):
             write_outcomes(t.path("Outcomes-a.txt"), [1, 2, 3]), "--out", t.path("p.parquet")]
 
 
+@accepted("physionet-minute-75-skipped", "1 malformed lines skipped", "set-a.tar.gz:3.txt:8")
+def _(t):  # issue 26: read as 06:15 without notice
+    tar = write_tar(t.path("set-a.tar.gz"), {"1.txt": record_text(1), "2.txt": record_text(2),
+                                             "3.txt": record_text(3, series=[("05:75", "HR", 80)])})
+    return ["cohort", "physionet2012", "--records", tar, "--outcomes",
+            write_outcomes(t.path("Outcomes-a.txt"), [1, 2, 3]), "--out", t.path("p.parquet")]
+
+
 @accepted("text-100k-characters-truncated", "predictions")
 def _(t):
     df = t.text_df()
@@ -666,6 +916,34 @@ def _(t):
     df = t.text_df()
     df.loc[0, "text"] = "patient\x00 with \x1b[31msepsis\x07 and\ttabs\r\n"
     return ["predict", t.run(), "--input", t.text(df), "--out", t.path("p.parquet"), "--threads", "1"]
+
+
+def test_texts_of_another_template_are_scored_with_a_warning(assets, tmp_path, capsys):
+    """eICU texts scored by a MIMIC-IV run (issue 26: without notice): a warning says so and what to do."""
+    from alfia.cohorts.io import write_cohort
+    from alfia.cohorts.sources.synthetic import generate_synthetic
+    from alfia.text import encode_file
+    from alfia.text.encode import TextEncodingWarning
+
+    write_cohort(generate_synthetic("eicu", 20, 3), tmp_path / "eicu.parquet", source="synthetic", variant="eicu")
+    encode_file(tmp_path / "eicu.parquet", tmp_path / "eicu_text.parquet")
+    with pytest.warns(TextEncodingWarning, match=r"eicu_text.parquet: texts written with the 'eicu' template.*"
+                                                 r"trained on 'mimic' texts.*--external"):
+        code, _, err = run_alfia(["predict", assets.run, "--input", tmp_path / "eicu_text.parquet", "--out",
+                                  tmp_path / "p.parquet", "--threads", "1"], capsys)
+    assert code == 0, err
+
+
+def test_text_file_ids_keep_their_line_index_after_blank_lines(assets, tmp_path, capsys):
+    """Blank lines are skipped with a warning and keep their index (issue 26: the ids were renumbered)."""
+    from alfia.text.encode import TextEncodingWarning
+
+    (tmp_path / "texts.txt").write_text("first patient\n\n   \nfourth patient\n")
+    with pytest.warns(TextEncodingWarning, match=r"texts.txt: 2 blank line\(s\) skipped \(the first: line 2\)"):
+        code, _, err = run_alfia(["predict", assets.run, "--input", tmp_path / "texts.txt", "--out",
+                                  tmp_path / "p.parquet", "--threads", "1"], capsys)
+    assert code == 0, err
+    assert pd.read_parquet(tmp_path / "p.parquet")["stay_id"].tolist() == [0, 3]  # as with no blank lines
 
 
 @pytest.mark.parametrize("odd", ACCEPTED, ids=[c.id for c in ACCEPTED])

@@ -188,7 +188,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
             run_dir = Path(self.run_dir)
         else:
             run_dir = Path(tempfile.mkdtemp(prefix="alfia-run-")) / "run"
-        console = Console(stderr=True, quiet=not self.progress)
+        console = Console(emoji=False, stderr=True, quiet=not self.progress)
         summary = train_run(as_path(texts, "text table"), run_dir, model_config, train_config, console=console,
                             progress=self.progress)
         self._set_learned(summary.run_dir)
@@ -230,6 +230,9 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         from alfia.text.table import TEXT_COLUMN
 
         run = self._run()
+        if isinstance(X, str) and not Path(X).exists():  # a text, or a path to nothing: not a file to read
+            raise AlfiaError(f"ALFIAClassifier: X={X[:60]!r}{'...' if len(X) > 60 else ''} names no file; to score "
+                             f"one text, pass a list of texts ([text])")
         if isinstance(X, (str, os.PathLike)):
             return read_inference_input(os.fspath(X), run)
         if isinstance(X, pd.DataFrame):
@@ -265,12 +268,14 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
 
         The result is the run directory ``alfia train`` writes: ``alfia evaluate/predict/card`` read it.
         """
+        from alfia.outputs import check_output_dir
+
         self._check_fitted()
         target = Path(directory)
         if target.exists() and target.resolve() == Path(self.run_dir_).resolve():
             return target
-        if target.exists() and any(target.iterdir()):
-            raise AlfiaError(f"{target}: not empty; save_pretrained writes a new run directory")
+        # A file of that name, a non-empty folder, or a parent that is a file: named, before anything is copied.
+        check_output_dir(target, flag="save_pretrained's directory", hint="save_pretrained writes a new run directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:

@@ -181,7 +181,7 @@ def cross_fit_embeddings(run_dir: str | os.PathLike, text_table_path: str | os.P
 
     started = time.perf_counter()
     k = check_k(k)
-    console = console or Console(stderr=True, quiet=True)
+    console = console or Console(emoji=False, stderr=True, quiet=True)
     layout = RunLayout.of(run_dir).require()
     if layout.is_export:
         raise AlfiaError(f"{layout.root}: an export folder; --cross-fit refits the run on its training rows, so "

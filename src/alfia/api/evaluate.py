@@ -111,6 +111,8 @@ def _evaluate_external(model, run_dir: Path, texts, split: str, n_boot: int, see
         raise AlfiaError(f"{path}: no {OUTCOME_COLUMN} column with 0/1 labels; cannot evaluate")
     if SPLIT_COLUMN in frame.columns and split in set(frame[SPLIT_COLUMN]):
         frame = frame[frame[SPLIT_COLUMN] == split]
+    if frame[OUTCOME_COLUMN].nunique() < 2:  # before external/<name>/ is created: nothing to score
+        raise AlfiaError(f"{path}: the labels hold one class only; external validation needs deaths and survivors")
     own = read_predictions(RunLayout.of(run_dir).predictions)
     own_val = own[own[SPLIT_COLUMN] == "val"]  # thresholds stay those chosen on the model's own val rows
     name = path.name.removesuffix(".parquet").removesuffix(".csv")

@@ -22,7 +22,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from alfia.baselines.registry import (
 )
 from alfia.cohorts.mapping import MappedCohort, fit_imputation, impute, map_cohort
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, get_schema
-from alfia.cohorts.validate import check_labels, split_for_training
+from alfia.cohorts.validate import check_integer_ids, check_labels, split_for_training
 from alfia.errors import AlfiaError
 from alfia.machine import available_cores, resolve_jobs
 from alfia.runs import RunLayout, write_predictions
@@ -72,6 +72,10 @@ class BaselineRunConfig:
     embeddings: str | None = None
     n_jobs: int = field(default_factory=available_cores)  # threads per model (--jobs)
     externals: list[str] = field(default_factory=list)
+    # Set by run_models: the SHA-256 of the training table's content (cohort, with boost's embeddings) and of
+    # each external cohort's features; --resume reuses a model only while they are unchanged.
+    data_sha256: str | None = None
+    externals_sha256: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -128,6 +132,7 @@ def prepare_external(ext: ExternalInput, variant: str, train: pd.DataFrame) -> E
 def split_labelled(df: pd.DataFrame, source: str):
     """The checked train/val/test parts (``alfia.cohorts.validate.split_for_training``) and their labels."""
     parts = split_for_training(df, source)
+    check_integer_ids(df, source)
     return parts, {s: p[OUTCOME_COLUMN].astype(int).to_numpy() for s, p in parts.items()}
 
 
@@ -308,7 +313,8 @@ def reuse_finished(name: str, family: str, run: BaselineRunConfig, spec: Feature
                    out_dir: Path, externals: list[ExternalCohort] = ()) -> ModelResult | None:
     """A model's earlier result from OUT/<name>/, if it finished with the same settings and stays.
 
-    Same variant, seed, profile, features, and the same val/test stays and labels; anything else
+    Same variant, seed, profile, features, the same training table (its content's SHA-256: every row, the
+    training rows included) and external cohorts, and the same val/test stays and labels; anything else
     (or a run without metrics.json, i.e. one that did not finish) is retrained.
     """
     import json
@@ -323,6 +329,9 @@ def reuse_finished(name: str, family: str, run: BaselineRunConfig, spec: Feature
             and config.get("seed") == run.seed and config.get("profile") == run.profile
             and config.get("engine") == run.engine
             and config.get("run_config", {}).get("n_boot") == run.n_boot
+            and run.data_sha256 is not None and config.get("run_config", {}).get("data_sha256") == run.data_sha256
+            and all(config.get("run_config", {}).get("externals_sha256", {}).get(e.name) == run.externals_sha256[e.name]
+                    for e in externals)
             and config.get("features") == {"categorical": list(spec.categorical),
                                            "numeric": list(spec.numeric)})
     if not same:
@@ -367,8 +376,20 @@ def run_models(df: pd.DataFrame, *, jobs: list[tuple[str, Callable[[], TabularCl
     ``resume=True`` reuses models that already finished in ``out_dir`` with the same settings.
     ``externals`` are scored whole by every model; ``external_features(input, features)`` may add
     columns to an external cohort's mapped, imputed features (ALFIA-boost joins its embeddings).
+    ``out_dir`` is this job's until its summary is written (``alfia.outputs.hold_output_dir``): a second job
+    on it is refused, not mixed in.
     """
-    out_dir = Path(out_dir)
+    from alfia.outputs import hold_output_dir
+
+    with hold_output_dir(out_dir):
+        return _run_models(df, jobs=jobs, spec=spec, run=run, out_dir=Path(out_dir), ensemble=ensemble,
+                           callback=callback, source=source, resume=resume, externals=externals,
+                           external_features=external_features)
+
+
+def _run_models(df: pd.DataFrame, *, jobs, spec: FeatureSpec, run: BaselineRunConfig, out_dir: Path,
+                ensemble: bool, callback: ProgressCallback | None, source: str, resume: bool, externals,
+                external_features) -> pd.DataFrame:
     parts, labels = split_labelled(df, source)
     prepared = []
     for ext in externals:
@@ -376,6 +397,10 @@ def run_models(df: pd.DataFrame, *, jobs: list[tuple[str, Callable[[], TabularCl
         if external_features is not None:
             cohort.features = external_features(ext, cohort.features)
         prepared.append(cohort)
+    from alfia.cohorts.io import frame_sha256
+
+    run = replace(run, data_sha256=frame_sha256(df),
+                  externals_sha256={c.name: frame_sha256(c.features) for c in prepared})
     results: list[ModelResult] = []
     for name, make, family, library, description in jobs:
         if callback:

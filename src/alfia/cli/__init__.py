@@ -11,7 +11,9 @@ from rich.markup import escape
 
 from alfia.errors import AlfiaError
 
-console = Console(stderr=True, soft_wrap=True)  # one error, one line, whatever the width
+# One error, one line, whatever the width. emoji=False on every console the toolkit makes: messages carry user
+# text (paths, values), and ':x:' in "root:x:0" is text, not an emoji.
+console = Console(emoji=False, stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     name="alfia",

@@ -16,8 +16,8 @@ from rich.table import Table
 from alfia.cli import Overwrite, app
 from alfia.errors import AlfiaError
 
-out_console = Console()
-err_console = Console(stderr=True)
+out_console = Console(emoji=False)
+err_console = Console(emoji=False, stderr=True)
 
 
 class Engine(StrEnum):

@@ -16,8 +16,8 @@ from alfia.outputs import check_table_output
 cohort_app = typer.Typer(help="Build, validate and describe CW-24 cohort tables.", no_args_is_help=True)
 app.add_typer(cohort_app, name="cohort")
 
-out = Console()  # results go to stdout; errors go through alfia.cli.main to stderr
-err = Console(stderr=True)
+out = Console(emoji=False)  # results go to stdout; errors go through alfia.cli.main to stderr
+err = Console(emoji=False, stderr=True)
 
 
 def _print_summary(path: Path, manifest) -> None:

@@ -38,7 +38,7 @@ def run_demo(out: Path = DEFAULT_OUT, *, n_stays: int = 3000, n_boot: int = 1000
     from alfia.text import encode_file
     from alfia.training import TrainConfig, train_run
 
-    console = console or Console()
+    console = console or Console(emoji=False)
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     cohort_path, text_path, run_dir = out / "cohort.parquet", out / "text.parquet", out / "run"

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from alfia.cli import Overwrite, app
 
-out_console = Console()
+out_console = Console(emoji=False)
 
 _LABELS = {
     "auprc": "AUPRC", "auroc": "AUROC", "best_f1": "Best F1 (test-optimal)", "best_f2": "Best F2 (test-optimal)",
@@ -67,6 +67,8 @@ def evaluate(
     and RUN_DIR/figures/."""
     from alfia.api.evaluate import evaluate as api_evaluate
 
+    # Every external cohort is read and checked first: a bad one leaves metrics.json as it was.
+    externals = _read_externals(run_dir, list(external), device=device) if external else None
     with out_console.status(f"Evaluating {run_dir} ({n_boot} bootstrap resamples)..."):
         result = api_evaluate(run_dir, None, split=split, n_boot=n_boot, seed=seed, cohort=cohort).result
     thresholds = result["thresholds"]
@@ -89,36 +91,45 @@ def evaluate(
     out_console.print(f"Wrote {where / 'metrics.json'} and {len(result['figures'])} figures in "
                       f"{where / 'figures'}", highlight=False)
 
-    if external:
-        _evaluate_external(run_dir, list(external), n_boot=n_boot, seed=seed, batch_size=batch_size,
-                           device=device)
+    if externals is not None:
+        _evaluate_external(run_dir, *externals, n_boot=n_boot, seed=seed, batch_size=batch_size)
 
 
-def _evaluate_external(run_dir: Path, paths: list[Path], *, n_boot: int, seed: int, batch_size: int,
-                       device: str) -> None:
+def _read_externals(run_dir: Path, paths: list[Path], *, device: str):
+    """(the loaded ALFIA run or None, [(path, name, the cohort read and checked, or None)]): every check of
+    ``--external`` before anything is scored or written."""
     from alfia.errors import AlfiaError
-    from alfia.evaluation.external import evaluate_external, external_names, headline, read_shift
-    from alfia.runs import read_config
-    from alfia.runs import RunLayout
+    from alfia.evaluation.external import external_names
+    from alfia.runs import RunLayout, read_config
 
     names = external_names(paths)
-    run = None
-    if read_config(run_dir).get("model_type") == "alfia":
-        from alfia.inference import load_run
+    if read_config(run_dir).get("model_type") != "alfia":
+        for path, name in zip(paths, names):
+            if not RunLayout.of(run_dir).external(name).predictions.exists():
+                raise AlfiaError(f"{run_dir}: not an ALFIA run and no external/{name}/predictions.parquet; "
+                                 f"tabular models score external cohorts when they are trained "
+                                 f"(alfia baselines/boost ... --external {path})")
+        return None, [(path, name, None) for path, name in zip(paths, names)]
+    from alfia.inference import load_run
+    from alfia.inference.external import read_external
 
-        run = load_run(run_dir, device=device)
-    for path, name in zip(paths, names):
+    run = load_run(run_dir, device=device)
+    with out_console.status(f"Reading {len(paths)} external cohort(s)..."):
+        return run, [(path, name, read_external(run, path, name=name)) for path, name in zip(paths, names)]
+
+
+def _evaluate_external(run_dir: Path, run, externals: list, *, n_boot: int, seed: int, batch_size: int) -> None:
+    from alfia.evaluation.external import evaluate_external, headline, read_shift
+    from alfia.runs import RunLayout
+
+    for path, name, cohort in externals:
         with out_console.status(f"Scoring external cohort {path}..."):
             if run is not None:
                 from alfia.inference.external import score_external
 
-                result = score_external(run, path, n_boot=n_boot, seed=seed, batch_size=batch_size, name=name)
-            elif RunLayout.of(run_dir).external(name).predictions.exists():
-                result = evaluate_external(run_dir, name, n_boot=n_boot, seed=seed)
+                result = score_external(run, cohort, n_boot=n_boot, seed=seed, batch_size=batch_size)
             else:
-                raise AlfiaError(f"{run_dir}: not an ALFIA run and no external/{name}/predictions.parquet; "
-                                 f"tabular models score external cohorts when they are trained "
-                                 f"(alfia baselines/boost ... --external {path})")
+                result = evaluate_external(run_dir, name, n_boot=n_boot, seed=seed)
         out_console.print(metrics_table(result, f"{result['model_name']} — external {name}: {result['n']} stays, "
                                                 f"{result['n_pos']} deaths (thresholds from val)"))
         citl = result["calibration_in_the_large"]
@@ -172,7 +183,7 @@ def compare(
 
     n_runs = len(find_run_dirs(run_dirs))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as progress:
+                  TimeElapsedColumn(), console=Console(emoji=False, stderr=True), transient=True) as progress:
         task = progress.add_task(f"Comparing {n_runs} runs", total=None)
 
         def step(message: str) -> None:

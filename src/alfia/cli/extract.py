@@ -13,7 +13,7 @@ from alfia.cli import Overwrite
 from alfia.cli.cohort import cohort_app
 from alfia.outputs import check_table_output
 
-console = Console(stderr=True)
+console = Console(emoji=False, stderr=True)
 
 # DuckDB resource options, shared by every extraction command.
 MemoryLimit = Annotated[str, typer.Option(help="DuckDB memory limit; beyond it DuckDB spills to disk")]

@@ -13,7 +13,7 @@ from rich.console import Console
 from alfia.cli import Overwrite, app
 from alfia.errors import AlfiaError
 
-console = Console(stderr=True)
+console = Console(emoji=False, stderr=True)
 
 
 def _pos_weight(value: Optional[str]):

@@ -18,8 +18,8 @@ build_app = typer.Typer(help="Build an hourly table (value, measured mask, time 
 series_app.add_typer(build_app, name="build")
 app.add_typer(series_app, name="series")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False)
+err = Console(emoji=False, stderr=True)
 
 Hours = Annotated[int, typer.Option(help="Window: hours 1..HOURS after ICU admission.")]
 Seed = Annotated[int, typer.Option(help="Seed of the train/val/test split (as the cohort's).")]

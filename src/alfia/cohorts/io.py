@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,6 +67,18 @@ class Manifest:
     def from_dict(cls, d: dict[str, Any]) -> "Manifest":
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**known)
+
+
+def frame_sha256(df: pd.DataFrame) -> str:
+    """The SHA-256 of a table's content as read (column names, dtypes, every value in row order; not the
+    index): the fingerprint of a table that may have no file (a frame passed to the API)."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy(dtype=np.uint64).tobytes())
+    return digest.hexdigest()
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike, manifest: Manifest, *,
@@ -178,6 +191,8 @@ def read_table_or_csv(path: str | os.PathLike) -> tuple[pd.DataFrame, Manifest |
         raise AlfiaError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise AlfiaError(f"{path}: not a readable CSV file ({e})") from None
+    except (EOFError, OSError, zlib.error) as e:  # a truncated or damaged .gz (EOFError would read "Aborted.")
+        raise AlfiaError(f"{path}: not a readable gzipped CSV file, truncated or damaged ({e})") from None
     if df.empty:
         raise AlfiaError(f"{path}: table has no rows")
     return df, None

@@ -130,16 +130,13 @@ def _schema(variant: str) -> CohortSchema:
 
 
 def _rows(df: pd.DataFrame, index: Sequence) -> str:
-    """'row 3 (stay_id 123), row 9 (stay_id 456) and 12 more' for the given index labels."""
+    """'row 3 (stay_id=123), row 9 (stay_id=456) and 12 more' for the given index labels: 0-based row
+    positions, as every message of the toolkit counts them (:func:`row_name`)."""
     index = list(index)
-    ids = df[ID_COLUMN] if ID_COLUMN in df.columns else None
     shown = []
     for label in index[:_MAX_ROWS_SHOWN]:
         pos = df.index.get_loc(label)
-        text = f"row {pos + 1}" if isinstance(pos, (int, np.integer)) else f"row {label}"
-        if ids is not None and isinstance(pos, (int, np.integer)):
-            text += f" ({ID_COLUMN} {ids.iloc[pos]})"
-        shown.append(text)
+        shown.append(row_name(df, int(pos)) if isinstance(pos, (int, np.integer)) else f"row {label}")
     more = len(index) - len(shown)
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
@@ -376,6 +373,18 @@ def check_labels(df: pd.DataFrame, source: str, column: str = OUTCOME_COLUMN) ->
         raise AlfiaError(f"{source}: column '{column}' must be 0 or 1, got {values[position]:g} at "
                          f"{row_name(df, position)} ({int(outside.sum())} bad row(s))")
     return values.astype(np.int8)
+
+
+def check_integer_ids(df: pd.DataFrame, source: str) -> None:
+    """A cohort's ``stay_id`` holds integers (the CW-24 schema), so every model's predictions of it name the
+    same stays and ``alfia compare`` can pair them."""
+    ids = df[ID_COLUMN]
+    numeric = pd.to_numeric(ids, errors="coerce")
+    bad = (numeric.isna() | (numeric != np.round(numeric))).to_numpy()
+    if bad.any() or ids.dtype == object:
+        position = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        raise AlfiaError(f"{source}: column '{ID_COLUMN}' must hold integers (the CW-24 schema), got "
+                         f"{ids.iloc[position]!r} ({ids.dtype}) at {row_name(df, position)}")
 
 
 def split_for_training(df: pd.DataFrame, source: str, *, need_test: bool = True) -> dict[str, pd.DataFrame]:

@@ -498,7 +498,9 @@ def card_html(markdown: str, figures: dict[str, Path] | None = None) -> str:
     """One self-contained HTML page: the card, plus the run's figures inline (base64 PNG)."""
     from markdown_it import MarkdownIt
 
-    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    # html=False: raw HTML in the Markdown is rendered as text. Every value of the card (a model name, a
+    # source, a variable) comes from a file a user may have edited, so it reaches the page escaped, here, once.
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
     imgs = "".join(f'<img alt="{html.escape(name)}" src="data:image/png;base64,'
                    f'{base64.b64encode(path.read_bytes()).decode("ascii")}">'
                    for name, path in (figures or {}).items() if path.exists())

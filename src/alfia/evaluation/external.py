@@ -9,6 +9,7 @@ large. :func:`shift_report` describes how the external cohort differs from the t
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alfia.atomic import read_json_object, write_json_atomic
+from alfia.atomic import atomic_directory, read_json_object, write_json_atomic
 from alfia.cohorts.schema import OUTCOME_COLUMN, SPLIT_COLUMN, CohortSchema
 from alfia.errors import AlfiaError
 from alfia.evaluation.report import model_name_of, score_split
@@ -41,11 +42,12 @@ def external_names(paths: Sequence[str | os.PathLike]) -> list[str]:
     return names
 
 
-def external_frame(run_dir: str | os.PathLike, name: str) -> pd.DataFrame:
-    """The run's own val rows (they choose the thresholds) and the external cohort's rows."""
+def external_frame(run_dir: str | os.PathLike, name: str, *, folder: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The run's own val rows (they choose the thresholds) and the external cohort's rows (read from
+    external/<name>/, or ``folder``)."""
     layout = RunLayout.of(run_dir)
     internal = read_predictions(layout.predictions)
-    ext_path = layout.external(name).predictions
+    ext_path = RunLayout(Path(folder)).predictions if folder is not None else layout.external(name).predictions
     ext = read_predictions(ext_path)
     ext[SPLIT_COLUMN] = EXTERNAL_SPLIT
     return pd.concat([internal.loc[internal[SPLIT_COLUMN] == "val"], ext], ignore_index=True)
@@ -60,30 +62,47 @@ def calibration_in_the_large(label, prob) -> dict:
 
 
 def evaluate_external(run_dir: str | os.PathLike, name: str, *, n_boot: int = 1000, seed: int = 42,
-                      extra: dict | None = None) -> dict:
-    """Score RUN_DIR/external/<name>/predictions.parquet and write its metrics.json."""
+                      extra: dict | None = None, folder: str | os.PathLike | None = None) -> dict:
+    """Score RUN_DIR/external/<name>/predictions.parquet and write its metrics.json (``folder``: the files of
+    external/<name>/ being written elsewhere, see :func:`write_external`)."""
     layout = RunLayout.of(run_dir)
     ext = layout.external(name)
-    frame = external_frame(layout.root, name)
+    frame = external_frame(layout.root, name, folder=folder)
     result = score_split(frame, split=EXTERNAL_SPLIT, n_boot=n_boot, seed=seed,
                          source=str(ext.predictions))
     rows = frame.loc[frame[SPLIT_COLUMN] == EXTERNAL_SPLIT]
     result = {"model_name": model_name_of(layout.root), "external": name, "run_dir": str(layout.root.resolve()),
               **(extra or {}), **result,
               "calibration_in_the_large": calibration_in_the_large(rows["label"], rows["prob"])}
-    write_json_atomic(ext.metrics, result)
+    write_json_atomic(RunLayout(Path(folder)).metrics if folder is not None else ext.metrics, result)
     return result
 
 
 def write_external(run_dir: str | os.PathLike, name: str, stay_id, label, prob, *, n_boot: int = 1000,
                    seed: int = 42, shift: dict | None = None, extra: dict | None = None) -> dict:
-    """external/<name>/{predictions.parquet, shift.json, metrics.json} of one run; returns the metrics."""
-    ext = RunLayout.of(run_dir).external(name)
-    stay_id = np.asarray(stay_id)
-    write_predictions(ext.predictions, stay_id, [EXTERNAL_SPLIT] * len(stay_id), label, prob)
-    if shift is not None:
-        write_json_atomic(ext.shift, shift)
-    return evaluate_external(run_dir, name, n_boot=n_boot, seed=seed, extra=extra)
+    """external/<name>/{predictions.parquet, shift.json, metrics.json} of one run; returns the metrics.
+
+    The folder is written whole or not at all: it is filled next to its place and swapped in once scored, so
+    a cohort that cannot be scored leaves no external/<name>/ (and an earlier one as it was)."""
+    layout = RunLayout.of(run_dir)
+    target = layout.external(name).root
+    source = (extra or {}).get("external_source") or name
+    stay_id, label = np.asarray(stay_id), np.asarray(label)
+    if len(np.unique(label)) < 2:
+        raise AlfiaError(f"{source}: the labels hold one class only; external validation needs deaths and survivors")
+    had_parent = target.parent.exists()
+    try:
+        with atomic_directory(target) as tmp:
+            ext = RunLayout(tmp)
+            write_predictions(ext.predictions, stay_id, [EXTERNAL_SPLIT] * len(stay_id), label, prob)
+            if shift is not None:
+                write_json_atomic(ext.shift, shift)
+            return evaluate_external(run_dir, name, n_boot=n_boot, seed=seed, extra=extra, folder=tmp)
+    except BaseException:
+        if not had_parent:
+            with contextlib.suppress(OSError):
+                target.parent.rmdir()  # the external/ folder this call created, still empty
+        raise
 
 
 def read_shift(run_dir: str | os.PathLike, name: str) -> dict | None:

@@ -229,7 +229,11 @@ def clinical_sections(rows: pd.DataFrame, result: dict, config: dict, run_dir: P
                             "note": "no cohort file found (the run's config records none, or it has moved); "
                                     "pass one with --cohort for the subgroup tables"}
     else:
-        out["subgroups"] = subgroup_metrics(rows, subgroup_attributes(source), result["thresholds"]["f1"],
+        attributes = subgroup_attributes(source)
+        if cohort is not None and len(rows) and not attributes.index.isin(rows["stay_id"]).any():
+            raise AlfiaError(f"{cohort}: none of its {len(attributes)} stay_ids is one of the {len(rows)} stays "
+                             f"evaluated; --cohort takes the cohort (or text table) the run was built on")
+        out["subgroups"] = subgroup_metrics(rows, attributes, result["thresholds"]["f1"],
                                             n_boot=n_boot, seed=seed, source=str(source))
     return out
 

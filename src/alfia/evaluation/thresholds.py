@@ -89,13 +89,26 @@ def run_thresholds(run_dir) -> dict[str, ChosenThreshold]:
         doc = read_json_object(layout.thresholds)
         if doc.get("predictions_sha256") == sha256_file(layout.predictions):
             try:
-                return {name: ChosenThreshold(name, float(point["threshold"]), str(point["chosen_on"]),
-                                              float(point["score_on_chosen_split"]))
-                        for name, point in doc["operating_points"].items()}
+                points = {name: ChosenThreshold(name, float(point["threshold"]), str(point["chosen_on"]),
+                                                float(point["score_on_chosen_split"]))
+                          for name, point in doc["operating_points"].items()}
+                _check_points(points)
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 raise AlfiaError(f"{layout.thresholds}: malformed operating points ({e}); delete the file "
                                  f"and run `alfia evaluate {layout.root}` to choose them again") from None
+            return points
     return _chosen_on_val(layout)
+
+
+def _check_points(points: dict[str, ChosenThreshold]) -> None:
+    """Every operating point is there, with a threshold and a score that are probabilities (ValueError)."""
+    missing = sorted(set(OPERATING_POINTS) - set(points))
+    if missing:
+        raise ValueError(f"no operating point {', '.join(map(repr, missing))}")
+    for name, point in points.items():
+        for what, value in (("threshold", point.threshold), ("score_on_chosen_split", point.score_on_chosen_split)):
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"{name}: {what} must lie in [0, 1], got {value!r}")
 
 
 def write_run_thresholds(run_dir, pred=None) -> dict[str, ChosenThreshold]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,12 @@ import torch
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
 from alfia.cohorts.io import read_table_or_csv, read_utf8
-from alfia.cohorts.validate import check_labels
+from alfia.cohorts.validate import check_labels, row_name
 from alfia.evaluation.metrics import predicted_death
 from alfia.evaluation.thresholds import DECISION_POINT, run_thresholds
 from alfia.runs import RunLayout, read_alfia_config
 from alfia.runtime import TokenizedTexts, iterate_outputs, pad_token_id_of, resolve_device, set_threads, tokenize_texts
+from alfia.text.encode import TextEncodingWarning
 from alfia.text.table import TEXT_COLUMN, check_texts
 
 STREAM_ROWS = 4096  # texts tokenised and scored at a time by predict/embed
@@ -43,7 +45,7 @@ class LoadedRun:
     threshold_source: str
     template: str | None
     device: torch.device
-    calibrator: Any  # alfia.models.calibrator.Calibrator fitted on val (identity for runs without one)
+    calibrator: Any  # alfia.models.calibrator.Calibrator fitted on val (identity for runs trained before one)
     backend: str = "torch"  # or "onnxruntime" for an export folder (alfia export)
     export: dict | None = None  # an export folder's export.json
 
@@ -126,28 +128,40 @@ def load_run(run_dir: str | os.PathLike, *, device: str = "auto", num_threads: i
     from alfia.models.calibrator import Calibrator
 
     return LoadedRun(layout.root, model, config, point.threshold, source, config.get("data", {}).get("template"), dev,
-                     Calibrator.load_or_identity(layout.calibration), backend, export)
+                     Calibrator.load_for_run(layout.calibration, config["train"].get("calibration")), backend, export)
 
 
 def read_inference_input(path: str | os.PathLike, run: LoadedRun | None = None, *,
                          template: str | None = None) -> InferenceInput:
     """Texts from a file: a table with a ``text`` column (Parquet or CSV), cohort rows (Parquet or CSV,
-    encoded with the run's template), or a plain text file with one text per line."""
+    encoded with the run's template), or a plain text file with one text per line, whose ``stay_id`` is the
+    line's 0-based index, like a table's row (blank lines are skipped, with a warning, and keep their index)."""
     path = Path(path)
     if not path.exists():
         raise AlfiaError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix in (".txt", ".text"):
         lines = read_utf8(path).splitlines()
-        texts = [ln for ln in lines if ln.strip()]
-        if not texts:
+        index = [i for i, ln in enumerate(lines) if ln.strip()]
+        if not index:
             raise AlfiaError(f"{path}: no text lines")
-        return InferenceInput(texts, np.arange(len(texts)), source=str(path))
+        blank = [i for i in range(index[-1]) if not lines[i].strip()]  # blank lines at the end renumber nothing
+        if blank:
+            warnings.warn(f"{path}: {len(blank)} blank line(s) skipped (the first: line {blank[0] + 1}); each "
+                          f"text's stay_id stays its 0-based line index (line number - 1)", TextEncodingWarning,
+                          stacklevel=2)
+        return InferenceInput([lines[i] for i in index], np.asarray(index, dtype=np.int64), source=str(path))
     if suffix in (".parquet", ".csv", ".gz"):
-        df, _ = read_table_or_csv(path)
+        df, manifest = read_table_or_csv(path)
     else:
         raise AlfiaError(f"{path}: unknown input type '{suffix}'; give a .parquet or .csv table or a .txt file "
                          f"(one text per line)")
+    written = (manifest.extra or {}).get("template") if manifest is not None else None
+    if run is not None and TEXT_COLUMN in df.columns and written and run.template and written != run.template:
+        warnings.warn(f"{path}: texts written with the {written!r} template, but {run.run_dir} was trained on "
+                      f"{run.template!r} texts, so its scores of them extrapolate; to validate it on this source, "
+                      f"give its cohort to `alfia evaluate --external` (mapped into the run's variant)",
+                      TextEncodingWarning, stacklevel=2)
     return frame_to_input(df, str(path), run, template=template)
 
 
@@ -163,6 +177,10 @@ def frame_to_input(df: pd.DataFrame, source: str, run: LoadedRun | None = None, 
             df = to_variant(df, chosen, source=source)
         df = encode_cohort(df, template=chosen, source=source)
     check_texts(df, source)
+    if ID_COLUMN in df.columns and df[ID_COLUMN].duplicated().any():
+        position = int(np.flatnonzero(df[ID_COLUMN].duplicated().to_numpy())[0])
+        raise AlfiaError(f"{source}: column '{ID_COLUMN}' repeats stay {df[ID_COLUMN].iloc[position]} at "
+                         f"{row_name(df, position)}; each row is one stay")
     labels = None
     if OUTCOME_COLUMN in df.columns and df[OUTCOME_COLUMN].notna().any():
         # New stays carry no label (an all-empty column); a label that is there must be 0 or 1.
@@ -251,10 +269,20 @@ def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_e
     return logits, embeddings, layer_weights, perf
 
 
+def _check_finite(run: LoadedRun, inputs: InferenceInput, ok: np.ndarray, what: str) -> None:
+    """Nothing that is not a number leaves the model: NaN/inf come from damaged weights, never from a text."""
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        raise AlfiaError(f"{run.run_dir}: the model gives no valid {what} for {bad.size} of {len(ok)} texts of "
+                         f"{inputs.source or 'the input'} (NaN or inf; the first at stay_id {inputs.stay_id[bad[0]]}); "
+                         f"its weights (fusion_head.safetensors, the encoder) may be damaged")
+
+
 def predict(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64) -> tuple[pd.DataFrame, Performance]:
     """Probabilities and labels at the run's threshold, one row per input, in input order."""
     logits, _, _, perf = _run_batches(run, inputs, batch_size, want_embeddings=False)
     prob = run.calibrator.transform(logits)
+    _check_finite(run, inputs, np.isfinite(prob) & (prob >= 0) & (prob <= 1), "probability")
     out = pd.DataFrame({ID_COLUMN: inputs.stay_id})
     if inputs.split is not None:
         out[SPLIT_COLUMN] = inputs.split
@@ -273,6 +301,7 @@ def embed(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64) -> tu
     layer_weight_0..layer_weight_{N_f-1} (absent for poolers without layer weights: cls, mean, max).
     """
     _, embeddings, layer_weights, perf = _run_batches(run, inputs, batch_size, want_embeddings=True)
+    _check_finite(run, inputs, np.isfinite(embeddings).all(axis=1), "embedding")
     norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
     embeddings = embeddings / np.maximum(norms, 1e-12)  # Algorithm 2, line 19
     cols: dict[str, Any] = {ID_COLUMN: inputs.stay_id}

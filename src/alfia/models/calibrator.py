@@ -40,8 +40,22 @@ class Calibrator:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise AlfiaError(f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}")
+        # A hand-edited or damaged file must not turn every probability into NaN or move it out of [0, 1].
+        for name in ("intercept", "slope"):
+            if not _is_finite_number(getattr(self, name)):
+                raise AlfiaError(f"'{name}' must be a finite number, got {getattr(self, name)!r}")
+        for name in ("knots_x", "knots_y"):
+            knots = getattr(self, name)
+            if not isinstance(knots, (list, tuple)) or not all(_is_finite_number(v) for v in knots):
+                raise AlfiaError(f"'{name}' must be a list of finite numbers")
         if self.method == "isotonic" and (len(self.knots_x) < 1 or len(self.knots_x) != len(self.knots_y)):
             raise AlfiaError("isotonic calibration needs matching, non-empty knots_x and knots_y")
+        if np.any(np.diff(self.knots_x) < 0):
+            raise AlfiaError("'knots_x' must be non-decreasing (isotonic knots are sorted logits)")
+        if any(not 0.0 <= v <= 1.0 for v in self.knots_y):
+            raise AlfiaError("'knots_y' must be probabilities in [0, 1]")
+        if not isinstance(self.fitted_on, str):
+            raise AlfiaError(f"'fitted_on' must be a string, got {self.fitted_on!r}")
 
     @classmethod
     def fit(cls, method: str, logits, labels) -> "Calibrator":
@@ -94,6 +108,24 @@ class Calibrator:
             raise AlfiaError(f"{path}: {e}") from None
 
     @classmethod
-    def load_or_identity(cls, path: str | os.PathLike) -> "Calibrator":
-        """A run trained before calibration existed has no file: its probabilities stay sigmoid(logit)."""
-        return cls.load_json(path) if Path(path).exists() else cls("none")
+    def load_for_run(cls, path: str | os.PathLike, method: str | None) -> "Calibrator":
+        """The calibrator of a run whose config.json names ``method`` (its ``train.calibration``): the file
+        must be there and hold that method, since the run's thresholds were chosen on calibrated
+        probabilities. ``method=None``: a run trained before calibration existed; without a file its
+        probabilities stay sigmoid(logit)."""
+        path = Path(path)
+        if method is None and not path.exists():
+            return cls("none")
+        if not path.is_file():
+            raise AlfiaError(f"{path}: missing, but the run's config.json names a {method!r} calibrator (its "
+                             f"thresholds were chosen on calibrated probabilities); restore the file, or train "
+                             f"the run again")
+        calibrator = cls.load_json(path)
+        if method is not None and calibrator.method != method:
+            raise AlfiaError(f"{path}: holds a {calibrator.method!r} calibrator, but the run's config.json names "
+                             f"{method!r}; restore the run's own file, or train the run again")
+        return calibrator
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))

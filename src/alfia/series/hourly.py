@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -176,7 +175,18 @@ def arrays_from_frame(df: pd.DataFrame, variables: list[SeriesVariable] | None =
         bad = ids[counts != hours][:1] if (counts != hours).any() else ids[:1]
         raise AlfiaError(f"{source}: stay {bad[0]} does not have exactly one row for each hour 1..{hours}")
     n = len(ids)
+    for col in (OUTCOME_COLUMN, SPLIT_COLUMN):  # a stay has one label and one split, on each of its hours
+        if col in df.columns:
+            varies = df.groupby(ID_COLUMN, sort=False)[col].nunique(dropna=False) > 1
+            if varies.any():
+                raise AlfiaError(f"{source}: column {col!r} differs between the hours of stay {varies.index[varies][0]} "
+                                 f"({int(varies.sum())} stay(s)); a stay has one {col} on all its rows")
     values = df[names].to_numpy(dtype=np.float64).reshape(n, hours, len(names))
+    infinite = np.isinf(values)
+    if infinite.any():
+        i, h, j = (int(k[0]) for k in np.nonzero(infinite))
+        raise AlfiaError(f"{source}: column {names[j]!r} holds {values[i, h, j]} at stay {ids[i]}, hour {h + 1} "
+                         f"({int(infinite.sum())} infinite value(s)); an unmeasured hour is empty (NaN), not infinite")
     first = df.iloc[::hours]
     label = (first[OUTCOME_COLUMN].to_numpy().astype(np.int64) if OUTCOME_COLUMN in df
              else np.full(n, -1, dtype=np.int64))
@@ -187,15 +197,18 @@ def arrays_from_frame(df: pd.DataFrame, variables: list[SeriesVariable] | None =
 
 def read_hourly(path: str | os.PathLike) -> HourlyArrays:
     """Read an hourly table written by :func:`write_hourly` (variables and units from its manifest)."""
+    from alfia.cohorts.io import manifest_path
+
     df, manifest = read_table(path)
-    variables = None
-    if manifest is not None:
-        if manifest.kind != KIND:
-            raise AlfiaError(f"{path}: a {manifest.kind} table, not an hourly table (build one with "
-                             f"`alfia series build`)")
-        variables = [SeriesVariable.from_dict(d) for d in manifest.extra.get("variables", [])] or None
+    if manifest is None:  # the variables' units live in the manifest alone: without it no unit could match
+        raise AlfiaError(f"{path}: no manifest ({manifest_path(path).name}); an hourly table's variables and units "
+                         f"are in it. Keep it beside the table (`alfia series build` writes both)")
+    if manifest.kind != KIND:
+        raise AlfiaError(f"{path}: a {manifest.kind} table, not an hourly table (build one with "
+                         f"`alfia series build`)")
+    variables = [SeriesVariable.from_dict(d) for d in manifest.extra.get("variables", [])] or None
     arrays = arrays_from_frame(df, variables, source=str(path))
-    arrays.source = manifest.source if manifest is not None else str(Path(path).name)
+    arrays.source = manifest.source
     return arrays
 
 

@@ -111,12 +111,22 @@ def run_config(cfg: SeriesTrainConfig, model_config, arrays: HourlyArrays) -> di
 def train_series(arrays: HourlyArrays, out_dir: str | os.PathLike, cfg: SeriesTrainConfig, *,
                  resume: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Fit ``cfg.model`` on the train stays of ``arrays``; select on val AUPRC; write the run. Returns a
-    summary (best epoch, val AUPRC, seconds per epoch, epochs run)."""
-    from alfia.runtime.device import resolve_device, seed_everything
+    summary (best epoch, val AUPRC, seconds per epoch, epochs run).
+
+    The run folder is this job's from its checks to its last file (``alfia.outputs.hold_output_dir``): a second
+    job on it is refused, and a refused run leaves no new folder."""
+    from alfia.outputs import hold_output_dir
 
     cfg.validate()
+    with hold_output_dir(RunLayout.of(out_dir).root):
+        return _train_series(arrays, RunLayout.of(out_dir), cfg, resume=resume, log=log)
+
+
+def _train_series(arrays: HourlyArrays, layout: RunLayout, cfg: SeriesTrainConfig, *, resume: bool,
+                  log: Callable[[str], None] | None) -> dict:
+    from alfia.runtime.device import resolve_device, seed_everything
+
     say = log or (lambda _msg: None)
-    layout = RunLayout.of(out_dir)
     check_splits(arrays, cfg.hourly or arrays.source or "hourly table")
     if layout.config.exists() and not resume:
         raise AlfiaError(f"{layout.root}: already holds a run (config.json); pass --resume to continue it "

@@ -23,7 +23,7 @@ from alfia.cohorts.io import (
 from alfia.cohorts.schema import (
     ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SPLIT_COLUMN, CohortSchema, Variable,
 )
-from alfia.cohorts.validate import row_name
+from alfia.cohorts.validate import check_labels, row_name
 from alfia.errors import AlfiaError
 from alfia.text.numbers import BMI_DECIMALS, body_mass_index, decimals_for, format_column
 from alfia.text.table import TEXT_COLUMN
@@ -189,6 +189,8 @@ def encode_cohort(df: pd.DataFrame, template: str = "auto", missing: MissingMode
     if missing not in MISSING_MODES:
         raise AlfiaError(f"missing must be one of {', '.join(MISSING_MODES)}, not {missing!r}")
     _check_columns(df, tmpl, source)
+    if OUTCOME_COLUMN in df.columns and df[OUTCOME_COLUMN].notna().any():
+        check_labels(df, source)  # new stays carry no label (an empty column); a label that is there is 0 or 1
     columns = prepare_columns(df, tmpl.schema, source)
     texts = render_prepared(columns, tmpl, missing, progress=progress)
     n = len(df)

@@ -65,7 +65,7 @@ class ProgressDisplay(Callback):
     """
 
     def __init__(self, console: Console | None = None, *, enabled: bool = True, log_every_s: float = 60.0):
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(emoji=False, stderr=True)
         self.enabled = enabled
         self.log_every_s = float(log_every_s)
         self._progress: Progress | None = None

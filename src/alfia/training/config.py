@@ -65,6 +65,7 @@ class TrainConfig:
         return self.lr if self.head_lr is None else self.head_lr
 
     def __post_init__(self) -> None:
+        self._check_types()
         checks = [
             (self.lr > 0, "lr must be > 0"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
@@ -78,6 +79,8 @@ class TrainConfig:
             (self.state_cache_gb >= 0, "state_cache_gb must be >= 0"),
             (self.bucket_size >= 1, "bucket_size must be >= 1"),
             (self.num_workers >= 0, "num_workers must be >= 0"),
+            (self.num_threads is None or self.num_threads >= 1,
+             "num_threads (--threads) must be >= 1 (or None: the cores available)"),
             (self.max_train_rows is None or self.max_train_rows >= 2, "max_train_rows must be >= 2"),
             (self.head_lr is None or self.head_lr > 0, "head_lr must be > 0 (or None: the lr)"),
             (self.head_epochs >= 0, "head_epochs must be >= 0"),
@@ -97,6 +100,21 @@ class TrainConfig:
                                      f"got {self.pos_weight!r}") from None
         if isinstance(self.pos_weight, (int, float)) and not self.pos_weight > 0:
             raise AlfiaError("TrainConfig: pos_weight must be > 0")
+
+    def _check_types(self) -> None:
+        """Numbers are numbers (``epochs="two"`` is named, not a TypeError of a comparison); an integer field
+        takes an integral float (2.0 from JSON) as that integer."""
+        for f in fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            if value is None or not ("int" in kind or "float" in kind) or (isinstance(value, str) and "str" in kind):
+                continue
+            integer = "float" not in kind
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    (integer and isinstance(value, float) and not value.is_integer()):
+                raise AlfiaError(f"TrainConfig: {f.name} must be {'an integer' if integer else 'a number'}, "
+                                 f"got {value!r}")
+            if integer and isinstance(value, float):
+                setattr(self, f.name, int(value))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -36,6 +36,7 @@ from alfia.atomic import read_json_object, sha256_file, write_json_atomic
 from alfia.cohorts.io import read_table
 from alfia.cohorts.schema import OUTCOME_COLUMN, SPLITS
 from alfia.errors import AlfiaError
+from alfia.outputs import hold_output_dir
 from alfia.runs import RunLayout, read_alfia_config, write_predictions
 from alfia.evaluation.thresholds import write_run_thresholds
 from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory, ProgressDisplay
@@ -165,6 +166,12 @@ class RunPlan:
                     memory_limit_gb=self.train_config.state_cache_gb)
 
 
+def _refuse_existing_run(layout: RunLayout) -> None:
+    if layout.config.exists():
+        raise AlfiaError(f"{layout.root}: already holds a run (config.json exists); continue it with --resume "
+                         f"{layout.root} or choose another --out")
+
+
 def prepare_run(text_path, out_dir, model_config, train_config, *, resume: bool, recipe: str | None,
                 console: Console, progress: bool, callbacks) -> RunPlan:
     """Phase 1: check the table and the configs (before anything is written), and describe the run."""
@@ -193,9 +200,10 @@ def prepare_run(text_path, out_dir, model_config, train_config, *, resume: bool,
             _, model_config, train_config, recipe = configs_from(None, text_path, {}, {}, recipe=recipe)
         model_config = model_config or AlfiaConfig()
         train_config = train_config or TrainConfig()
-        if layout.config.exists():
-            raise AlfiaError(f"{out_dir}: already holds a run (config.json exists); continue it with --resume "
-                             f"{out_dir} or choose another --out")
+        _refuse_existing_run(layout)
+    if train_config.head_from is not None and not RunLayout.of(train_config.head_from).fusion_head.is_file():
+        raise AlfiaError(f"{train_config.head_from}: --head-from names no finished run (no "
+                         f"{RunLayout.of(train_config.head_from).fusion_head.name})")
     if not model_config.trains_encoder and train_config.head_epochs < 1:
         raise AlfiaError("train_layers=0 trains only ALF + the head, over cached states: head_epochs must be >= 1")
     text_path = Path(text_path).resolve()
@@ -387,22 +395,23 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
     """
     from alfia.models import build_model
 
-    console = console or Console(stderr=True)
+    console = console or Console(emoji=False, stderr=True)
     plan = prepare_run(text_path, out_dir, model_config, train_config, resume=resume, recipe=recipe,
                        console=console, progress=progress, callbacks=callbacks)
     seed_everything(plan.train_config.seed)
     model = build_model(plan.model_config)
     data = {s: tokenize_table(p, model.tokenizer, model.max_length) for s, p in plan.parts.items() if not p.empty}
     plan.config_doc["encoder"] = describe_encoder_training(model)
-    plan.layout.root.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        write_json_atomic(plan.layout.config, plan.config_doc)
     set_threads(plan.train_config.num_threads)
-
-    bottom = cache_bottom(model, plan, data)
-    top = cache_top(model, plan, data, bottom)
-    head_result = train_head(model, plan, top)
-    del top
-    result, best_phase = train_encoder(model, plan, data, bottom, head_result)
-    del bottom
-    return finish_run(model, plan, data, result, best_phase, predict_splits)
+    # The folder is this job's from the first file written to the last: a second job on it is refused.
+    with hold_output_dir(plan.layout.root):
+        if not resume:
+            _refuse_existing_run(plan.layout)  # another job may have finished one here since prepare_run
+            write_json_atomic(plan.layout.config, plan.config_doc)
+        bottom = cache_bottom(model, plan, data)
+        top = cache_top(model, plan, data, bottom)
+        head_result = train_head(model, plan, top)
+        del top
+        result, best_phase = train_encoder(model, plan, data, bottom, head_result)
+        del bottom
+        return finish_run(model, plan, data, result, best_phase, predict_splits)

@@ -153,7 +153,7 @@ def _parse_lines(records: list[_RecordFile]) -> tuple[pd.DataFrame, list[str]]:
 
     time_s, param, value_s = (pc.utf8_trim_whitespace(table[c].combine_chunks())
                               for c in ("time", "parameter", "value"))
-    hm = pc.extract_regex(time_s, r"^(?P<h>\d{1,3}):(?P<m>\d{2})$")
+    hm = pc.extract_regex(time_s, r"^(?P<h>\d{1,3}):(?P<m>[0-5]\d)$")  # hh:mm; 05:75 is no time
     time_ok = pc.is_valid(hm).to_numpy(zero_copy_only=False)
     # Numbers are recognised by pattern, then cast in one Arrow kernel (no per-value Python).
     value_ok = pc.match_substring_regex(value_s, _NUMBER.pattern).to_numpy(zero_copy_only=False)

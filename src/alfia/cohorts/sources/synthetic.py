@@ -381,6 +381,10 @@ def generate_synthetic(variant: str, n: int, seed: int = DEFAULT_SEED) -> pd.Dat
     if variant not in CALIBRATIONS:
         raise AlfiaError(f"synthetic cohorts exist for variants {', '.join(CALIBRATIONS)}, "
                          f"not {variant!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise AlfiaError(f"n (--n) must be an integer number of stays, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise AlfiaError(f"seed must be an integer, got {seed!r}")
     if n < 16:
         raise AlfiaError(f"--n must be at least 16 to fill three stratified splits, got {n}")
     cal = CALIBRATIONS[variant]
