@@ -1,7 +1,7 @@
 """What one training step costs by the number of trained top layers K, over a cached bottom (issue 19).
 
     .venv/bin/python benchmarks/train_layers.py --text /work/bench/pn/text.parquet [--ks 1 2 3 6]
-        [--finetune full lora] [--prune-layers every-other] [--threads 2] [--steps 4]
+        [--finetune full lora] [--prune-layers every-other --fusion-layers 3] [--threads 2] [--steps 4]
 
 For each K: an ALFIA model on the real texts (the default all-MiniLM-L6-v2 unless --backbone), the frozen bottom
 of 64 median-length texts cached once (``compute_frozen_states`` of ``bottom_indices``), then forward + backward +
@@ -35,6 +35,7 @@ def main(argv=None) -> None:
     parser.add_argument("--ks", nargs="+", default=["1", "2", "3", "all"])
     parser.add_argument("--finetune", nargs="+", default=["full"])
     parser.add_argument("--prune-layers", default=None)
+    parser.add_argument("--fusion-layers", type=int, default=4, help="N_f (at most the layers left after pruning)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=4)
     args = parser.parse_args(argv)
@@ -45,7 +46,7 @@ def main(argv=None) -> None:
     for finetune in args.finetune:
         for k in args.ks:
             config = AlfiaConfig(backbone=args.backbone, train_layers=k, finetune=finetune,
-                                 prune_layers=args.prune_layers)
+                                 prune_layers=args.prune_layers, n_fusion_layers=args.fusion_layers)
             model = build_model(config)
             tok = model.tokenizer
             lengths = np.array([len(x) for x in tok(texts)["input_ids"]])

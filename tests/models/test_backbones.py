@@ -64,9 +64,9 @@ def test_other_encoder_families_work_with_lora(model_type, texts):
     model, tokenizer = _tiny(model_type)
     if model_type == "modernbert":  # paper targets are BERT names: mapped to ModernBERT's, with a warning
         with pytest.warns(UserWarning, match="Wqkv"):
-            alfia = build_model(AlfiaConfig(), backbone=model, tokenizer=tokenizer)
+            alfia = build_model(AlfiaConfig(train_layers="all", finetune="lora"), backbone=model, tokenizer=tokenizer)
     else:
-        alfia = build_model(AlfiaConfig(), backbone=model, tokenizer=tokenizer)
+        alfia = build_model(AlfiaConfig(train_layers="all", finetune="lora"), backbone=model, tokenizer=tokenizer)
     alfia.eval()
     batch = alfia.tokenize(texts)
     out = alfia(**batch)
@@ -81,18 +81,19 @@ def test_other_encoder_families_work_with_lora(model_type, texts):
 
 def test_user_targets_that_match_nothing_list_the_real_names(tiny_bert):
     with pytest.raises(AlfiaError, match=r"Wqkv match no linear layer .*self\.query, self\.key"):
-        build_model(AlfiaConfig(backbone=str(tiny_bert), lora=LoraSettings(target_modules="Wqkv")))
+        build_model(AlfiaConfig(backbone=str(tiny_bert), finetune="lora", lora=LoraSettings(target_modules="Wqkv")))
 
 
 def test_partly_matching_targets_warn(tiny_bert):
     with pytest.warns(UserWarning, match="q_proj match no linear layer"):
-        model = build_model(AlfiaConfig(backbone=str(tiny_bert), lora=LoraSettings(target_modules="query,q_proj")))
+        model = build_model(AlfiaConfig(backbone=str(tiny_bert), finetune="lora", train_layers="all",
+                                        lora=LoraSettings(target_modules="query,q_proj")))
     lora_modules = {n.split(".lora_")[0] for n, p in model.named_parameters() if "lora_A" in n}
     assert len(lora_modules) == 4 and all(n.endswith("query") for n in lora_modules)
 
 
 def test_lora_settings_reach_peft(tiny_bert):
-    model = build_model(AlfiaConfig(backbone=str(tiny_bert),
+    model = build_model(AlfiaConfig(backbone=str(tiny_bert), finetune="lora", train_layers="all",
                                     lora=LoraSettings(r=4, alpha=8, dropout=0.2, target_modules=("value",))))
     peft_config = model.encoder.peft_config["default"]
     assert (peft_config.r, peft_config.lora_alpha, peft_config.lora_dropout) == (4, 8, 0.2)

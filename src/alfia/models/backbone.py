@@ -226,6 +226,10 @@ def set_attention_dropout(model: nn.Module, p: float) -> int:
         else:
             module.attention_dropout = float(p)
         changed += 1
+    config = getattr(model, "config", None)
+    own = [getattr(config, key) for key in _model_family(model).attention_dropout_keys if hasattr(config, key)]
+    if not changed and own and all(float(rate) == float(p) for rate in own):
+        return 0  # the backbone already runs at this rate (e.g. ModernBERT's 0.0): nothing to change
     if not changed:
         raise AlfiaError(f"attention_dropout={p} was asked for, but the backbone "
                          f"({type(model).__name__}) has no attention module whose dropout ALFIA can set; "
