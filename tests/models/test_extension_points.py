@@ -101,7 +101,7 @@ def _tiny_modernbert_renamed(model_type: str):
 
 def test_a_registered_family_sets_the_lora_targets(monkeypatch, texts):
     model, tokenizer = _tiny_modernbert_renamed("tiny-family")
-    config = AlfiaConfig(n_fusion_layers=2, train_layers="all", finetune="lora")
+    config = AlfiaConfig(n_fusion_layers=2, train_layers="all", finetune="lora", attention_dropout=None)
     with pytest.raises(AlfiaError, match="query, key, value, output.dense match no linear layer"):
         build_model(config, backbone=model, tokenizer=tokenizer)
 

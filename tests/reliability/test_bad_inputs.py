@@ -491,61 +491,36 @@ def _(t):  # its thresholds were chosen on calibrated probabilities: predicting 
     return t.predict_args(run, t.assets.text_path)
 
 
-@case("run-calibration-of-another-method", "calibration.json", "'none'", "'platt'")
-def _(t):
-    run = t.run()
-    _edit_json(run / "calibration.json", lambda d: d.update(method="none"))
-    return t.predict_args(run, t.assets.text_path)
+def _predict_after_editing(id: str, edits: dict, *expect: str) -> None:
+    """A catalogue case: predict with a run whose JSON files were edited (``{file name: edit of its object}``)."""
+    @case(id, *expect)
+    def _(t):
+        run = t.run()
+        for name, edit in edits.items():
+            _edit_json(run / name, edit)
+        return t.predict_args(run, t.assets.text_path)
 
 
-@case("run-calibration-slope-nan", "calibration.json", "'slope'", "finite")
-def _(t):
-    run = t.run()
-    _edit_json(run / "calibration.json", lambda d: d.update(slope=float("nan")))
-    return t.predict_args(run, t.assets.text_path)
-
-
-@case("run-calibration-intercept-a-string", "calibration.json", "'intercept'")
-def _(t):
-    run = t.run()
-    _edit_json(run / "calibration.json", lambda d: d.update(intercept="0.5"))
-    return t.predict_args(run, t.assets.text_path)
-
-
-@case("run-calibration-knot-above-1", "calibration.json", "'knots_y'", "[0, 1]")
-def _(t):
-    run = t.run()
-    _edit_json(run / "calibration.json", lambda d: d.update(method="isotonic", knots_x=[-1.0, 1.0], knots_y=[0.1, 3.0]))
-    _edit_json(run / "config.json", lambda d: d["train"].update(calibration="isotonic"))
-    return t.predict_args(run, t.assets.text_path)
-
-
-@case("run-threshold-outside-0-1", "thresholds.json", "threshold", "[0, 1]", "5.0")
-def _(t):
-    run = t.run()
-    _edit_json(run / "thresholds.json", lambda d: d["operating_points"]["f1"].update(threshold=5.0))
-    return t.predict_args(run, t.assets.text_path)
-
-
-@case("run-threshold-nan", "thresholds.json", "threshold", "nan")
-def _(t):
-    run = t.run()
-    _edit_json(run / "thresholds.json", lambda d: d["operating_points"]["f1"].update(threshold=float("nan")))
-    return t.predict_args(run, t.assets.text_path)
-
-
-@case("run-threshold-decision-point-missing", "thresholds.json", "'f1'")
-def _(t):
-    run = t.run()
-    _edit_json(run / "thresholds.json", lambda d: d["operating_points"].pop("f1"))
-    return t.predict_args(run, t.assets.text_path)
-
-
-@case("run-config-train-not-an-object", "config.json", "'train'", "object")
-def _(t):
-    run = t.run()
-    _edit_json(run / "config.json", lambda d: d.update(train="platt"))
-    return t.predict_args(run, t.assets.text_path)
+# Files a run is loaded from, each edited into something that is not a valid run (issue 26): a named error.
+_predict_after_editing("run-calibration-of-another-method", {"calibration.json": lambda d: d.update(method="none")},
+                       "calibration.json", "'none'", "'platt'")
+_predict_after_editing("run-calibration-slope-nan", {"calibration.json": lambda d: d.update(slope=float("nan"))},
+                       "calibration.json", "'slope'", "finite")
+_predict_after_editing("run-calibration-intercept-a-string", {"calibration.json": lambda d: d.update(intercept="0.5")},
+                       "calibration.json", "'intercept'")
+_predict_after_editing("run-calibration-knot-above-1", {
+    "calibration.json": lambda d: d.update(method="isotonic", knots_x=[-1.0, 1.0], knots_y=[0.1, 3.0]),
+    "config.json": lambda d: d["train"].update(calibration="isotonic")}, "calibration.json", "'knots_y'", "[0, 1]")
+_predict_after_editing("run-threshold-outside-0-1",
+                       {"thresholds.json": lambda d: d["operating_points"]["f1"].update(threshold=5.0)},
+                       "thresholds.json", "threshold", "[0, 1]", "5.0")
+_predict_after_editing("run-threshold-nan",
+                       {"thresholds.json": lambda d: d["operating_points"]["f1"].update(threshold=float("nan"))},
+                       "thresholds.json", "threshold", "nan")
+_predict_after_editing("run-threshold-decision-point-missing",
+                       {"thresholds.json": lambda d: d["operating_points"].pop("f1")}, "thresholds.json", "'f1'")
+_predict_after_editing("run-config-train-not-an-object", {"config.json": lambda d: d.update(train="platt")},
+                       "config.json", "'train'", "object")
 
 
 @case("run-weights-nan", "run", "no valid probability", "fusion_head.safetensors")

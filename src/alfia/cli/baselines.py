@@ -219,8 +219,9 @@ def _in_sample_warnings_printed():
 
         def show(message, category, *args, **kwargs):
             if issubclass(category, InSampleEmbeddingsWarning):
+                # One whole line, never wrapped inside a path (logs and terminals alike).
                 err_console.print(f"[yellow]warning (in-sample embeddings):[/] {escape(str(message))}",
-                                  highlight=False)
+                                  highlight=False, soft_wrap=True)
             else:
                 shown(message, category, *args, **kwargs)
 
