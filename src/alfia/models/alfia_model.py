@@ -46,7 +46,7 @@ from alfia.models.backbone import (
 from alfia.models.config import AlfiaConfig
 from alfia.models.families import family_of
 from alfia.models.layers import (
-    bidirectional_mask, cached_state_indices, freeze_below, layer_stack, lora_layer_indices, prune_encoder,
+    bidirectional_mask, cached_state_indices, trained_parameter_names, layer_stack, lora_layer_indices, prune_encoder,
     run_layers, trained_layer_count,
 )
 from alfia.models.lora import apply_lora, load_lora_adapter, save_lora_adapter
@@ -117,7 +117,7 @@ class AlfiaModel(nn.Module):
             if not self._encoder_trained:
                 raise AlfiaError("finetune='lora' but the encoder has no trainable LoRA parameters")
         else:
-            self._encoder_trained = frozenset(freeze_below(encoder, self.trained_layers))
+            self._encoder_trained = frozenset(trained_parameter_names(encoder, self.trained_layers))
         self.set_trainable(True)
 
     # ---------------------------------------------------------------- parameters
@@ -298,7 +298,7 @@ class AlfiaModel(nn.Module):
             encoder = load_lora_adapter(encoder, layout.adapter)
         elif trained:
             _load_encoder_weights(encoder, layout.encoder_weights, every_weight=trained == num_layers(encoder.config),
-                                  names=freeze_below(encoder, trained))
+                                  names=trained_parameter_names(encoder, trained))
         model = cls(config, encoder, loaded.tokenizer, saved_reference)
         model.load_fusion_head(layout.fusion_head)
         model.set_trainable(trainable)

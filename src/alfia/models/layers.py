@@ -125,7 +125,7 @@ def prune_encoder(base_encoder: nn.Module, spec: str | None) -> tuple[int, ...]:
     return kept
 
 
-def freeze_below(base_encoder: nn.Module, trained: int) -> list[str]:
+def trained_parameter_names(base_encoder: nn.Module, trained: int) -> list[str]:
     """Parameter names (of ``base_encoder``) that top-``trained`` full fine-tuning updates."""
     stack = layer_stack(base_encoder)
     depth = len(stack) if stack is not None else base_encoder.config.num_hidden_layers
