@@ -21,7 +21,7 @@ from typing import Any
 
 from alfia.atomic import read_json_object, write_json_atomic
 from alfia.errors import AlfiaError
-from alfia.models.poolers import POOLERS
+from alfia.models.pooler_table import POOLERS
 
 FINETUNE_MODES = ("lora", "full")
 ALL_LAYERS = "all"
@@ -86,7 +86,7 @@ class AlfiaConfig:
     n_fusion_layers: int = 4  # N_f, the top encoder layers the ALF module weighs
     fusion_heads: int = 4  # n_h of the inter-layer attention (eqs. 3–6)
     gating: bool = True  # sigmoid layer gate (eq. 7); off: normalised attention scores
-    pooler: str = "alf"  # "alf", or an ablation pooler: a key of alfia.models.poolers.POOLERS
+    pooler: str = "alf"  # "alf", or an ablation pooler: a key of alfia.models.pooler_table.POOLERS
     classifier_heads: int = 4  # heads of the ACH self-attention (eq. 15); the paper's Figure 2 uses 4
     head_ffn_mult: int = 4  # ACH feed-forward width = head_ffn_mult * hidden size (eq. 17)
     dropout: float = 0.1  # dropout inside ALF and ACH
