@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "alfia"
 STAGES = (
     ("errors",),
     ("__init__", "atomic", "machine"),  # foundations
+    ("config_base",),  # the JSON config base every typed config derives from (it writes through atomic)
     ("cohorts",),
     ("runs", "outputs"),
     ("text",),

@@ -93,7 +93,7 @@ class ProgressDisplay(Callback):
             self._progress.remove_task(self._task)
         self._task = self._progress.add_task("train", total=state.steps_per_epoch,
                                              completed=state.step_in_epoch, epoch=state.epoch + 1,
-                                             epochs=state.config.epochs, loss="-")
+                                             epochs=state.epochs, loss="-")
 
     def on_batch_end(self, state: TrainState) -> None:
         if not self.enabled:
@@ -109,7 +109,7 @@ class ProgressDisplay(Callback):
         elapsed = now - self._epoch_started
         done = state.step_in_epoch - self._first_step
         left = elapsed / done * (state.steps_per_epoch - state.step_in_epoch) if done > 0 else float("nan")
-        self.console.print(f"epoch {state.epoch + 1}/{state.config.epochs}: batch {state.step_in_epoch}/"
+        self.console.print(f"epoch {state.epoch + 1}/{state.epochs}: batch {state.step_in_epoch}/"
                            f"{state.steps_per_epoch}  train loss {loss}  {_minutes(elapsed)} elapsed, "
                            f"~{_minutes(left)} left in the epoch", highlight=False)
 
@@ -121,7 +121,7 @@ class ProgressDisplay(Callback):
             f"epoch {record['epoch']:>3}  train loss {record['train_loss']:.4f}  val loss {record['val_loss']:.4f}  "
             f"val AUPRC {record['val_auprc']:.4f}  val AUROC {record['val_auroc']:.4f}  "
             f"lr {record['lr']:.2e}  {record['seconds']:.0f}s{mark}", highlight=False)
-        if state.epoch < state.config.epochs:
+        if state.epoch < state.epochs:
             self._new_task(state)
 
     def _stop(self) -> None:
@@ -147,15 +147,16 @@ def _minutes(seconds: float) -> str:
 class Checkpointing(Callback):
     """Save the full training state to ``checkpoint/`` after every epoch and on Ctrl-C.
 
-    With ``save_best`` (an ``AlfiaModel.save_pretrained`` target folder) the best model so far is also
-    written there whenever the validation AUPRC improves, so a crash never loses the best state.
+    ``fingerprint`` says whose run the checkpoint is (at least its data's SHA-256, and the settings a resume must
+    share); a resume compares it. With ``save_best_to`` (an ``AlfiaModel.save_pretrained`` target folder) the best
+    model so far is also written there whenever the validation AUPRC improves, so a crash never loses the best state.
     """
 
-    def __init__(self, checkpoint_dir: str | os.PathLike, *, save_best_to: str | os.PathLike | None = None,
-                 fingerprint: dict | None = None):
+    def __init__(self, checkpoint_dir: str | os.PathLike, *, fingerprint: dict,
+                 save_best_to: str | os.PathLike | None = None):
         self.checkpoint_dir = Path(checkpoint_dir)
         self.save_best_to = None if save_best_to is None else Path(save_best_to)
-        self.fingerprint = fingerprint or {}
+        self.fingerprint = dict(fingerprint)
 
     def _save(self, state: TrainState) -> None:
         save_checkpoint(self.checkpoint_dir, state, fingerprint=self.fingerprint)
