@@ -31,7 +31,7 @@ from alfia.series.predict import logits_of
 from alfia.series.preprocess import HourlyPreprocessor
 from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory
 from alfia.training.loop import LoopTask, fit, prepare_training
-from alfia.training.resume import STATE_FILE
+from alfia.training.resume import STATE_FILE, check_fingerprint, read_checkpoint_meta
 from alfia.training.state import Callback, TrainState
 
 MODEL_FAMILY = "series"
@@ -175,7 +175,8 @@ def _train_series(arrays: HourlyArrays, layout: RunLayout, cfg: SeriesTrainConfi
     resume_from = layout.checkpoint if resume and (layout.checkpoint / STATE_FILE).exists() else None
     callbacks = [_EpochLines(say), EarlyStopping(cfg.patience), JsonlHistory(layout.history),
                  Checkpointing(layout.checkpoint, fingerprint=fingerprint)]
-    if resume_from is not None:
+    if resume_from is not None:  # refused before anything of the run is rewritten
+        check_fingerprint(read_checkpoint_meta(resume_from), fingerprint, str(resume_from))
         say("resuming from the checkpoint")
     write_json_atomic(layout.config, run_config(cfg, model_config, arrays, data_sha256))
     write_json_atomic(layout.preprocessing, pre.to_dict())
