@@ -140,3 +140,14 @@ def test_the_circle_walk_sees_a_type_only_circle(tmp_path):
     module.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from alfia.models import a\n")
     assert "alfia.models.a" in _imports(module, "alfia.models.b", type_only=True)
     assert "alfia.models.a" not in _imports(module, "alfia.models.b")
+
+
+def test_the_cli_registers_every_command_module_and_a_typo_is_an_error():
+    import pytest
+
+    from alfia.cli import COMMAND_MODULES, _register
+
+    files = {p.stem for p in (PACKAGE / "cli").glob("*.py")} - {"__init__"}
+    assert set(COMMAND_MODULES) == files
+    with pytest.raises(ModuleNotFoundError, match="alfia.cli.evalution"):
+        _register(("evalution",))

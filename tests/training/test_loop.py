@@ -111,3 +111,16 @@ def test_validation_scores_are_the_evaluation_metrics():
     assert auprc == pytest.approx(average_precision_score(y, p), abs=1e-12)
     assert auroc == pytest.approx(roc_auc_score(y, p), abs=1e-12)
     assert all(np.isnan(discrimination([1, 1, 1], [0.1, 0.2, 0.3])))
+
+
+def test_a_checkpoint_parked_by_an_interrupted_swap_is_found(tmp_path):
+    from alfia.training.resume import checkpoint_dir_of
+
+    _run(1, [Checkpointing(tmp_path / "checkpoint", fingerprint={"data_sha256": "abc"})])
+    # A crash between the swap's two renames: the previous checkpoint waits in .checkpoint.*.old/checkpoint.
+    parked = tmp_path / ".checkpoint.x1y2.old"
+    parked.mkdir()
+    (tmp_path / "checkpoint").rename(parked / "checkpoint")
+    assert checkpoint_dir_of(tmp_path) == parked / "checkpoint"
+    _, result = _run(2, resume=checkpoint_dir_of(tmp_path), fingerprint={"data_sha256": "abc"})
+    assert [h["epoch"] for h in result.history] == [1, 2]

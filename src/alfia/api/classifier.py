@@ -268,6 +268,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
 
         The result is the run directory ``alfia train`` writes: ``alfia evaluate/predict/card`` read it.
         """
+        from alfia.atomic import atomic_directory
         from alfia.outputs import check_output_dir
 
         self._check_fitted()
@@ -276,15 +277,8 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
             return target
         # A file of that name, a non-empty folder, or a parent that is a file: named, before anything is copied.
         check_output_dir(target, flag="save_pretrained's directory", hint="save_pretrained writes a new run directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            shutil.copytree(self.run_dir_, staging / "run")
-            if target.exists():
-                target.rmdir()
-            os.replace(staging / "run", target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        with atomic_directory(target) as staging:  # the package's one folder swap
+            shutil.copytree(self.run_dir_, staging, dirs_exist_ok=True)
         self._set_learned(target)
         self.run_dir = target
         return target

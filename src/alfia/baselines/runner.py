@@ -273,15 +273,16 @@ def build_ensemble(members: list[ModelResult], *, spec: FeatureSpec, run: Baseli
                        external_prob)
 
 
-def write_summary(rows: list[dict], out_dir: Path) -> pd.DataFrame:
+def write_summary(rows: list[dict], out_dir: Path, *, overwrite: bool = False) -> pd.DataFrame:
     """OUT/summary.csv and OUT/summary.md, sorted by test AUPRC (best first).
 
     Rows of models already summarised in OUT by an earlier call (e.g. the zoo, then ``alfia boost``
     into the same folder) are kept unless this call re-ran the same model: nothing written is lost.
+    With ``overwrite`` (``--overwrite``: replace what OUT held) the summary holds this call's models only.
     """
     table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     earlier_path = out_dir / SUMMARY_FILE
-    if earlier_path.exists():
+    if earlier_path.exists() and not overwrite:
         earlier = pd.read_csv(earlier_path)
         if list(earlier.columns) == list(SUMMARY_COLUMNS):
             earlier = earlier[~earlier["model"].isin(table["model"])]
@@ -370,26 +371,26 @@ def run_models(df: pd.DataFrame, *, jobs: list[tuple[str, Callable[[], TabularCl
                source: str = "cohort", resume: bool = False,
                externals: list[ExternalInput] = (),
                external_features: Callable[[ExternalInput, pd.DataFrame], pd.DataFrame] | None = None,
-               ) -> pd.DataFrame:
+               overwrite: bool = False) -> pd.DataFrame:
     """Train ``jobs`` (name, make_estimator, family, library, description) and optionally the ensemble.
 
     ``resume=True`` reuses models that already finished in ``out_dir`` with the same settings.
     ``externals`` are scored whole by every model; ``external_features(input, features)`` may add
     columns to an external cohort's mapped, imputed features (ALFIA-boost joins its embeddings).
     ``out_dir`` is this job's until its summary is written (``alfia.outputs.hold_output_dir``): a second job
-    on it is refused, not mixed in.
+    on it is refused, not mixed in. ``overwrite``: the summary drops the rows of earlier calls (``--overwrite``).
     """
     from alfia.outputs import hold_output_dir
 
     with hold_output_dir(out_dir):
         return _run_models(df, jobs=jobs, spec=spec, run=run, out_dir=Path(out_dir), ensemble=ensemble,
                            callback=callback, source=source, resume=resume, externals=externals,
-                           external_features=external_features)
+                           external_features=external_features, overwrite=overwrite)
 
 
 def _run_models(df: pd.DataFrame, *, jobs, spec: FeatureSpec, run: BaselineRunConfig, out_dir: Path,
                 ensemble: bool, callback: ProgressCallback | None, source: str, resume: bool, externals,
-                external_features) -> pd.DataFrame:
+                external_features, overwrite: bool = False) -> pd.DataFrame:
     parts, labels = split_labelled(df, source)
     prepared = []
     for ext in externals:
@@ -421,7 +422,7 @@ def _run_models(df: pd.DataFrame, *, jobs, spec: FeatureSpec, run: BaselineRunCo
         results.append(result)
         if callback:
             callback("done", ENSEMBLE_NAME, result.summary)
-    summary = write_summary([r.summary for r in results], out_dir)
+    summary = write_summary([r.summary for r in results], out_dir, overwrite=overwrite)
     if prepared:
         write_external_results(results, prepared, parts["train"], run, out_dir)
     return summary
@@ -488,7 +489,8 @@ def run_baselines(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathL
                   models: list[str] | None = None, seed: int = 42, *, profile: Profile = "full",
                   n_boot: int = 1000, callback: ProgressCallback | None = None,
                   source: str = "cohort", resume: bool = False,
-                  externals: list[ExternalInput] = (), n_jobs: int | None = None) -> pd.DataFrame:
+                  externals: list[ExternalInput] = (), n_jobs: int | None = None,
+                  overwrite: bool = False) -> pd.DataFrame:
     """Train the requested zoo (default: all models + the ensemble) and return the summary table.
 
     ``n_jobs``: threads each model may use (None: the machine's cores, ``alfia.machine``).
@@ -505,4 +507,4 @@ def run_baselines(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathL
              MODELS[n].library, MODELS[n].description) for n in names if n != ENSEMBLE_NAME]
     return run_models(cohort_df, jobs=jobs, spec=spec, run=run, out_dir=out_dir,
                       ensemble=ENSEMBLE_NAME in names, callback=callback, source=source,
-                      resume=resume, externals=externals)
+                      resume=resume, externals=externals, overwrite=overwrite)

@@ -192,14 +192,14 @@ def baselines(
         with _ModelProgress(None) as progress:
             table = run_autogluon(df, variant, out, _split_names(models), seed, n_boot=n_boot,
                                   presets=presets, time_limit=time_limit, callback=progress,
-                                  source=str(cohort), n_jobs=jobs)
+                                  source=str(cohort), n_jobs=jobs, overwrite=overwrite)
     else:
         from alfia.baselines.runner import run_baselines
 
         with _ModelProgress(len(names)) as progress:
             table = run_baselines(df, variant, out, names, seed, profile=profile.value, n_boot=n_boot,
                                   callback=progress, source=str(cohort), resume=resume,
-                                  externals=externals, n_jobs=jobs)
+                                  externals=externals, n_jobs=jobs, overwrite=overwrite)
     out_console.print(summary_table(
         table, f"{cohort.name} ({variant}) — test split, sorted by AUPRC; {n_boot} bootstrap resamples"))
     out_console.print(f"Run directories and summary.csv/summary.md in {out}", highlight=False)
@@ -270,7 +270,7 @@ def boost(
         table = run_boost(df, emb, variant, out, keys, seed, profile=profile.value, n_boot=n_boot,
                           include_layer_weights=layer_weights, callback=progress,
                           cohort_source=str(cohort), embeddings_source=str(embeddings),
-                          externals=externals, n_jobs=jobs)
+                          externals=externals, n_jobs=jobs, overwrite=overwrite)
     out_console.print(summary_table(table, f"ALFIA-boost / ALFIA-nn on {cohort.name} ({variant}) — "
                                            f"test split, sorted by AUPRC"))
     out_console.print(f"Run directories and summary.csv/summary.md in {out}; compare them with the "

@@ -187,7 +187,14 @@ def predict(
         write_atomic(out, lambda p: preds.to_parquet(p, index=False))
     console.print(f"{len(preds)} predictions -> {out} (threshold {run.threshold:.4f} from {run.threshold_source}; "
                   f"{int(preds['pred_label'].sum())} predicted deaths)", highlight=False)
-    console.print(perf.describe(), highlight=False)
+    console.print(_with_process_memory(perf.describe()), highlight=False)
+
+
+def _with_process_memory(line: str) -> str:
+    # One read of the process's high-water mark at the end; the call itself samples nothing (benchmarks do).
+    from alfia.machine import process_peak_rss_mb
+
+    return f"{line}; peak RSS {process_peak_rss_mb():.0f} MB (this process)"
 
 
 @app.command()
@@ -227,7 +234,7 @@ def embed(
         companion.unlink(missing_ok=True)  # it described the cross-fitted embeddings this file replaced
         dims = sum(c.startswith("alf_") for c in frame.columns)
         console.print(f"{len(frame)} embeddings of dimension {dims} -> {out}", highlight=False)
-        console.print(perf.describe(), highlight=False)
+        console.print(_with_process_memory(perf.describe()), highlight=False)
         return
     from alfia.api.crossfit import check_k, cross_fit_embeddings
     from alfia.outputs import check_output_dir

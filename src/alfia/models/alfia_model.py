@@ -85,9 +85,10 @@ class AlfiaModel(nn.Module):
         self.hidden_size = hidden_size(base_config)
         self.num_backbone_layers = num_layers(base_config)
         self.n_pooled_layers = pooler_layer_count(config)
-        if self.n_pooled_layers > self.num_backbone_layers:
+        if self.n_pooled_layers > self.num_backbone_layers:  # the one depth check (build_model and loading)
             raise AlfiaError(f"n_fusion_layers={config.n_fusion_layers} is greater than the backbone's depth "
-                             f"({self.num_backbone_layers} layers: {self.backbone_reference.get('name')})")
+                             f"({self.num_backbone_layers} layers{' after pruning' if config.prune_layers else ''}: "
+                             f"{self.backbone_reference.get('name')})")
         depth = self.num_backbone_layers
         self.trained_layers = trained_layer_count(config.train_layers, depth)  # K of train_layers
         self._stack = layer_stack(self._base_encoder())
@@ -335,11 +336,7 @@ def build_model(config: AlfiaConfig, *, backbone: nn.Module | None = None, token
     ``config.finetune``, with newly initialised pooler and head."""
     loaded = _get_backbone(config, backbone, tokenizer)
     prune_encoder(loaded.model, config.prune_layers)
-    depth = num_layers(loaded.model.config)
-    if pooler_layer_count(config) > depth:
-        raise AlfiaError(f"n_fusion_layers={config.n_fusion_layers} is greater than the backbone's depth "
-                         f"({depth} layers{' after pruning' if config.prune_layers else ''}: "
-                         f"{loaded.reference.get('name')})")
+    depth = num_layers(loaded.model.config)  # AlfiaModel checks it against the pooled layers
     trained = trained_layer_count(config.train_layers, depth)
     encoder = loaded.model
     if trained and config.finetune == "lora":
