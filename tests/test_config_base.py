@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +73,7 @@ def test_fits_are_normalised():
     assert c.steps == 2 and isinstance(c.steps, int)
     assert c.inner == Inner(width=3, names=("z",))
     assert Outer(rate=1).rate == 1  # an integer is a number
+    assert Outer(label=Path("runs/a")).label == "runs/a"  # a path given for a text field (a run folder)
 
 
 def test_validation_runs_on_construction_and_names_the_file(tmp_path):

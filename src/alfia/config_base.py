@@ -59,8 +59,8 @@ def _describe(hint: Any) -> str:
 
 
 def _coerce(value: Any, hint: Any, source: str) -> tuple[bool, Any]:
-    """(whether ``value`` fits ``hint``, the value to keep: an integral float as int, a list as tuple, an object
-    as its nested config)."""
+    """(whether ``value`` fits ``hint``, the value to keep: an integral float as int, a list as tuple, a path as
+    its text, an object as its nested config)."""
     for member in _members(hint):
         base = typing.get_origin(member) or member
         if member is Any:
@@ -82,6 +82,8 @@ def _coerce(value: Any, hint: Any, source: str) -> tuple[bool, Any]:
         elif base in (tuple, list):
             if isinstance(value, (tuple, list)):
                 return True, base(value)
+        elif base is str and isinstance(value, os.PathLike):  # a folder or file given as a Path
+            return True, os.fspath(value)
         elif isinstance(base, type) and issubclass(base, JsonConfig):
             if isinstance(value, base):
                 return True, value

@@ -225,7 +225,9 @@ def _no_predictions(path: Path) -> str:
     layout = RunLayout(path.parent)
     if path.name != "predictions.parquet" or not layout.config.is_file():
         return f"{path}: no predictions file"
-    if not any((layout.root / name).is_dir() for name in ("checkpoint", "checkpoint.old")):
+    from alfia.atomic import parked_directory
+
+    if not (layout.checkpoint.is_dir() or parked_directory(layout.checkpoint) is not None):
         return (f"{layout.root}: the run did not finish (no {path.name}) and saved no checkpoint; delete the "
                 f"folder and train again")
     try:
