@@ -21,7 +21,7 @@ from alfia.atomic import atomic_directory, read_json_object, write_json_atomic
 from alfia.cohorts.schema import OUTCOME_COLUMN, SPLIT_COLUMN, CohortSchema
 from alfia.errors import AlfiaError
 from alfia.evaluation.report import model_name_of, score_split
-from alfia.runs import EXTERNAL_SPLIT, RunLayout, read_predictions, write_predictions
+from alfia.runs import EXTERNAL_SPLIT, UNCALIBRATED_COLUMN, RunLayout, read_predictions, write_predictions
 
 
 def external_name(path: str | os.PathLike) -> str:
@@ -57,7 +57,10 @@ def external_frame(run_dir: str | os.PathLike, name: str, *, folder: str | os.Pa
         raise AlfiaError(f"{ext_path}: {len(other)} of its {len(ext)} rows are not of split {EXTERNAL_SPLIT!r} "
                          f"({counts}); an external cohort's predictions hold that cohort only. Score it again: "
                          f"`alfia evaluate {layout.root} --external COHORT` (or alfia.evaluate(model, COHORT))")
-    return pd.concat([internal.loc[internal[SPLIT_COLUMN] == "val"], ext], ignore_index=True)
+    val = internal.loc[internal[SPLIT_COLUMN] == "val"]
+    if UNCALIBRATED_COLUMN not in ext.columns:  # both sides or neither: a raw column half empty is no metric
+        val = val.drop(columns=[UNCALIBRATED_COLUMN], errors="ignore")
+    return pd.concat([val, ext], ignore_index=True)
 
 
 def calibration_in_the_large(label, prob) -> dict:
