@@ -201,7 +201,11 @@ def read_alfia_config(run_dir: str | os.PathLike) -> dict:
     """An ALFIA run's config.json, checked: its 'model', 'train' and 'data' sections are there."""
     layout = RunLayout.of(run_dir).require()
     doc = read_json_object(layout.config)
-    if run_kind(doc, layout.config) is not RunKind.ALFIA:
+    try:
+        kind = run_kind(doc, layout.config)
+    except AlfiaError:  # a kind no member holds is not ALFIA either
+        kind = None
+    if kind is not RunKind.ALFIA:
         raise AlfiaError(f"{layout.config}: not an ALFIA run (model_type={doc.get('model_type')!r})")
     for key in ("model", "train", "data"):
         if key not in doc:
