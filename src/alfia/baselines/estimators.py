@@ -7,7 +7,9 @@ lives in attributes ending in ``_``; ``selected_params_`` records what validatio
 ``val_auprc_`` the validation AUPRC of the final model.
 
 The learning itself is the libraries': scikit-learn, LightGBM, XGBoost, CatBoost, and torch with
-``rtdl_revisiting_models.FTTransformer``.
+``rtdl_revisiting_models.FTTransformer``. Each family writes its fitted model in its library's own file
+(``save_files``) and reads it back (``load_files``), never with pickle; ``alfia.baselines.saved`` puts
+those files, the learned scalars and their SHA-256 in a run's ``model/`` folder.
 """
 
 from __future__ import annotations
@@ -24,10 +26,15 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import ParameterGrid
 from sklearn.pipeline import Pipeline
 
+
+from alfia.baselines import model_io
 from alfia.baselines.preprocessing import (
     FeatureSpec, NativeCategoricals, TokenizerInputs, make_dense_preprocessor,
 )
+from alfia.errors import AlfiaError
 from alfia.machine import resolve_jobs
+
+PREPROCESSING_FILE = "preprocessing.skops"  # every family's fitted preprocessing (skops)
 
 
 # Epoch-by-epoch progress of the neural models (INFO): long FT-Transformer runs are otherwise silent.
@@ -39,18 +46,48 @@ def _proba2(p1: np.ndarray) -> np.ndarray:
     return np.column_stack([1.0 - p1, p1])
 
 
-class TabularClassifier(BaseEstimator, ClassifierMixin):
-    """Common surface: ``fit(X, y, X_val, y_val)`` then ``predict_proba(X)``."""
+class TabularClassifier(ClassifierMixin, BaseEstimator):
+    """Common surface: ``fit(X, y, X_val, y_val)`` then ``predict_proba(X)``; ``save_files(folder)`` writes
+    the fitted model in its library's own format, ``load_files(folder)`` reads it back into a fresh instance.
+
+    ``saved_attributes``: the learned attributes (plain JSON) that ``alfia.baselines.saved`` keeps beside
+    the files, so a loaded model reports what validation chose.
+    """
 
     spec: FeatureSpec
+    saved_attributes: tuple[str, ...] = ("val_auprc_", "selected_params_")
 
     def _check_val(self, X_val, y_val):
         if X_val is None or y_val is None:
-            raise ValueError(f"{type(self).__name__} selects on validation AUPRC: pass X_val and y_val")
+            raise AlfiaError(f"{type(self).__name__} selects on validation AUPRC: pass X_val and y_val")
         return X_val, np.asarray(y_val).astype(int)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            from alfia.errors import NotFittedError
+
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(X, y, X_val, y_val) "
+                                 f"or load a saved one (alfia.baselines.saved.load_model)")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "classes_")
 
     def predict(self, X):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    def save_files(self, folder) -> None:
+        """Write the fitted model into ``folder`` (an empty folder)."""
+        raise NotImplementedError
+
+    def load_files(self, folder) -> None:
+        """Read what :meth:`save_files` wrote (the saved attributes are set by the caller)."""
+        raise NotImplementedError
+
+    def saved_params(self) -> dict:
+        """The constructor's parameters a loaded model is rebuilt with (``spec`` is saved on its own)."""
+        params = self.get_params(deep=False)
+        params.pop("spec", None)
+        return params
 
 
 class GridSelected(TabularClassifier):
@@ -84,8 +121,29 @@ class GridSelected(TabularClassifier):
         self.classes_ = np.array([0, 1])
         return self
 
+    saved_attributes = ("val_auprc_", "selected_params_", "grid_scores_")
+    MODEL_FILE = "model.skops"
+
     def predict_proba(self, X):
+        self._check_fitted()
         return _proba2(self.pipeline_.predict_proba(X)[:, 1])
+
+    def saved_params(self) -> dict:
+        params = super().saved_params()
+        params.pop("estimator")  # a library object: the loaded model's own step stands in for it
+        return params
+
+    def save_files(self, folder) -> None:
+        model_io.dump_skops(self.pipeline_.named_steps["preprocess"], folder / PREPROCESSING_FILE)
+        model_io.dump_skops(self.pipeline_.named_steps["model"], folder / self.MODEL_FILE)
+
+    def load_files(self, folder) -> None:
+        from sklearn.base import clone
+
+        model = model_io.load_skops(folder / self.MODEL_FILE)
+        self.pipeline_ = Pipeline([("preprocess", model_io.load_skops(folder / PREPROCESSING_FILE)),
+                                   ("model", model)])
+        self.estimator = clone(model)  # the selected configuration, unfitted: what refitting would start from
 
 
 class EarlyStoppedBoosting(TabularClassifier):
@@ -116,12 +174,34 @@ class EarlyStoppedBoosting(TabularClassifier):
         self.classes_ = np.array([0, 1])
         return self
 
+    saved_attributes = ("val_auprc_", "selected_params_", "best_iteration_")
+    MODEL_FILE: str  # the library's own model file
+
     def _fit_library(self, X, y, X_val, y_val) -> tuple[int, float]:
         raise NotImplementedError
 
     def predict_proba(self, X):
         # Each library keeps (or predicts with) only the rounds up to the best iteration.
+        self._check_fitted()
         return _proba2(self.model_.predict_proba(self.preprocess_.transform(X))[:, 1])
+
+    def save_files(self, folder) -> None:
+        model_io.dump_skops(self.preprocess_, folder / PREPROCESSING_FILE)
+        self._save_library(folder / self.MODEL_FILE)
+
+    def load_files(self, folder) -> None:
+        self.preprocess_ = model_io.load_skops(folder / PREPROCESSING_FILE)
+        path = model_io.require_file(folder / self.MODEL_FILE)
+        try:
+            self._load_library(path)
+        except Exception as e:  # each library has its own error for a file it cannot parse
+            raise AlfiaError(f"{path}: not a readable {type(self).__name__} model file ({e})") from None
+
+    def _save_library(self, path) -> None:
+        raise NotImplementedError
+
+    def _load_library(self, path) -> None:
+        raise NotImplementedError
 
 
 class LightGBMModel(EarlyStoppedBoosting):
@@ -137,12 +217,24 @@ class LightGBMModel(EarlyStoppedBoosting):
                         callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False,
                                                       first_metric_only=False),
                                    lgb.log_evaluation(0)])
+        self.booster_ = self.model_.booster_
         return (int(self.model_.best_iteration_ or self.n_estimators),
                 float(self.model_.best_score_["valid_0"]["average_precision"]))
 
+    MODEL_FILE = "lightgbm.txt"  # LightGBM's text model format
+
     def predict_proba(self, X):
-        return _proba2(self.model_.predict_proba(self.preprocess_.transform(X),
-                                                 num_iteration=self.best_iteration_)[:, 1])
+        self._check_fitted()
+        # The booster (fitted or read from its file) gives P(death) of the binary objective.
+        return _proba2(self.booster_.predict(self.preprocess_.transform(X), num_iteration=self.best_iteration_))
+
+    def _save_library(self, path) -> None:
+        self.booster_.save_model(str(path), num_iteration=self.best_iteration_)
+
+    def _load_library(self, path) -> None:
+        import lightgbm as lgb
+
+        self.booster_ = lgb.Booster(model_file=str(path))
 
 
 def _average_precision(y_true, y_score) -> float:
@@ -165,6 +257,17 @@ class XGBoostModel(EarlyStoppedBoosting):
         self.model_.fit(X, y, eval_set=[(X_val, y_val)], verbose=False)
         return int(self.model_.best_iteration) + 1, float(self.model_.best_score)
 
+    MODEL_FILE = "xgboost.json"  # XGBoost's JSON model format
+
+    def _save_library(self, path) -> None:
+        self.model_.save_model(str(path))
+
+    def _load_library(self, path) -> None:
+        import xgboost as xgb
+
+        self.model_ = xgb.XGBClassifier()
+        self.model_.load_model(str(path))
+
 
 class CatBoostModel(EarlyStoppedBoosting):
     """CatBoost with ``cat_features``, early-stopped on validation PRAUC (CatBoost's AUPRC)."""
@@ -181,6 +284,17 @@ class CatBoostModel(EarlyStoppedBoosting):
         self.model_.fit(X, y, cat_features=list(self.spec.categorical), eval_set=(X_val, y_val))
         return (int(self.model_.get_best_iteration()) + 1,
                 float(self.model_.get_best_score()["validation"]["PRAUC"]))
+
+    MODEL_FILE = "catboost.cbm"  # CatBoost's own binary model format
+
+    def _save_library(self, path) -> None:
+        self.model_.save_model(str(path), format="cbm")
+
+    def _load_library(self, path) -> None:
+        from catboost import CatBoostClassifier
+
+        self.model_ = CatBoostClassifier()
+        self.model_.load_model(str(path), format="cbm")
 
 
 class MLPModel(TabularClassifier):
@@ -227,8 +341,20 @@ class MLPModel(TabularClassifier):
         self.classes_ = np.array([0, 1])
         return self
 
+    saved_attributes = ("val_auprc_", "selected_params_", "best_epoch_", "history_")
+    MODEL_FILE = "model.skops"
+
     def predict_proba(self, X):
+        self._check_fitted()
         return _proba2(self.model_.predict_proba(self.preprocess_.transform(X))[:, 1])
+
+    def save_files(self, folder) -> None:
+        model_io.dump_skops(self.preprocess_, folder / PREPROCESSING_FILE)
+        model_io.dump_skops(self.model_, folder / self.MODEL_FILE)
+
+    def load_files(self, folder) -> None:
+        self.preprocess_ = model_io.load_skops(folder / PREPROCESSING_FILE)
+        self.model_ = model_io.load_skops(folder / self.MODEL_FILE)
 
 
 class FTTransformerModel(TabularClassifier):
@@ -278,8 +404,14 @@ class FTTransformerModel(TabularClassifier):
         return torch.cat(out).numpy()
 
     def fit(self, X, y, X_val=None, y_val=None):
+        from alfia.runtime.device import process_state_kept
+
+        # The seed and thread count are set for this fit only; the caller's are put back.
+        with process_state_kept():
+            return self._fit(X, y, X_val, y_val)
+
+    def _fit(self, X, y, X_val, y_val):
         import torch
-        from rtdl_revisiting_models import FTTransformer
 
         X_val, y_val = self._check_val(X_val, y_val)
         torch.manual_seed(self.random_state)
@@ -288,12 +420,7 @@ class FTTransformerModel(TabularClassifier):
         x_num, x_cat = self._tensors(X)
         v_num, v_cat = self._tensors(X_val)
         y_t = torch.as_tensor(np.asarray(y).astype(np.float32))
-        self.model_ = FTTransformer(
-            n_cont_features=self.preprocess_.n_numeric_,
-            cat_cardinalities=self.preprocess_.cardinalities_, d_out=1, n_blocks=self.n_blocks,
-            d_block=self.d_block, attention_n_heads=self.attention_n_heads,
-            attention_dropout=self.attention_dropout, ffn_d_hidden=None,
-            ffn_d_hidden_multiplier=4 / 3, ffn_dropout=self.ffn_dropout, residual_dropout=0.0)
+        self.model_ = self._network()
         optimizer = torch.optim.AdamW(self.model_.make_parameter_groups(), lr=self.lr,
                                       weight_decay=self.weight_decay)
         loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -325,9 +452,42 @@ class FTTransformerModel(TabularClassifier):
         self.classes_ = np.array([0, 1])
         return self
 
+    saved_attributes = ("val_auprc_", "selected_params_", "best_epoch_", "history_")
+    MODEL_FILE = "ft_transformer.safetensors"  # the network's weights; its shape is rebuilt from the params
+
+    def _network(self):
+        from rtdl_revisiting_models import FTTransformer
+
+        return FTTransformer(
+            n_cont_features=self.preprocess_.n_numeric_,
+            cat_cardinalities=self.preprocess_.cardinalities_, d_out=1, n_blocks=self.n_blocks,
+            d_block=self.d_block, attention_n_heads=self.attention_n_heads,
+            attention_dropout=self.attention_dropout, ffn_d_hidden=None,
+            ffn_d_hidden_multiplier=4 / 3, ffn_dropout=self.ffn_dropout, residual_dropout=0.0)
+
     def predict_proba(self, X):
+        self._check_fitted()
         logits = self._logits(*self._tensors(X))
         return _proba2(1.0 / (1.0 + np.exp(-logits)))
+
+    def save_files(self, folder) -> None:
+        from safetensors.torch import save_file
+
+        model_io.dump_skops(self.preprocess_, folder / PREPROCESSING_FILE)
+        save_file({k: v.detach().contiguous() for k, v in self.model_.state_dict().items()},
+                  str(folder / self.MODEL_FILE))
+
+    def load_files(self, folder) -> None:
+        from safetensors.torch import load_file
+
+        self.preprocess_ = model_io.load_skops(folder / PREPROCESSING_FILE)
+        path = model_io.require_file(folder / self.MODEL_FILE)
+        self.model_ = self._network()
+        try:
+            self.model_.load_state_dict(load_file(str(path)))
+        except Exception as e:  # not safetensors, or weights of another shape
+            raise AlfiaError(f"{path}: not the weights of this FT-Transformer ({e})") from None
+        self.model_.eval()
 
 
 def frame_rows(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
