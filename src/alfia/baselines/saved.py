@@ -286,3 +286,21 @@ def predict_frame(run: SavedRun, df: pd.DataFrame, variant: str, source: str, *,
         out[OUTCOME_COLUMN] = check_labels(df, source)
     out.attrs["threshold"] = run.threshold
     return out
+
+
+def predict_file(run_dir: str | os.PathLike, input_path: str | os.PathLike,
+                 embeddings_path: str | os.PathLike | None = None) -> tuple[pd.DataFrame, SavedRun]:
+    """``alfia predict BASELINE_RUN --input COHORT``: a cohort file (Parquet or CSV, any CW-24 variant) scored
+    by the run's saved model; ``embeddings_path``: the ALF embeddings an ALFIA-boost / ALFIA-nn run reads."""
+    from alfia.cohorts.io import read_cohort, read_table
+
+    run = load_run(run_dir)
+    df, _, variant = read_cohort(input_path)
+    embeddings = None
+    if embeddings_path is not None:
+        if not run.embeddings:
+            raise AlfiaError(f"--embeddings goes with an ALFIA-boost / ALFIA-nn run; {run.run_dir} reads none")
+        embeddings = read_table(embeddings_path)[0]
+    frame = predict_frame(run, df, variant, str(input_path), embeddings=embeddings,
+                          embeddings_source=str(embeddings_path))
+    return frame, run
