@@ -22,6 +22,7 @@ refitted.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
@@ -197,14 +198,15 @@ def _base_config(name: str, family: str, run: BaselineRunConfig, spec: FeatureSp
 def train_one(name: str, estimator: TabularClassifier, *, family: str, library: str,
               description: str, spec: FeatureSpec, run: BaselineRunConfig, parts: dict,
               labels: dict, out_dir: Path, externals: list[ExternalCohort] = (),
-              imputation: dict | None = None) -> ModelResult:
+              imputation: Callable[[], dict] | None = None) -> ModelResult:
     """Fit one estimator on train (val for selection), save it (``OUT/<name>/model/``), predict val+test
     (and each external cohort), write its run directory."""
     t0 = time.perf_counter()
     estimator.fit(frame_rows(parts["train"], spec), labels["train"],
                   frame_rows(parts["val"], spec), labels["val"])
     train_time = time.perf_counter() - t0
-    save_model(RunLayout.of(out_dir / name).baseline_model, estimator, variant=run.variant, imputation=imputation)
+    save_model(RunLayout.of(out_dir / name).baseline_model, estimator, variant=run.variant,
+               imputation=imputation() if imputation else None)
     t1 = time.perf_counter()
     val_prob = estimator.predict_proba(frame_rows(parts["val"], spec))[:, 1]
     test_prob = estimator.predict_proba(frame_rows(parts["test"], spec))[:, 1]
@@ -234,7 +236,7 @@ def train_one(name: str, estimator: TabularClassifier, *, family: str, library: 
 def build_ensemble(members: list[ModelResult], *, spec: FeatureSpec, run: BaselineRunConfig,
                    parts: dict, labels: dict, out_dir: Path,
                    name: str = ENSEMBLE_NAME, externals: list[ExternalCohort] = (),
-                   imputation: dict | None = None) -> ModelResult:
+                   imputation: Callable[[], dict] | None = None) -> ModelResult:
     if not members:
         raise AlfiaError(f"{name} is built from other models' validation predictions: "
                          f"ask for at least one other model")
@@ -243,7 +245,7 @@ def build_ensemble(members: list[ModelResult], *, spec: FeatureSpec, run: Baseli
         np.column_stack([m.val_prob for m in members]), labels["val"], [m.name for m in members])
     train_time = time.perf_counter() - t0
     save_ensemble(RunLayout.of(out_dir / name).baseline_model, selector, out_dir, variant=run.variant,
-                  imputation=imputation)
+                  imputation=imputation() if imputation else None)
     val_prob = selector.predict_proba(np.column_stack([m.val_prob for m in members]))[:, 1]
     test_prob = selector.predict_proba(np.column_stack([m.test_prob for m in members]))[:, 1]
     # The weights were chosen on internal validation only; external cohorts just reuse them.
@@ -405,8 +407,9 @@ def _run_models(df: pd.DataFrame, *, jobs, spec: FeatureSpec, run: BaselineRunCo
 
     run = replace(run, data_sha256=frame_sha256(df),
                   externals_sha256={c.name: frame_sha256(c.features) for c in prepared})
-    # Saved with every model: a cohort of another variant is imputed from the training split as here.
-    imputation = fit_imputation(parts["train"], get_schema(run.variant))
+    # Saved with every model: a cohort of another variant is imputed from the training split as here. Made
+    # after the first fit, so a bad value is reported by the model's own check (naming column and row).
+    imputation = functools.cache(lambda: fit_imputation(parts["train"], get_schema(run.variant)))
     results: list[ModelResult] = []
     for name, make, family, library, description in jobs:
         if callback:
