@@ -69,6 +69,10 @@ def _write_manifest(folder: Path, doc: dict) -> None:
     write_json_atomic(folder / MANIFEST, doc)
 
 
+def _saved_attributes(cls: type[TabularClassifier]) -> tuple[str, ...]:
+    return (*cls.COMMON_ATTRIBUTES, *cls.learned_attributes)
+
+
 def save_model(folder: str | os.PathLike, estimator: TabularClassifier, *, variant: str,
                imputation: dict | None = None) -> Path:
     """Write a fitted zoo estimator to ``folder`` (a run's ``model/``), replacing what was there whole."""
@@ -80,9 +84,9 @@ def save_model(folder: str | os.PathLike, estimator: TabularClassifier, *, varia
     with atomic_directory(folder) as staging:
         estimator.save_files(staging)
         _write_manifest(staging, {
-            "format": MODEL_FORMAT, "estimator": name, "variant": variant, "features": _features(estimator.spec),
+            "format": MODEL_FORMAT, "estimator": name, "variant": variant, "features": _features(estimator.spec_),
             "params": jsonable(estimator.saved_params()),
-            "learned": {a: jsonable(getattr(estimator, a)) for a in estimator.saved_attributes
+            "learned": {a: jsonable(getattr(estimator, a)) for a in _saved_attributes(type(estimator))
                         if hasattr(estimator, a)},
             "imputation": jsonable(imputation)})
     return folder
@@ -120,13 +124,16 @@ def load_model(folder: str | os.PathLike) -> TabularClassifier:
         features = doc["features"]
         spec = FeatureSpec(tuple(features["categorical"]), tuple(features["numeric"]))
         estimator = cls(spec, **doc["params"])
+        learned = dict(doc["learned"])
+        classes = np.asarray(learned.pop("classes_"))
     except (KeyError, TypeError) as e:
         raise AlfiaError(f"{folder / MANIFEST}: not a saved {cls.__name__} ({e!r})") from None
+    estimator.spec_ = spec
     estimator.load_files(folder)
-    for attribute, value in (doc.get("learned") or {}).items():
-        if attribute in cls.saved_attributes:
-            setattr(estimator, attribute, value)
-    estimator.classes_ = np.array([0, 1])
+    for attribute, value in learned.items():
+        if attribute in _saved_attributes(cls):
+            setattr(estimator, attribute, np.asarray(value, dtype=object) if attribute == "feature_names_in_" else value)
+    estimator.classes_ = classes  # last: it marks the model fitted
     return estimator
 
 
@@ -187,7 +194,7 @@ def load_ensemble(folder: str | os.PathLike) -> SavedEnsemble:
         members[entry["name"]] = load_model(member_folder)
     if not members:
         raise AlfiaError(f"{folder / MANIFEST}: no member carries a weight")
-    spec = next(iter(members.values())).spec
+    spec = next(iter(members.values())).spec_
     return SavedEnsemble(selector, members, spec)
 
 
@@ -230,7 +237,8 @@ def load_run(run_dir: str | os.PathLike) -> SavedRun:
     model = load_ensemble(layout.baseline_model) if doc.get("estimator") == ENSEMBLE else \
         load_model(layout.baseline_model)
     point = run_thresholds(layout)[DECISION_POINT]
-    return SavedRun(layout.root, model, model.spec, str(doc.get("variant") or config.get("variant")),
+    spec = model.spec if isinstance(model, SavedEnsemble) else model.spec_
+    return SavedRun(layout.root, model, spec, str(doc.get("variant") or config.get("variant")),
                     doc.get("imputation"), point.threshold,
                     f"max {DECISION_POINT.upper()} on {point.chosen_on} ({layout.thresholds.name})",
                     config.get("embeddings"), config)
