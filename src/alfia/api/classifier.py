@@ -194,7 +194,6 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         from alfia.runtime import process_state_kept
 
         model_config, train_config = self.configs()
-        self._release_temporary()  # a refit replaces the previous temporary run
         temporary = None
         if self.run_dir is not None:
             run_dir = Path(self.run_dir)
@@ -211,6 +210,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
                 shutil.rmtree(temporary, ignore_errors=True)
             raise
         self._set_learned(summary.run_dir)
+        self._release_temporary()  # a refit replaces the previous fit's temporary run
         if temporary is not None:
             # Deleted with the estimator (or at exit), so run_dir=None leaves nothing behind on every fit.
             self._temporary = weakref.finalize(self, shutil.rmtree, str(temporary), ignore_errors=True)

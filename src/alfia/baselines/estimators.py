@@ -94,8 +94,8 @@ class TabularClassifier(ClassifierMixin, BaseEstimator):
         classes = np.unique(y)
         if len(classes) != 2:
             # scikit-learn's wording for a binary-only classifier (its estimator checks look for it)
-            raise AlfiaError(f"Only binary classification is supported: {name} needs exactly two classes in y, "
-                             f"got {len(classes)} ({', '.join(map(str, classes[:5]))})")
+            raise AlfiaError(f"Only binary classification is supported: {name} needs two classes in y; it holds "
+                             f"{len(classes)} class(es) ({', '.join(map(str, classes[:5]))})")
         self.spec_ = self.spec if self.spec is not None else FeatureSpec(
             (), tuple(map(str, X.columns)) if isinstance(X, pd.DataFrame) else tuple(f"x{i}" for i in range(X.shape[1])))
         X, y01 = self._as_frame(X, self.spec_.columns), (y == classes[1]).astype(int)
