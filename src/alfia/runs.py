@@ -23,6 +23,8 @@ and compared with any other::
         predictions.parquet  stay_id, split ("external"), label, prob for every stay of that cohort
         metrics.json         metrics with CIs (thresholds from the run's own val rows)
         shift.json           variable mapping, imputed variables, covariate and outcome shift
+      # baseline runs (alfia baselines / boost) also hold
+      model/                 the fitted model with its preprocessing, never pickled (alfia.baselines.saved)
       # time-series runs (alfia series train) also hold
       model.safetensors      the sequence model's weights (best validation AUPRC)
       preprocessing.json     imputation and normalisation fitted on the train split
@@ -154,6 +156,8 @@ class RunLayout:
     def is_external(self) -> bool:
         """True for an external/<name>/ folder inside a run directory."""
         return self.root.parent.name == EXTERNAL_DIR and RunLayout(self.root.parent.parent).config.exists()
+
+    baseline_model = property(lambda self: self.root / "model")  # a baseline run's saved model (baselines.saved)
     series_weights = property(lambda self: self.root / "model.safetensors")
     preprocessing = property(lambda self: self.root / "preprocessing.json")
     # an export folder (alfia export)

@@ -157,13 +157,16 @@ def baselines(
                                 "the same settings; train the rest (the ensemble is always rebuilt)."),
     external: list[Path] = typer.Option(None, "--external", help="External cohort (repeatable), scored "
                                         "whole by every model after training; another CW-24 variant is "
-                                        "mapped into this one. Writes OUT/<Model>/external/<name>/."),
+                                        "mapped into this one. Writes OUT/<Model>/external/<name>/. With "
+                                        "--resume, models that finished score it with their saved model "
+                                        "(OUT/<Model>/model/), without refitting."),
     overwrite: Overwrite = False,
 ) -> None:
     """Train the tabular baseline zoo of the paper's Table 3 on the cohort's own split.
 
     Model selection and early stopping use validation AUPRC; preprocessing is fitted on train only.
-    Writes OUT/<Model>/{config.json, predictions.parquet, metrics.json, figures/} and OUT/summary.csv/.md.
+    Writes OUT/<Model>/{config.json, predictions.parquet, metrics.json, figures/, model/} and
+    OUT/summary.csv/.md; `alfia predict OUT/<Model> --input COHORT` scores new stays with the saved model.
     For ALFIA-boost / ALFIA-nn on ALF embeddings use `alfia boost`.
     """
     from alfia.baselines.registry import ENSEMBLE_NAME, MODELS, resolve_models
