@@ -224,7 +224,7 @@ class _PeakRSS:
         return False
 
 
-def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_embeddings: bool):
+def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_embeddings: bool, progress=None):
     if batch_size < 1:
         raise AlfiaError(f"batch size must be >= 1, got {batch_size}")
     n = len(inputs.texts)
@@ -243,7 +243,8 @@ def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_e
                                                   run.max_length)
             n_tokens += int(data.lengths.sum())
             for index, out in iterate_outputs(run.model, data, batch_size=batch_size,
-                                              pad_token_id=pad_token_id_of(run.model.tokenizer), device=run.device):
+                                              pad_token_id=pad_token_id_of(run.model.tokenizer), device=run.device,
+                                              progress=progress):
                 index = index + start
                 logits[index] = out.logits.float().cpu().numpy().reshape(-1)
                 if want_embeddings:
@@ -278,9 +279,11 @@ def _check_finite(run: LoadedRun, inputs: InferenceInput, ok: np.ndarray, what: 
                          f"its weights (fusion_head.safetensors, the encoder) may be damaged")
 
 
-def predict(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64) -> tuple[pd.DataFrame, Performance]:
-    """Probabilities and labels at the run's threshold, one row per input, in input order."""
-    logits, _, _, perf = _run_batches(run, inputs, batch_size, want_embeddings=False)
+def predict(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64,
+            progress=None) -> tuple[pd.DataFrame, Performance]:
+    """Probabilities and labels at the run's threshold, one row per input, in input order. ``progress``: an
+    ``alfia.progress.Step`` advanced by the texts scored."""
+    logits, _, _, perf = _run_batches(run, inputs, batch_size, want_embeddings=False, progress=progress)
     prob = run.calibrator.transform(logits)
     _check_finite(run, inputs, np.isfinite(prob) & (prob >= 0) & (prob <= 1), "probability")
     out = pd.DataFrame({ID_COLUMN: inputs.stay_id})
@@ -294,13 +297,14 @@ def predict(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64) -> 
     return out, perf
 
 
-def embed(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64) -> tuple[pd.DataFrame, Performance]:
+def embed(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64,
+          progress=None) -> tuple[pd.DataFrame, Performance]:
     """Algorithm 2: L2-normalised pooled (ALF) embeddings and layer weights, one row per stay.
 
     Columns: stay_id, split (if known), hospital_expire_flag (if known), alf_0..alf_{d-1},
     layer_weight_0..layer_weight_{N_f-1} (absent for poolers without layer weights: cls, mean, max).
     """
-    _, embeddings, layer_weights, perf = _run_batches(run, inputs, batch_size, want_embeddings=True)
+    _, embeddings, layer_weights, perf = _run_batches(run, inputs, batch_size, want_embeddings=True, progress=progress)
     _check_finite(run, inputs, np.isfinite(embeddings).all(axis=1), "embedding")
     norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
     embeddings = embeddings / np.maximum(norms, 1e-12)  # Algorithm 2, line 19

@@ -37,6 +37,7 @@ from alfia.cohorts.io import read_table
 from alfia.cohorts.schema import OUTCOME_COLUMN, SPLITS
 from alfia.errors import AlfiaError
 from alfia.outputs import hold_output_dir
+from alfia.progress import make_console, step
 from alfia.runs import RunLayout, read_alfia_config, write_predictions
 from alfia.evaluation.thresholds import write_run_thresholds
 from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory, ProgressDisplay
@@ -257,11 +258,12 @@ def cache_bottom(model, plan: RunPlan, data: dict) -> dict:
                            highlight=False)
     if model.bottom_indices is None:
         return {}
-    plan.console.print(f"caching the frozen bottom (encoder layers 1-{model.bottom_indices[-1]} of "
-                       f"{model.num_backbone_layers}; H^{tuple(model.bottom_indices)}) of {len(data['train'])} + "
-                       f"{len(data['val'])} rows", highlight=False)
     options = plan.cache_options(model)
-    return {s: compute_frozen_states(model, data[s], layers=model.bottom_indices, **options) for s in ("train", "val")}
+    with step(f"caching the frozen bottom (encoder layers 1-{model.bottom_indices[-1]} of "
+              f"{model.num_backbone_layers}; H^{tuple(model.bottom_indices)})",
+              len(data["train"]) + len(data["val"]), console=plan.console, unit="rows") as progress:
+        return {s: compute_frozen_states(model, data[s], layers=model.bottom_indices, progress=progress, **options)
+                for s in ("train", "val")}
 
 
 def cache_top(model, plan: RunPlan, data: dict, bottom: dict) -> dict:
@@ -278,15 +280,21 @@ def cache_top(model, plan: RunPlan, data: dict, bottom: dict) -> dict:
         plan.console.print(f"pooler + head initialised from {config.head_from}", highlight=False)
         return states
     if not model.config.trains_encoder or (config.head_epochs and plan.resume_from is None):
-        plan.console.print(f"caching the frozen encoder's top {model.n_pooled_layers} layer states of "
-                           f"{len(data['train'])} + {len(data['val'])} rows", highlight=False)
-        states = {s: compute_frozen_states(model, source[s], **options) for s in ("train", "val")}
+        with step(f"caching the frozen encoder's top {model.n_pooled_layers} layer states",
+                  len(data["train"]) + len(data["val"]), console=plan.console, unit="rows") as progress:
+            states = {s: compute_frozen_states(model, source[s], progress=progress, **options)
+                      for s in ("train", "val")}
     if model.config.standardise_states:
         # The same (seeded) training rows whether or not the states were cached, so a resumed run gets the very
         # same standardisation before its checkpoint is loaded.
         rows = np.sort(np.random.default_rng(config.seed).permutation(len(data["train"]))[:STANDARDISE_ROWS])
-        fit_states = ([states["train"].states[i] for i in rows] if states else
-                      compute_frozen_states(model, source["train"].subset(rows), **options).states)
+        if states:
+            fit_states = [states["train"].states[i] for i in rows]
+        else:
+            with step("encoder states for the state standardisation", len(rows), console=plan.console,
+                      unit="rows") as progress:
+                fit_states = compute_frozen_states(model, source["train"].subset(rows), progress=progress,
+                                                   **options).states
         model.fit_state_standardisation(fit_states)
         del fit_states
     return states
@@ -353,10 +361,12 @@ def finish_run(model, plan: RunPlan, data: dict, result, best_phase: str,
     model.save_pretrained(layout.root)
     pad_id = pad_token_id_of(model.tokenizer)
     logits: dict[str, np.ndarray] = {}
-    for s in {*predict_splits, "val"}:
-        if s in data:
+    scored = [s for s in SPLITS if s in data and s in {*predict_splits, "val"}]
+    with step(f"scoring the {' and '.join(scored)} rows with the best model", sum(len(data[s]) for s in scored),
+              console=plan.console, unit="rows") as progress:
+        for s in scored:
             logits[s] = predict_logits(model, data[s], batch_size=config.eval_batch_size, pad_token_id=pad_id,
-                                       device=plan.device, precision=config.precision)
+                                       device=plan.device, precision=config.precision, progress=progress)
     # Post-hoc calibration on val (Platt by default): every probability the run writes goes through it.
     calibrator = Calibrator.fit(config.calibration, logits["val"], data["val"].labels)
     calibrator.save_json(layout.calibration)
@@ -395,7 +405,7 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
     """
     from alfia.models import build_model
 
-    console = console or Console(emoji=False, stderr=True)
+    console = console or make_console(stderr=True)
     plan = prepare_run(text_path, out_dir, model_config, train_config, resume=resume, recipe=recipe,
                        console=console, progress=progress, callbacks=callbacks)
     seed_everything(plan.train_config.seed)
