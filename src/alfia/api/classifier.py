@@ -122,7 +122,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
                  max_train_rows: int | None = None, head_lr: float | None = None, head_epochs: int | None = None,
                  rows_per_epoch: int | None = None, state_cache_gb: float | None = None, precision: str | None = None,
                  calibration: str | None = None, head_from: str | None = None,
-                 run_dir: str | os.PathLike | None = None, progress: bool = False):
+                 run_dir: str | os.PathLike | None = None, progress: bool = True):
         self.backbone = backbone
         self.n_fusion_layers = n_fusion_layers
         self.fusion_heads = fusion_heads
@@ -175,23 +175,24 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
     # -- training ------------------------------------------------------------------------------
     def fit(self, texts, y=None) -> "ALFIAClassifier":
         """Train on a text table (its ``split`` and ``hospital_expire_flag`` columns); returns self."""
-        from rich.console import Console
-
         from alfia.api.data import as_path
+        from alfia.progress import make_console
         from alfia.training import train_run
 
         if y is not None:
             raise AlfiaError("ALFIAClassifier.fit takes the labels from the text table's hospital_expire_flag "
                              "column (and the split from its split column); call fit(texts) without y")
         model_config, train_config = self.configs()
+        temporary = self.run_dir is None
         if self.run_dir is not None:
             run_dir = Path(self.run_dir)
         else:
             run_dir = Path(tempfile.mkdtemp(prefix="alfia-run-")) / "run"
-        console = Console(emoji=False, stderr=True, quiet=not self.progress)
+        console = make_console(stderr=True, quiet=not self.progress)
         summary = train_run(as_path(texts, "text table"), run_dir, model_config, train_config, console=console,
                             progress=self.progress)
         self._set_learned(summary.run_dir)
+        self._temporary_run = self.run_dir_ if temporary else None  # save_pretrained may move it, not copy
         return self
 
     def _set_learned(self, run_dir: Path) -> None:
@@ -264,7 +265,8 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
 
     # -- persistence -----------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Copy the run directory to ``directory`` (a new folder) and use it from now on.
+        """Copy the run directory to ``directory`` (a new folder) and use it from now on; a run that ``fit`` wrote
+        to a temporary folder (``run_dir=None``) is moved there instead.
 
         The result is the run directory ``alfia train`` writes: ``alfia evaluate/predict/card`` read it.
         """
@@ -277,9 +279,20 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         # A file of that name, a non-empty folder, or a parent that is a file: named, before anything is copied.
         check_output_dir(target, flag="save_pretrained's directory", hint="save_pretrained writes a new run directory")
         target.parent.mkdir(parents=True, exist_ok=True)
+        source = Path(self.run_dir_)
+        if getattr(self, "_temporary_run", None) == source:
+            # fit's own temporary folder: nobody else reads it, so it moves (a rename on the same disk), not copied
+            if target.exists():
+                target.rmdir()
+            shutil.move(source, target)
+            shutil.rmtree(source.parent, ignore_errors=True)  # the mkdtemp folder that held it
+            self._temporary_run = None
+            self._set_learned(target)
+            self.run_dir = target
+            return target
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
-            shutil.copytree(self.run_dir_, staging / "run")
+            shutil.copytree(source, staging / "run")
             if target.exists():
                 target.rmdir()
             os.replace(staging / "run", target)

@@ -510,22 +510,29 @@ def card_html(markdown: str, figures: dict[str, Path] | None = None) -> str:
 
 
 def write_card(run_dir: str | os.PathLike, out: str | os.PathLike = "card.md", *,
-               cohort: str | os.PathLike | None = None) -> tuple[Path, Path]:
+               cohort: str | os.PathLike | None = None, overwrite: bool = False) -> tuple[Path, Path]:
     """Write ``out`` (Markdown) and the same card as HTML beside it (``.html``); returns both paths.
 
-    Evaluates the run first (``alfia evaluate``'s defaults) when it has no metrics.json yet.
+    Existing files are replaced only with ``overwrite``, and never a file of the run or the cohort
+    (``alfia.outputs.check_output``, before anything is computed). Evaluates the run first (``alfia evaluate``'s
+    defaults) when it has no metrics.json yet.
     """
+    from alfia.cohorts.io import manifest_path
+    from alfia.outputs import check_output
+
     layout = RunLayout.of(run_dir).require()
+    out = Path(out)
+    if out.suffix.lower() == ".html":
+        out = out.with_suffix(".md")
+    own = {out.resolve(), out.with_suffix(".html").resolve()}  # an earlier card in the run folder is no input
+    run_files = [p for p in layout.root.rglob("*") if p.resolve() not in own]
+    cohorts = [] if cohort is None else [Path(cohort), manifest_path(cohort)]
+    check_output(out, inputs=[layout.root, *run_files, *cohorts], overwrite=overwrite,
+                 companions=[out.with_suffix(".html")])
     if not layout.metrics.exists():
         from alfia.evaluation.report import evaluate_run
 
         evaluate_run(layout.root, cohort=cohort)
-    out = Path(out)
-    if out.suffix.lower() == ".html":
-        out = out.with_suffix(".md")
-    for path in (out, out.with_suffix(".html")):
-        if path.resolve().is_relative_to(layout.root.resolve()) and path.name in ("config.json", "metrics.json"):
-            raise AlfiaError(f"{path}: would overwrite a file of the run itself")
     markdown = card_markdown(layout.root, cohort=cohort)
     figures = {name: layout.figures / f"{name}.png" for name in ("calibration", "decision_curve", "roc", "pr")}
     md_path = write_text_atomic(out, markdown)

@@ -42,7 +42,7 @@ from alfia.runs import RunLayout, read_alfia_config, write_predictions
 from alfia.evaluation.thresholds import write_run_thresholds
 from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory, ProgressDisplay
 from alfia.training.config import TrainConfig
-from alfia.training.resume import checkpoint_dir_of
+from alfia.training.resume import STATE_FILE, checkpoint_dir_of
 from alfia.cohorts.validate import split_for_training
 from alfia.models.calibrator import Calibrator
 from alfia.runtime import (
@@ -185,6 +185,10 @@ def prepare_run(text_path, out_dir, model_config, train_config, *, resume: bool,
         model_config = AlfiaConfig.from_dict(doc["model"], source=f"{layout.config}: model")
         train_config = TrainConfig.from_dict(doc["train"], source=f"{layout.config}: train")
         recipe = doc.get("recipe")
+        if doc.get("result") is not None and not any(
+                (layout.root / name / STATE_FILE).exists() for name in ("checkpoint", "checkpoint.old")):
+            raise AlfiaError(f"{layout.root}: this run has finished (config.json holds its result) and its "
+                             f"checkpoint was deleted then; there is nothing to resume")
         saved_path = Path(doc["data"]["path"])
         if text_path is not None and Path(text_path).resolve() != saved_path:
             raise AlfiaError(f"{text_path}: --resume continues {out_dir}, which was trained on {saved_path}; "
@@ -396,12 +400,14 @@ def finish_run(model, plan: RunPlan, data: dict, result, best_phase: str,
 def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, model_config=None,
               train_config: TrainConfig | None = None, *, resume: bool = False, console: Console | None = None,
               progress: bool = True, callbacks=(), predict_splits=("val", "test"),
-              recipe: str | None = None) -> RunSummary:
+              recipe: str | None = None, keep_checkpoint: bool = False) -> RunSummary:
     """Train ALFIA on a text table and write the complete run directory ``out_dir``.
 
     With neither config given, the recipe for this machine (``recipe``, default ``auto``) supplies both.
     ``resume=True`` continues the run in ``out_dir`` from its checkpoint; its config.json supplies the
     data path and every setting, and the data file must be unchanged (same SHA-256).
+    ``keep_checkpoint``: keep ``checkpoint/`` (the optimizer state, ~4x the weights) once the run has finished;
+    by default it is deleted then, since only an unfinished run resumes from it.
     """
     from alfia.models import build_model
 
@@ -424,4 +430,16 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
         del top
         result, best_phase = train_encoder(model, plan, data, bottom, head_result)
         del bottom
-        return finish_run(model, plan, data, result, best_phase, predict_splits)
+        summary = finish_run(model, plan, data, result, best_phase, predict_splits)
+        if not keep_checkpoint:
+            prune_checkpoint(plan.layout)
+        return summary
+
+
+def prune_checkpoint(layout: RunLayout) -> None:
+    """Delete a finished run's training state (``checkpoint/`` and a half-replaced ``checkpoint.old``)."""
+    import shutil
+
+    for folder in (layout.checkpoint, layout.checkpoint.with_name(layout.checkpoint.name + ".old")):
+        if folder.is_dir():
+            shutil.rmtree(folder)
