@@ -524,7 +524,8 @@ def write_card(run_dir: str | os.PathLike, out: str | os.PathLike = "card.md", *
     out = Path(out)
     if out.suffix.lower() == ".html":
         out = out.with_suffix(".md")
-    own = {out.resolve(), out.with_suffix(".html").resolve()}  # an earlier card in the run folder is no input
+    # An earlier card (.md/.html) in the run folder is no input; every other file there is one.
+    own = {out.resolve(), out.with_suffix(".html").resolve()} if out.suffix.lower() == ".md" else set()
     run_files = [p for p in layout.root.rglob("*") if p.resolve() not in own]
     cohorts = [] if cohort is None else [Path(cohort), manifest_path(cohort)]
     check_output(out, inputs=[layout.root, *run_files, *cohorts], overwrite=overwrite,
