@@ -181,6 +181,11 @@ def train(
     else:
         if hourly is None or out_dir is None:
             raise AlfiaError("give an HOURLY table and --out RUN_DIR (or --resume RUN_DIR)")
+        if not (out_dir / "config.json").exists():  # a run there: train_series names it and --resume
+            from alfia.cohorts.io import manifest_path
+            from alfia.outputs import check_output_dir
+
+            check_output_dir(out_dir, inputs=[hourly, manifest_path(hourly)], hint="choose another --out")
         arrays = read_hourly(hourly)
         cfg = SeriesTrainConfig(model=model, model_settings=_settings(set_), epochs=epochs, batch_size=batch_size,
                                 lr=lr, patience=patience, seed=seed, device=device, threads=threads,
