@@ -149,3 +149,36 @@ def test_every_writing_command_refuses_an_existing_output_without_overwrite(asse
         elif snapshot(tmp_path) != before or snapshot(assets.root) != run_before:
             failures.append(f"alfia {path}: refused, but changed a file")
     assert not failures, "\n".join(failures)
+
+
+def test_train_help_states_each_recipes_values():
+    """`alfia train --help` writes the recipes' values out (importing torch would slow every --help): they must
+    be what the recipes and the config dataclasses give."""
+    from alfia.cli.model import FIELDS, RECIPE_DEFAULTS, recipe_default
+    from alfia.models import AlfiaConfig
+    from alfia.training import TrainConfig
+    from alfia.training.recipes import RECIPES
+
+    model_fields = set(AlfiaConfig().to_dict()) | {"fusion_layers", "lora_r", "lora_alpha", "lora_dropout",
+                                                   "lora_targets"}
+    for option, shown in RECIPE_DEFAULTS.items():
+        field = FIELDS.get(option, option)
+        for name, recipe in RECIPES.items():
+            if option in model_fields:
+                value = AlfiaConfig.from_dict(dict(recipe.model)).to_dict()
+            else:
+                value = TrainConfig.from_dict(dict(recipe.train)).to_dict()
+            for key in field.split("."):
+                value = value[key]
+            assert shown[name] == value, (option, name)
+    assert recipe_default("epochs") == "cpu recipe: 8; paper recipe: 30; frozen recipe: 8"
+    assert recipe_default("threads") == "the cores available"
+
+
+def test_a_bad_option_is_one_error_line(capsys):
+    from cli_process import run_alfia
+
+    code, out, err = run_alfia(["cohort", "synthetic", "--seed", "-1"], capsys)
+    assert code == 2 and err.startswith("error: Invalid value for '--seed'") and "╭" not in err
+    code, out, err = run_alfia(["evaluate"], capsys)
+    assert code == 2 and err.startswith("error: Missing argument 'RUN_DIR'")
