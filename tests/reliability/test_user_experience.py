@@ -61,21 +61,40 @@ def test_a_log_gets_whole_table_rows_not_80_columns():
     assert "x" * 300 in text and console.width == LOG_WIDTH
 
 
-def test_training_prints_an_estimate_after_the_first_batches(assets, tmp_path):
+def test_training_prints_an_estimate_and_the_card_says_what_was_trained(assets, tmp_path):
+    from alfia.evaluation.card import CardWarning, card_markdown
     from alfia.models import AlfiaConfig
     from alfia.training import TrainConfig, train_run
 
     buffer, console = _log()
-    train_run(assets.text_path, tmp_path / "run",
+    run = tmp_path / "run"
+    train_run(assets.text_path, run,
               AlfiaConfig(backbone=str(assets.backbone), n_fusion_layers=2, max_length=48, train_layers=0),
-              TrainConfig(head_epochs=2, batch_size=8, num_threads=1), console=console)
+              TrainConfig(head_epochs=2, batch_size=8, num_threads=1, max_train_rows=30), console=console)
     text = buffer.getvalue()
     estimate = [line for line in text.splitlines() if line.startswith("estimate: ")]
-    assert len(estimate) == 1 and "per epoch of 6 batches" in estimate[0] and "for the 2 epoch(s)" in estimate[0]
+    assert len(estimate) == 1 and "per epoch of 4 batches" in estimate[0] and "for the 2 epoch(s)" in estimate[0]
     assert text.index("estimate: ") < text.index("epoch   1 ")  # before the first epoch ends
     assert "caching the frozen encoder's top 2 layer states: done" in text
     assert "scoring the val and test rows with the best model: done" in text
-    assert not (tmp_path / "run" / "checkpoint").exists()  # pruned: the run finished
+    assert not (run / "checkpoint").exists()  # pruned: the run finished
+
+    # The card of this frozen-encoder, subsampled run (issue 20: it said "LoRA r=16 ... up to 8 epochs", "all
+    # eligible stays were used", no calibrator, "deciles")
+    card = card_markdown(run)
+    body = {part.split(".", 1)[0]: part for part in card.split("\n### ")[1:]}
+    assert "encoder frozen" in body["12c"] and "LoRA" not in body["12c"] and "r=16" not in body["12c"]
+    assert "for up to 2 epochs" in body["12c"] and "up to 8" not in body["12c"]
+    assert "2 epochs were run" in body["12c"]
+    assert "subsample of 30 of the 45 training stays" in body["10"] and "--max-train-rows" in body["10"]
+    assert "Platt scaling fitted on val" in body["12f"] and "Platt" not in body["24"]
+    assert "decile" not in card
+    assert {"6a–6b", "9a–9b"} <= set(body) and not {"6b", "9b"} & set(body)
+    assert body["7"].split("\n", 1)[1] != body["12b"].split("\n", 1)[1]  # no repeated item
+    bare = tmp_path / "bare.parquet"
+    shutil.copy(assets.text_path, bare)  # the table without its manifest
+    with pytest.warns(CardWarning, match=r"bare.parquet has no manifest \(bare.manifest.json\)"):
+        card_markdown(run, cohort=bare)
 
 
 def test_keep_checkpoint_keeps_the_training_state(assets, tmp_path, capsys):
