@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/alfia demo
+	$(BIN)/alfia demo --overwrite  # its own demo_output/, rebuilt on every run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

@@ -56,7 +56,7 @@ PRELUDE = {
 }
 # make demo runs the demo's own code with 300 stays, all of their training rows, on the tiny BERT;
 # make test is not run (it is this very suite).
-MAKE_TARGETS = {"make demo": ["--n-stays", "300", "--out", "demo_output"],
+MAKE_TARGETS = {"make demo": ["--n-stays", "300", "--out", "demo_output", "--overwrite"],
                 "make test": None}
 EXPECTED_FAILURES = {
     # Without the optional extra the command stops with the install line the docs show next to it.

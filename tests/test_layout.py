@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "alfia"
 # The data flow, lowest first (README, "Layout"). A stage may import its own modules and any lower stage.
 STAGES = (
     ("errors",),
-    ("__init__", "atomic", "machine"),  # foundations
+    ("__init__", "atomic", "machine", "progress"),  # foundations (progress: bars and log lines of long steps)
     ("config_base",),  # the JSON config base every typed config derives from (it writes through atomic)
     ("cohorts",),
     ("runs", "outputs"),

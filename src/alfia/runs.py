@@ -17,7 +17,8 @@ and compared with any other::
       adapter/               LoRA adapter in peft's own format (--finetune lora with --train-layers > 0)
       encoder.safetensors    fine-tuned encoder weights (--finetune full: the trained top layers, or all)
       fusion_head.safetensors  ALF and ACH weights
-      checkpoint/            last epoch's full training state, for --resume
+      checkpoint/            last epoch's full training state, for --resume (deleted once the run finishes,
+                             unless --keep-checkpoint)
       calibration.json       post-hoc calibrator fitted on val (Platt/isotonic), applied to every probability
       external/<name>/       one folder per external cohort the run scored (``--external``):
         predictions.parquet  stay_id, split ("external"), label, prob for every stay of that cohort

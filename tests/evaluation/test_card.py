@@ -49,6 +49,9 @@ def test_card_lists_every_tripod_ai_item_and_fills_what_the_run_knows(tmp_path, 
     assert "AUPRC" in body["23a"] and "95% CI" in body["23a"] and "Wilson" in body["23a"]
     assert "Female" in body["23b"] and "ICU unit type" in body["23b"]
     # Unknowable from the files: marked for the deploying team
-    for number in ("17", "18a", "19", "5b"):
+    for number in ("17", "18a", "19"):
         assert TO_COMPLETE in body[number]
+    # Not applicable, with the reason (issue 20): synthetic data have no collection period
+    assert "Not applicable: synthetic data" in body["5b"]
+    assert "Not applicable" in body["12g"] and "no external validation" in body["12g"]
     assert 'src="data:image/png;base64,' in page and "http" not in page.split("<body>")[1].split("TRIPOD")[0]

@@ -26,7 +26,8 @@ def assets(tmp_path_factory):
     backbone = tiny_backbone(root, layers=2)
     train_run(root / "text.parquet", root / "run",
               AlfiaConfig(backbone=str(backbone), n_fusion_layers=2, max_length=48, train_layers="all", finetune="lora"),
-              TrainConfig(epochs=1, batch_size=16, lr=1e-3, num_threads=1, head_epochs=0), progress=False)
+              TrainConfig(epochs=1, batch_size=16, lr=1e-3, num_threads=1, head_epochs=0), progress=False,
+              keep_checkpoint=True)  # cases that damage or resume a run need its checkpoint
     return SimpleNamespace(root=root, cohort=cohort, cohort_path=root / "cohort.parquet", text=text,
                            text_path=root / "text.parquet", run=root / "run", backbone=backbone)
 

@@ -770,7 +770,7 @@ def _(t):
     return t.train_args(t.assets.text_path, "--batch-size", "0")
 
 
-@case("flag-predict-batch-size-zero", "batch size")
+@case("flag-predict-batch-size-zero", "--batch-size", "0")
 def _(t):
     return t.predict_args(t.run(), t.assets.text_path, "--batch-size", "0")
 
@@ -810,6 +810,176 @@ def _(t):
 @case("flag-unknown-template", "klingon")
 def _(t):
     return ["encode", t.cohort(), "--out", t.path("text.parquet"), "--template", "klingon"]
+
+
+# --- issue 20: the outsider's catalogue, and the class of each case --------------------------------
+
+def _records_tar(t, name: str = "set-a.tar.gz", bad: bytes | None = None) -> Path:
+    members: dict[str, str | bytes] = {f"{i}.txt": record_text(i, series=[("01:00", "HR", 80)]) for i in (1, 2, 3)}
+    if bad is not None:
+        members["2.txt"] = record_text(2).encode() + bad
+    return write_tar(t.path(name), members)
+
+
+@case("physionet-record-invalid-utf8", "set-a.tar.gz:2.txt", "line 8", "UTF-8")
+def _(t):  # a pyarrow "invalid UTF8 data" traceback
+    return _physionet(t, _records_tar(t, bad=b"01:00,HR,8\xff0\n"))
+
+
+@case("series-build-record-invalid-utf8", "set-a.tar.gz:2.txt", "line 8", "UTF-8")
+def _(t):
+    return ["series", "build", "physionet2012", "--records", _records_tar(t, bad=b"01:00,HR,8\xff0\n"),
+            "--outcomes", write_outcomes(t.path("Outcomes-a.txt"), [1, 2, 3]), "--out", t.earlier("h.parquet"),
+            "--overwrite"]
+
+
+@case("seed-negative-train", "--seed", "-1", "0<=x")
+def _(t):  # numpy's "Seed must be between 0 and 2**32 - 1" traceback
+    return t.train_args(t.assets.text_path, "--seed", "-1")
+
+
+@case("seed-negative-cohort-synthetic", "--seed", "-5")
+def _(t):
+    return ["cohort", "synthetic", "--n", "50", "--seed", "-5", "--out", t.earlier("c.parquet"), "--overwrite"]
+
+
+@case("seed-too-large-baselines", "--seed", "4294967296")
+def _(t):
+    return ["baselines", t.cohort(), "--out", t.path("zoo"), "--seed", str(2**32), "--profile", "fast"]
+
+
+@case("series-model-size-zero", "--set", "hidden_size", ">= 1")
+def _(t):  # a torch traceback
+    return [*_series_train(t, _hourly(t)), "--model", "gru", "--set", "hidden_size=0"]
+
+
+@case("series-model-size-negative", "--set", "d_model", ">= 1")
+def _(t):
+    return [*_series_train(t, _hourly(t)), "--set", "d_model=-4"]
+
+
+@case("series-model-dropout-above-1", "--set", "dropout", "[0, 1)")
+def _(t):
+    return [*_series_train(t, _hourly(t)), "--set", "dropout=1.5"]
+
+
+@case("table-is-a-folder-encode", "a folder, not a table file")
+def _(t):  # "PosixPath('.') has an empty name"
+    return ["encode", ".", "--out", t.earlier("text.parquet"), "--overwrite"]
+
+
+@case("table-is-a-folder-baselines", "a folder, not a table file")
+def _(t):
+    return ["baselines", ".", "--out", t.path("zoo"), "--profile", "fast"]
+
+
+@case("table-is-a-folder-series-train", "a folder, not a table file")
+def _(t):
+    return ["series", "train", ".", "--out", t.path("srun"), "--epochs", "1"]
+
+
+def _series_run(t) -> Path:
+    from alfia.series.hourly import read_hourly
+    from alfia.series.train import SeriesTrainConfig, train_series
+
+    hourly = _hourly(t)
+    train_series(read_hourly(hourly), t.path("srun"), SeriesTrainConfig(model="gru", epochs=1, threads=1,
+                                                                       hourly=str(hourly)))
+    return t.path("srun")
+
+
+@case("series-predict-text-value", "hourly2.parquet", "'heart_rate'", "'high'", "stay 1005", "hour 3")
+def _(t):  # a numpy "could not convert string to float" traceback
+    run = _series_run(t)
+    from alfia.series.hourly import read_hourly, write_hourly
+
+    arrays = read_hourly(t.path("hourly.parquet"))
+    frame = arrays.to_frame()
+    frame["heart_rate"] = frame["heart_rate"].astype(str)
+    frame.loc[(frame.stay_id == 1005) & (frame.hour == 3), "heart_rate"] = "high"
+    write_hourly(frame, t.path("hourly2.parquet"), source="synthetic", variables=arrays.variables, hours=6)
+    return ["series", "predict", run, "--input", t.path("hourly2.parquet"), "--out", t.earlier("p.parquet"),
+            "--overwrite"]
+
+
+@case("evaluate-cohort-age-is-text", "other.parquet", "'admission_age'", "'old'", "row 3")
+def _(t):  # counted silently as a "missing" age band
+    df = t.cohort_df()
+    df["admission_age"] = df["admission_age"].astype(str)
+    df.loc[3, "admission_age"] = "old"
+    df.to_parquet(t.path("other.parquet"), index=False)
+    return ["evaluate", t.run(), "--n-boot", "10", "--cohort", t.path("other.parquet")]
+
+
+@case("option-epochs-with-train-layers-0", "--epochs does not apply", "--head-epochs")
+def _(t):  # on the frozen recipe --epochs did nothing
+    args = t.train_args(t.assets.text_path, "--train-layers", "0")
+    return args
+
+
+@case("option-lora-with-full-finetune", "--lora-r does not apply", "--finetune lora")
+def _(t):
+    return t.train_args(t.assets.text_path, "--train-layers", "1", "--finetune", "full", "--lora-r", "4")
+
+
+@case("option-gating-with-mean-pooler", "--no-gating does not apply")
+def _(t):
+    return t.train_args(t.assets.text_path, "--pooler", "mean", "--no-gating")
+
+
+@case("resume-with-an-override", "--resume", "does not take --head-epochs")
+def _(t):  # alfia train --resume RUN --head-epochs 8 ignored the option
+    return ["train", "--resume", t.run(), "--head-epochs", "8"]
+
+
+@case("series-resume-with-an-override", "--resume", "does not take --epochs")
+def _(t):
+    return ["series", "train", "--resume", _series_run(t), "--epochs", "3"]
+
+
+# --- issue 24: the commands that skipped the output guard ---------------------------------------
+
+@case("out-existing-series-build-without-overwrite", "h.parquet", "already exists", "--overwrite")
+def _(t):
+    return ["series", "build", "physionet2012", "--records", _records_tar(t), "--outcomes",
+            write_outcomes(t.path("Outcomes-a.txt"), [1, 2, 3]), "--out", t.earlier("h.parquet")]
+
+
+@case("out-existing-series-predict-without-overwrite", "p.parquet", "already exists", "--overwrite")
+def _(t):
+    run = _series_run(t)
+    return ["series", "predict", run, "--input", t.path("hourly.parquet"), "--out", t.earlier("p.parquet")]
+
+
+@case("out-series-predict-equals-input", "hourly.parquet", "input")
+def _(t):
+    run = _series_run(t)
+    return ["series", "predict", run, "--input", t.path("hourly.parquet"), "--out", t.path("hourly.parquet"),
+            "--overwrite"]
+
+
+@case("out-series-predict-into-the-run", "model.safetensors", "input")
+def _(t):
+    run = _series_run(t)
+    return ["series", "predict", run, "--input", t.path("hourly.parquet"), "--out", run / "model.safetensors",
+            "--overwrite"]
+
+
+@case("out-existing-card-without-overwrite", "card.md", "already exists", "--overwrite")
+def _(t):
+    return ["card", t.run(), "--out", t.earlier("card.md")]
+
+
+@case("out-existing-card-html-without-overwrite", "card.html", "already exists")
+def _(t):
+    t.earlier("card.html")
+    return ["card", t.run(), "--out", t.path("card.md")]
+
+
+@case("out-card-over-the-run-config", "config.json", "input")
+def _(t):
+    run = t.run()
+    return ["card", run, "--out", run / "config.json", "--overwrite"]
 
 
 class _Trap:
@@ -876,6 +1046,18 @@ def _(t):  # issue 26: read as 06:15 without notice
     tar = write_tar(t.path("set-a.tar.gz"), {"1.txt": record_text(1), "2.txt": record_text(2),
                                              "3.txt": record_text(3, series=[("05:75", "HR", 80)])})
     return ["cohort", "physionet2012", "--records", tar, "--outcomes",
+            write_outcomes(t.path("Outcomes-a.txt"), [1, 2, 3]), "--out", t.path("p.parquet")]
+
+
+@accepted("physionet-line-with-4-fields-skipped", "1 malformed lines skipped", "set-a.tar.gz:2.txt:8")
+def _(t):  # issue 20 saw a pyarrow "Expected 3 columns, got 4" traceback
+    return ["cohort", "physionet2012", "--records", _records_tar(t, bad=b"02:00,HR,80,5\n"), "--outcomes",
+            write_outcomes(t.path("Outcomes-a.txt"), [1, 2, 3]), "--out", t.path("p.parquet")]
+
+
+@accepted("series-build-line-with-4-fields-skipped", "wrote")
+def _(t):
+    return ["series", "build", "physionet2012", "--records", _records_tar(t, bad=b"02:00,HR,80,5\n"), "--outcomes",
             write_outcomes(t.path("Outcomes-a.txt"), [1, 2, 3]), "--out", t.path("p.parquet")]
 
 

@@ -111,9 +111,12 @@ def test_hourly_output_of_a_run(trained):
     run = load_series_run(root / "gru")
     hourly, _ = predict_hourly(run, arrays)
     stays, _ = predict_stays(run, arrays)
-    assert list(hourly.columns) == ["stay_id", "hour", "probability"] and len(hourly) == 96 * 6
-    last = hourly[hourly["hour"] == 6]["probability"].to_numpy()
-    np.testing.assert_allclose(last, stays["probability"], rtol=1e-6)  # hour H = the per-stay risk
+    assert list(hourly.columns) == ["stay_id", "hour", "prob", "hospital_expire_flag", "split"]
+    assert len(hourly) == 96 * 6
+    last = hourly[hourly["hour"] == 6]
+    np.testing.assert_allclose(last["prob"].to_numpy(), stays["prob"], rtol=1e-6)  # hour H = the per-stay risk
+    assert (last["split"].to_numpy() == stays["split"]).all()  # issue 20: split and label on every hour
+    assert (last["hospital_expire_flag"].to_numpy() == stays["hospital_expire_flag"]).all()
 
 
 def test_rule_out_threshold_reaches_the_sensitivity():
@@ -147,12 +150,13 @@ def test_cli_build_train_predict_hourly_and_compare(tmp_path, capsys):
                             "--hourly"], capsys)
     assert code == 0, err
     p = pd.read_parquet(tmp_path / "p.parquet")
-    assert list(p.columns) == ["stay_id", "hour", "probability"] and len(p) == 48 * 24
+    assert list(p.columns) == ["stay_id", "hour", "prob", "hospital_expire_flag", "split"] and len(p) == 48 * 24
     code, _, err = run_alfia(["series", "predict", tmp_path / "run", "--input", h, "--out", tmp_path / "q.parquet"],
                            capsys)
-    assert code == 0 and list(pd.read_parquet(tmp_path / "q.parquet").columns)[:2] == ["stay_id", "probability"]
-    code, _, err = run_alfia(["series", "predict", tmp_path / "run", "--input", h, "--out", h], capsys)
-    assert code == 2 and "refusing to write over the input" in err
+    assert code == 0 and list(pd.read_parquet(tmp_path / "q.parquet").columns)[:2] == ["stay_id", "prob"]
+    code, _, err = run_alfia(["series", "predict", tmp_path / "run", "--input", h, "--out", h, "--overwrite"],
+                             capsys)
+    assert code == 2 and "would overwrite an input" in err
     code, _, err = run_alfia(["series", "train", h, "--model", "lstm9", "--out", tmp_path / "x"], capsys)
     assert code == 2 and "unknown series model" in err
     code, out, err = run_alfia(["compare", tmp_path / "run", "--out", tmp_path / "cmp", "--n-boot", "20"], capsys)

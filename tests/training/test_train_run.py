@@ -42,7 +42,8 @@ def reference_run(tmp_path_factory, tiny_backbone_dir):
     root = tmp_path_factory.mktemp("reference")
     table = write_text_table(make_text_frame(), root / "text.parquet")
     model, train = _configs(tiny_backbone_dir)
-    summary = train_run(table, root / "run", model, train, progress=False)
+    # keep_checkpoint: the resume tests below start from copies of its checkpoint
+    summary = train_run(table, root / "run", model, train, progress=False, keep_checkpoint=True)
     return SimpleNamespace(table=table, run=root / "run", summary=summary)
 
 

@@ -130,7 +130,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
                  max_train_rows: int | None = None, head_lr: float | None = None, head_epochs: int | None = None,
                  rows_per_epoch: int | None = None, state_cache_gb: float | None = None, precision: str | None = None,
                  calibration: str | None = None, head_from: str | None = None,
-                 run_dir: str | os.PathLike | None = None, progress: bool = False):
+                 run_dir: str | os.PathLike | None = None, progress: bool = True):
         self.backbone = backbone
         self.n_fusion_layers = n_fusion_layers
         self.fusion_heads = fusion_heads
@@ -183,9 +183,8 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
     # -- training ------------------------------------------------------------------------------
     def fit(self, texts, y=None) -> "ALFIAClassifier":
         """Train on a text table (its ``split`` and ``hospital_expire_flag`` columns); returns self."""
-        from rich.console import Console
-
         from alfia.api.data import as_path
+        from alfia.progress import make_console
         from alfia.training import train_run
 
         if y is not None:
@@ -200,7 +199,7 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         else:
             temporary = Path(tempfile.mkdtemp(prefix="alfia-run-"))
             run_dir = temporary / "run"
-        console = Console(emoji=False, stderr=True, quiet=not self.progress)
+        console = make_console(stderr=True, quiet=not self.progress)
         try:
             with process_state_kept():  # train_run sets the seeds and torch's threads for itself only
                 summary = train_run(as_path(texts, "text table"), run_dir, model_config, train_config,
@@ -312,7 +311,8 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
     # -- persistence -----------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Copy the run directory to ``directory`` (a new folder) and use it from now on (``run_dir_``; the
-        ``run_dir`` parameter is left as it was, and a temporary run of ``run_dir=None`` is deleted).
+        ``run_dir`` parameter is left as it was). A run that ``fit`` wrote to a temporary folder
+        (``run_dir=None``) is moved there instead of copied.
 
         The result is the run directory ``alfia train`` writes: ``alfia evaluate/predict/card`` read it.
         """
@@ -325,8 +325,16 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
             return target
         # A file of that name, a non-empty folder, or a parent that is a file: named, before anything is copied.
         check_output_dir(target, flag="save_pretrained's directory", hint="save_pretrained writes a new run directory")
-        with atomic_directory(target) as staging:  # the package's one folder swap
-            shutil.copytree(self.run_dir_, staging, dirs_exist_ok=True)
+        temporary = self.__dict__.get("_temporary")
+        if temporary is not None and temporary.alive:
+            # fit's own temporary folder: nobody else reads it, so it moves (a rename on the same disk)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                target.rmdir()  # check_output_dir let only an empty folder through
+            shutil.move(str(self.run_dir_), str(target))
+        else:
+            with atomic_directory(target) as staging:  # the package's one folder swap
+                shutil.copytree(self.run_dir_, staging, dirs_exist_ok=True)
         self._set_learned(target)
         self._release_temporary()
         return target

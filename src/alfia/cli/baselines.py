@@ -8,16 +8,15 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from alfia.cli import Overwrite, app
+from alfia.cli import SEED_MAX, Overwrite, app
 from alfia.errors import AlfiaError
+from alfia.progress import make_console, step
 
-out_console = Console(emoji=False)
-err_console = Console(emoji=False, stderr=True)
+out_console = make_console()
+err_console = make_console(stderr=True)
 
 
 class Engine(StrEnum):
@@ -56,29 +55,27 @@ def summary_table(table, title: str) -> Table:
 
 
 class _ModelProgress:
-    """Rich progress bar over models; one printed line per finished model."""
+    """An ``alfia.progress`` step over the models; one printed line per finished model."""
 
     def __init__(self, total: int | None):
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
-                                 transient=True)
-        self.task = self.progress.add_task("starting", total=total)
+        self._steps = step("training the models", total, console=err_console, unit="models")
 
     def __enter__(self):
-        self.progress.__enter__()
+        self.progress = self._steps.__enter__()
         return self
 
     def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
+        return self._steps.__exit__(*exc)
 
     def __call__(self, event: str, name: str, row: dict | None) -> None:
         if event == "start":
-            self.progress.update(self.task, description=f"training [bold]{name}[/]")
+            self.progress.update(description=f"training {name}")
+            if not err_console.is_terminal:
+                self.progress.print(f"  training {name} ...")
         else:
-            self.progress.advance(self.task)
-            self.progress.console.print(
-                f"  {name}: val AUPRC {row['val_auprc']:.3f}, test AUPRC {row['test_auprc']:.3f}, "
-                f"{row['train_time_s']:.1f} s", highlight=False)
+            self.progress.update(completed=self.progress.completed + 1)
+            self.progress.print(f"  {name}: val AUPRC {row['val_auprc']:.3f}, test AUPRC {row['test_auprc']:.3f}, "
+                                f"{row['train_time_s']:.1f} s")
 
 
 def _check_out_dir(out: Path, inputs: list[Path], overwrite: bool, resume: bool | None) -> None:
@@ -140,22 +137,24 @@ def _print_external(out: Path) -> None:
 @app.command()
 def baselines(
     cohort: Path = typer.Argument(None, help="Cohort Parquet file with a train/val/test 'split' column."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output folder: one run directory per model."),
-    models: str = typer.Option(None, "--models", help="Comma-separated model names (default: all + "
-                               "WeightedEnsemble). See --list-models."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder: one run directory per model.",
+                             show_default="none"),
+    models: str = typer.Option(None, "--models", help="Comma-separated model names. See --list-models.",
+                               show_default="all + WeightedEnsemble"),
     engine: Engine = typer.Option(Engine.native, help="native (scikit-learn, LightGBM, XGBoost, "
                                   "CatBoost, torch) or autogluon (pip install .\\[autogluon])."),
-    seed: int = typer.Option(42, help="Seed of every model and of the bootstrap."),
+    seed: int = typer.Option(42, min=0, max=SEED_MAX, help="Seed of every model and of the bootstrap."),
     profile: Profile = typer.Option(Profile.full, help="full (measured configuration) or fast "
                                     "(tiny models, for smoke tests)."),
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
-    jobs: int = typer.Option(None, "--jobs", min=1, help="Threads per model (default: the machine's cores)."),
+    jobs: int = typer.Option(None, "--jobs", min=1, help="Threads per model.", show_default="the machine's cores"),
     presets: str = typer.Option("medium_quality", help="AutoGluon presets (--engine autogluon)."),
-    time_limit: float = typer.Option(None, "--time-limit", help="AutoGluon time limit in seconds."),
+    time_limit: float = typer.Option(None, "--time-limit", min=1,
+                                     help="AutoGluon time limit in seconds.", show_default="none"),
     list_models: bool = typer.Option(False, "--list-models", help="List the model names and exit."),
     resume: bool = typer.Option(False, "--resume", help="Keep models that already finished in OUT with "
                                 "the same settings; train the rest (the ensemble is always rebuilt)."),
-    external: list[Path] = typer.Option(None, "--external", help="External cohort (repeatable), scored "
+    external: list[Path] = typer.Option(None, "--external", show_default="none", help="External cohort (repeatable), scored "
                                         "whole by every model after training; another CW-24 variant is "
                                         "mapped into this one. Writes OUT/<Model>/external/<name>/. With "
                                         "--resume, models that finished score it with their saved model "
@@ -241,15 +240,16 @@ def boost(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: one run directory per learner."),
     learner: str = typer.Option("lightgbm,catboost,mlp", "--learner", help="Comma-separated: lightgbm "
                                 "and/or catboost (ALFIA-boost), mlp (ALFIA-nn)."),
-    seed: int = typer.Option(42, help="Seed of every model and of the bootstrap."),
+    seed: int = typer.Option(42, min=0, max=SEED_MAX, help="Seed of every model and of the bootstrap."),
     profile: Profile = typer.Option(Profile.full, help="full or fast (tiny models, for smoke tests)."),
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
-    jobs: int = typer.Option(None, "--jobs", min=1, help="Threads per model (default: the machine's cores)."),
+    jobs: int = typer.Option(None, "--jobs", min=1, help="Threads per model.", show_default="the machine's cores"),
     layer_weights: bool = typer.Option(False, "--layer-weights/--no-layer-weights",
                                        help="Also use the per-stay ALF layer weights as features."),
-    external: list[Path] = typer.Option(None, "--external", help="External cohort (repeatable), scored "
-                                        "whole after training; needs --external-embeddings."),
-    external_embeddings: list[Path] = typer.Option(None, "--external-embeddings", help="ALF embeddings "
+    external: list[Path] = typer.Option(None, "--external", show_default="none", help="External cohort "
+                                        "(repeatable), scored whole after training; needs --external-embeddings."),
+    external_embeddings: list[Path] = typer.Option(None, "--external-embeddings", show_default="none",
+                                                   help="ALF embeddings "
                                                    "of each --external cohort, same order (alfia embed "
                                                    "RUN_DIR --input EXTERNAL --out EMB.parquet)."),
     overwrite: Overwrite = False,

@@ -6,18 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from alfia.cli import Overwrite, app
+from alfia.cli import SEED_MAX, Overwrite, app
 from alfia.outputs import check_table_output
+from alfia.progress import make_console, step
 
 cohort_app = typer.Typer(help="Build, validate and describe CW-24 cohort tables.", no_args_is_help=True)
 app.add_typer(cohort_app, name="cohort")
 
-out = Console(emoji=False)  # results go to stdout; errors go through alfia.cli.main to stderr
-err = Console(emoji=False, stderr=True)
+out = make_console()  # results go to stdout; errors go through alfia.cli.main to stderr
+err = make_console(stderr=True)
 
 
 def _print_summary(path: Path, manifest) -> None:
@@ -32,8 +31,8 @@ def _print_summary(path: Path, manifest) -> None:
 @cohort_app.command("synthetic")
 def synthetic(
     variant: Annotated[str, typer.Option(help="Which CW-24 variant to imitate: mimic or eicu.")] = "mimic",
-    n: Annotated[int, typer.Option("--n", help="Number of ICU stays.")] = 20_000,
-    seed: Annotated[int, typer.Option(help="Random seed (generation and split).")] = 42,
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of ICU stays.")] = 20_000,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Random seed (generation and split).")] = 42,
     out_path: Annotated[Path, typer.Option("--out", help="Output Parquet file.")] = Path(
         "cohort.parquet"),
     overwrite: Overwrite = False,
@@ -42,7 +41,7 @@ def synthetic(
     check_table_output(out_path, overwrite=overwrite)
     from alfia.api import cohort as api
 
-    with err.status(f"generating {n:,} synthetic {variant} stays"):
+    with step(f"generating {n:,} synthetic {variant} stays", console=err):
         manifest = api.synthetic(variant, n, seed, out=out_path).manifest
     _print_summary(out_path, manifest)
 
@@ -53,7 +52,8 @@ def physionet2012(
         help="A record set: set-a.tar.gz or a folder of <RecordID>.txt. Repeat to combine sets.")],
     outcomes: Annotated[list[Path], typer.Option(
         help="An outcomes file (Outcomes-a.txt). Repeat, one per record set.")],
-    hours: Annotated[float, typer.Option(help="Window end in hours after ICU admission.")] = 24.0,
+    hours: Annotated[float, typer.Option(min=0, max=48,
+                                         help="Window end in hours after ICU admission.")] = 24.0,
     aggregates: Annotated[str, typer.Option(
         help="compact: worst/last GCS, range+mean of vitals, range of labs, urine total, ventilation "
              "(texts p95 <= 256 tokens); full: 7 statistics of all 37 series (266 predictors).")] = "compact",
@@ -65,12 +65,9 @@ def physionet2012(
     check_table_output(out_path, inputs=[*records, *outcomes], overwrite=overwrite)
     from alfia.api import cohort as api
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("reading records", total=None)
-
+    with step("reading records", console=err, unit="records") as bar:
         def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total or None)
+            bar.update(completed=done, total=total or None)
 
         manifest = api.physionet2012(records, outcomes, hours=hours, aggregates=aggregates, out=out_path,
                                      progress=progress).manifest
@@ -93,7 +90,7 @@ def physionet2012(
 def validate(
     file: Annotated[Path, typer.Argument(help="Cohort file (.parquet with manifest, or .csv).")],
     variant: Annotated[str | None, typer.Option(
-        help="Schema variant; default: the manifest's, else inferred from the columns.")] = None,
+        help="Schema variant.", show_default="the manifest's, else inferred from the columns")] = None,
 ) -> None:
     """Check a cohort: types, ranges, categories, aggregate consistency, labels, splits, leakage."""
     from alfia.cohorts.io import manifest_warnings, mortality_by_split, read_cohort
@@ -112,7 +109,8 @@ def validate(
 def describe(
     file: Annotated[Path, typer.Argument(help="Cohort file (.parquet with manifest, or .csv).")],
     markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table.")] = False,
-    variant: Annotated[str | None, typer.Option(help="Schema variant (default: inferred).")] = None,
+    variant: Annotated[str | None, typer.Option(
+        help="Schema variant.", show_default="the manifest's, else inferred from the columns")] = None,
 ) -> None:
     """Table-1 style summary by outcome: mean ± SD per variable, n (%) per category."""
     from alfia.cohorts.describe import describe_cohort, to_markdown

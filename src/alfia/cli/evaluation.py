@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from alfia.cli import Overwrite, app
+from alfia.cli import SEED_MAX, Overwrite, app
+from alfia.progress import make_console, step
 
-out_console = Console(emoji=False)
+out_console = make_console()
+err_console = make_console(stderr=True)
 
 def metrics_table(result: dict, title: str) -> Table:
     """A rich table of one evaluation result: metric, value, 95% CI (test-optimal F1/F2 left out: a threshold
@@ -57,15 +57,16 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="Run directory holding predictions.parquet."),
     split: str = typer.Option("test", help="Split to evaluate (thresholds are chosen on val)."),
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
-    seed: int = typer.Option(42, help="Seed of the bootstrap."),
-    external: list[Path] = typer.Option(None, "--external", help="External cohort (repeatable). An ALFIA "
+    seed: int = typer.Option(42, min=0, max=SEED_MAX, help="Seed of the bootstrap."),
+    external: list[Path] = typer.Option(None, "--external", show_default="none", help="External cohort (repeatable). An ALFIA "
                                         "run scores it whole (mapped into its variant, thresholds from its "
                                         "val rows) -> RUN_DIR/external/<name>/. Other runs re-score the "
                                         "external/<name>/ their training wrote."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Batch size of ALFIA's external scoring."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Batch size of ALFIA's external scoring."),
     device: str = typer.Option("auto", help="Device of ALFIA's external scoring."),
     cohort: Optional[Path] = typer.Option(None, "--cohort", help="Cohort (or text table) whose sex, age and ICU-unit "
-                                          "columns the subgroup tables use; default: the data file the run records."),
+                                          "columns the subgroup tables use.",
+                                          show_default="the data file the run records"),
 ) -> None:
     """Score a run: metrics with stratified-bootstrap 95% CIs, subgroups, decision curve -> RUN_DIR/metrics.json
     and RUN_DIR/figures/."""
@@ -73,7 +74,7 @@ def evaluate(
 
     # Every external cohort is read and checked first: a bad one leaves metrics.json as it was.
     externals = _read_externals(run_dir, list(external), device=device) if external else None
-    with out_console.status(f"Evaluating {run_dir} ({n_boot} bootstrap resamples)..."):
+    with step(f"evaluating {run_dir} ({n_boot} bootstrap resamples)", console=err_console):
         result = api_evaluate(run_dir, None, split=split, n_boot=n_boot, seed=seed, cohort=cohort).result
     thresholds = result["thresholds"]
     out_console.print(metrics_table(
@@ -104,7 +105,7 @@ def evaluate(
 def _read_externals(run_dir: Path, paths: list[Path], *, device: str):
     from alfia.api.evaluate import read_externals
 
-    with out_console.status(f"Reading {len(paths)} external cohort(s)..."):
+    with step(f"reading {len(paths)} external cohort(s)", console=err_console):
         return read_externals(run_dir, paths, device=device)
 
 
@@ -114,7 +115,7 @@ def _evaluate_external(run_dir: Path, run, externals: list, *, n_boot: int, seed
     from alfia.runs import RunLayout
 
     for path, name, external_cohort in externals:
-        with out_console.status(f"Scoring external cohort {path}..."):
+        with step(f"scoring external cohort {path}", console=err_console):
             (result,) = score_externals(run_dir, run, [(path, name, external_cohort)], n_boot=n_boot, seed=seed,
                                         batch_size=batch_size)
         out_console.print(metrics_table(result, f"{result['model_name']} — external {name}: {result['n']} stays, "
@@ -157,9 +158,9 @@ def compare(
     out: Path = typer.Option(..., "--out", help="Report folder (created if missing)."),
     split: str = typer.Option("test", help="Split to compare on; all runs must share its stay_ids."),
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for CIs and paired tests."),
-    seed: int = typer.Option(42, help="Seed of the bootstrap (the same resamples for every model)."),
+    seed: int = typer.Option(42, min=0, max=SEED_MAX, help="Seed of the bootstrap (the same resamples for every model)."),
     cohort: Optional[Path] = typer.Option(None, "--cohort", help="Cohort whose sex, age and ICU-unit columns the "
-                                          "subgroup tables use; default: the data file the first run records."),
+                                          "subgroup tables use.", show_default="the data file the first run records"),
     overwrite: Overwrite = False,
 ) -> None:
     """Compare runs: table sorted by AUPRC (Markdown, CSV, HTML), forest plot, curves, paired tests."""
@@ -169,15 +170,12 @@ def compare(
     check_output_dir(out, inputs=run_dirs, overwrite=overwrite)
 
     n_runs = len(find_run_dirs(run_dirs))
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=Console(emoji=False, stderr=True), transient=True) as progress:
-        task = progress.add_task(f"Comparing {n_runs} runs", total=None)
-
-        def step(message: str) -> None:
-            progress.update(task, advance=1, description=message)
+    with step(f"comparing {n_runs} runs", console=err_console, unit="steps") as progress:
+        def on_progress(message: str) -> None:
+            progress.update(completed=progress.completed + 1, description=message)
 
         comparison = compare_runs(run_dirs, out, split=split, n_boot=n_boot, seed=seed, cohort=cohort,
-                                  on_progress=step)
+                                  on_progress=on_progress)
 
     from alfia.evaluation.format import WARNING_MARK, ci_text, diff_text, p_text
 
@@ -211,11 +209,12 @@ def compare(
 def card(
     run_dir: Path = typer.Argument(..., help="A run directory (ALFIA or baseline)."),
     out: Path = typer.Option(Path("card.md"), "--out", help="Markdown file; the HTML card goes beside it (.html)."),
-    cohort: Optional[Path] = typer.Option(None, "--cohort", help="Cohort or text table the run was built on "
-                                          "(default: the data file its config records)."),
+    cohort: Optional[Path] = typer.Option(None, "--cohort", help="Cohort or text table the run was built on.",
+                                          show_default="the data file its config records"),
+    overwrite: Overwrite = False,
 ) -> None:
     """Model card along the TRIPOD+AI checklist: what the run knows, the rest marked for the deploying team."""
     from alfia.evaluation.card import write_card
 
-    md_path, html_path = write_card(run_dir, out, cohort=cohort)
+    md_path, html_path = write_card(run_dir, out, cohort=cohort, overwrite=overwrite)
     out_console.print(f"Wrote {md_path} and {html_path}", highlight=False)

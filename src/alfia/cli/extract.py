@@ -6,28 +6,31 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from alfia.cli import Overwrite
+from alfia.cli import SEED_MAX, Overwrite
 from alfia.cli.cohort import cohort_app
 from alfia.outputs import check_table_output
+from alfia.progress import make_console, step
 
-console = Console(emoji=False, stderr=True)
+console = make_console(stderr=True)
 
 # DuckDB resource options, shared by every extraction command.
 MemoryLimit = Annotated[str, typer.Option(help="DuckDB memory limit; beyond it DuckDB spills to disk")]
-TempDirectory = Annotated[Path | None, typer.Option(help="DuckDB scratch folder, deleted afterwards (default: system temp)")]
-Threads = Annotated[int | None, typer.Option(help="DuckDB threads (default: min(4, cores))")]
-Seed = Annotated[int, typer.Option(help="Seed of the train/val/test split")]
+TempDirectory = Annotated[Path | None, typer.Option(help="DuckDB scratch folder, deleted afterwards",
+                                                    show_default="the system's temporary folder")]
+Threads = Annotated[int | None, typer.Option(min=1, help="DuckDB threads", show_default="min(4, cores)")]
+Seed = Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the train/val/test split")]
 
 
 def _run(build, out: Path, source: str) -> None:
     """``build(progress)`` is the API function (alfia.api.cohort.mimic_iv / eicu) with its settings bound."""
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task(f"{source}: starting", total=None)
-        manifest = build(lambda msg: bar.update(task, description=f"{source}: {msg}")).manifest
+    with step(f"{source}: starting", console=console) as bar:
+        def say(msg: str) -> None:
+            bar.update(description=f"{source}: {msg}")
+            if not console.is_terminal:
+                bar.print(f"{source}: {msg}")  # a log gets each stage as a line
+
+        manifest = build(say).manifest
     extra = manifest.extra
     console.print("[bold]Attrition[/]: " + " -> ".join(f"{k} {v}" for k, v in extra["attrition"].items()))
     ti = extra["temporal_integrity"]
@@ -48,7 +51,8 @@ def mimic_iv(
     out: Path = typer.Option(..., "--out", help="Output cohort Parquet file"),
     derived_dir: Path | None = typer.Option(None, "--derived-dir",
                                             help="mimiciv_derived concept tables (apsiii, sapsii, sirs, "
-                                                 "lods, meld, oasis, sofa, gcs) as CSV/Parquet"),
+                                                 "lods, meld, oasis, sofa, gcs) as CSV/Parquet",
+                                            show_default="none: the scores are computed from the source tables"),
     memory_limit: MemoryLimit = "3GB",
     temp_directory: TempDirectory = None,
     threads: Threads = None,

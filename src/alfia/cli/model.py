@@ -5,15 +5,75 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
-from rich.console import Console
 
-from alfia.cli import Overwrite, app
+from alfia.cli import Overwrite, SEED_MAX, app, given_options, option_flag
 from alfia.errors import AlfiaError
+from alfia.progress import make_console, step
 
-console = Console(emoji=False, stderr=True)
+console = make_console(stderr=True)
+
+# What `alfia train` uses when an option is left out, per recipe (alfia.training.recipes; None: see _NONE).
+# Written out so that `alfia --help` need not import torch; tests/reliability/test_cli_contract.py checks every
+# value against the recipes and the config dataclasses.
+RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "backbone": {"cpu": None, "paper": None, "frozen": None},
+    "train_layers": {"cpu": 2, "paper": "all", "frozen": 0},
+    "finetune": {"cpu": "full", "paper": "lora", "frozen": "full"},
+    "prune_layers": {"cpu": None, "paper": None, "frozen": None},
+    "standardise_states": {"cpu": True, "paper": True, "frozen": True},
+    "pooler": {"cpu": "alf", "paper": "alf", "frozen": "alf"},
+    "fusion_layers": {"cpu": 4, "paper": 4, "frozen": 4},
+    "attention_dropout": {"cpu": 0.0, "paper": None, "frozen": 0.0},
+    "max_length": {"cpu": 512, "paper": 512, "frozen": 512},
+    "lora_r": {"cpu": 16, "paper": 16, "frozen": 16},
+    "lora_alpha": {"cpu": 16, "paper": 16, "frozen": 16},
+    "lora_dropout": {"cpu": 0.05, "paper": 0.05, "frozen": 0.05},
+    "lora_targets": {r: ["query", "key", "value", "output.dense"] for r in ("cpu", "paper", "frozen")},
+    "epochs": {"cpu": 8, "paper": 30, "frozen": 8},
+    "rows_per_epoch": {"cpu": 3000, "paper": None, "frozen": None},
+    "head_epochs": {"cpu": 3, "paper": 0, "frozen": 30},
+    "batch_size": {"cpu": 16, "paper": 16, "frozen": 16},
+    "lr": {"cpu": 2e-05, "paper": 0.0002, "frozen": 0.0002},
+    "head_lr": {"cpu": 0.0002, "paper": None, "frozen": 0.0002},
+    "weight_decay": {"cpu": 0.01, "paper": 0.01, "frozen": 0.01},
+    "warmup_ratio": {"cpu": 0.1, "paper": 0.1, "frozen": 0.1},
+    "patience": {"cpu": 5, "paper": 5, "frozen": 5},
+    "pos_weight": {"cpu": None, "paper": "auto", "frozen": None},
+    "calibration": {"cpu": "platt", "paper": "platt", "frozen": "platt"},
+    "head_from": {"cpu": None, "paper": None, "frozen": None},
+    "precision": {"cpu": "auto", "paper": "auto", "frozen": "auto"},
+    "seed": {"cpu": 42, "paper": 42, "frozen": 42},
+    "max_train_rows": {"cpu": None, "paper": None, "frozen": None},
+    "threads": {"cpu": None, "paper": None, "frozen": None},
+    "device": {"cpu": "auto", "paper": "auto", "frozen": "auto"},
+}
+_NONE = {"backbone": "offline all-MiniLM-L6-v2", "prune_layers": "none", "attention_dropout": "the backbone's",
+         "rows_per_epoch": "all", "head_lr": "the lr", "pos_weight": "none", "head_from": "none",
+         "max_train_rows": "all", "threads": "the cores available"}
+# CLI option -> the config field it sets ("lora.r": AlfiaConfig.lora.r); the rest have the field's name.
+FIELDS = {"fusion_layers": "n_fusion_layers", "no_gating": "gating", "lora_r": "lora.r", "lora_alpha": "lora.alpha",
+          "lora_dropout": "lora.dropout", "lora_targets": "lora.target_modules", "threads": "num_threads"}
+
+
+def recipe_default(option: str) -> str:
+    """The --help default of a train option: one value, or each recipe's."""
+    def text(value) -> str:
+        if value is None:
+            return _NONE[option]
+        return ",".join(value) if isinstance(value, list) else str(value)
+
+    values = RECIPE_DEFAULTS[option]
+    shown = {recipe: text(v) for recipe, v in values.items()}
+    if len(set(shown.values())) == 1:
+        return next(iter(shown.values()))
+    return "; ".join(f"{recipe} recipe: {v}" for recipe, v in shown.items())
+
+
+def _option(option: str, *flags: str, **kwargs) -> Any:
+    return typer.Option(None, *flags, show_default=recipe_default(option), **kwargs)
 
 
 def _pos_weight(value: Optional[str]):
@@ -24,74 +84,85 @@ def _pos_weight(value: Optional[str]):
 
 @app.command()
 def train(
+    ctx: typer.Context,
     text_table: Optional[Path] = typer.Argument(None, help="Text table (from `alfia encode`): stay_id, split, "
                                                 "hospital_expire_flag, text. Optional with --resume or --config."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory to create."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the interrupted run in RUN_DIR."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory to create.", show_default="none"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the interrupted run in RUN_DIR "
+                                          "(no other option: the run's config.json has them).", show_default="none"),
     config: Optional[Path] = typer.Option(
         None, "--config", help="A run config (JSON with 'model' and 'train' sections, e.g. a run's config.json); "
-        "the options below override it."),
+        "the options below override it.", show_default="none"),
     recipe: str = typer.Option("auto", "--recipe", help="Starting values: cpu (top 2 layers fine-tuned over a "
                                "cached bottom), paper (joint LoRA on every layer, the paper's protocol), frozen "
                                "(ALF + head over a frozen encoder), auto (paper on a GPU, else cpu). Options "
                                "below override it."),
-    backbone: Optional[str] = typer.Option(None, help="HF model id or local folder; default: offline all-MiniLM-L6-v2."),
-    train_layers: Optional[str] = typer.Option(
-        None, "--train-layers", help="What of the encoder trains: 0 (nothing; ALF + head over cached states), K "
-        "(the top K layers, over a bottom cached once), or 'all'. Recipe cpu: 2; paper: all."),
-    finetune: Optional[str] = typer.Option(None, "--finetune", help="How the trained layers learn: lora or full "
-                                           "(their weights). Recipe cpu: full; paper: lora."),
-    prune_layers: Optional[str] = typer.Option(
-        None, "--prune-layers", help="Drop encoder layers before training: every-other, bottom:N, or 0-based "
-        "indices like 0,2. Saved with the run; predict rebuilds the same encoder."),
-    standardise_states: Optional[bool] = typer.Option(
-        None, "--standardise-states/--no-standardise-states", help="Standardise the pooled layers' states per "
-        "dimension before ALF (default on)."),
+    backbone: Optional[str] = _option("backbone", "--backbone", help="HF model id or local folder."),
+    train_layers: Optional[str] = _option(
+        "train_layers", "--train-layers", help="What of the encoder trains: 0 (nothing; ALF + head over cached "
+        "states), K (the top K layers, over a bottom cached once), or 'all'."),
+    finetune: Optional[str] = _option("finetune", "--finetune", help="How the trained layers learn: lora or full "
+                                      "(their weights)."),
+    prune_layers: Optional[str] = _option(
+        "prune_layers", "--prune-layers", help="Drop encoder layers before training: every-other, bottom:N, or "
+        "0-based indices like 0,2. Saved with the run; predict rebuilds the same encoder."),
+    standardise_states: Optional[bool] = _option(
+        "standardise_states", "--standardise-states/--no-standardise-states", help="Standardise the pooled "
+        "layers' states per dimension before ALF."),
     # The names live in alfia.models.poolers.POOLERS; listing them here would import torch on `alfia --help`.
-    pooler: Optional[str] = typer.Option(None, help="alf (the paper's Adaptive Layer Fusion), or an ablation "
-                                                    "pooler (docs/model.md); a wrong name lists them all."),
-    fusion_layers: Optional[int] = typer.Option(None, "--fusion-layers", help="N_f: top encoder layers fused."),
-    no_gating: bool = typer.Option(False, "--no-gating", help="Normalised attention scores instead of the sigmoid gate."),
-    lora_r: Optional[int] = typer.Option(None, "--lora-r"),
-    lora_alpha: Optional[float] = typer.Option(None, "--lora-alpha"),
-    lora_dropout: Optional[float] = typer.Option(None, "--lora-dropout"),
-    lora_targets: Optional[str] = typer.Option(None, "--lora-targets", help="Comma-separated module names LoRA adapts."),
-    attention_dropout: Optional[float] = typer.Option(
-        None, "--attention-dropout", help="Dropout on the encoder's attention probabilities. 0 lets CPU training "
-        "use fused attention (2.4x faster at 512 tokens)."),
-    epochs: Optional[int] = typer.Option(None, help="Most epochs of the encoder phase (early stopping may end "
-                                                    "sooner). Recipe cpu: 8; paper: 30."),
-    rows_per_epoch: Optional[int] = typer.Option(None, "--rows-per-epoch", help="Training rows per epoch, so "
-                                                 "validation comes that often (recipe cpu: 3000; paper: all)."),
-    head_epochs: Optional[int] = typer.Option(None, "--head-epochs", help="Epochs of the head's warm start on "
-                                              "cached frozen states before the encoder trains (0: none; the whole "
-                                              "training with --train-layers 0). Recipe cpu: 3; paper: 0."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, help="AdamW peak learning rate of the trained encoder part (after "
-                                       "linear warm-up). Recipe cpu: 2e-5; paper: 2e-4."),
-    head_lr: Optional[float] = typer.Option(None, "--head-lr", help="Learning rate of the new ALF + head."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
-    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio"),
-    patience: Optional[int] = typer.Option(None, help="Epochs without a better val AUPRC before stopping."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens kept per text (default 512)."),
-    pos_weight: Optional[str] = typer.Option(None, "--pos-weight", help="BCE pos_weight: a number, 'auto' or 'none'."),
-    calibration: Optional[str] = typer.Option(None, help="Post-hoc calibrator fitted on val: platt, isotonic, none."),
-    head_from: Optional[str] = typer.Option(None, "--head-from", help="A finished run (same texts and backbone) "
-                                            "whose pooler + head start this one, instead of the warm start."),
-    precision: Optional[str] = typer.Option(None, help="auto (bf16 where the hardware has it), fp32, bf16."),
-    seed: Optional[int] = typer.Option(None),
-    max_train_rows: Optional[int] = typer.Option(None, "--max-train-rows",
-                                                 help="Seeded, stratified subsample of the train rows (quick runs)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: the cores available)."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, cuda:1, ..."),
+    pooler: Optional[str] = _option("pooler", "--pooler", help="alf (the paper's Adaptive Layer Fusion), or an "
+                                    "ablation pooler (docs/model.md); a wrong name lists them all."),
+    fusion_layers: Optional[int] = _option("fusion_layers", "--fusion-layers", min=1,
+                                           help="N_f: top encoder layers fused."),
+    no_gating: bool = typer.Option(False, "--no-gating", help="Normalised attention scores instead of the sigmoid "
+                                   "gate (alf only)."),
+    lora_r: Optional[int] = _option("lora_r", "--lora-r", min=1, help="LoRA rank (--finetune lora)."),
+    lora_alpha: Optional[float] = _option("lora_alpha", "--lora-alpha", help="LoRA scaling alpha."),
+    lora_dropout: Optional[float] = _option("lora_dropout", "--lora-dropout", help="Dropout on LoRA's input."),
+    lora_targets: Optional[str] = _option("lora_targets", "--lora-targets",
+                                          help="Comma-separated module names LoRA adapts."),
+    attention_dropout: Optional[float] = _option(
+        "attention_dropout", "--attention-dropout", help="Dropout on the encoder's attention probabilities. 0 "
+        "lets CPU training use fused attention (2.4x faster at 512 tokens)."),
+    epochs: Optional[int] = _option("epochs", "--epochs", help="Most epochs of the encoder phase (early stopping "
+                                    "may end sooner); with --train-layers 0 use --head-epochs."),
+    rows_per_epoch: Optional[int] = _option("rows_per_epoch", "--rows-per-epoch", help="Training rows per epoch, "
+                                            "so validation comes that often."),
+    head_epochs: Optional[int] = _option("head_epochs", "--head-epochs", help="Epochs of the head's warm start on "
+                                         "cached frozen states before the encoder trains (0: none; the whole "
+                                         "training with --train-layers 0)."),
+    batch_size: Optional[int] = _option("batch_size", "--batch-size", help="Training rows per batch."),
+    lr: Optional[float] = _option("lr", "--lr", help="AdamW peak learning rate of the trained encoder part "
+                                  "(after linear warm-up)."),
+    head_lr: Optional[float] = _option("head_lr", "--head-lr", help="Learning rate of the new ALF + head."),
+    weight_decay: Optional[float] = _option("weight_decay", "--weight-decay", help="AdamW weight decay."),
+    warmup_ratio: Optional[float] = _option("warmup_ratio", "--warmup-ratio", help="Share of the steps of "
+                                            "linear warm-up."),
+    patience: Optional[int] = _option("patience", "--patience", help="Epochs without a better val AUPRC before "
+                                      "stopping."),
+    max_length: Optional[int] = _option("max_length", "--max-length", help="Tokens kept per text."),
+    pos_weight: Optional[str] = _option("pos_weight", "--pos-weight", help="BCE pos_weight: a number, 'auto' or "
+                                        "'none'."),
+    calibration: Optional[str] = _option("calibration", "--calibration", help="Post-hoc calibrator fitted on val: "
+                                         "platt, isotonic, none."),
+    head_from: Optional[str] = _option("head_from", "--head-from", help="A finished run (same texts and backbone) "
+                                       "whose pooler + head start this one, instead of the warm start."),
+    precision: Optional[str] = _option("precision", "--precision", help="auto (bf16 where the hardware has it), "
+                                       "fp32, bf16."),
+    seed: Optional[int] = _option("seed", "--seed", min=0, max=SEED_MAX, help="Seed of the subsample, "
+                                  "initialisation and shuffling."),
+    max_train_rows: Optional[int] = _option("max_train_rows", "--max-train-rows",
+                                            help="Seeded, stratified subsample of the train rows (quick runs)."),
+    threads: Optional[int] = _option("threads", "--threads", help="torch CPU threads."),
+    device: Optional[str] = _option("device", "--device", help="auto, cpu, cuda, cuda:1, ..."),
+    keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep checkpoint/ (the optimizer state, "
+                                         "~4x the weights) after the run finishes; by default it is deleted then."),
 ) -> None:
     """Train ALFIA on a text table; writes the run directory (see README, "Run directory").
 
     With no options it trains with the recipe for this machine (--recipe auto: cpu without a GPU, paper on one),
-    the recipes behind BENCHMARKS.md."""
-    # Options given on the command line (a flag's default is False, every other option's None).
-    locals_given = {k: v for k, v in locals().items()
-                    if k not in ("text_table", "out", "resume", "config", "recipe") and v is not False}
+    the recipes behind BENCHMARKS.md. An option the run would not use is an error."""
+    given = [name for name in given_options(ctx) if name not in ("text_table", "out", "resume", "keep_checkpoint")]
     from alfia.training import TrainingInterrupted, train_run
 
     if resume is None and out is not None and not (out / "config.json").exists():  # a run there: train_run says so
@@ -102,14 +173,14 @@ def train(
         if resume is not None:
             if out is not None and out.resolve() != resume.resolve():
                 raise AlfiaError("--resume RUN_DIR continues RUN_DIR; leave out --out or give the same folder")
-            given = [name for name, value in locals_given.items() if value is not None]
-            if given or recipe != "auto" or config is not None:
+            if given:
                 raise AlfiaError(f"--resume continues the run with its own config.json; it does not take "
-                                 f"{', '.join('--' + g.replace('_', '-') for g in given) or '--recipe/--config'}")
-            summary = train_run(text_table, resume, resume=True, console=console)
+                                 f"{', '.join(map(option_flag, given))}")
+            summary = train_run(text_table, resume, resume=True, console=console, keep_checkpoint=keep_checkpoint)
         else:
             if out is None:
                 raise AlfiaError("give --out RUN_DIR (or --resume RUN_DIR)")
+            from alfia.training.applicable import refuse_inapplicable
             from alfia.training.run import configs_from
 
             lora = {k: v for k, v in (("r", lora_r), ("alpha", lora_alpha), ("dropout", lora_dropout),
@@ -127,7 +198,10 @@ def train(
                 train_options["pos_weight"] = _pos_weight(pos_weight)
             text_table, model_config, train_config, recipe_name = configs_from(
                 config, text_table, model_options, train_options, lora, recipe=recipe)
-            summary = train_run(text_table, out, model_config, train_config, console=console, recipe=recipe_name)
+            flags = {FIELDS.get(name, name): option_flag(name) for name in given}
+            refuse_inapplicable(model_config, train_config, flags, flag_of=flags.get)
+            summary = train_run(text_table, out, model_config, train_config, console=console, recipe=recipe_name,
+                                keep_checkpoint=keep_checkpoint)
     except TrainingInterrupted as e:
         where = e.checkpoint or "(no checkpoint yet)"
         console.print(f"[yellow]interrupted[/]: training state saved to {where}; continue with "
@@ -178,13 +252,14 @@ def predict(
     input: Path = typer.Option(..., "--input", help="Cohort rows or a text table (.parquet/.csv), or a .txt "
                                                     "file with one text per line (ALFIA runs). A baseline run "
                                                     "reads cohort rows; another variant is mapped into its own."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Predictions file (.parquet or .csv); default "
-                                                           "INPUT stem + .predictions.parquet beside the input."),
-    embeddings: Optional[Path] = typer.Option(None, "--embeddings", help="ALFIA-boost / ALFIA-nn runs: the "
-                                              "input's ALF embeddings (alfia embed ALFIA_RUN --input INPUT)."),
-    batch_size: int = typer.Option(64, "--batch-size"),
-    threads: Optional[int] = typer.Option(None, "--threads"),
-    device: str = typer.Option("auto"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Predictions file (.parquet or .csv).",
+                                       show_default="INPUT stem + .predictions.parquet beside the input"),
+    embeddings: Optional[Path] = typer.Option(None, "--embeddings", show_default="none", help="ALFIA-boost / "
+                                              "ALFIA-nn runs: the input's ALF embeddings (alfia embed ALFIA_RUN --input INPUT)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per forward pass."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads.",
+                                          show_default="the cores available"),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
     overwrite: Overwrite = False,
 ) -> None:
     """Mortality probabilities and labels at the run's threshold; prints ms/sample and peak memory."""
@@ -206,7 +281,8 @@ def predict(
         if embeddings is not None:
             raise AlfiaError("--embeddings goes with an ALFIA-boost / ALFIA-nn run; an ALFIA run reads texts")
         run, inputs = _load(run_dir, input, threads, device)
-        preds, performance = run_predict(run, inputs, batch_size=batch_size)
+        with step(f"scoring {input.name}", len(inputs), console=console, unit="texts") as progress:
+            preds, performance = run_predict(run, inputs, batch_size=batch_size, progress=progress)
         perf = performance.describe()
     if out.suffix.lower() == ".csv":
         write_atomic(out, lambda p: preds.to_csv(p, index=False))
@@ -231,17 +307,19 @@ def embed(
                                                     "with --cross-fit, the run's own text table."),
     out: Path = typer.Option(..., "--out", help="Embeddings Parquet: stay_id, split, label, alf_*, layer_weight_*."),
     cross_fit: Optional[int] = typer.Option(
-        None, "--cross-fit", help="K: embed each training row with a model refitted (the run's recipe) on the "
+        None, "--cross-fit", show_default="none: the run's own embeddings for every row", help="K: embed each training row with a model refitted (the run's recipe) on the "
         "other K-1 folds of the training split, so no training row's embedding saw its label (for ALFIA-boost); "
         "val/test rows get the run's own. Adds column embedding_source and OUT.manifest.json."),
-    fold_seed: Optional[int] = typer.Option(None, "--fold-seed", help="Seed of the stratified folds "
-                                            "(default: the run's training seed)."),
-    fold_dir: Optional[Path] = typer.Option(None, "--fold-dir", help="Empty folder for the K fold runs "
-                                            "(default: a temporary one)."),
+    fold_seed: Optional[int] = typer.Option(None, "--fold-seed", min=0, max=SEED_MAX,
+                                            help="Seed of the stratified folds.",
+                                            show_default="the run's training seed"),
+    fold_dir: Optional[Path] = typer.Option(None, "--fold-dir", help="Empty folder for the K fold runs.",
+                                            show_default="a temporary folder"),
     keep_folds: bool = typer.Option(False, "--keep-folds", help="Keep the fold runs instead of deleting them."),
-    batch_size: int = typer.Option(64, "--batch-size"),
-    threads: Optional[int] = typer.Option(None, "--threads"),
-    device: str = typer.Option("auto"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per forward pass."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads.",
+                                          show_default="the cores available"),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
     overwrite: Overwrite = False,
 ) -> None:
     """L2-normalised fused (ALF) embeddings and layer weights, one row per stay (Algorithm 2)."""
@@ -256,7 +334,8 @@ def embed(
             raise AlfiaError("--fold-seed, --fold-dir and --keep-folds go with --cross-fit K")
         _check_out(out, run_dir, input, overwrite, companions=[companion])
         run, inputs = _load(run_dir, input, threads, device)
-        frame, perf = run_embed(run, inputs, batch_size=batch_size)
+        with step(f"embedding {input.name}", len(inputs), console=console, unit="texts") as progress:
+            frame, perf = run_embed(run, inputs, batch_size=batch_size, progress=progress)
         write_atomic(out, lambda p: frame.to_parquet(p, index=False))
         companion.unlink(missing_ok=True)  # it described the cross-fitted embeddings this file replaced
         dims = sum(c.startswith("alf_") for c in frame.columns)

@@ -21,11 +21,12 @@ def encode(
     missing: str = typer.Option("omit",
                                 help="omit: leave missing values out; state: write 'not recorded'."),
     report_tokens: str | None = typer.Option(
-        None, "--report-tokens", metavar="BACKBONE",
+        None, "--report-tokens", metavar="BACKBONE", show_default="no report",
         help="Print token lengths (p50, p95, max) for this tokenizer: 'default' (offline MiniLM), "
              "a local directory, or a Hugging Face id."),
     max_length: int | None = typer.Option(
-        None, "--max-length", min=1, help="Warn with the number of texts longer than this many tokens."),
+        None, "--max-length", min=1, show_default="no check",
+        help="Warn with the number of texts longer than this many tokens."),
     overwrite: Overwrite = False,
 ) -> None:
     """Turn every ICU stay of a cohort into a fluent clinical description."""

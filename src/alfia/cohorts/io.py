@@ -28,6 +28,8 @@ from alfia.errors import AlfiaError
 
 def manifest_path(table_path: str | os.PathLike) -> Path:
     p = Path(table_path)
+    if not p.name:  # "." or "..": a folder, named by the reader; its would-be manifest is beside it
+        p = p.resolve()
     return p.with_name(p.name.removesuffix(".parquet") + ".manifest.json")
 
 
@@ -141,6 +143,8 @@ def _existing_file(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise AlfiaError(f"{path}: no such file")
+    if path.is_dir():
+        raise AlfiaError(f"{path}: a folder, not a table file; give the table's file (.parquet or .csv)")
     if path.stat().st_size == 0:
         raise AlfiaError(f"{path}: file is empty")
     return path

@@ -6,7 +6,8 @@ directory and the manifests of its data hold: the source and cohort (cohort mani
 (the variant's schema), missing data (counted in the data file), the model and its training
 (config.json, history.jsonl), internal performance with CIs, calibration and subgroups (metrics.json),
 external performance (``RUN_DIR/external/*/metrics.json``). Items no file can answer (ethics, funding,
-intended users, ...) say so: "to be completed by the deploying team".
+intended users, ...) say so: "to be completed by the deploying team"; items that do not apply to the run say
+"not applicable" and why. A data file without a manifest leaves its items unfilled with a ``CardWarning``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import datetime as _dt
 import html
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -27,6 +29,14 @@ from alfia.errors import AlfiaError
 from alfia.runs import RunKind, RunLayout, run_kind
 
 TO_COMPLETE = "*To be completed by the deploying team.*"
+
+
+def _not_applicable(why: str) -> str:
+    return f"Not applicable: {why}"
+
+
+class CardWarning(UserWarning):
+    """The card cannot fill items the run's data would answer (a table without its manifest, a file gone)."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +62,17 @@ class _Facts:
         data_path = Path(cohort) if cohort is not None else recorded_data_path(self.config)
         self.data_path = data_path if data_path is not None and data_path.exists() else None
         self.data, self.data_manifest = (None, None)
+        if data_path is not None and self.data_path is None:
+            warnings.warn(f"card: the run's data file {data_path} is gone; items 5a, 6, 7, 10, 11 and 20 stay "
+                          f"unfilled (give --cohort)", CardWarning, stacklevel=3)
         if self.data_path is not None:
-            from alfia.cohorts.io import read_table
+            from alfia.cohorts.io import manifest_path, read_table
 
             self.data, self.data_manifest = read_table(self.data_path)
+            if self.data_manifest is None:
+                warnings.warn(f"card: {self.data_path} has no manifest ({manifest_path(self.data_path).name}), so "
+                              f"the card names no data source (items 5a, 6, 7, 10, 20); keep the manifest beside "
+                              f"the table", CardWarning, stacklevel=3)
         self.cohort_manifest = self._cohort_manifest()
         self.variant = ((self.data_manifest.variant if self.data_manifest else None)
                         or (self.config.get("data") or {}).get("variant") or self.config.get("variant"))
@@ -167,13 +184,41 @@ def _participants(f: _Facts) -> str | None:
 
 
 def _data_preparation(f: _Facts) -> str | None:
-    if f.data_manifest is None:
+    """Item 7: how the cohort's values were made (extraction, window, implausible values)."""
+    cm = f.cohort_manifest or f.data_manifest
+    if cm is None:
         return None
+    out = [f"Values aggregated over the record window of each predictor (up to {_window(f):g} h after ICU "
+           "admission); nothing recorded later enters."]
+    report = cm.extra.get("report")
+    if isinstance(report, dict) and isinstance(report.get("dropped_implausible"), dict):
+        dropped = sum(report["dropped_implausible"].values())
+        out.append(f"{dropped:,} implausible measurements were dropped (per parameter in the cohort manifest).")
+    ti = cm.extra.get("temporal_integrity")
+    if isinstance(ti, dict):
+        out.append(f"{ti.get('values_excluded_out_of_window', 0)} source values outside their windows were excluded.")
+    if cm.source == "synthetic":
+        out.append("Synthetic rows are generated already aggregated.")
+    return " ".join(out)
+
+
+def _predictor_handling(f: _Facts) -> str | None:
+    """Item 12b: what the model does with the predictors."""
     m = f.data_manifest
-    if m.kind == "text":
-        return (f"Each stay rendered as clinical text with the `{m.extra.get('template')}` template "
-                f"(version {m.extra.get('template_version')}, missing values: `{m.extra.get('missing')}`), from "
-                f"cohort `{m.extra.get('cohort_file')}` (SHA-256 `{str(m.extra.get('cohort_sha256'))[:16]}…`).")
+    if f.is_alfia:
+        model = f.config.get("model") or {}
+        text = ""
+        if m is not None and m.kind == "text":
+            text = (f"Each stay rendered as clinical text with the `{m.extra.get('template')}` template (version "
+                    f"{m.extra.get('template_version')}, missing values: `{m.extra.get('missing')}`), from cohort "
+                    f"`{m.extra.get('cohort_file')}` (SHA-256 `{str(m.extra.get('cohort_sha256'))[:16]}…`). ")
+        return (text + f"Texts are tokenised and cut at {model.get('max_length')} tokens; "
+                + ("the pooled layers' states are standardised per dimension (fitted on 1,000 training texts)."
+                   if model.get("standardise_states", True) else "no standardisation of the states."))
+    if f.config.get("model_family") == "series":
+        return ("Hourly values forward-filled within a stay, gaps before the first measurement set to the train "
+                "median, standardised with the train mean and SD, with a measured mask and the time since the last "
+                "measurement (`preprocessing.json`).")
     return "Tabular predictors as in the cohort file; preprocessing per model family fitted on the training rows."
 
 
@@ -196,11 +241,30 @@ def _predictors(f: _Facts) -> str | None:
             + _table(["Group", "Count", "Predictors"], rows))
 
 
+def _rows_used(f: _Facts) -> str:
+    """Which stays trained the model: all eligible, or the --max-train-rows subsample."""
+    limit = (f.config.get("train") or {}).get("max_train_rows")
+    n_rows = (f.config.get("data") or {}).get("n_rows") or {}
+    cm = f.cohort_manifest or f.data_manifest
+    eligible = (cm.splits.get("train") or {}).get("n") if cm is not None and cm.splits else None
+    if limit is not None and (eligible is None or n_rows.get("train", limit) < eligible):
+        return (f"Training used a seeded, outcome-stratified subsample of {n_rows.get('train', limit):,} of the "
+                f"{eligible:,} training stays" if eligible else
+                f"Training used a seeded, outcome-stratified subsample of {limit:,} training stays") + \
+            " (`--max-train-rows`); validation and test used all of theirs."
+    return "All eligible stays of each split were used."
+
+
 def _sample_size(f: _Facts) -> str | None:
     cm = f.cohort_manifest or f.data_manifest
     if cm is None or not cm.splits:
         return None
-    return ("No formal sample-size calculation; all eligible stays were used.\n\n" + _splits_table(cm.splits))
+    s = cm.splits.get("all") or {}
+    n_predictors = len(f.schema.predictors) if f.schema else None
+    epp = (f" ({s['deaths'] / n_predictors:.1f} deaths per candidate predictor)"
+           if n_predictors and s.get("deaths") is not None else "")
+    return (f"No formal sample-size calculation: the size is the cohort's, {s.get('n', 0):,} stays with "
+            f"{s.get('deaths', 0):,} deaths{epp}. {_rows_used(f)} Events per split: item 21.")
 
 
 def _missing(f: _Facts) -> str | None:
@@ -233,9 +297,10 @@ def _analysis_data(f: _Facts) -> str:
 def _what_trained(config: dict) -> str:
     """What of the encoder the run trained, from config.json (its ``encoder`` section when it has one)."""
     model, encoder = config["model"], config.get("encoder") or {}
-    layers = model.get("train_layers", 0 if model.get("finetune") == "frozen" else "all")
+    layers = encoder.get("trained_layers", model.get("train_layers", 0 if model.get("finetune") == "frozen" else "all"))
     depth = encoder.get("layers")
     lora = model.get("lora", {})
+    # LoRA's r and alpha only where a LoRA adapter was trained (a frozen encoder has none)
     how = (f"LoRA r={lora.get('r')}, alpha={lora.get('alpha')}" if model.get("finetune") == "lora"
            else "full fine-tuning of their weights")
     if layers == 0 or model.get("finetune") == "frozen":
@@ -249,20 +314,43 @@ def _what_trained(config: dict) -> str:
     return what
 
 
+def _schedule(c: dict) -> str:
+    """The phases an ALFIA run trained, with the settings each used."""
+    model, train, encoder = c["model"], c["train"], c.get("encoder") or {}
+    trained = encoder.get("trained_layers", model.get("train_layers"))
+    head_lr = train.get("head_lr") if train.get("head_lr") is not None else train.get("lr")
+    if trained == 0:
+        return (f"ALF + the head trained over cached frozen-encoder states for up to {train.get('head_epochs')} "
+                f"epochs (AdamW lr {head_lr})")
+    phases = []
+    if train.get("head_from"):
+        phases.append(f"pooler + head started from the run `{train['head_from']}`")
+    elif train.get("head_epochs"):
+        phases.append(f"a head warm start over cached states for up to {train['head_epochs']} epochs (lr {head_lr})")
+    rows = train.get("rows_per_epoch")
+    phases.append(f"{'then ' if phases else ''}the encoder jointly with ALF + head for up to {train.get('epochs')} "
+                  f"epochs of {f'{rows:,} rows' if rows else 'all training rows'} (AdamW lr {train.get('lr')}, head "
+                  f"lr {head_lr})")
+    return "; ".join(phases)
+
+
 def _model(f: _Facts) -> str:
     c = f.config
     if f.is_alfia:
         model, train = c["model"], c["train"]
         result = c.get("result") or {}
+        stopped = " (stopped early)" if result.get("stopped_early") else ""
+        phase = f", {result['best_phase']} phase" if result.get("best_phase") else ""
         return (f"ALFIA: encoder `{model.get('backbone') or 'all-MiniLM-L6-v2 (offline default)'}`, "
                 f"{_what_trained(c)}; recipe `{c.get('recipe') or 'none (configs given directly)'}`, pooler "
                 f"`{model.get('pooler')}` over the top {model.get('n_fusion_layers')} layers, Attentional Classifier "
-                f"Head; max {model.get('max_length')} tokens. Training: AdamW lr {train.get('lr')}, batch "
-                f"{train.get('batch_size')}, up to {train.get('epochs')} epochs, early stopping on validation AUPRC "
-                f"(patience {train.get('patience')}), pos_weight {train.get('pos_weight')}, seed {train.get('seed')}. "
-                f"Best epoch {result.get('best_epoch')} of {result.get('epochs_run')} (val AUPRC "
+                f"Head; max {model.get('max_length')} tokens. Training: {_schedule(c)}; batch "
+                f"{train.get('batch_size')}, early stopping on validation AUPRC (patience {train.get('patience')}), "
+                f"pos_weight {train.get('pos_weight')}, seed {train.get('seed')}. {result.get('epochs_run')} epochs "
+                f"were run{stopped}; best epoch {result.get('best_epoch')}{phase} (val AUPRC "
                 f"{(result.get('best_val_auprc') or float('nan')):.3f}); "
-                f"{result.get('train_seconds_total', '?')} s of training. Full configuration: `config.json`.")
+                f"{result.get('train_seconds_total', '?')} s of training. {_rows_used(f)} Full configuration: "
+                f"`config.json`.")
     hyper = json.dumps(c.get("selected_hyperparameters") or c.get("hyperparameters") or {}, default=str)
     what = c.get("description")
     return (f"{f.name} ({c.get('library', c.get('model_family', 'tabular model'))}){': ' + what if what else ''}. "
@@ -275,9 +363,34 @@ def _performance_measures(f: _Facts) -> str:
             "95% CIs from a stratified bootstrap (deaths and survivors resampled separately).")
 
 
-def _recalibration(f: _Facts) -> str | None:
-    calib = f.config.get("calibration") or f.config.get("calibrator")
-    return f"Post-hoc calibration: `{json.dumps(calib, default=str)}`." if calib else None
+def _calibrator(f: _Facts) -> dict | None:
+    calib = (f.config.get("result") or {}).get("calibration") or f.config.get("calibration") or f.config.get("calibrator")
+    return calib if isinstance(calib, dict) else None
+
+
+def _recalibration(f: _Facts) -> str:
+    calib = _calibrator(f)
+    if calib is None:
+        return _not_applicable("the model's probabilities are its own; no post-hoc calibrator was fitted.")
+    method, fitted = calib.get("method"), calib.get("fitted_on") or "the validation split"
+    if method == "platt":
+        return (f"Platt scaling fitted on {fitted}: p = sigmoid({calib.get('slope'):.4g} × logit + "
+                f"{calib.get('intercept'):.4g}) (`calibration.json`); every probability the run writes and "
+                "`alfia predict` gives goes through it, and the thresholds were chosen on calibrated probabilities.")
+    if method == "isotonic":
+        return (f"Isotonic regression on the logit, fitted on {fitted}, {calib.get('knots_x')} knots "
+                "(`calibration.json`); applied to every probability the run writes.")
+    if method == "none":
+        return "No post-hoc calibration (`--calibration none`): the probabilities are the model's own sigmoid."
+    return f"Post-hoc calibration: `{json.dumps(calib, default=str)}`."
+
+
+def _updating_results(f: _Facts) -> str:
+    calib = _calibrator(f)
+    updated = ("the calibrator of item 12f, fitted once on the development validation split"
+               if calib and calib.get("method") not in (None, "none") else "none")
+    external = " External cohorts were scored with it unchanged, not recalibrated." if f.external else ""
+    return f"No model updating after development; post-hoc recalibration: {updated}.{external}"
 
 
 def _class_imbalance(f: _Facts) -> str:
@@ -286,10 +399,11 @@ def _class_imbalance(f: _Facts) -> str:
             + (f" Loss weighted with pos_weight = {pw}." if pw is not None else " No reweighting of the loss."))
 
 
-def _fairness(f: _Facts) -> str | None:
+def _fairness(f: _Facts) -> str:
     sub = (f.metrics or {}).get("subgroups") or {}
     if not sub.get("groups"):
-        return None
+        return ("Not assessed: the evaluation found no sex, age or ICU-unit column to form subgroups (give "
+                "`alfia evaluate RUN --cohort COHORT`). " + TO_COMPLETE)
     return ("Performance is reported by sex, age band and ICU unit type (item 23b). No fairness constraint was "
             "applied in training.")
 
@@ -301,7 +415,17 @@ def _output(f: _Facts) -> str:
 
 
 def _flow(f: _Facts) -> str | None:
-    return _participants(f)
+    cm = f.cohort_manifest or f.data_manifest
+    if cm is None:
+        return None
+    out = []
+    if "attrition" in cm.extra:
+        out.append("Stays at each inclusion step: " + " → ".join(f"{k} {v}" for k, v in cm.extra["attrition"].items())
+                   + ".")
+    n_rows = (f.config.get("data") or {}).get("n_rows") or {}
+    if n_rows:
+        out.append("Stays in this run: " + ", ".join(f"{k} {v:,}" for k, v in n_rows.items()) + ". " + _rows_used(f))
+    return " ".join(out) or None
 
 
 def _characteristics(f: _Facts) -> str | None:
@@ -319,7 +443,10 @@ def _characteristics(f: _Facts) -> str | None:
 
 
 def _n_events(f: _Facts) -> str | None:
-    return _sample_size(f)
+    cm = f.cohort_manifest or f.data_manifest
+    if cm is None or not cm.splits:
+        return None
+    return "Stays and deaths per split of the cohort:\n\n" + _splits_table(cm.splits)
 
 
 def _specification(f: _Facts) -> str:
@@ -339,7 +466,8 @@ def _performance(f: _Facts) -> str | None:
             f"deaths):\n\n" + _table(["Metric", "Value (95% CI)"], rows))
     cal = f.metrics.get("calibration_curve")
     if cal:
-        text += ("\n\nCalibration by decile of risk (observed mortality with Wilson 95% CI):\n\n"
+        how = cal.get("method") or "equal-width bins of predicted risk"
+        text += (f"\n\nCalibration in {len(cal['mean_prob'])} non-empty bins ({how}):\n\n"
                  + _table(["Mean predicted", "Observed", "95% CI", "Stays"],
                           [[f"{p:.3f}", f"{o:.3f}", f"{lo:.3f}–{hi:.3f}", c] for p, o, lo, hi, c in
                            zip(cal["mean_prob"], cal["observed"], cal["ci_low"], cal["ci_high"], cal["count"])]))
@@ -355,7 +483,7 @@ def _performance(f: _Facts) -> str | None:
                  f"{_ci(e['auprc'])}, AUROC {_ci(e['auroc'])}, calibration slope {_ci(e['calibration_slope'])}, "
                  f"intercept {_ci(e['calibration_intercept'])}.")
     if not f.external:
-        text += "\n\nExternal validation: none in this run directory (`alfia evaluate RUN --external TEXT`)."
+        text += "\n\nExternal validation: none in this run directory (`alfia evaluate RUN --external COHORT`)."
     return text
 
 
@@ -408,6 +536,87 @@ def _unknown(f: _Facts) -> None:
     return None
 
 
+def _source(f: _Facts) -> str | None:
+    cm = f.cohort_manifest or f.data_manifest
+    return cm.source if cm is not None else None
+
+
+# Collection periods as the sources publish them (dates inside MIMIC are shifted for de-identification).
+SOURCE_PERIODS = {"mimic-iv": "admissions to Beth Israel Deaconess Medical Center, 2008–2019 (MIMIC-IV)",
+                  "eicu": "ICU admissions to 208 US hospitals, 2014–2015 (eICU-CRD)",
+                  "physionet2012": "ICU stays of MIMIC-II (Beth Israel Deaconess Medical Center, 2001–2008), as "
+                                   "released for the PhysioNet/CinC Challenge 2012"}
+
+
+def _dates(f: _Facts) -> str | None:
+    source = _source(f)
+    if source == "synthetic":
+        return _not_applicable("synthetic data have no collection period.")
+    if source in SOURCE_PERIODS:
+        return f"{SOURCE_PERIODS[source][0].upper()}{SOURCE_PERIODS[source][1:]}."
+    return None
+
+
+def _treatments(f: _Facts) -> str:
+    return _not_applicable(f"the model predicts from the first {_window(f):g} h only; treatments after that are not "
+                           "modelled, and those within the window (e.g. ventilation, vasopressors) enter as "
+                           "predictors (items 9a–9b).")
+
+
+def _outcome_assessment(f: _Facts) -> str:
+    if _source(f) == "synthetic":
+        return _not_applicable("the outcome of synthetic stays is generated, not assessed.")
+    return _not_applicable("the outcome is the hospital's recorded discharge status in the source database, "
+                           "recorded independently of this model's predictors; there was no separate assessment "
+                           "to blind.")
+
+
+def _clusters(f: _Facts) -> str:
+    if (f.variant or "").startswith("eicu"):
+        return ("Not modelled: eICU stays come from many hospitals; the split is by stay, not by hospital, and no "
+                "hospital effect is in the model. " + TO_COMPLETE)
+    if _source(f) == "synthetic":
+        return _not_applicable("synthetic stays have no centres.")
+    return _not_applicable("a single-centre source; the stays form no clusters beyond patients, whose stays never "
+                           "cross splits where a patient id exists.")
+
+
+def _external_methods(f: _Facts) -> str:
+    if f.external:
+        return "Scored on another labelled table with the thresholds chosen on the development validation split."
+    return _not_applicable("no external validation in this run directory (`alfia evaluate RUN --external COHORT`).")
+
+
+def _development_vs_evaluation(f: _Facts) -> str:
+    text = ("Development and internal evaluation data are random, stratified splits of one cohort: the same "
+            "source, period, definitions and preprocessing.")
+    if f.external:
+        text += (" External cohorts: see each `external/<name>/shift.json` (variable mapping, imputed variables, "
+                 "covariate and outcome shift).")
+    return text
+
+
+def _compare_splits(f: _Facts) -> str | None:
+    cm = f.cohort_manifest or f.data_manifest
+    if cm is None or not cm.splits:
+        return None
+    return ("Mortality per split (the split is stratified by outcome, so the rates differ by chance only):\n\n"
+            + _splits_table(cm.splits))
+
+
+def _data_sharing(f: _Facts) -> str | None:
+    source = _source(f)
+    if source == "synthetic":
+        return "Synthetic data: regenerated exactly by `alfia cohort synthetic` with the manifest's seed and size."
+    if source == "physionet2012":
+        return ("PhysioNet/CinC Challenge 2012 data are open access (https://physionet.org/content/challenge-2012/"
+                "1.0.0/); the cohort is rebuilt by `alfia cohort physionet2012`.")
+    if source in ("mimic-iv", "eicu"):
+        return (f"{source} is available under credentialed access on PhysioNet; it may not be shared. The cohort is "
+                f"rebuilt by `alfia cohort {source}`.")
+    return None
+
+
 ITEMS: tuple[Item, ...] = (
     Item("1", "Title", "Title", _title),
     Item("2", "Abstract", "Abstract", _abstract),
@@ -416,47 +625,43 @@ ITEMS: tuple[Item, ...] = (
     Item("3c", "Known health inequalities", "Introduction", _unknown),
     Item("4", "Objectives", "Introduction", _objectives),
     Item("5a", "Data sources", "Methods", _data_source),
-    Item("5b", "Dates of data collection", "Methods", _unknown),
-    Item("6a", "Setting and eligibility of participants", "Methods", _participants),
-    Item("6b", "Eligibility criteria", "Methods", _participants),
-    Item("6c", "Treatments received", "Methods", _unknown),
+    Item("5b", "Dates of data collection", "Methods", _dates),
+    Item("6a–6b", "Setting and eligibility criteria of participants", "Methods", _participants),
+    Item("6c", "Treatments received", "Methods", _treatments),
     Item("7", "Data preparation", "Methods", _data_preparation),
     Item("8a", "Outcome definition and timing", "Methods", _outcome),
-    Item("8b", "Outcome assessment and blinding", "Methods", _unknown),
-    Item("9a", "Choice of predictors", "Methods", _predictors),
-    Item("9b", "Predictor definition and timing", "Methods", _predictors),
+    Item("8b", "Outcome assessment and blinding", "Methods", _outcome_assessment),
+    Item("9a–9b", "Choice, definition and timing of predictors", "Methods", _predictors),
     Item("10", "Sample size", "Methods", _sample_size),
     Item("11", "Missing data", "Methods", _missing),
     Item("12a", "Data used for development and evaluation", "Methods", _analysis_data),
-    Item("12b", "Handling of predictors", "Methods", _data_preparation),
+    Item("12b", "Handling of predictors", "Methods", _predictor_handling),
     Item("12c", "Model type, building, hyperparameter tuning and internal validation", "Methods", _model),
-    Item("12d", "Heterogeneity across clusters", "Methods", _unknown),
+    Item("12d", "Heterogeneity across clusters", "Methods", _clusters),
     Item("12e", "Performance measures", "Methods", _performance_measures),
     Item("12f", "Model updating and recalibration", "Methods", _recalibration),
-    Item("12g", "External validation methods", "Methods", lambda f: (
-        "Scored on another labelled table with the thresholds chosen on the development validation split."
-        if f.external else None)),
+    Item("12g", "External validation methods", "Methods", _external_methods),
     Item("13", "Class imbalance", "Methods", _class_imbalance),
     Item("14", "Fairness", "Methods", _fairness),
     Item("15", "Model output", "Methods", _output),
-    Item("16", "Differences between development and evaluation data", "Methods", _unknown),
+    Item("16", "Differences between development and evaluation data", "Methods", _development_vs_evaluation),
     Item("17", "Ethical approval", "Methods", _unknown),
     Item("18a", "Funding", "Open science", _unknown),
     Item("18b", "Conflicts of interest", "Open science", _unknown),
     Item("18c", "Protocol", "Open science", _unknown),
     Item("18d", "Registration", "Open science", _unknown),
-    Item("18e", "Data sharing", "Open science", _unknown),
+    Item("18e", "Data sharing", "Open science", _data_sharing),
     Item("18f", "Code sharing", "Open science", _code),
     Item("19", "Patient and public involvement", "Patient and public involvement", _unknown),
     Item("20a", "Flow of participants", "Results", _flow),
     Item("20b", "Characteristics of the data", "Results", _characteristics),
-    Item("20c", "Comparison of development and evaluation data", "Results", _unknown),
+    Item("20c", "Comparison of development and evaluation data", "Results", _compare_splits),
     Item("21", "Number of participants and outcome events", "Results", _n_events),
     Item("22", "Full model specification", "Results", _specification),
     Item("23a", "Model performance with confidence intervals (internal, external, calibration)", "Results",
          _performance),
     Item("23b", "Performance in subgroups", "Results", _subgroups),
-    Item("24", "Model updating results", "Results", _recalibration),
+    Item("24", "Model updating results", "Results", _updating_results),
     Item("25", "Interpretation", "Discussion", _interpretation),
     Item("26", "Limitations", "Discussion", _limitations),
     Item("27a", "Usability in the intended setting", "Discussion", _unknown),
@@ -507,22 +712,30 @@ def card_html(markdown: str, figures: dict[str, Path] | None = None) -> str:
 
 
 def write_card(run_dir: str | os.PathLike, out: str | os.PathLike = "card.md", *,
-               cohort: str | os.PathLike | None = None) -> tuple[Path, Path]:
+               cohort: str | os.PathLike | None = None, overwrite: bool = False) -> tuple[Path, Path]:
     """Write ``out`` (Markdown) and the same card as HTML beside it (``.html``); returns both paths.
 
-    Evaluates the run first (``alfia evaluate``'s defaults) when it has no metrics.json yet.
+    Existing files are replaced only with ``overwrite``, and never a file of the run or the cohort
+    (``alfia.outputs.check_output``, before anything is computed). Evaluates the run first (``alfia evaluate``'s
+    defaults) when it has no metrics.json yet.
     """
+    from alfia.cohorts.io import manifest_path
+    from alfia.outputs import check_output
+
     layout = RunLayout.of(run_dir).require()
+    out = Path(out)
+    if out.suffix.lower() == ".html":
+        out = out.with_suffix(".md")
+    # An earlier card (.md/.html) in the run folder is no input; every other file there is one.
+    own = {out.resolve(), out.with_suffix(".html").resolve()} if out.suffix.lower() == ".md" else set()
+    run_files = [p for p in layout.root.rglob("*") if p.resolve() not in own]
+    cohorts = [] if cohort is None else [Path(cohort), manifest_path(cohort)]
+    check_output(out, inputs=[layout.root, *run_files, *cohorts], overwrite=overwrite,
+                 companions=[out.with_suffix(".html")])
     if not layout.metrics.exists():
         from alfia.evaluation.report import evaluate_run
 
         evaluate_run(layout.root, cohort=cohort)
-    out = Path(out)
-    if out.suffix.lower() == ".html":
-        out = out.with_suffix(".md")
-    for path in (out, out.with_suffix(".html")):
-        if path.resolve().is_relative_to(layout.root.resolve()) and path.name in (layout.config.name, layout.metrics.name):
-            raise AlfiaError(f"{path}: would overwrite a file of the run itself")
     markdown = card_markdown(layout.root, cohort=cohort)
     figures = {name: layout.figures / f"{name}.png" for name in ("calibration", "decision_curve", "roc", "pr")}
     md_path = write_text_atomic(out, markdown)

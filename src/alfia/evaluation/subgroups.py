@@ -59,7 +59,15 @@ def subgroup_attributes(path: str | os.PathLike) -> pd.DataFrame:
             continue
         values = df[column]
         if name == "age_band":
-            band = pd.cut(pd.to_numeric(values, errors="coerce"), AGE_EDGES, right=False, labels=AGE_LABELS)
+            age = pd.to_numeric(values, errors="coerce")
+            bad = age.isna() & values.notna()
+            if bad.any():  # text in the age column: named, not silently counted as "missing"
+                from alfia.cohorts.validate import row_name
+
+                i = int(np.flatnonzero(bad.to_numpy())[0])
+                raise AlfiaError(f"{path}: {row_name(df, i)}, column {column!r}: {values.iloc[i]!r} is not a "
+                                 f"number ({int(bad.sum())} such row(s))")
+            band = pd.cut(age, AGE_EDGES, right=False, labels=AGE_LABELS)
             out[name] = band.astype(object).where(band.notna(), "missing").to_numpy()
         else:
             out[name] = values.astype(object).where(values.notna(), "missing").astype(str).to_numpy()

@@ -229,7 +229,7 @@ class _PeakRSS:
 
 
 def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_embeddings: bool,
-                 measure_memory: bool = False):
+                 measure_memory: bool = False, progress=None):
     if batch_size < 1:
         raise AlfiaError(f"batch size must be >= 1, got {batch_size}")
     n = len(inputs.texts)
@@ -248,7 +248,8 @@ def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_e
                                                   run.max_length)
             n_tokens += int(data.lengths.sum())
             for index, out in iterate_outputs(run.model, data, batch_size=batch_size,
-                                              pad_token_id=pad_token_id_of(run.model.tokenizer), device=run.device):
+                                              pad_token_id=pad_token_id_of(run.model.tokenizer), device=run.device,
+                                              progress=progress):
                 index = index + start
                 logits[index] = out.logits.float().cpu().numpy().reshape(-1)
                 if want_embeddings:
@@ -285,11 +286,13 @@ def _check_finite(run: LoadedRun, inputs: InferenceInput, ok: np.ndarray, what: 
 
 
 def predict(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64,
-            measure_memory: bool = False) -> tuple[pd.DataFrame, Performance]:
+            measure_memory: bool = False, progress=None) -> tuple[pd.DataFrame, Performance]:
     """Probabilities and labels at the run's threshold, one row per input, in input order.
 
-    ``measure_memory``: sample the process RSS during the call (a benchmark's measurement; off, nothing polls)."""
-    logits, _, _, perf = _run_batches(run, inputs, batch_size, want_embeddings=False, measure_memory=measure_memory)
+    ``measure_memory``: sample the process RSS during the call (a benchmark's measurement; off, nothing polls).
+    ``progress``: an ``alfia.progress.Step`` advanced by the texts scored."""
+    logits, _, _, perf = _run_batches(run, inputs, batch_size, want_embeddings=False, measure_memory=measure_memory,
+                                      progress=progress)
     prob = run.calibrator.transform(logits)
     _check_finite(run, inputs, np.isfinite(prob) & (prob >= 0) & (prob <= 1), "probability")
     out = pd.DataFrame({ID_COLUMN: inputs.stay_id})
@@ -304,14 +307,14 @@ def predict(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64,
 
 
 def embed(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64,
-          measure_memory: bool = False) -> tuple[pd.DataFrame, Performance]:
+          measure_memory: bool = False, progress=None) -> tuple[pd.DataFrame, Performance]:
     """Algorithm 2: L2-normalised pooled (ALF) embeddings and layer weights, one row per stay.
 
     Columns: stay_id, split (if known), hospital_expire_flag (if known), alf_0..alf_{d-1},
     layer_weight_0..layer_weight_{N_f-1} (absent for poolers without layer weights: cls, mean, max).
     """
     _, embeddings, layer_weights, perf = _run_batches(run, inputs, batch_size, want_embeddings=True,
-                                                      measure_memory=measure_memory)
+                                                      measure_memory=measure_memory, progress=progress)
     _check_finite(run, inputs, np.isfinite(embeddings).all(axis=1), "embedding")
     norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
     embeddings = embeddings / np.maximum(norms, 1e-12)  # Algorithm 2, line 19

@@ -145,6 +145,9 @@ def load_backbone(spec: str | None = None, *, revision: str | None = None) -> Ba
     """Load encoder + tokenizer from ``spec`` (see the module docstring). Errors name the spec."""
     from transformers import AutoModel, AutoTokenizer
 
+    from alfia.progress import quiet_library_bars
+
+    quiet_library_bars()  # no "Loading weights" bar in a log
     source, location = resolve_backbone(spec)
     label = "the offline default backbone" if source == "default" else f"backbone {spec!r}"
     kwargs: dict[str, Any] = {"revision": revision} if (source == "hub" and revision) else {}

@@ -38,11 +38,12 @@ def _state_buffer(n_tokens: int, n_layers: int, hidden: int, memory_limit_gb: fl
 
 def compute_frozen_states(model, data: TokenizedTexts | FrozenStates, *, batch_size: int, pad_token_id: int,
                           device: torch.device, precision: str = "fp32", layers: Sequence[int] | None = None,
-                          memory_limit_gb: float | None = None) -> FrozenStates:
+                          memory_limit_gb: float | None = None, progress=None) -> FrozenStates:
     """Run the frozen encoder once over ``data`` and keep each text's hidden states H^(j), j in ``layers``
     (default: the pooled top N_f), fp16 and unpadded.
 
-    ``data`` may itself be cached states (a frozen bottom): the layers above it run to give the pooled ones."""
+    ``data`` may itself be cached states (a frozen bottom): the layers above it run to give the pooled ones.
+    ``progress``: an ``alfia.progress.Step`` advanced by the rows of each batch."""
     layers = tuple(model.pooled_indices if layers is None else layers)
     if isinstance(data, FrozenStates) and layers != tuple(model.pooled_indices):
         raise ValueError("from cached states only the pooled layers can be computed")
@@ -66,6 +67,8 @@ def compute_frozen_states(model, data: TokenizedTexts | FrozenStates, *, batch_s
                 lengths = batch["attention_mask"].sum(dim=1).tolist()
                 for row, index in enumerate(batch["index"].tolist()):
                     buffer[offsets[index]:offsets[index + 1]] = stacked[row, :lengths[row]]
+                if progress is not None:
+                    progress.advance(len(lengths))
     finally:
         model.train(was_training)
     states = [buffer[offsets[i]:offsets[i + 1]] for i in range(len(data))]
@@ -73,8 +76,9 @@ def compute_frozen_states(model, data: TokenizedTexts | FrozenStates, *, batch_s
 
 
 def iterate_outputs(model, data: TokenizedTexts | FrozenStates, *, batch_size: int, pad_token_id: int,
-                    device: torch.device, precision: str = "fp32") -> Iterator[tuple[np.ndarray, Any]]:
-    """Eval-mode forward passes over ``data`` in length-sorted batches: yields (row indices, output)."""
+                    device: torch.device, precision: str = "fp32", progress=None) -> Iterator[tuple[np.ndarray, Any]]:
+    """Eval-mode forward passes over ``data`` in length-sorted batches: yields (row indices, output).
+    ``progress``: an ``alfia.progress.Step`` advanced by the rows of each batch."""
     loader, _ = make_loader(data, batch_size, pad_token_id, shuffle=False)
     was_training = model.training
     model.eval()
@@ -82,15 +86,17 @@ def iterate_outputs(model, data: TokenizedTexts | FrozenStates, *, batch_size: i
         with torch.inference_mode(), autocast_context(precision, device):
             for batch in loader:
                 yield batch["index"].numpy(), forward_batch(model, batch, device)
+                if progress is not None:
+                    progress.advance(len(batch["index"]))
     finally:
         model.train(was_training)
 
 
 def predict_logits(model, data: TokenizedTexts | FrozenStates, *, batch_size: int, pad_token_id: int,
-                   device: torch.device, precision: str = "fp32") -> np.ndarray:
-    """Logits in the rows' original order."""
+                   device: torch.device, precision: str = "fp32", progress=None) -> np.ndarray:
+    """Logits in the rows' original order (``progress``: as :func:`iterate_outputs`)."""
     logits = np.empty(len(data), dtype=np.float64)
     for index, out in iterate_outputs(model, data, batch_size=batch_size, pad_token_id=pad_token_id,
-                                      device=device, precision=precision):
+                                      device=device, precision=precision, progress=progress):
         logits[index] = out.logits.detach().float().cpu().numpy().reshape(-1)
     return logits

@@ -181,7 +181,7 @@ def arrays_from_frame(df: pd.DataFrame, variables: list[SeriesVariable] | None =
             if varies.any():
                 raise AlfiaError(f"{source}: column {col!r} differs between the hours of stay {varies.index[varies][0]} "
                                  f"({int(varies.sum())} stay(s)); a stay has one {col} on all its rows")
-    values = df[names].to_numpy(dtype=np.float64).reshape(n, hours, len(names))
+    values = _numeric_values(df, names, source).reshape(n, hours, len(names))
     infinite = np.isinf(values)
     if infinite.any():
         i, h, j = (int(k[0]) for k in np.nonzero(infinite))
@@ -193,6 +193,21 @@ def arrays_from_frame(df: pd.DataFrame, variables: list[SeriesVariable] | None =
     split = (first[SPLIT_COLUMN].astype(str).to_numpy() if SPLIT_COLUMN in df
              else np.full(n, "", dtype=object))
     return HourlyArrays(ids, label, np.asarray(split, dtype=object), values, list(variables), source)
+
+
+def _numeric_values(df: pd.DataFrame, names: list[str], source: str) -> np.ndarray:
+    """The variables' values as floats; a value that is no number is named by its stay, hour and column."""
+    out = np.empty((len(df), len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        column = df[name]
+        number = pd.to_numeric(column, errors="coerce")
+        bad = number.isna() & column.notna() & (column.astype(str).str.strip() != "")
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise AlfiaError(f"{source}: column {name!r} holds {column.iloc[i]!r} at stay {df[ID_COLUMN].iloc[i]}, "
+                             f"hour {df[HOUR_COLUMN].iloc[i]} ({int(bad.sum())} value(s) that are not numbers)")
+        out[:, j] = number.to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
 
 
 def read_hourly(path: str | os.PathLike) -> HourlyArrays:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from alfia.atomic import read_json_object, write_atomic
+from alfia.atomic import read_json_object
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
 from alfia.errors import AlfiaError
 from alfia.runs import RunLayout
@@ -24,7 +24,7 @@ from alfia.series.models import build_model, config_from_dict
 from alfia.series.preprocess import HourlyPreprocessor
 from alfia.series.variables import Alignment
 
-PROBABILITY_COLUMN = "probability"
+PROBABILITY_COLUMN = "prob"  # as in every predictions file (alfia.runs)
 
 
 @dataclass
@@ -85,11 +85,16 @@ def predict_stays(run: SeriesRun, arrays: HourlyArrays) -> tuple[pd.DataFrame, A
     """One probability per stay from all its hours."""
     x, alignment = features(run, arrays)
     df = pd.DataFrame({ID_COLUMN: arrays.stay_id, PROBABILITY_COLUMN: probabilities(run.model, x)})
+    return _with_known(df, arrays), alignment
+
+
+def _with_known(df: pd.DataFrame, arrays: HourlyArrays, repeat: int = 1) -> pd.DataFrame:
+    """The stays' label and split, where the table has them (a new table may have neither)."""
     if (arrays.label >= 0).all():
-        df[OUTCOME_COLUMN] = arrays.label
+        df[OUTCOME_COLUMN] = np.repeat(arrays.label, repeat)
     if all(arrays.split):
-        df[SPLIT_COLUMN] = arrays.split
-    return df, alignment
+        df[SPLIT_COLUMN] = np.repeat(arrays.split, repeat)
+    return df
 
 
 def hourly_probabilities(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
@@ -105,13 +110,4 @@ def predict_hourly(run: SeriesRun, arrays: HourlyArrays) -> tuple[pd.DataFrame, 
     df = pd.DataFrame({ID_COLUMN: np.repeat(arrays.stay_id, h),
                        HOUR_COLUMN: np.tile(np.arange(1, h + 1, dtype=np.int16), n),
                        PROBABILITY_COLUMN: p.reshape(-1)})
-    return df, alignment
-
-
-def write_frame(df: pd.DataFrame, out: str | os.PathLike, *, inputs: list[str | os.PathLike]) -> Path:
-    """Write predictions atomically, refusing to write over an input."""
-    out = Path(out)
-    for p in inputs:
-        if Path(p).exists() and out.exists() and out.resolve() == Path(p).resolve():
-            raise AlfiaError(f"{out}: refusing to write over the input {p}")
-    return write_atomic(out, lambda tmp: df.to_parquet(tmp, index=False))
+    return _with_known(df, arrays, repeat=h), alignment

@@ -164,16 +164,15 @@ def render_prepared(columns: dict[str, list], template: Template, missing: Missi
     rows: Iterable = zip(*columns.values())
     if not progress or n < _CHUNK:
         return [render(dict(zip(names, values)), state) for values in rows]
-    from rich.progress import Progress
+    from alfia.progress import step
 
     texts: list[str] = []
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"encoding {n:,} rows ({template.name})", total=n)
+    with step(f"encoding {n:,} rows ({template.name})", n, unit="rows") as bar:
         for i, values in enumerate(rows, 1):
             texts.append(render(dict(zip(names, values)), state))
             if i % _CHUNK == 0:
-                bar.update(task, completed=i)
-        bar.update(task, completed=n)
+                bar.update(completed=i)
+        bar.update(completed=n)
     return texts
 
 

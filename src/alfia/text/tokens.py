@@ -45,9 +45,9 @@ def token_lengths(texts: Sequence[str], tokenizer, *, progress: bool = False) ->
     out = np.empty(len(texts), dtype=np.int64)
     starts = range(0, len(texts), _BATCH)
     if progress and len(texts) > 5 * _BATCH:
-        from rich.progress import track
+        from alfia.progress import track
 
-        starts = track(starts, description=f"tokenizing {len(texts):,} texts", transient=True)
+        starts = track(starts, f"tokenizing {len(texts):,} texts", unit="batches")
     for start in starts:
         batch = list(texts[start:start + _BATCH])
         ids = tokenizer(batch, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from alfia.atomic import write_text_atomic
+from alfia.progress import LOG_EVERY_S, duration, make_console, step
 from alfia.training.resume import save_checkpoint
 from alfia.training.state import Callback, TrainState
 
@@ -58,90 +58,96 @@ def _finite(record: dict) -> dict:
 
 
 class ProgressDisplay(Callback):
-    """A rich progress bar over the batches of each epoch, and one summary line per epoch.
+    """The batches of each epoch as an ``alfia.progress`` step (a bar in a terminal, a line every
+    ``log_every_s`` seconds in a log), one summary line per epoch, and, after the first few batches, an
+    estimate of the whole training (``ESTIMATE_BATCHES``)."""
 
-    When the console is not a terminal (``nohup``, a batch job, a log file) a live bar shows nothing, so a
-    plain line with the batch count, running loss and time left is printed every ``log_every_s`` seconds.
-    """
-
-    def __init__(self, console: Console | None = None, *, enabled: bool = True, log_every_s: float = 60.0):
-        self.console = console or Console(emoji=False, stderr=True)
+    def __init__(self, console: Console | None = None, *, enabled: bool = True, log_every_s: float = LOG_EVERY_S):
+        self.console = console or make_console(stderr=True)
         self.enabled = enabled
         self.log_every_s = float(log_every_s)
-        self._progress: Progress | None = None
-        self._task = None
-        self._epoch_started = self._last_log = 0.0
-        self._first_step = 0
+        self._steps = self._step = None
+        self._estimate = _TrainingEstimate()
 
     def on_train_begin(self, state: TrainState) -> None:
-        if not self.enabled:
-            return
-        if self.console.is_terminal:
-            self._progress = Progress(
-                TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
-                MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
-                TimeRemainingColumn(), console=self.console, transient=True)
-            self._progress.start()
-        self._new_task(state)
+        if self.enabled:
+            self._estimate = _TrainingEstimate()
+            self._new_step(state)
 
-    def _new_task(self, state: TrainState) -> None:
-        self._epoch_started = self._last_log = time.monotonic()
-        self._first_step = state.step_in_epoch  # a resumed epoch starts part-way
-        if self._progress is None:
-            return
-        if self._task is not None:
-            self._progress.remove_task(self._task)
-        self._task = self._progress.add_task("train", total=state.steps_per_epoch,
-                                             completed=state.step_in_epoch, epoch=state.epoch + 1,
-                                             epochs=state.epochs, loss="-")
+    @staticmethod
+    def _description(state: TrainState, loss: str = "-") -> str:
+        return f"epoch {state.epoch + 1}/{state.epochs}, train loss {loss}"
+
+    def _new_step(self, state: TrainState) -> None:
+        self._close()
+        self._steps = step(self._description(state), state.steps_per_epoch, console=self.console, unit="batches",
+                           log_every_s=self.log_every_s, announce=False)
+        self._step = self._steps.__enter__()
+        self._step.completed = state.step_in_epoch  # a resumed epoch starts part-way
 
     def on_batch_end(self, state: TrainState) -> None:
         if not self.enabled:
             return
+        line = self._estimate.on_batch(state)
+        if line:
+            self.console.print(line, highlight=False)
         loss = f"{state.epoch_loss_sum / max(state.epoch_rows, 1):.4f}"
-        if self._progress is not None:
-            self._progress.update(self._task, completed=state.step_in_epoch, loss=loss)
-            return
-        now = time.monotonic()
-        if now - self._last_log < self.log_every_s and state.step_in_epoch < state.steps_per_epoch:
-            return
-        self._last_log = now
-        elapsed = now - self._epoch_started
-        done = state.step_in_epoch - self._first_step
-        left = elapsed / done * (state.steps_per_epoch - state.step_in_epoch) if done > 0 else float("nan")
-        self.console.print(f"epoch {state.epoch + 1}/{state.epochs}: batch {state.step_in_epoch}/"
-                           f"{state.steps_per_epoch}  train loss {loss}  {_minutes(elapsed)} elapsed, "
-                           f"~{_minutes(left)} left in the epoch", highlight=False)
+        if self._step is not None:
+            self._step.update(completed=state.step_in_epoch, description=self._description(state, loss))
 
     def on_epoch_end(self, state: TrainState, record: dict) -> None:
         if not self.enabled:
             return
+        self._close()
         mark = " [green]best[/]" if record.get("best") else ""
         self.console.print(
             f"epoch {record['epoch']:>3}  train loss {record['train_loss']:.4f}  val loss {record['val_loss']:.4f}  "
             f"val AUPRC {record['val_auprc']:.4f}  val AUROC {record['val_auroc']:.4f}  "
             f"lr {record['lr']:.2e}  {record['seconds']:.0f}s{mark}", highlight=False)
-        if state.epoch < state.epochs:
-            self._new_task(state)
+        if state.epoch < state.epochs and not state.stop:
+            self._new_step(state)
 
-    def _stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-            self._task = None
+    def _close(self) -> None:
+        if self._step is not None:
+            self._step.quiet_end = True  # the epoch's line says it
+            self._steps.__exit__(None, None, None)
+            self._steps = self._step = None
 
     def on_interrupt(self, state: TrainState) -> None:
-        self._stop()
+        self._close()
 
     def on_train_end(self, state: TrainState) -> None:
-        self._stop()
+        self._close()
 
 
-def _minutes(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}:{secs:02d}"
+ESTIMATE_BATCHES = 4  # batches timed before the estimate of the whole training is printed
+
+
+class _TrainingEstimate:
+    """Times the first batches of a ``train`` call (the first one, which warms caches up, left out when there
+    are more) and then says once how long the epochs would take at that pace."""
+
+    def __init__(self):
+        self.times: list[float] = []
+        self.done = False
+
+    def on_batch(self, state: TrainState) -> str | None:
+        if self.done:
+            return None
+        self.times.append(time.perf_counter())
+        wanted = min(ESTIMATE_BATCHES, state.steps_per_epoch - 1) + 1  # batch ends; the first is the warm-up
+        if len(self.times) < wanted and state.step_in_epoch < state.steps_per_epoch:
+            return None
+        self.done = True
+        if len(self.times) < 2:
+            return None  # a single batch: nothing to time against
+        per_batch = (self.times[-1] - self.times[0]) / (len(self.times) - 1)
+        epochs_left = state.config.epochs - state.epoch
+        batches_left = state.steps_per_epoch - state.step_in_epoch + state.steps_per_epoch * (epochs_left - 1)
+        return (f"estimate: {per_batch:.2f} s per batch of {state.config.batch_size}, so "
+                f"~{duration(per_batch * state.steps_per_epoch)} per epoch of {state.steps_per_epoch} batches and "
+                f"~{duration(per_batch * batches_left)} for the {epochs_left} epoch(s) to run, plus validation "
+                f"after each (early stopping may end sooner)")
 
 
 class Checkpointing(Callback):

@@ -37,11 +37,12 @@ from alfia.cohorts.io import read_table
 from alfia.cohorts.schema import OUTCOME_COLUMN, SPLITS
 from alfia.errors import AlfiaError
 from alfia.outputs import hold_output_dir
+from alfia.progress import make_console, step
 from alfia.runs import RunLayout, read_alfia_config, write_predictions
 from alfia.evaluation.thresholds import write_run_thresholds
 from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory, ProgressDisplay
 from alfia.training.config import TrainConfig
-from alfia.training.resume import checkpoint_dir_of
+from alfia.training.resume import STATE_FILE, checkpoint_dir_of
 from alfia.cohorts.validate import split_for_training
 from alfia.models.calibrator import Calibrator
 from alfia.runtime import (
@@ -184,6 +185,10 @@ def prepare_run(text_path, out_dir, model_config, train_config, *, resume: bool,
         model_config = AlfiaConfig.from_dict(doc["model"], source=f"{layout.config}: model")
         train_config = TrainConfig.from_dict(doc["train"], source=f"{layout.config}: train")
         recipe = doc.get("recipe")
+        if doc.get("result") is not None and not any(
+                (layout.root / name / STATE_FILE).exists() for name in ("checkpoint", "checkpoint.old")):
+            raise AlfiaError(f"{layout.root}: this run has finished (config.json holds its result) and its "
+                             f"checkpoint was deleted then; there is nothing to resume")
         saved_path = Path(doc["data"]["path"])
         if text_path is not None and Path(text_path).resolve() != saved_path:
             raise AlfiaError(f"{text_path}: --resume continues {out_dir}, which was trained on {saved_path}; "
@@ -257,11 +262,12 @@ def cache_bottom(model, plan: RunPlan, data: dict) -> dict:
                            highlight=False)
     if model.bottom_indices is None:
         return {}
-    plan.console.print(f"caching the frozen bottom (encoder layers 1-{model.bottom_indices[-1]} of "
-                       f"{model.num_backbone_layers}; H^{tuple(model.bottom_indices)}) of {len(data['train'])} + "
-                       f"{len(data['val'])} rows", highlight=False)
     options = plan.cache_options(model)
-    return {s: compute_frozen_states(model, data[s], layers=model.bottom_indices, **options) for s in ("train", "val")}
+    with step(f"caching the frozen bottom (encoder layers 1-{model.bottom_indices[-1]} of "
+              f"{model.num_backbone_layers}; H^{tuple(model.bottom_indices)})",
+              len(data["train"]) + len(data["val"]), console=plan.console, unit="rows") as progress:
+        return {s: compute_frozen_states(model, data[s], layers=model.bottom_indices, progress=progress, **options)
+                for s in ("train", "val")}
 
 
 def cache_top(model, plan: RunPlan, data: dict, bottom: dict) -> dict:
@@ -278,15 +284,21 @@ def cache_top(model, plan: RunPlan, data: dict, bottom: dict) -> dict:
         plan.console.print(f"pooler + head initialised from {config.head_from}", highlight=False)
         return states
     if not model.config.trains_encoder or (config.head_epochs and plan.resume_from is None):
-        plan.console.print(f"caching the frozen encoder's top {model.n_pooled_layers} layer states of "
-                           f"{len(data['train'])} + {len(data['val'])} rows", highlight=False)
-        states = {s: compute_frozen_states(model, source[s], **options) for s in ("train", "val")}
+        with step(f"caching the frozen encoder's top {model.n_pooled_layers} layer states",
+                  len(data["train"]) + len(data["val"]), console=plan.console, unit="rows") as progress:
+            states = {s: compute_frozen_states(model, source[s], progress=progress, **options)
+                      for s in ("train", "val")}
     if model.config.standardise_states:
         # The same (seeded) training rows whether or not the states were cached, so a resumed run gets the very
         # same standardisation before its checkpoint is loaded.
         rows = np.sort(np.random.default_rng(config.seed).permutation(len(data["train"]))[:STANDARDISE_ROWS])
-        fit_states = ([states["train"].states[i] for i in rows] if states else
-                      compute_frozen_states(model, source["train"].subset(rows), **options).states)
+        if states:
+            fit_states = [states["train"].states[i] for i in rows]
+        else:
+            with step("encoder states for the state standardisation", len(rows), console=plan.console,
+                      unit="rows") as progress:
+                fit_states = compute_frozen_states(model, source["train"].subset(rows), progress=progress,
+                                                   **options).states
         model.fit_state_standardisation(fit_states)
         del fit_states
     return states
@@ -353,10 +365,12 @@ def finish_run(model, plan: RunPlan, data: dict, result, best_phase: str,
     model.save_pretrained(layout.root)
     pad_id = pad_token_id_of(model.tokenizer)
     logits: dict[str, np.ndarray] = {}
-    for s in {*predict_splits, "val"}:
-        if s in data:
+    scored = [s for s in SPLITS if s in data and s in {*predict_splits, "val"}]
+    with step(f"scoring the {' and '.join(scored)} rows with the best model", sum(len(data[s]) for s in scored),
+              console=plan.console, unit="rows") as progress:
+        for s in scored:
             logits[s] = predict_logits(model, data[s], batch_size=config.eval_batch_size, pad_token_id=pad_id,
-                                       device=plan.device, precision=config.precision)
+                                       device=plan.device, precision=config.precision, progress=progress)
     # Post-hoc calibration on val (Platt by default): every probability the run writes goes through it.
     calibrator = Calibrator.fit(config.calibration, logits["val"], data["val"].labels)
     calibrator.save_json(layout.calibration)
@@ -386,16 +400,18 @@ def finish_run(model, plan: RunPlan, data: dict, result, best_phase: str,
 def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, model_config=None,
               train_config: TrainConfig | None = None, *, resume: bool = False, console: Console | None = None,
               progress: bool = True, callbacks=(), predict_splits=("val", "test"),
-              recipe: str | None = None) -> RunSummary:
+              recipe: str | None = None, keep_checkpoint: bool = False) -> RunSummary:
     """Train ALFIA on a text table and write the complete run directory ``out_dir``.
 
     With neither config given, the recipe for this machine (``recipe``, default ``auto``) supplies both.
     ``resume=True`` continues the run in ``out_dir`` from its checkpoint; its config.json supplies the
     data path and every setting, and the data file must be unchanged (same SHA-256).
+    ``keep_checkpoint``: keep ``checkpoint/`` (the optimizer state, ~4x the weights) once the run has finished;
+    by default it is deleted then, since only an unfinished run resumes from it.
     """
     from alfia.models import build_model
 
-    console = console or Console(emoji=False, stderr=True)
+    console = console or make_console(stderr=True)
     plan = prepare_run(text_path, out_dir, model_config, train_config, resume=resume, recipe=recipe,
                        console=console, progress=progress, callbacks=callbacks)
     seed_everything(plan.train_config.seed)
@@ -414,4 +430,16 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
         del top
         result, best_phase = train_encoder(model, plan, data, bottom, head_result)
         del bottom
-        return finish_run(model, plan, data, result, best_phase, predict_splits)
+        summary = finish_run(model, plan, data, result, best_phase, predict_splits)
+        if not keep_checkpoint:
+            prune_checkpoint(plan.layout)
+        return summary
+
+
+def prune_checkpoint(layout: RunLayout) -> None:
+    """Delete a finished run's training state (``checkpoint/`` and a half-replaced ``checkpoint.old``)."""
+    import shutil
+
+    for folder in (layout.checkpoint, layout.checkpoint.with_name(layout.checkpoint.name + ".old")):
+        if folder.is_dir():
+            shutil.rmtree(folder)

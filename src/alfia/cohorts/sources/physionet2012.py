@@ -64,6 +64,12 @@ def _check_record(label: str, name: str, data: bytes) -> _RecordFile:
                          f"<RecordID>.txt)")
     if not data.strip():
         raise AlfiaError(f"{label}: empty file, not a PhysioNet 2012 record")
+    try:
+        data.decode("utf-8")  # Arrow's CSV reader would stop at a bad byte with a traceback naming no file
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise AlfiaError(f"{label}: line {line} is not UTF-8 text (byte {data[e.start]:#04x}); a PhysioNet 2012 "
+                         f"record is plain ASCII, so the file is damaged") from None
     first, _, rest = data.partition(b"\n")
     first_text = first.decode("utf-8", errors="replace").strip().lstrip("\ufeff")
     if first_text != HEADER:
