@@ -16,7 +16,8 @@ from alfia.baselines.estimators import frame_rows
 from alfia.baselines.preprocessing import FeatureSpec
 from alfia.baselines.registry import build_model
 from alfia.baselines.runner import ExternalInput, run_baselines
-from alfia.baselines.saved import load_model, load_run, predict_frame, save_model
+from alfia.baselines.saved import load_model, save_model
+from alfia.baselines.scoring import load_run, predict_frame
 from alfia.cli import _register, app
 from alfia.cohorts.io import write_cohort
 from alfia.cohorts.sources.synthetic import generate_synthetic

@@ -240,7 +240,7 @@ def _is_baseline_run(run_dir: Path) -> bool:
 
     if not (run_dir / "config.json").is_file():
         return False  # load_run names what is missing
-    from alfia.baselines.saved import is_baseline_run
+    from alfia.baselines.scoring import is_baseline_run
 
     return is_baseline_run(read_config(run_dir))
 
@@ -271,7 +271,7 @@ def predict(
     _check_out(out, run_dir, input, overwrite, inputs=[embeddings])
     started = time.perf_counter()
     if _is_baseline_run(run_dir):
-        from alfia.baselines.saved import predict_file
+        from alfia.baselines.scoring import predict_file
 
         preds, run = predict_file(run_dir, input, embeddings)
         perf = f"{len(preds)} stays in {time.perf_counter() - started:.2f} s (saved model, {run.run_dir})"
