@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from alfia.cli import Overwrite
-from alfia.cli.cohort import cohort_app
+from alfia.cli.cohort import Task, cohort_app
 from alfia.outputs import check_table_output
 
 console = Console(emoji=False, stderr=True)
@@ -53,6 +53,7 @@ def mimic_iv(
     temp_directory: TempDirectory = None,
     threads: Threads = None,
     seed: Seed = 42,
+    task: Task = "mortality",
     overwrite: Overwrite = False,
 ) -> None:
     """Build the CW-24 MIMIC-IV cohort (first ICU stay of adults on their first hospitalization)."""
@@ -61,7 +62,7 @@ def mimic_iv(
 
     _run(lambda progress: api.mimic_iv(mimic_dir, out=out, derived_dir=derived_dir, memory_limit=memory_limit,
                                        temp_directory=temp_directory, threads=threads, seed=seed,
-                                       progress=progress), out, "mimic-iv")
+                                       progress=progress, task=task), out, "mimic-iv")
 
 
 @cohort_app.command("eicu")
@@ -72,6 +73,7 @@ def eicu(
     temp_directory: TempDirectory = None,
     threads: Threads = None,
     seed: Seed = 42,
+    task: Task = "mortality",
     overwrite: Overwrite = False,
 ) -> None:
     """Build the CW-24 eICU cohort from the tables present; absent tables leave variables missing."""
@@ -79,4 +81,4 @@ def eicu(
     from alfia.api import cohort as api
 
     _run(lambda progress: api.eicu(eicu_dir, out=out, memory_limit=memory_limit, temp_directory=temp_directory,
-                                   threads=threads, seed=seed, progress=progress), out, "eicu")
+                                   threads=threads, seed=seed, progress=progress, task=task), out, "eicu")

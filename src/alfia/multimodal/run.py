@@ -1,0 +1,488 @@
+"""A LeMoF run: three inputs in, encoders trained (or reused), levels cached once, the fusion trained over them.
+
+    train_lemof("text.parquet", "hourly.parquet", "cohort.parquet", "runs/lemof")
+    run = load_lemof("runs/lemof"); pred = predict_lemof(run, read_inputs(text, hourly, cohort))
+
+The run directory is an ordinary one (:class:`alfia.runs.RunLayout`), so ``alfia evaluate``, ``compare`` and
+``card`` read it like any other::
+
+    RUN/
+      config.json            model_name "lemof", model_family "lemof", the task, the fusion's config ("model"),
+                             its training ("train"), the inputs with their SHA-256 ("data"), the encoders
+      model.safetensors      the fusion's weights (level standardisation included)
+      predictions.parquet    val and test stays (calibrated on val; prob_uncalibrated beside it)
+      calibration.json, thresholds.json, history.jsonl
+      level_weights.json     alpha_m of eq. (2) per modality and level; figures/level_weights.png
+      levels/                the level cache: <modality>.safetensors, stays.parquet (alfia.multimodal.levels)
+      encoders/              the encoders trained here: text/ (an ALFIA run), series/ (a series run), tabular/
+      ablations/<name>/      with --ablations: one run directory per ablation (alfia.multimodal.ablations)
+
+Encoders are trained on the train split with early stopping on val, then the fusion on the same train split's
+levels; the test split is touched only for predictions.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+
+from alfia import __version__
+from alfia.atomic import read_json_object, write_json_atomic
+from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
+from alfia.errors import AlfiaError
+from alfia.multimodal.fit import FitConfig
+from alfia.multimodal.levels import MODALITIES, ModalityLevels, Stays, check_same_values, load_cache, match_stays, save_cache
+from alfia.multimodal.model import EarlyFusion, LemofConfig, LeMoF, n_parameters
+from alfia.runs import RunLayout
+
+MODEL_FAMILY = "lemof"
+KINDS = {"lemof": LeMoF, "early": EarlyFusion}
+
+
+def levels_dir(root: str | os.PathLike) -> Path:
+    return Path(root) / "levels"
+
+
+def encoders_dir(root: str | os.PathLike) -> Path:
+    return Path(root) / "encoders"
+
+
+def ablations_dir(root: str | os.PathLike) -> Path:
+    return Path(root) / "ablations"
+
+
+LEVEL_WEIGHTS_FILE = "level_weights.json"
+
+
+# --- inputs -----------------------------------------------------------------------------------------------
+
+@dataclass
+class Inputs:
+    """The three inputs of a set of stays, matched by stay_id, in the cohort's row order."""
+
+    cohort: pd.DataFrame
+    variant: str
+    text: pd.DataFrame
+    series: Any  # alfia.series.hourly.HourlyArrays
+    stays: Stays
+    task: str
+    paths: dict[str, Path]
+
+    @property
+    def labelled(self) -> bool:
+        return bool((self.stays.label >= 0).all())
+
+
+def _task_of(manifest, path: Path, what: str, tasks: dict) -> None:
+    from alfia.cohorts.tasks import task_of_manifest
+
+    if manifest is not None:
+        tasks[what] = (task_of_manifest(manifest), path)
+
+
+def read_inputs(text_path, series_path, cohort_path, *, variant: str | None = None) -> Inputs:
+    """Read the cohort, the text table and the hourly table; check that they hold the same stays (by stay_id),
+    and, where they carry them, the same labels, splits and task."""
+    from alfia.cohorts.io import read_cohort, read_table
+    from alfia.series.hourly import read_hourly
+    from alfia.text.table import check_texts
+
+    paths = {"cohort": Path(cohort_path), "text": Path(text_path), "series": Path(series_path)}
+    cohort, cohort_manifest, variant = read_cohort(paths["cohort"], variant)
+    text, text_manifest = read_table(paths["text"])
+    check_texts(text, str(paths["text"]))
+    arrays = read_hourly(paths["series"])
+    from alfia.cohorts.io import read_manifest
+
+    tasks: dict[str, tuple[str, Path]] = {}
+    _task_of(cohort_manifest, paths["cohort"], "cohort", tasks)
+    _task_of(text_manifest, paths["text"], "text", tasks)
+    _task_of(read_manifest(paths["series"]), paths["series"], "series", tasks)
+    if len({t for t, _ in tasks.values()}) > 1:
+        raise AlfiaError("the inputs were built for different tasks: " + ", ".join(
+            f"{p} ({what}) for {t!r}" for what, (t, p) in tasks.items()) + "; build all three with the same --task")
+    task = next(iter(tasks.values()))[0] if tasks else "mortality"
+
+    for df, path in ((cohort, paths["cohort"]), (text, paths["text"])):
+        if ID_COLUMN not in df.columns:
+            raise AlfiaError(f"{path}: no '{ID_COLUMN}' column; stays are matched across modalities by it")
+    cohort_ids = cohort[ID_COLUMN].to_numpy()
+    match_stays(cohort_ids, str(paths["cohort"]), {"text": (text[ID_COLUMN].to_numpy(), str(paths["text"])),
+                                                   "series": (arrays.stay_id, str(paths["series"]))})
+    label = _labels(cohort, paths["cohort"])
+    split = (cohort[SPLIT_COLUMN].astype(str).to_numpy(object) if SPLIT_COLUMN in cohort.columns
+             else np.full(len(cohort), "", dtype=object))
+    reference = {"label": pd.Series(np.where(label >= 0, label, np.nan), index=cohort_ids),
+                 "split": pd.Series(np.where(split == "", None, split), index=cohort_ids)}
+    text_label = (pd.to_numeric(text[OUTCOME_COLUMN], errors="coerce") if OUTCOME_COLUMN in text.columns
+                  else pd.Series(np.nan, index=text.index))
+    others = {"text": ({"label": pd.Series(text_label.to_numpy(), index=text[ID_COLUMN].to_numpy()),
+                        "split": pd.Series(text[SPLIT_COLUMN].to_numpy() if SPLIT_COLUMN in text.columns else None,
+                                           index=text[ID_COLUMN].to_numpy(), dtype=object)}, paths["text"]),
+              "series": ({"label": pd.Series(np.where(arrays.label >= 0, arrays.label, np.nan), index=arrays.stay_id),
+                          "split": pd.Series(np.where(arrays.split == "", None, arrays.split), index=arrays.stay_id,
+                                             dtype=object)}, paths["series"])}
+    for _, (values, path) in others.items():
+        for what in ("label", "split"):
+            ref = reference[what] if what == "split" else reference[what].astype(float)
+            other = values[what] if what == "split" else values[what].astype(float)
+            check_same_values(ref, other, what, str(paths["cohort"]), str(path))
+    text = text.set_index(ID_COLUMN).loc[cohort_ids].reset_index()
+    series = arrays.subset(pd.Index(arrays.stay_id).get_indexer(cohort_ids))
+    return Inputs(cohort.reset_index(drop=True), variant, text, series, Stays(cohort_ids.astype(np.int64), split, label),
+                  task, paths)
+
+
+def _labels(cohort: pd.DataFrame, path: Path) -> np.ndarray:
+    """The cohort's labels (checked: 0 or 1), or -1 for every stay of a table without any."""
+    from alfia.cohorts.validate import check_labels
+
+    if OUTCOME_COLUMN not in cohort.columns or cohort[OUTCOME_COLUMN].isna().all():
+        return np.full(len(cohort), -1, dtype=np.int64)
+    return check_labels(cohort, str(path)).astype(np.int64)
+
+
+def compute_levels(inputs: Inputs, encoders: dict[str, Path], *, device: str = "cpu") -> dict[str, ModalityLevels]:
+    """Every modality's levels for the inputs' stays, in their order (``encoders``: modality -> run folder)."""
+    from alfia.multimodal.encoders import series_levels, text_levels
+    from alfia.multimodal.tabular import tabular_levels
+
+    out = {"text": text_levels(encoders["text"], inputs.text, device=device, source=str(inputs.paths["text"])),
+           "series": series_levels(encoders["series"], inputs.series, source=str(inputs.paths["series"])),
+           "tabular": tabular_levels(encoders["tabular"], inputs.cohort, source=str(inputs.paths["cohort"]))}
+    return {m: lv.take(inputs.stays.stay_id, source=str(inputs.paths.get(m, m))) for m, lv in out.items()}
+
+
+# --- fusion training over cached levels ----------------------------------------------------------------------
+
+def _tensors(levels: dict[str, ModalityLevels], rows: np.ndarray) -> list[torch.Tensor]:
+    """Every level of every modality for ``rows``, flattened in (modality, level) order."""
+    return [torch.from_numpy(x[rows]) for lv in levels.values() for x in lv.levels]
+
+
+def _unflatten(config: LemofConfig, flat) -> dict[str, list[torch.Tensor]]:
+    out, i = {}, 0
+    for mod in config.modalities:
+        k = len(config.level_widths[mod])
+        out[mod] = list(flat[i:i + k])
+        i += k
+    return out
+
+
+def build_fusion(kind: str, config: LemofConfig):
+    if kind not in KINDS:
+        raise AlfiaError(f"unknown fusion kind {kind!r}; one of {', '.join(KINDS)}")
+    return KINDS[kind](config)
+
+
+def train_fusion(stays: Stays, levels: dict[str, ModalityLevels], config: LemofConfig, fit_config: FitConfig, *,
+                 kind: str = "lemof", history: str | os.PathLike | None = None, console: Console | None = None):
+    """Fit the fusion on the train stays' levels (early stopping on val AUPRC). Returns (model, TrainResult)."""
+    from alfia.multimodal.fit import fit
+    from alfia.training.callbacks import EarlyStopping, JsonlHistory, ProgressDisplay
+
+    config = config.with_levels(levels)
+    torch.manual_seed(fit_config.seed)
+    model = build_fusion(kind, config)
+    train_rows, val_rows = stays.rows_of("train"), stays.rows_of("val")
+    if not len(train_rows) or not len(val_rows):
+        raise AlfiaError("the fusion needs train and val stays (the cohort's split column)")
+    train_x = _tensors(levels, train_rows)
+    model.fit_standardisation(_unflatten(config, train_x))
+
+    def loss_fn(m, inputs, y):
+        out = m(_unflatten(config, inputs))
+        return m.loss(out, y), out.logit
+
+    callbacks = [EarlyStopping(fit_config.patience)]
+    if history is not None:
+        callbacks.append(JsonlHistory(history))
+    if console is not None:
+        callbacks.append(ProgressDisplay(console, enabled=True, log_every_s=30))
+    result = fit(model, train_x, stays.label[train_rows], _tensors(levels, val_rows), stays.label[val_rows],
+                 fit_config, loss_fn=loss_fn, predict=lambda m, inputs: m(_unflatten(config, inputs)).logit,
+                 callbacks=callbacks)
+    return model, result
+
+
+def fusion_logits(model, levels: dict[str, ModalityLevels], rows: np.ndarray | None = None) -> np.ndarray:
+    from alfia.multimodal.fit import predict_logits
+
+    n = len(next(iter(levels.values())).stay_id)
+    rows = np.arange(n) if rows is None else rows
+    return predict_logits(model, _tensors(levels, rows), lambda m, inputs: m(_unflatten(model.config, inputs)).logit)
+
+
+def save_fusion(model, path: str | os.PathLike) -> Path:
+    from safetensors.torch import save_file
+
+    from alfia.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    return Path(path)
+
+
+def load_fusion(kind: str, config: LemofConfig, path: str | os.PathLike):
+    from safetensors.torch import load_file
+
+    model = build_fusion(kind, config)
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except (RuntimeError, OSError) as e:  # shapes or names that are not this model's, or a torn file
+        raise AlfiaError(f"{path}: does not hold this fusion's weights ({str(e).splitlines()[0]})") from None
+    return model.eval()
+
+
+# --- one prediction run directory (the LeMoF run, and each ablation) --------------------------------------
+
+def write_prediction_run(root: str | os.PathLike, stays: Stays, logit: np.ndarray, config_doc: dict) -> pd.DataFrame:
+    """predictions.parquet (val + test, Platt-calibrated on val), calibration.json, thresholds.json and
+    config.json of a model whose logits for every stay are ``logit``. Returns the predictions."""
+    from scipy.special import expit
+
+    from alfia.evaluation.thresholds import write_run_thresholds
+    from alfia.models.calibrator import Calibrator
+    from alfia.runs import write_predictions
+
+    layout = RunLayout.of(root)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    val = stays.rows_of("val")
+    calibrator = Calibrator.fit("platt", logit[val], stays.label[val])
+    calibrator.save_json(layout.calibration)
+    rows = np.flatnonzero(np.isin(stays.split, ("val", "test")))
+    write_predictions(layout.predictions, stays.stay_id[rows], stays.split[rows], stays.label[rows],
+                      calibrator.transform(logit[rows]), prob_uncalibrated=expit(logit[rows]))
+    write_json_atomic(layout.config, {**config_doc, "calibration": "platt", "alfia_version": __version__})
+    write_run_thresholds(layout.root)
+    from alfia.runs import read_predictions
+
+    return read_predictions(layout.predictions)
+
+
+# --- the whole run -------------------------------------------------------------------------------------------
+
+@dataclass
+class EncoderSettings:
+    """How `alfia lemof train` trains the encoders it is not given."""
+
+    text_config: str | None = None  # a run config for the ALFIA run (as `alfia train --config`); None: the recipe
+    series_model: str = "bilstm-transformer"
+    series_epochs: int = 30
+    series_settings: dict | None = None
+    tabular_hidden: tuple[int, ...] = (64, 32)
+    device: str = "cpu"
+
+
+def _relative(path: Path, root: Path) -> str:
+    """A path inside the run as relative (the run folder can move), else absolute."""
+    path, root = Path(path).resolve(), root.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def _resolve(path: str, root: Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else root / p
+
+
+def train_encoders(inputs: Inputs, root: Path, settings: EncoderSettings, fit_config: FitConfig, *,
+                   text_run=None, series_run=None, console: Console) -> dict[str, Path]:
+    """The encoder run folders: the ones given, and the others trained into ``root/encoders/``."""
+    from alfia.multimodal.tabular import TabularConfig, train_tabular
+
+    encoders: dict[str, Path] = {}
+    if text_run is not None:
+        encoders["text"] = Path(text_run)
+    else:
+        from alfia.training import train_run
+        from alfia.training.run import configs_from
+
+        console.print("training the text encoder (ALFIA)", highlight=False)
+        model_config = train_config = None
+        recipe = None
+        if settings.text_config is not None:
+            _, model_config, train_config, recipe = configs_from(settings.text_config, inputs.paths["text"], {}, {})
+        encoders["text"] = encoders_dir(root) / "text"
+        train_run(inputs.paths["text"], encoders["text"], model_config, train_config, console=console,
+                  progress=False, recipe=recipe)
+    if series_run is not None:
+        encoders["series"] = Path(series_run)
+    else:
+        from alfia.series.hourly import read_hourly
+        from alfia.series.train import SeriesTrainConfig, train_series
+
+        console.print(f"training the series encoder ({settings.series_model})", highlight=False)
+        encoders["series"] = encoders_dir(root) / "series"
+        cfg = SeriesTrainConfig(model=settings.series_model, model_settings=dict(settings.series_settings or {}),
+                                epochs=settings.series_epochs, seed=fit_config.seed, threads=fit_config.threads,
+                                hourly=str(inputs.paths["series"]))
+        train_series(read_hourly(inputs.paths["series"]), encoders["series"], cfg,
+                     log=lambda m: console.print(m, highlight=False))
+    console.print("training the tabular encoder (MLP)", highlight=False)
+    encoders["tabular"] = train_tabular(inputs.cohort, inputs.variant, encoders_dir(root) / "tabular", fit_config,
+                                        TabularConfig(hidden=tuple(settings.tabular_hidden)),
+                                        labels=inputs.stays.label, split=inputs.stays.split,
+                                        source=str(inputs.paths["cohort"]))
+    return encoders
+
+
+def train_lemof(text_path, series_path, cohort_path, out_dir, *, config: LemofConfig | None = None,
+                fit_config: FitConfig | None = None, encoders: EncoderSettings | None = None,
+                text_run=None, series_run=None, ablations: bool = False, n_boot: int = 0,
+                console: Console | None = None) -> dict:
+    """Train a LeMoF run into ``out_dir`` (see the module docstring); returns its summary (config.json's result)."""
+    from alfia.outputs import hold_output_dir
+
+    console = console or Console(emoji=False, stderr=True)
+    config, fit_config, encoders = config or LemofConfig(), fit_config or FitConfig(), encoders or EncoderSettings()
+    inputs = read_inputs(text_path, series_path, cohort_path)
+    if not inputs.labelled:
+        raise AlfiaError(f"{cohort_path}: training needs the label ({OUTCOME_COLUMN}) of every stay")
+    from alfia.cohorts.validate import split_for_training
+
+    split_for_training(pd.DataFrame({ID_COLUMN: inputs.stays.stay_id, OUTCOME_COLUMN: inputs.stays.label,
+                                     SPLIT_COLUMN: inputs.stays.split}), str(cohort_path))
+    layout = RunLayout.of(out_dir)
+    with hold_output_dir(layout.root):
+        if layout.config.exists():
+            raise AlfiaError(f"{layout.root}: already holds a run (config.json); choose another --out")
+        started = time.perf_counter()
+        runs = train_encoders(inputs, layout.root, encoders, fit_config, text_run=text_run, series_run=series_run,
+                              console=console)
+        encoder_seconds = time.perf_counter() - started
+        console.print("caching the levels", highlight=False)
+        t0 = time.perf_counter()
+        levels = compute_levels(inputs, runs, device=encoders.device)
+        save_cache(levels_dir(layout.root), inputs.stays, levels)
+        cache_seconds = time.perf_counter() - t0
+        stays, levels = load_cache(levels_dir(layout.root))  # the fusion trains from the cache, as a rerun would
+        doc = _config_doc(inputs, runs, layout.root, config.with_levels(levels), fit_config, encoders)
+        result = fit_and_write(layout.root, stays, levels, config, fit_config, doc, console=console)
+        result.update({"encoder_seconds": round(encoder_seconds, 1), "level_cache_seconds": round(cache_seconds, 1)})
+        write_json_atomic(layout.config, {**read_json_object(layout.config), "result": result})
+        if ablations:
+            from alfia.multimodal.ablations import run_ablations
+
+            run_ablations(layout.root, stays, levels, config, fit_config, console=console)
+    return result
+
+
+def _config_doc(inputs: Inputs, runs: dict[str, Path], root: Path, config: LemofConfig, fit_config: FitConfig,
+                encoders: EncoderSettings) -> dict:
+    from alfia.cohorts.tasks import get_task
+    from alfia.multimodal.encoders import file_record
+
+    return {"model_name": "lemof", "model_family": MODEL_FAMILY, "kind": "lemof",
+            "description": "LeMoF: level-guided fusion of the text, hourly series and tabular encoders",
+            "task": get_task(inputs.task).to_dict(), "variant": inputs.variant,
+            "model": config.to_dict(), "train": fit_config.to_dict(),
+            "data": {m: file_record(p) for m, p in inputs.paths.items()}
+            | {"n_stays": {s: int((inputs.stays.split == s).sum()) for s in ("train", "val", "test")}},
+            "encoders": {m: {"run": _relative(p, root), "trained_here": Path(p).resolve().is_relative_to(root.resolve())}
+                         for m, p in runs.items()},
+            "encoder_settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(encoders).items()},
+            "levels": {m: config.level_names[m] for m in config.modalities}}
+
+
+def fit_and_write(root: Path, stays: Stays, levels: dict[str, ModalityLevels], config: LemofConfig,
+                  fit_config: FitConfig, config_doc: dict, *, kind: str = "lemof",
+                  console: Console | None = None) -> dict:
+    """Train one fusion over the cached levels and write its run directory at ``root``."""
+    from alfia.multimodal.figures import plot_level_weights
+
+    layout = RunLayout.of(root)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    t0 = time.perf_counter()
+    model, result = train_fusion(stays, levels, config, fit_config, kind=kind, history=layout.history,
+                                 console=console)
+    seconds = time.perf_counter() - t0
+    save_fusion(model, layout.series_weights)
+    write_prediction_run(root, stays, fusion_logits(model, levels), {**config_doc, "kind": kind,
+                                                                     "model": model.config.to_dict()})
+    summary = {"best_epoch": result.best_epoch, "best_val_auprc": result.best_score, "epochs_run": len(result.history),
+               "stopped_early": result.stopped_early, "fusion_train_seconds": round(seconds, 2),
+               "seconds_per_epoch": round(seconds / max(len(result.history), 1), 3),
+               "n_parameters": n_parameters(model), "threads": torch.get_num_threads(),
+               "load_average_1min_before": load_before}
+    if isinstance(model, LeMoF):
+        weights = {m: dict(zip(model.config.level_names[m], w.detach().numpy().round(6).tolist()))
+                   for m, w in model.level_weights().items()}
+        if model.config.global_heads:
+            beta = model.decision_weights().detach().numpy().round(6).tolist()
+            summary["decision_weights"] = dict(zip(["fusion", *model.config.modalities], beta))
+        write_json_atomic(layout.root / LEVEL_WEIGHTS_FILE, {"equation": "alpha_m = softmax(a_m), eq. (2)",
+                                                             "level_weights": weights})
+        plot_level_weights(weights, layout.figures / "level_weights.png")
+    write_json_atomic(layout.config, {**read_json_object(layout.config), "result": summary})
+    return summary
+
+
+# --- loading and predicting -----------------------------------------------------------------------------------
+
+@dataclass
+class LoadedLemof:
+    root: Path
+    model: Any
+    config: dict
+    encoders: dict[str, Path]
+    calibrator: Any
+    threshold: float
+
+
+def load_lemof(run_dir: str | os.PathLike) -> LoadedLemof:
+    from alfia.evaluation.thresholds import DECISION_POINT, run_thresholds
+    from alfia.models.calibrator import Calibrator
+
+    layout = RunLayout.of(run_dir).require()
+    doc = read_json_object(layout.config)
+    if doc.get("model_family") != MODEL_FAMILY:
+        raise AlfiaError(f"{layout.root}: not a LeMoF run (config.json model_family is {doc.get('model_family')!r}; "
+                         f"train one with `alfia lemof train`)")
+    for key in ("model", "encoders"):
+        if not isinstance(doc.get(key), dict):
+            raise AlfiaError(f"{layout.config}: no '{key}' section")
+    config = LemofConfig.from_dict(doc["model"], source=f"{layout.config}: model")
+    if not layout.series_weights.is_file():
+        raise AlfiaError(f"{layout.series_weights}: missing (the run did not finish training)")
+    model = load_fusion(doc.get("kind", "lemof"), config, layout.series_weights)
+    encoders = {m: _resolve(e["run"], layout.root) for m, e in doc["encoders"].items()}
+    for m in MODALITIES:
+        if m not in encoders:
+            raise AlfiaError(f"{layout.config}: no {m} encoder listed under 'encoders'")
+    point = run_thresholds(layout)[DECISION_POINT]
+    return LoadedLemof(layout.root, model, doc, encoders, Calibrator.load_for_run(layout.calibration, "platt"),
+                       point.threshold)
+
+
+def predict_lemof(run: LoadedLemof, inputs: Inputs, *, device: str = "cpu") -> pd.DataFrame:
+    """stay_id, prob (calibrated), pred_label at the run's threshold (+ split and label where known)."""
+    from scipy.special import expit
+
+    from alfia.evaluation.metrics import predicted_death
+
+    levels = compute_levels(inputs, run.encoders, device=device)
+    fed = {}
+    for m in run.model.config.modalities:
+        want, lv = list(run.model.config.level_names[m]), levels[m]
+        if lv.names != want and lv.names[-1:] != want:  # a single-level run reads the top level only
+            raise AlfiaError(f"{run.encoders[m]}: gives the levels {lv.names}; the run was trained on {want}")
+        fed[m] = lv if lv.names == want else lv.last_only()
+    logit = fusion_logits(run.model, fed)
+    prob = run.calibrator.transform(logit)
+    out = pd.DataFrame({ID_COLUMN: inputs.stays.stay_id})
+    if (inputs.stays.split != "").all():
+        out[SPLIT_COLUMN] = inputs.stays.split
+    out["prob"] = prob
+    out["prob_uncalibrated"] = expit(logit)
+    out["pred_label"] = predicted_death(prob, run.threshold).astype(np.int8)
+    if inputs.labelled:
+        out[OUTCOME_COLUMN] = inputs.stays.label.astype(np.int8)
+    return out
