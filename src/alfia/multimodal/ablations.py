@@ -49,9 +49,14 @@ def run_ablations(root: str | os.PathLike, stays: Stays, levels: dict[str, Modal
 
     from alfia.multimodal.run import ablations_dir, fit_and_write, write_prediction_run
 
+    from alfia.atomic import read_json_object
+    from alfia.runs import RunLayout
+
     folder = ablations_dir(root)
+    base = read_json_object(RunLayout.of(root).config)
+    shared = {k: base[k] for k in ("task", "variant", "cohort", "data") if k in base}  # the same stays and task
     out: dict[str, pd.DataFrame] = {}
-    singles = {m: write_prediction_run(folder / m, stays, lv.own_logit.astype(np.float64), _doc(m))
+    singles = {m: write_prediction_run(folder / m, stays, lv.own_logit.astype(np.float64), _doc(m, shared))
                for m, lv in levels.items() if m in names or "late-fusion" in names}
     out.update({m: p for m, p in singles.items() if m in names})
     if "late-fusion" in names:
@@ -60,7 +65,7 @@ def run_ablations(root: str | os.PathLike, stays: Stays, levels: dict[str, Modal
 
         probs = [Calibrator.load_json(folder / m / "calibration.json").transform(lv.own_logit) for m, lv in levels.items()]
         mean = np.clip(np.mean(probs, axis=0), 1e-7, 1 - 1e-7)
-        out["late-fusion"] = write_prediction_run(folder / "late-fusion", stays, to_logit(mean), _doc("late-fusion"))
+        out["late-fusion"] = write_prediction_run(folder / "late-fusion", stays, to_logit(mean), _doc("late-fusion", shared))
     fusions = {"early-fusion": ("early", levels, config),
                "single-level": ("lemof", {m: lv.last_only() for m, lv in levels.items()}, config),
                "lemof-no-global": ("lemof", levels, replace(config, global_heads=False))}
@@ -69,7 +74,7 @@ def run_ablations(root: str | os.PathLike, stays: Stays, levels: dict[str, Modal
             continue
         if console is not None:
             console.print(f"ablation {name}", highlight=False)
-        fit_and_write(Path(folder / name), stays, lv, cfg, fit_config, _doc(name), kind=kind)
+        fit_and_write(Path(folder / name), stays, lv, cfg, fit_config, _doc(name, shared), kind=kind)
         from alfia.runs import read_predictions
 
         out[name] = read_predictions(Path(folder / name) / "predictions.parquet")

@@ -383,6 +383,7 @@ def _config_doc(inputs: Inputs, runs: dict[str, Path], root: Path, config: Lemof
     return {"model_name": "lemof", "model_family": MODEL_FAMILY, "kind": "lemof",
             "description": "LeMoF: level-guided fusion of the text, hourly series and tabular encoders",
             "task": get_task(inputs.task).to_dict(), "variant": inputs.variant,
+            "cohort": str(inputs.paths["cohort"]),  # where evaluate/compare find the subgroup columns
             "model": config.to_dict(), "train": fit_config.to_dict(),
             "data": {m: file_record(p) for m, p in inputs.paths.items()}
             | {"n_stays": {s: int((inputs.stays.split == s).sum()) for s in ("train", "val", "test")}},
