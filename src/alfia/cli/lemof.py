@@ -67,7 +67,6 @@ def train(
     ablations: Annotated[bool, typer.Option("--ablations", help="Also train the ablations into RUN/ablations/.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of every encoder it trains and of the fusion.")] = 42,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads.")] = None,
-    overwrite: Overwrite = False,
 ) -> None:
     """Train LeMoF: the encoders it needs, their levels cached once, the fusion over them; a run directory."""
     from alfia.multimodal.fit import FitConfig
@@ -75,7 +74,9 @@ def train(
     from alfia.multimodal.run import EncoderSettings, train_lemof
     from alfia.outputs import check_output_dir
 
-    check_output_dir(out_dir, inputs=[text, series, cohort, text_run, series_run], overwrite=overwrite)
+    # A run folder is never replaced (weeks of CPU may be in its encoders): it must be new or empty.
+    check_output_dir(out_dir, inputs=[text, series, cohort, text_run, series_run],
+                     hint="it holds files; choose another --out")
     config = LemofConfig(d_model=d_model, top_k=top_k, global_heads=not no_global_heads)
     fit_config = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, threads=threads)
     encoders = EncoderSettings(text_config=str(text_config) if text_config else None, series_model=series_model,

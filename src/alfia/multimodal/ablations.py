@@ -37,8 +37,13 @@ DESCRIPTIONS = {
 }
 
 
+def ablations_dir(root: str | os.PathLike) -> Path:
+    return Path(root) / "ablations"
+
+
 def _doc(name: str, config_doc: dict | None = None) -> dict:
-    return {"model_name": f"lemof-ablation-{name}", "model_family": "lemof-ablation", "ablation": name,
+    # model_family "lemof" (one run kind for the fusion and its ablations); "ablation" says which
+    return {"model_name": f"lemof-ablation-{name}", "model_family": "lemof", "component": "ablation", "ablation": name,
             "description": DESCRIPTIONS[name], **(config_doc or {})}
 
 
@@ -47,7 +52,7 @@ def run_ablations(root: str | os.PathLike, stays: Stays, levels: dict[str, Modal
     """Write RUN/ablations/<name>/ for each of ``names``; return each one's predictions."""
     from scipy.special import logit as to_logit
 
-    from alfia.multimodal.run import ablations_dir, fit_and_write, write_prediction_run
+    from alfia.multimodal.fusion import fit_and_write, write_prediction_run
 
     from alfia.atomic import read_json_object
     from alfia.runs import RunLayout

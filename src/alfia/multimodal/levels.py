@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from alfia.atomic import atomic_path
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
@@ -79,6 +78,12 @@ class ModalityLevels:
                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         return ModalityLevels(self.modality, stay_id, list(self.names), [x[position] for x in self.levels],
                               self.own_logit[position], dict(self.source))
+
+    def as_cached(self) -> "ModalityLevels":
+        """These levels rounded as the cache stores them (float16), so that fresh levels meet the fusion as the
+        cached ones it was trained and written with did."""
+        rounded = [np.clip(x, -_FLOAT16_MAX, _FLOAT16_MAX).astype(np.float16).astype(np.float32) for x in self.levels]
+        return ModalityLevels(self.modality, self.stay_id, list(self.names), rounded, self.own_logit, dict(self.source))
 
     def last_only(self) -> "ModalityLevels":
         """Only the top level (single-level and early fusion)."""

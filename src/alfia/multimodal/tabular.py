@@ -164,7 +164,7 @@ def train_tabular(cohort: pd.DataFrame, variant: str, out_dir: str | os.PathLike
     with atomic_path(layout.series_weights) as tmp:  # model.safetensors
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     write_json_atomic(layout.preprocessing, pre.to_dict())
-    write_json_atomic(layout.config, {"model_name": "lemof-tabular-mlp", "model_family": "lemof-encoder",
+    write_json_atomic(layout.config, {"model_name": "lemof-tabular-mlp", "model_family": "lemof", "component": "tabular-encoder",
                                       "model": config.to_dict(), "train": fit_config.to_dict(), "variant": variant,
                                       "result": {"best_epoch": result.best_epoch, "best_val_auprc": result.best_score,
                                                  "epochs_run": len(result.history)}})
