@@ -152,3 +152,27 @@ def test_evaluate_compare_card_and_external_read_the_run(cli_run, capsys, tmp_pa
     assert RunLayout(run).external("cohort").predictions.is_file()
     code, _, stderr = run_alfia(["evaluate", run, "--external", paths["cohort"], "--n-boot", 20], capsys)
     assert code == 0, stderr
+
+
+def test_train_reuses_finished_encoder_runs_and_refuses_one_that_saw_the_test_stays(cli_run, capsys, tmp_path):
+    import shutil
+
+    from alfia.runs import write_predictions
+
+    _, paths, run = cli_run
+    common = ["lemof", "train", "--text", paths["text"], "--series", paths["series"], "--cohort", paths["cohort"],
+              "--text-run", run / "encoders" / "text", "--epochs", 2, "--d-model", 16, "--threads", 1]
+    code, _, stderr = run_alfia([*common, "--series-run", run / "encoders" / "series", "--out", tmp_path / "reuse"],
+                                capsys)
+    assert code == 0, stderr
+    config = json.loads((tmp_path / "reuse" / "config.json").read_text())
+    assert config["encoders"]["text"]["trained_here"] is False and not (tmp_path / "reuse" / "encoders" / "text").exists()
+    shutil.copytree(run / "encoders" / "series", tmp_path / "series")
+    pred = read_predictions(tmp_path / "series" / "predictions.parquet")
+    seen = pred.loc[pred["split"] == "test", "stay_id"].iloc[0]
+    kept = pred[pred["stay_id"] != seen]
+    write_predictions(tmp_path / "series" / "predictions.parquet", kept["stay_id"], kept["split"], kept["label"],
+                      kept["prob"])
+    code, _, stderr = run_alfia([*common, "--series-run", tmp_path / "series", "--out", tmp_path / "refused"], capsys)
+    assert code == 2 and f"did not hold out stay_id {seen} (test here" in stderr
+    assert not (tmp_path / "refused").exists()

@@ -177,12 +177,34 @@ def _resolve(path: str, root: Path) -> Path:
     return p if p.is_absolute() else root / p
 
 
+def check_held_out(run_dir: str | os.PathLike, stays: Stays, modality: str) -> None:
+    """A reused encoder run must have held out this fusion's val and test stays, in the same splits: its
+    predictions.parquet lists the stays it did not train on. Otherwise the fusion's val/test levels would come
+    from an encoder that trained on those very stays."""
+    from alfia.runs import read_predictions
+
+    layout = RunLayout.of(run_dir).require()
+    held = read_predictions(layout.predictions).set_index(ID_COLUMN)[SPLIT_COLUMN]
+    for split in ("val", "test"):
+        ids = stays.stay_id[stays.split == split]
+        recorded = held.reindex(ids)
+        bad = recorded.isna() | (recorded != split)
+        if bad.any():
+            stay = ids[np.flatnonzero(bad.to_numpy())[0]]
+            raise AlfiaError(f"{layout.root}: the {modality} run did not hold out stay_id {stay} ({split} here, "
+                             f"{recorded[stay] if pd.notna(recorded[stay]) else 'not among its val/test stays'} there; "
+                             f"{int(bad.sum())} {split} stays in all); reuse only runs trained on the same split")
+
+
 def train_encoders(inputs: Inputs, root: Path, settings: EncoderSettings, fit_config: FitConfig, *,
                    text_run=None, series_run=None, console: Console) -> dict[str, Path]:
     """The encoder run folders: the ones given, and the others trained into ``root/encoders/``."""
     from alfia.multimodal.tabular import TabularConfig, train_tabular
 
     encoders: dict[str, Path] = {}
+    for modality, run in (("text", text_run), ("series", series_run)):
+        if run is not None:
+            check_held_out(run, inputs.stays, modality)
     if text_run is not None:
         encoders["text"] = Path(text_run)
     else:
