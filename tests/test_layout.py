@@ -26,6 +26,8 @@ STAGES = (
     ("training",),
     ("baselines", "series"),
     ("inference",),
+    # LeMoF fuses the text (inference's load_run), series and tabular encoders: above the models it fuses.
+    ("multimodal",),
     # The HTTP service over inference's load_run/predict (alfia serve); the CLI and nothing else imports it.
     ("serving",),
     ("api",),

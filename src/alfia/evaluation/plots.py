@@ -145,7 +145,7 @@ def calibration_figure(curves: Sequence[Curve], title: str = "Calibration", *, b
             if not many:  # whiskers too: a band needs two bins to show
                 ax.errorbar(rel["mean_prob"], rel["observed"], yerr=[rel["observed"] - rel["ci_low"],
                             rel["ci_high"] - rel["observed"]], fmt="none", ecolor=color, alpha=0.6, capsize=3)
-        else:
+        elif rel["count"].size:  # every bin below MIN_BIN_COUNT_OVERLAY (a small test split): nothing to mark
             ax.scatter(rel["mean_prob"], rel["observed"], s=8 + 200 * rel["count"] / rel["count"].max(),
                        color=color, alpha=0.5, zorder=4)
         ax.plot(rel["mean_prob"], rel["observed"], marker="o", markersize=3.5, label=curve.name,
