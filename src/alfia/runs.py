@@ -81,6 +81,8 @@ class RunKind(Enum):
     BASELINE = ("baseline", False)       # a tabular model of the zoo (alfia baselines)
     ENSEMBLE = ("ensemble", False)       # the zoo's greedy ensemble
     SERIES = ("series", False)           # alfia series train (hourly time series)
+    LEMOF = ("lemof", False)             # alfia lemof train: level-guided fusion of text, series and tabular row
+    FEDERATED = ("federated", False)     # alfia federated train: FedAvg across sites (Flower)
     EXTERNAL = ("external", False)       # external/<name>/ of a run: another cohort scored by that run's model
     OTHER = ("other", False)             # a config.json that records no kind (written outside ALFIA's commands)
 

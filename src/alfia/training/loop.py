@@ -65,6 +65,9 @@ class LoopTask:
     val_labels: np.ndarray  # (N_val,) 0/1
     loss_fn: torch.nn.Module  # BCEWithLogitsLoss on the training device; also the validation loss
     grad_clip: float | None = None  # global-norm clipping of the trainable parameters (None or 0: none)
+    # batch -> (the loss to minimise, float labels (B,)) for a model whose training loss is more than BCE on one
+    # logit (LeMoF adds its modality heads' losses); None: ``loss_fn(forward(batch))``.
+    train_loss: Callable[[Any], tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 def prepare_training(seed: int, num_threads: int | None, device: str) -> torch.device:
@@ -155,8 +158,11 @@ def run_epoch(state: TrainState, task: LoopTask, trainable: list[torch.nn.Parame
     for i, batch in enumerate(task.batches(state.epoch)):
         if i < state.step_in_epoch:  # resumed mid-epoch: these batches were already trained on
             continue
-        logits, labels = task.forward(batch)
-        loss = task.loss_fn(logits.float().reshape(-1), labels)
+        if task.train_loss is not None:
+            loss, labels = task.train_loss(batch)
+        else:
+            logits, labels = task.forward(batch)
+            loss = task.loss_fn(logits.float().reshape(-1), labels)
         if not torch.isfinite(loss):
             raise AlfiaError(f"training diverged: loss is {loss.item()} at epoch {state.epoch + 1}, "
                              f"batch {i + 1}; lower the learning rate")
