@@ -49,7 +49,8 @@ OUTPUT_PARAMS = ("out", "out_path", "out_dir")
 # Commands that always refuse an existing output and so take no --overwrite: a run folder is continued with
 # --resume, never replaced.
 NO_OVERWRITE = {"train": "--resume continues a run", "series train": "--resume continues a run",
-                "series transfer": "writes two runs and transfer.json into a new folder"}
+                "series transfer": "writes two runs and transfer.json into a new folder",
+                "lemof train": "a run folder holds the encoders it trained: never replaced, choose another --out"}
 REFUSALS = ("already exists", "not empty", "already holds")
 
 
@@ -101,7 +102,8 @@ def _refusal_args(path: str, t, a, hourly, srun) -> list:
                 "--outcomes", write_outcomes(t / "Outcomes-a.txt", [1, 2, 3])]
 
     file, folder = _existing(t / "out.parquet"), None
-    if path in ("train", "export", "compare", "baselines", "boost", "series train", "series transfer", "demo"):
+    if path in ("train", "export", "compare", "baselines", "boost", "series train", "series transfer", "demo",
+                "lemof train"):
         file.unlink()
         folder = _existing(t / "outdir", folder=True)
     return {
@@ -125,6 +127,8 @@ def _refusal_args(path: str, t, a, hourly, srun) -> list:
         "series predict": [srun, "--input", hourly, "--out", file],
         "series transfer": [srun, "--input", hourly, "--out", folder],
         "demo": ["--out", folder, "--n-stays", "100"],
+        "lemof train": ["--text", a.text_path, "--series", hourly, "--cohort", a.cohort_path, "--out", folder],
+        "lemof predict": [a.run, "--text", a.text_path, "--series", hourly, "--cohort", a.cohort_path, "--out", file],
     }.get(path)
 
 

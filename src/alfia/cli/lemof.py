@@ -44,29 +44,29 @@ def train(
     series: Series,
     cohort: Cohort,
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory to create.")],
-    text_run: Annotated[Optional[Path], typer.Option("--text-run", help="A finished ALFIA run to reuse as the text "
+    text_run: Annotated[Optional[Path], typer.Option("--text-run", show_default="none: trained", help="A finished ALFIA run to reuse as the text "
                                                      "encoder (else one is trained into RUN/encoders/text).")] = None,
-    series_run: Annotated[Optional[Path], typer.Option("--series-run", help="A finished series run to reuse (else "
+    series_run: Annotated[Optional[Path], typer.Option("--series-run", show_default="none: trained", help="A finished series run to reuse (else "
                                                        "one is trained into RUN/encoders/series).")] = None,
-    text_config: Annotated[Optional[Path], typer.Option("--text-config", help="Run config of the text encoder it "
+    text_config: Annotated[Optional[Path], typer.Option("--text-config", show_default="the recipe's", help="Run config of the text encoder it "
                                                         "trains (as `alfia train --config`); default: the recipe.")] = None,
     series_model: Annotated[str, typer.Option(help="Series encoder it trains: bilstm-transformer, bilstm, "
                                                    "transformer, gru or tcn.")] = "bilstm-transformer",
     series_epochs: Annotated[int, typer.Option(help="Most epochs of the series encoder it trains.")] = 30,
-    series_set: Annotated[Optional[list[str]], typer.Option("--series-set", help="Series model setting KEY=VALUE "
+    series_set: Annotated[Optional[list[str]], typer.Option("--series-set", show_default="none", help="Series model setting KEY=VALUE "
                                                             "(repeat).")] = None,
     epochs: Annotated[int, typer.Option(help="Most epochs of the fusion (and the tabular MLP).")] = 60,
     batch_size: Annotated[int, typer.Option(help="Stays per batch of the fusion.")] = 128,
     lr: Annotated[float, typer.Option(help="AdamW learning rate of the fusion.")] = 1e-3,
     patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better val AUPRC.")] = 8,
     d_model: Annotated[int, typer.Option(help="Fusion width D (eq. 1).")] = 64,
-    top_k: Annotated[Optional[int], typer.Option(help="Hard selection: only each modality's k heaviest levels "
+    top_k: Annotated[Optional[int], typer.Option(min=1, show_default="none: soft", help="Hard selection: only each modality's k heaviest levels "
                                                       "enter the attention (default: soft, by the weights).")] = None,
     no_global_heads: Annotated[bool, typer.Option("--no-global-heads", help="Without the global modality heads "
                                                   "(eqs. 6-7).")] = False,
     ablations: Annotated[bool, typer.Option("--ablations", help="Also train the ablations into RUN/ablations/.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of every encoder it trains and of the fusion.")] = 42,
-    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads.")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, show_default="the cores available", help="torch CPU threads.")] = None,
 ) -> None:
     """Train LeMoF: the encoders it needs, their levels cached once, the fusion over them; a run directory."""
     from alfia.multimodal.fit import FitConfig
@@ -95,7 +95,7 @@ def predict(
     text: Text,
     series: Series,
     cohort: Cohort,
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="Output Parquet: stay_id, prob, pred_label "
+    out_path: Annotated[Optional[Path], typer.Option("--out", show_default="none", help="Output Parquet: stay_id, prob, pred_label "
                                                      "(+ split, label when the cohort has them).")] = None,
     external: Annotated[bool, typer.Option("--external", help="Score these stays as an external cohort: "
                                            "RUN/external/<cohort name>/, which `alfia evaluate RUN --external "
