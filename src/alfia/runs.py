@@ -287,7 +287,7 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
 def _no_predictions(path: Path) -> str:
     """Why a run has no predictions file, and what to do: an interrupted run is resumed, not re-evaluated."""
     layout = RunLayout(path.parent)
-    if path.name != "predictions.parquet" or not layout.config.is_file():
+    if path.name != layout.predictions.name or not layout.config.is_file():
         return f"{path}: no predictions file"
     from alfia.atomic import parked_directory
 

@@ -229,7 +229,7 @@ def _external_comparisons(entries: Sequence[RunEntry], *, n_boot: int, seed: int
         if len(have) < len(entries):
             notes.append(f"external {name}: {len(entries) - len(have)} run(s) did not score it "
                          f"({', '.join(e.name for e in entries if e not in have)}); compared among the rest")
-        results, ids = {}, None
+        results, ids, flagged = {}, None, {}
         for e in have:
             frame, _ = calibrate_on_val(external_frame(e.run_dir, name), calibrated=e.calibrated)
             rows = frame.loc[frame[SPLIT_COLUMN] == EXTERNAL_SPLIT]
@@ -243,7 +243,11 @@ def _external_comparisons(entries: Sequence[RunEntry], *, n_boot: int, seed: int
                               source=str(RunLayout.of(e.run_dir).external(name).predictions))
             res["calibration_in_the_large"] = calibration_in_the_large(rows["label"], rows["prob"])
             results[e.name] = res
+            for w in res.get("warnings") or []:
+                flagged.setdefault(w, []).append(e.name)
             step(f"evaluated {e.name} on external {name}")
+        notes.extend(f"{WARNING_MARK} external {name}: {w}" + ("" if len(names) == len(have) else f" ({', '.join(names)})")
+                     for w, names in flagged.items())
         order = sorted(results, key=lambda n: (-results[n]["metrics"]["auprc"]["value"],
                                                -results[n]["metrics"]["auroc"]["value"]))
         by_name = {e.name: e for e in have}
