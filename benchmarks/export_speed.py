@@ -62,7 +62,7 @@ def worker(args) -> None:
     inputs = frame_to_input(rows, str(args.texts), run)
     predict(run, frame_to_input(rows.iloc[:args.batch_size], str(args.texts), run), batch_size=args.batch_size)
     load_before = os.getloadavg()[0]
-    preds, perf = predict(run, inputs, batch_size=args.batch_size)
+    preds, perf = predict(run, inputs, batch_size=args.batch_size, measure_memory=True)
     load_after = os.getloadavg()[0]
     out = {"backend": args.worker, "source": str(args.source), "load_seconds": round(load_seconds, 2),
            "performance": perf.to_dict(), "load_average": [load_before, load_after],

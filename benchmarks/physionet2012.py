@@ -116,7 +116,7 @@ def time_inference(run_dir: Path, text_path: Path, args, console) -> dict:
         rows = test.iloc[:n]
         inputs = frame_to_input(rows, str(text_path), run)
         predict(run, frame_to_input(rows.iloc[:min(8, n)], str(text_path), run), batch_size=batch_size)  # warm-up
-        _, perf = predict(run, inputs, batch_size=batch_size)
+        _, perf = predict(run, inputs, batch_size=batch_size, measure_memory=True)
         console.print(f"batch size {batch_size}: {perf.describe()}")
         out[str(batch_size)] = perf.to_dict()
     return out

@@ -151,10 +151,18 @@ def tiny_backbone_path(tmp_path_factory) -> str:
 
 @pytest.fixture
 def tiny_training(monkeypatch, tiny_backbone_path):
-    """Every ALFIA training in this test runs on the tiny BERT (TINY_TRAINING), other settings kept."""
-    import alfia.training
+    """Every ALFIA training in this test runs on the tiny BERT (TINY_TRAINING), other settings kept.
 
-    real = alfia.training.train_run
+    ``train_run`` is swapped where it is defined and where the package re-exports it, and every caller imports
+    it when it runs. A caller that bound the real one earlier (a module-level import) would train at full size
+    and pass slowly, so ``prepare_run``, which every training starts with whatever name reached it, refuses a
+    training that did not come through the wrapper.
+    """
+    import alfia.training
+    import alfia.training.run
+
+    real, real_prepare = alfia.training.run.train_run, alfia.training.run.prepare_run
+    inside = []
 
     def train_run(text_path, out_dir, model_config=None, train_config=None, **kwargs):
         if model_config is not None:
@@ -163,9 +171,20 @@ def tiny_training(monkeypatch, tiny_backbone_path):
                                                **TINY_TRAINING["model"])
         if train_config is not None:
             train_config = dataclasses.replace(train_config, **TINY_TRAINING["train"])
-        return real(text_path, out_dir, model_config, train_config, **kwargs)
+        inside.append(out_dir)
+        try:
+            return real(text_path, out_dir, model_config, train_config, **kwargs)
+        finally:
+            inside.pop()
+
+    def prepare_run(*args, **kwargs):
+        assert inside, ("an ALFIA training started without the tiny-training wrapper (a caller bound "
+                                  "alfia.training.train_run before the test swapped it)")
+        return real_prepare(*args, **kwargs)
 
     monkeypatch.setattr(alfia.training, "train_run", train_run)
+    monkeypatch.setattr(alfia.training.run, "train_run", train_run)
+    monkeypatch.setattr(alfia.training.run, "prepare_run", prepare_run)
 
 
 @pytest.fixture(scope="session")

@@ -129,8 +129,10 @@ def folder_lock(folder: str | os.PathLike, *, wait: bool = True, busy: str = "")
 def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder next to ``target``; swap it in for ``target`` if the block succeeds.
 
-    For writers that only know how to fill a folder (e.g. peft's ``save_pretrained``). The old folder
-    stays in place until the new one is complete.
+    For writers that only know how to fill a folder (e.g. peft's ``save_pretrained``, a training checkpoint, a
+    copied run directory). The old folder stays in place until the new one is complete; during the swap itself
+    (two renames) it waits in ``.<name>.*.old/<name>``, where :func:`parked_directory` finds it after a crash in
+    that instant. This is the one folder swap of the package.
     """
     target = Path(target)
     try:
@@ -156,6 +158,14 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def parked_directory(target: str | os.PathLike) -> Path | None:
+    """The previous ``target`` that :func:`atomic_directory` parked while swapping (the newest, if several), or
+    None: what a reader that found no ``target`` may fall back on."""
+    target = Path(target)
+    parked = [p / target.name for p in target.parent.glob(f".{target.name}.*.old") if (p / target.name).is_dir()]
+    return max(parked, key=lambda p: p.stat().st_mtime) if parked else None
 
 
 def sha256_file(path: str | os.PathLike, digest=None):

@@ -27,3 +27,18 @@ def resolve_jobs(n_jobs: int | None) -> int:
 
         raise AlfiaError(f"the number of threads must be >= 1, got {n_jobs}")
     return int(n_jobs)
+
+
+def process_peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB: one read of the kernel's high-water mark (VmHWM; no
+    sampling thread), else ``getrusage``'s. What a command reports of its own memory at its end."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -24,6 +24,8 @@ and compared with any other::
         predictions.parquet  stay_id, split ("external"), label, prob for every stay of that cohort
         metrics.json         metrics with CIs (thresholds from the run's own val rows)
         shift.json           variable mapping, imputed variables, covariate and outcome shift
+      # baseline runs (alfia baselines / boost) also hold
+      model/                 the fitted model with its preprocessing, never pickled (alfia.baselines.saved)
       # time-series runs (alfia series train) also hold
       model.safetensors      the sequence model's weights (best validation AUPRC)
       preprocessing.json     imputation and normalisation fitted on the train split
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -59,11 +62,62 @@ from alfia.errors import AlfiaError
 PREDICTION_COLUMNS = (ID_COLUMN, SPLIT_COLUMN, "label", "prob")
 UNCALIBRATED_COLUMN = "prob_uncalibrated"  # optional: before the run's post-hoc calibrator
 EXTERNAL_SPLIT = "external"  # the split value of every row of an external cohort's predictions
+EXTERNAL_DIR = "external"  # RUN_DIR/external/<name>/ (RunLayout.external)
 # What an ALFIA run's model is made of, with the calibrator, operating threshold and the val rows they were
 # chosen on: the files whose SHA-256 an export records (RunLayout.model_sha256).
 MODEL_FILES = ("config.json", "backbone.json", "fusion_head.safetensors", "encoder.safetensors",
                "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "calibration.json",
                "thresholds.json", "predictions.parquet")
+
+
+class RunKind(Enum):
+    """What made a run, as its config.json records it (:func:`run_kind`). One member per kind: adding a kind
+    of model is one line here, (the value its config.json records, whether it is ALFIA's own model: marked ★
+    in ``alfia compare`` and tested against the best baseline, described as ALFIA by the card)."""
+
+    ALFIA = ("alfia", True)              # alfia train / ALFIAClassifier (config.json: model_type)
+    ALFIA_BOOST = ("alfia-boost", True)  # alfia boost: a gradient-boosted model over ALFIA's embeddings
+    ALFIA_NN = ("alfia-nn", True)        # alfia boost --learners mlp
+    BASELINE = ("baseline", False)       # a tabular model of the zoo (alfia baselines)
+    ENSEMBLE = ("ensemble", False)       # the zoo's greedy ensemble
+    SERIES = ("series", False)           # alfia series train (hourly time series)
+    EXTERNAL = ("external", False)       # external/<name>/ of a run: another cohort scored by that run's model
+    OTHER = ("other", False)             # a config.json that records no kind (written outside ALFIA's commands)
+
+    def __new__(cls, value: str, is_alfia: bool):
+        member = object.__new__(cls)
+        member._value_ = value
+        member.is_alfia = is_alfia
+        return member
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def run_kind(config: dict, source: str | os.PathLike | None = None) -> RunKind:
+    """The kind of the run whose config.json is ``config``: its ``model_type`` (ALFIA writes "alfia") or its
+    ``model_family`` (baselines, boost, series); an external validation record (``external_validation``) is
+    EXTERNAL; a config naming neither is OTHER. Never guessed from the run's name; a kind no member holds is an
+    AlfiaError naming ``source``."""
+    if not isinstance(config, dict):
+        raise AlfiaError(f"{source or 'config.json'}: expected a JSON object, got {type(config).__name__}")
+    if "external_validation" in config:
+        return RunKind.EXTERNAL
+    recorded = config.get("model_type") or config.get("model_family")
+    if recorded is None:
+        return RunKind.OTHER
+    try:
+        return RunKind(str(recorded).lower())
+    except ValueError:
+        known = ", ".join(k.value for k in RunKind)
+        key = "model_type" if config.get("model_type") else "model_family"
+        raise AlfiaError(f"{source or 'config.json'}: unknown {key} {recorded!r}; a run's kind is one of "
+                         f"{known}") from None
+
+
+def kind_of_run(run_dir: str | os.PathLike) -> RunKind:
+    """:func:`run_kind` of RUN_DIR/config.json (OTHER when the run has none)."""
+    return run_kind(read_config(run_dir), RunLayout.of(run_dir).config)
 
 
 @dataclass(frozen=True)
@@ -88,20 +142,23 @@ class RunLayout:
     thresholds = property(lambda self: self.root / "thresholds.json")
     shift = property(lambda self: self.root / "shift.json")  # in external/<name>/ only
 
+    externals = property(lambda self: self.root / EXTERNAL_DIR)  # one folder per external cohort
+
     def external(self, name: str) -> "RunLayout":
         """The layout of external/<name>/: predictions, metrics and shift of one external cohort."""
-        return RunLayout(self.root / "external" / name)
+        return RunLayout(self.externals / name)
 
     def external_names(self) -> list[str]:
-        folder = self.root / "external"
-        if not folder.is_dir():
+        if not self.externals.is_dir():
             return []
-        return sorted(p.name for p in folder.iterdir() if (p / "predictions.parquet").exists())
+        return sorted(p.name for p in self.externals.iterdir() if RunLayout(p).predictions.exists())
 
     @property
     def is_external(self) -> bool:
         """True for an external/<name>/ folder inside a run directory."""
-        return self.root.parent.name == "external" and (self.root.parent.parent / "config.json").exists()
+        return self.root.parent.name == EXTERNAL_DIR and RunLayout(self.root.parent.parent).config.exists()
+
+    baseline_model = property(lambda self: self.root / "model")  # a baseline run's saved model (baselines.saved)
     series_weights = property(lambda self: self.root / "model.safetensors")
     preprocessing = property(lambda self: self.root / "preprocessing.json")
     # an export folder (alfia export)
@@ -149,7 +206,11 @@ def read_alfia_config(run_dir: str | os.PathLike) -> dict:
     """An ALFIA run's config.json, checked: its 'model', 'train' and 'data' sections are there."""
     layout = RunLayout.of(run_dir).require()
     doc = read_json_object(layout.config)
-    if doc.get("model_type") != "alfia":
+    try:
+        kind = run_kind(doc, layout.config)
+    except AlfiaError:  # a kind no member holds is not ALFIA either
+        kind = None
+    if kind is not RunKind.ALFIA:
         raise AlfiaError(f"{layout.config}: not an ALFIA run (model_type={doc.get('model_type')!r})")
     for key in ("model", "train", "data"):
         if key not in doc:
@@ -226,7 +287,9 @@ def _no_predictions(path: Path) -> str:
     layout = RunLayout(path.parent)
     if path.name != "predictions.parquet" or not layout.config.is_file():
         return f"{path}: no predictions file"
-    if not any((layout.root / name).is_dir() for name in ("checkpoint", "checkpoint.old")):
+    from alfia.atomic import parked_directory
+
+    if not (layout.checkpoint.is_dir() or parked_directory(layout.checkpoint) is not None):
         return (f"{layout.root}: the run did not finish (no {path.name}) and saved no checkpoint; delete the "
                 f"folder and train again")
     try:
@@ -234,9 +297,13 @@ def _no_predictions(path: Path) -> str:
     except AlfiaError:
         doc = {}
     train = doc.get("train") if isinstance(doc.get("train"), dict) else {}
-    if doc.get("model_type") == "alfia":
+    try:
+        kind = run_kind(doc, layout.config)
+    except AlfiaError:
+        kind = RunKind.OTHER
+    if kind is RunKind.ALFIA:
         how = f"`alfia train --resume {layout.root}`"
-    elif doc.get("model_family") == "series":
+    elif kind is RunKind.SERIES:
         how = f"`alfia series train {train.get('hourly') or 'HOURLY'} --out {layout.root} --resume`"
     else:
         how = "the command that started it, with --resume"

@@ -56,11 +56,13 @@ def test_every_classifier_parameter_lands_in_a_config_field():
         configs_from_params({"bogus": 1})
 
 
-def test_fit_follows_scikit_learn_and_writes_a_run_directory(fitted, api_data):
+def test_fit_follows_scikit_learn_and_writes_a_run_directory(trained, api_data):
     from sklearn.base import clone
 
     _, texts = api_data
+    fitted = trained  # the estimator fit returned (its run is read-only: nothing here writes)
     run = fitted.run_dir_
+    assert fitted.get_params()["run_dir"] == run  # fit never changes a parameter
     for name in ("config.json", "predictions.parquet", "thresholds.json", "fusion_head.safetensors",
                  "history.jsonl"):
         assert (run / name).exists(), name
@@ -81,26 +83,82 @@ def test_fit_follows_scikit_learn_and_writes_a_run_directory(fitted, api_data):
     assert set(fitted.predict(test)) <= {0, 1}
 
 
-def test_fit_refuses_labels_and_an_occupied_run_dir(fitted, api_data):
+def test_fit_refuses_labels_and_an_occupied_run_dir(trained, api_data):
     import alfia
+    from sklearn.exceptions import NotFittedError
 
     _, texts = api_data
     with pytest.raises(AlfiaError, match="without y"):
         alfia.ALFIAClassifier(**TINY).fit(texts, y=[0, 1])
     with pytest.raises(AlfiaError, match="already holds a run"):
-        alfia.ALFIAClassifier(run_dir=fitted.run_dir_, **TINY).fit(texts)
-    with pytest.raises(AlfiaError, match="not fitted"):
-        alfia.ALFIAClassifier().predict_proba(["text"])
+        alfia.ALFIAClassifier(run_dir=trained.run_dir_, **TINY).fit(texts)
+    for method in ("predict_proba", "predict", "predict_frame"):
+        with pytest.raises(NotFittedError, match="not fitted") as caught:  # scikit-learn's kind, and ALFIA's
+            getattr(alfia.ALFIAClassifier(), method)(["text"])
+        assert isinstance(caught.value, AlfiaError)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        alfia.ALFIAClassifier().save_pretrained("unused")
+    assert issubclass(AlfiaError, ValueError)  # code written for any estimator's bad input catches ALFIA's
+
+
+def test_the_checks_of_scikit_learn_that_need_no_fit_pass():
+    """ALFIAClassifier.fit takes a text table and trains a transformer, so check_estimator as a whole does not
+    apply (tests/baselines/test_estimator_checks.py says why); these checks need no fit and do."""
+    from sklearn.utils import estimator_checks as checks
+
+    from alfia.api import ALFIAClassifier
+
+    for check in (checks.check_no_attributes_set_in_init, checks.check_get_params_invariance,
+                  checks.check_set_params, checks.check_estimator_cloneable, checks.check_estimator_repr,
+                  checks.check_parameters_default_constructible, checks.check_mixin_order,
+                  checks.check_estimators_unfitted, checks.check_do_not_raise_errors_in_init_or_set_params):
+        check("ALFIAClassifier", ALFIAClassifier())
+
+
+def test_a_clone_fits_anew_restores_threads_and_seeds_and_deletes_its_temporary_run(fitted, api_data, tmp_path):
+    import gc
+    import random
+
+    import torch
+    from sklearn.base import clone
+
+    _, texts = api_data
+    assert fitted.run_dir is None  # from_pretrained: the run is learned state (run_dir_), not a parameter
+    torch.set_num_threads(2)
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    before = (random.getstate(), np.random.get_state()[1].copy(), torch.random.get_rng_state().clone())
+    model = clone(fitted)
+    params = model.get_params()
+    model.fit(texts)  # TINY's num_threads=1 and seed=0 hold inside fit only
+    assert torch.get_num_threads() == 2
+    assert random.getstate() == before[0] and np.array_equal(np.random.get_state()[1], before[1])
+    assert torch.equal(torch.random.get_rng_state(), before[2])
+    assert model.get_params() == params and model.run_dir is None
+    first = model.run_dir_.parent
+    assert first.name.startswith("alfia-run-") and (model.run_dir_ / "config.json").exists()
+    model.predict_proba(["A 71-year-old woman."])  # loading sets its own threads, then puts them back
+    assert torch.get_num_threads() == 2
+    kept = model.save_pretrained(tmp_path / "kept")
+    assert model.run_dir is None and model.run_dir_ == kept and not first.exists()  # saved, the temporary goes
+    model.fit(texts)
+    second = model.run_dir_.parent
+    assert second.exists() and kept.exists()
+    del model
+    gc.collect()
+    assert not second.exists()  # run_dir=None leaves no folder behind once the model is gone
 
 
 def test_save_and_from_pretrained_round_trip(fitted, tmp_path, api_data):
     import alfia
 
     _, texts = api_data
-    saved = alfia.ALFIAClassifier.from_pretrained(fitted.run_dir_).save_pretrained(tmp_path / "copy")
+    source = alfia.ALFIAClassifier.from_pretrained(fitted.run_dir_)
+    saved = source.save_pretrained(tmp_path / "copy")
+    assert source.run_dir is None and source.run_dir_ == saved  # save_pretrained changes no parameter
     loaded = alfia.ALFIAClassifier.from_pretrained(saved)
     assert loaded.run_dir_ == saved and loaded.threshold_ == fitted.threshold_
     explicit = {k: v for k, v in fitted.get_params().items() if v is not None and k not in ("run_dir", "progress")}
+    assert explicit["backbone"] and explicit["n_fusion_layers"] == TINY["n_fusion_layers"]
     assert {k: loaded.get_params()[k] for k in explicit} == explicit
     rows = texts.frame.head(5)
     assert np.allclose(loaded.predict_proba(rows), fitted.predict_proba(rows), atol=1e-6)
@@ -132,7 +190,7 @@ def test_external_validation_uses_the_models_val_thresholds(fitted, tmp_path):
     from alfia.evaluation.thresholds import choose_threshold
 
     assert report["thresholds"]["f1"] == choose_threshold(own_val["label"], own_val["prob"], 1.0)[0]
-    assert report["n"] == int((other.frame.split == "test").sum())
+    assert report["n"] == len(other.frame)  # an external cohort is scored whole, as `alfia evaluate --external`
 
 
 def test_baselines_fit_is_the_cli_zoo(api_data, tmp_path):

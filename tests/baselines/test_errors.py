@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -96,6 +97,11 @@ def test_cli_reports_errors_and_runs(cohort, tmp_path):
                                  "--profile", "fast", "--n-boot", "10", "--jobs", "1"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "one" / "LinearModel" / "config.json").read_text())["n_jobs"] == 1
+    # --overwrite replaces what OUT held: its summary no longer lists the earlier call's ensemble.
+    result = runner.invoke(app, ["baselines", str(path), "--out", str(tmp_path / "out"), "--models", "LinearModel",
+                                 "--profile", "fast", "--n-boot", "10", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(tmp_path / "out" / "summary.csv")["model"]) == ["LinearModel"]
 
 
 @pytest.mark.parametrize("args, option, choices", [

@@ -29,3 +29,11 @@ def test_a_later_call_adds_rows_and_replaces_only_its_own_models(tmp_path):
     assert on_disk.loc[on_disk["model"] == "LightGBM", "test_auprc"].item() == 0.30  # re-run wins
     assert list(table["model"]) == list(on_disk["model"])
     assert "ALFIA-nn" in (tmp_path / "summary.md").read_text()
+
+
+def test_overwrite_keeps_only_this_calls_models(tmp_path):
+    write_summary([_row("LightGBM", "baseline", 0.40), _row("CatBoost", "baseline", 0.45)], tmp_path)
+    table = write_summary([_row("ALFIA-nn", "alfia-nn", 0.42)], tmp_path, overwrite=True)
+
+    assert list(pd.read_csv(tmp_path / "summary.csv")["model"]) == ["ALFIA-nn"] == list(table["model"])
+    assert "CatBoost" not in (tmp_path / "summary.md").read_text()

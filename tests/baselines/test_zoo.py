@@ -1,4 +1,8 @@
-"""Every family of the zoo fits on train, selects on val and leaves a run directory the evaluation reads."""
+"""Every family of the zoo fits on train, selects on val and leaves a run directory the evaluation reads.
+
+The zoo is trained once per session (``zoo_run``: all 14 models + the ensemble, fast profile, the test rows
+carrying a careunit never seen in training); each test below checks one side of it and fails on its own.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from alfia.runs import PREDICTION_COLUMNS, RunLayout, read_predictions
 from .conftest import UNSEEN
 
 
-def _every_model_leaves_a_complete_run_directory(zoo_run, cohort_with_unseen):
+def test_every_model_leaves_a_complete_run_directory(zoo_run, cohort_with_unseen):
     out, summary = zoo_run
     assert sorted(summary["model"]) == sorted(DEFAULT_MODELS)
     expected = cohort_with_unseen[cohort_with_unseen["split"].isin(["val", "test"])]
@@ -35,6 +39,7 @@ def _every_model_leaves_a_complete_run_directory(zoo_run, cohort_with_unseen):
         assert config["model_family"] == ("ensemble" if name == ENSEMBLE_NAME else "baseline")
         assert config["train_time_seconds"] >= 0
         assert config["features"]["categorical"]  # schema categoricals reach every model
+        assert (layout.baseline_model / "model.json").is_file(), f"{name} saved no model"
         metrics = json.loads(layout.metrics.read_text())
         assert metrics["split"] == "test"
         for key in ("auprc", "auroc", "best_f1", "best_f2"):
@@ -42,7 +47,7 @@ def _every_model_leaves_a_complete_run_directory(zoo_run, cohort_with_unseen):
             assert m["ci_low"] <= m["value"] <= m["ci_high"]
 
 
-def _models_learn_signal(zoo_run):
+def test_models_learn_signal(zoo_run):
     """Even tiny fast-profile models rank deaths above survivors on the synthetic cohort."""
     _, summary = zoo_run
     prevalence_auprc_floor = 0.2  # mortality is ~11%; AUPRC of a random ranking is about that
@@ -51,7 +56,7 @@ def _models_learn_signal(zoo_run):
     assert (strong["test_auprc"] > prevalence_auprc_floor).all()
 
 
-def _summary_sorted_by_test_auprc_and_written(zoo_run):
+def test_summary_sorted_by_test_auprc_and_written(zoo_run):
     out, summary = zoo_run
     assert list(summary["test_auprc"]) == sorted(summary["test_auprc"], reverse=True)
     on_disk = pd.read_csv(out / "summary.csv")
@@ -59,7 +64,7 @@ def _summary_sorted_by_test_auprc_and_written(zoo_run):
     assert "| Model |" in (out / "summary.md").read_text()
 
 
-def _ensemble_val_auprc_at_least_best_member(zoo_run):
+def test_ensemble_val_auprc_at_least_best_member(zoo_run):
     out, _ = zoo_run
     config = json.loads(RunLayout.of(out / ENSEMBLE_NAME).config.read_text())
     assert set(config["members"]) == set(MODELS)
@@ -74,7 +79,7 @@ def _ensemble_val_auprc_at_least_best_member(zoo_run):
     assert val_auprc(ENSEMBLE_NAME) >= best_member - 1e-12
 
 
-def _selection_recorded_in_config(zoo_run):
+def test_selection_recorded_in_config(zoo_run):
     """What validation AUPRC chose is saved, so a run can be understood and repeated."""
     out, _ = zoo_run
     knn = json.loads((out / "KNeighborsDist" / "config.json").read_text())
@@ -88,18 +93,7 @@ def _selection_recorded_in_config(zoo_run):
     assert [h["epoch"] for h in ftt["selection"]["history"]][0] == 1
 
 
-def test_zoo_end_to_end(zoo_run, cohort_with_unseen):
-    """One fast run of all 14 models + the ensemble (the cohort's test rows carry an unseen careunit),
-    checked from every side; a single test so the run happens once per test worker."""
-    _every_model_leaves_a_complete_run_directory(zoo_run, cohort_with_unseen)
-    _every_family_predicts_rows_with_an_unseen_category(zoo_run, cohort_with_unseen)
-    _models_learn_signal(zoo_run)
-    _summary_sorted_by_test_auprc_and_written(zoo_run)
-    _ensemble_val_auprc_at_least_best_member(zoo_run)
-    _selection_recorded_in_config(zoo_run)
-
-
-def _every_family_predicts_rows_with_an_unseen_category(zoo_run, cohort_with_unseen):
+def test_every_family_predicts_rows_with_an_unseen_category(zoo_run, cohort_with_unseen):
     """Every test row carries a careunit never seen in training; every family still predicts it."""
     out, summary = zoo_run
     test_ids = set(cohort_with_unseen.loc[cohort_with_unseen["split"] == "test", "stay_id"])

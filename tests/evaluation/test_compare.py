@@ -95,3 +95,28 @@ def test_cli_bad_run_dir_is_one_line_and_status_2(tmp_path, capsys):
     code, _, err = run_alfia(["evaluate", tmp_path / "missing"], capsys)
     assert code == 2
     assert "missing: not a run directory" in err
+
+
+def test_compare_never_counts_a_models_own_val_stays_as_external(tmp_path, runs_folder, cohort):
+    """A folder written by the old API path held the model's own val rows beside the other table's test rows;
+    compare refuses it rather than score the model on its own validation stays."""
+    from alfia.evaluation.external import write_external
+    from alfia.runs import RunLayout, write_predictions
+
+    stay_id, split, label, prob, _ = cohort
+    run = runs_folder / "alfia_run"
+    rng = np.random.default_rng(0)
+    ext_ids, ext_label = np.arange(10_000, 10_300), rng.binomial(1, 0.2, 300)
+    write_external(run, "site", ext_ids, ext_label, rng.uniform(0, 1, 300), n_boot=10)
+    comparison = compare_runs([run], tmp_path / "ok", n_boot=N_BOOT)
+    assert comparison["external"]["site"]["n"] == 300  # the external cohort only
+
+    val = split == "val"
+    old = RunLayout.of(run).external("old")
+    old.root.mkdir(parents=True)
+    write_predictions(old.predictions, np.concatenate([stay_id[val], ext_ids]),
+                      ["val"] * int(val.sum()) + ["test"] * 300, np.concatenate([label[val], ext_label]),
+                      np.concatenate([prob[val], rng.uniform(0, 1, 300)]))
+    with pytest.raises(AlfiaError, match=r"external/old/predictions.parquet: 900 of its 900 rows are not of split "
+                                         r"'external' \(300 'test', 600 'val'\)"):
+        compare_runs([run], tmp_path / "bad", n_boot=N_BOOT)

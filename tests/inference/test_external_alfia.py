@@ -63,3 +63,31 @@ def test_mapped_text_shows_only_what_the_source_measured():
     assert all("APACHE III" in t for t in own.texts) and not any("APACHE" in t for t in mapped.texts)
     assert all("Glasgow Coma Scale" in t for t in mapped.texts)
     assert len(mapped.texts) == 20
+
+
+def test_the_api_and_the_cli_write_the_same_external_predictions(trained_run, tmp_path):
+    """One external path (issue 24): alfia.evaluate(model, COHORT) and `alfia evaluate RUN --external COHORT`
+    write byte-identical predictions, the cohort whole, with no row of the model's own val split."""
+    import alfia
+    from alfia.evaluation import compare_runs
+
+    by_api, by_cli = tmp_path / "api", tmp_path / "cli"
+    shutil.copytree(trained_run.run, by_api)
+    shutil.copytree(trained_run.run, by_cli)
+    ext = generate_synthetic("eicu", 40, seed=5)
+    write_cohort(ext, tmp_path / "site.parquet", source="synthetic", variant="eicu")
+
+    report = alfia.evaluate(alfia.ALFIAClassifier.from_pretrained(by_api), tmp_path / "site.parquet", n_boot=10)
+    _evaluate(by_cli, tmp_path / "site.parquet")
+    api_files, cli_files = RunLayout.of(by_api).external("site"), RunLayout.of(by_cli).external("site")
+    assert api_files.predictions.read_bytes() == cli_files.predictions.read_bytes()
+    assert api_files.shift.read_bytes() == cli_files.shift.read_bytes()
+    api_metrics, cli_metrics = (json.loads(f.metrics.read_text()) for f in (api_files, cli_files))
+    assert {k: v for k, v in api_metrics.items() if k != "run_dir"} == {k: v for k, v in cli_metrics.items()
+                                                                       if k != "run_dir"}
+    rows = read_predictions(api_files.predictions)
+    assert report["n"] == len(rows) == 40 and set(rows["split"]) == {"external"}
+    assert not api_files.config.exists()  # no run-like folder that compare could mistake for a run
+    # compare counts the 40 external stays, not the run's own val rows
+    compare = compare_runs([by_api], tmp_path / "report", n_boot=10)
+    assert compare["external"]["site"]["n"] == 40

@@ -34,6 +34,13 @@ def lowest_mean_pooler(monkeypatch):
     monkeypatch.setitem(POOLERS, "lowest_mean", PoolerSpec(LowestLayerMean, reads_top_layers=True))
 
 
+def test_every_row_of_the_table_names_a_pooler_class():
+    # The table names its classes lazily ("module:Class"): a typo there must fail here, not at a user's build.
+    for name, spec in POOLERS.items():
+        cls = spec.resolve()
+        assert isinstance(cls, type) and issubclass(cls, nn.Module) and hasattr(cls, "from_config"), name
+
+
 def test_an_unregistered_pooler_is_refused_with_the_table_listed():
     with pytest.raises(AlfiaError, match="unknown pooler 'lowest_mean'; choose one of alf, cls, mean, max, "
                                          "static_mean"):

@@ -20,9 +20,9 @@ def test_defaults_are_the_papers_architecture_and_the_cpu_recipes_training():
 def test_json_round_trip(tmp_path):
     c = AlfiaConfig(backbone="/models/x", n_fusion_layers=3, gating=False, pooler="static_mean",
                     finetune="full", lora=LoraSettings(r=8, alpha=32, target_modules="query, value"), max_length=256)
-    path = c.save_json(tmp_path / "sub" / "model_config.json")
+    path = c.to_json(tmp_path / "sub" / "model_config.json")
     assert json.loads(path.read_text())["lora"]["target_modules"] == ["query", "value"]
-    back = AlfiaConfig.load_json(path)
+    back = AlfiaConfig.from_json(path)
     assert back == c
     assert back.lora.target_modules == ("query", "value")
     assert AlfiaConfig.from_dict(c.to_dict()) == c
@@ -56,16 +56,16 @@ def test_unknown_keys_are_refused_naming_the_source():
         AlfiaConfig.from_dict({"lora": {"rank": 4}}, source="run.json")
 
 
-def test_load_json_errors_name_the_file(tmp_path):
+def test_from_json_errors_name_the_file(tmp_path):
     with pytest.raises(AlfiaError, match="model_config.json: model config not found"):
-        AlfiaConfig.load_json(tmp_path / "model_config.json")
+        AlfiaConfig.from_json(tmp_path / "model_config.json")
     bad = tmp_path / "broken.json"
     bad.write_text('{"pooler": "alf",')
     with pytest.raises(AlfiaError, match="broken.json: not valid JSON"):
-        AlfiaConfig.load_json(bad)
+        AlfiaConfig.from_json(bad)
     bad.write_text('{"pooler": "xyz"}')
     with pytest.raises(AlfiaError, match="broken.json: unknown pooler 'xyz'"):
-        AlfiaConfig.load_json(bad)
+        AlfiaConfig.from_json(bad)
 
 
 def test_a_run_saved_before_train_layers_loads_with_its_meaning():

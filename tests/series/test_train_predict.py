@@ -15,7 +15,7 @@ from alfia.runs import RunLayout, read_predictions
 from alfia.series.models import MODELS, build_model, default_config
 from alfia.series.predict import hourly_probabilities, load_series_run, predict_hourly, predict_stays
 from alfia.series.preprocess import HourlyPreprocessor
-from alfia.series.train import SeriesTrainConfig, train_series
+from alfia.series.train import SeriesTrainConfig, hourly_sha256, train_series
 from alfia.evaluation.thresholds import rule_out_threshold
 from alfia.series.transfer import transfer
 from cli_process import run_alfia
@@ -68,6 +68,26 @@ def test_resume_continues_to_the_same_weights(tmp_path):
     b = read_predictions(RunLayout.of(tmp_path / "part").predictions)
     np.testing.assert_allclose(a["prob"], b["prob"], rtol=1e-5)
     assert len((tmp_path / "part" / "history.jsonl").read_text().splitlines()) == 3
+
+
+def test_resume_on_another_hourly_table_is_refused(tmp_path):
+    train_series(make_arrays(), tmp_path / "run", _cfg(epochs=1))
+    other = make_arrays(seed=1)  # the same stays and splits, other values
+    with pytest.raises(AlfiaError, match="belongs to a different run \\(data_sha256 differs"):
+        train_series(other, tmp_path / "run", _cfg(epochs=2), resume=True)
+    config = json.loads(RunLayout.of(tmp_path / "run").config.read_text())
+    assert config["data"]["sha256"] == hourly_sha256(make_arrays()) != hourly_sha256(other)
+
+
+def test_bad_train_and_model_settings_are_named():
+    with pytest.raises(AlfiaError, match="train config: epochs must be an integer, got 'x'"):
+        SeriesTrainConfig(epochs="x")
+    with pytest.raises(AlfiaError, match="batch_size must be at least 1, got 0"):
+        SeriesTrainConfig(batch_size=0)
+    with pytest.raises(AlfiaError, match="dropout must be in \\[0, 1\\), got 1.5"):
+        default_config("gru", 4, dropout=1.5)
+    with pytest.raises(AlfiaError, match="d_model \\(8\\) must be a multiple of n_heads \\(3\\)"):
+        default_config("transformer", 4, d_model=8, n_heads=3)
 
 
 @pytest.mark.parametrize("name", list(MODELS))

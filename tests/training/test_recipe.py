@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from alfia.errors import AlfiaError
 from alfia.models import AlfiaConfig, build_model
 from alfia.models.calibrator import Calibrator
 from alfia.training import TrainConfig, train_run
@@ -43,7 +44,7 @@ def test_state_standardisation_centres_and_scales_each_dimension(tiny_backbone_d
     model.fit_state_standardisation(states)
     assert torch.allclose(model.state_mean, torch.full_like(model.state_mean, 5.0), atol=0.05)
     assert torch.allclose(model.state_scale, torch.full_like(model.state_scale, 0.1), atol=0.03)
-    with pytest.raises(Exception, match="at least two tokens"):
+    with pytest.raises(AlfiaError, match="at least two tokens"):
         model.fit_state_standardisation([torch.zeros(1, 2, model.hidden_size)])
 
 
@@ -105,7 +106,6 @@ def test_cpu_default_fine_tunes_the_top_layers_over_a_cached_bottom(tmp_path, ti
 
 
 def test_recipes_set_their_values_and_options_override_them(tiny_backbone_dir):
-    from alfia.errors import AlfiaError
     from alfia.training.run import configs_from
 
     _, model, train, name = configs_from(None, "t.parquet", {}, {"device": "cpu"}, recipe="paper")
@@ -129,8 +129,12 @@ def test_head_warm_start_then_lora_writes_both_phases(tmp_path, tiny_backbone_di
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["phase"] for h in history] == ["head", "head", "joint", "joint"]
     assert (run / "adapter").exists() and summary.epochs_run == 4
-    # two learning rates: the head's and the LoRA's
-    assert history[2]["lr"] <= 1e-3 and history[0]["lr"] <= 3e-3
+    # Two learning rates: the head's (head_lr) and the LoRA's (lr). Both follow one schedule, so in the joint
+    # phase the head's rate is head_lr/lr = 3 times the LoRA's at every step; were head_lr ignored it would be 1.
+    joint = history[2]
+    assert joint["head_lr"] / joint["lr"] == pytest.approx(3.0) and 0 < joint["lr"] <= 1e-3
+    # The warm start trains the head alone, at head_lr's schedule: above anything lr (1e-3) could give.
+    assert history[0]["lr"] == history[0]["head_lr"] and 1e-3 < max(h["lr"] for h in history[:2]) <= 3e-3
 
 
 def test_calibration_is_saved_applied_and_round_trips(tmp_path):
@@ -147,10 +151,10 @@ def test_calibration_is_saved_applied_and_round_trips(tmp_path):
         again = Calibrator.load_json(tmp_path / "c.json")
         np.testing.assert_array_equal(again.transform(probe), calibrator.transform(probe))
     np.testing.assert_allclose(Calibrator("none").transform(np.array([0.0])), [0.5])
-    with pytest.raises(Exception, match="one class"):
+    with pytest.raises(AlfiaError, match="one class"):
         Calibrator.fit("platt", logits, np.zeros(4000))
     (tmp_path / "bad.json").write_text(json.dumps({"method": "sigmoid"}))
-    with pytest.raises(Exception, match="bad.json.*unknown calibration method"):
+    with pytest.raises(AlfiaError, match="bad.json.*unknown calibration method"):
         Calibrator.load_json(tmp_path / "bad.json")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import weakref
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -97,9 +98,16 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
 
     ``fit(texts)`` trains on the train rows of a text table (``alfia.encode`` or ``alfia encode``),
     early-stops on the val rows and predicts val and test, exactly as ``alfia train``. The run directory
-    is ``run_dir`` (a new folder), or a fresh temporary folder when ``run_dir`` is None; keep it with
-    :meth:`save_pretrained`. Every other parameter is a field of ``AlfiaConfig`` / ``LoraSettings``
-    (``lora_*``) / ``TrainConfig``; ``None`` keeps that config's default (the paper's settings).
+    is ``run_dir`` (a new folder), or a fresh temporary folder when ``run_dir`` is None, deleted when the
+    estimator is (or refitted); keep it with :meth:`save_pretrained`. Every other parameter is a field of
+    ``AlfiaConfig`` / ``LoraSettings`` (``lora_*``) / ``TrainConfig``; ``None`` keeps that config's default
+    (the paper's settings).
+
+    scikit-learn's contract: parameters are never changed by ``fit``, ``save_pretrained`` or
+    ``from_pretrained`` (so ``clone(model).fit(texts)`` trains a new model); what was learned lives in
+    attributes ending in ``_``. Training and loading leave the process's torch thread count and random
+    generators as they found them (``alfia.runtime.process_state_kept``). Before ``fit``, prediction raises
+    ``alfia.errors.NotFittedError`` (scikit-learn's ``NotFittedError`` and an ``AlfiaError``).
 
     Learned attributes: ``run_dir_``, ``threshold_`` (max-F1 threshold chosen on val), ``best_epoch_``,
     ``best_val_auprc_``, ``n_rows_``, ``history_`` (one row per epoch), ``classes_``.
@@ -182,18 +190,36 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
         if y is not None:
             raise AlfiaError("ALFIAClassifier.fit takes the labels from the text table's hospital_expire_flag "
                              "column (and the split from its split column); call fit(texts) without y")
+        from alfia.runtime import process_state_kept
+
         model_config, train_config = self.configs()
-        temporary = self.run_dir is None
+        temporary = None
         if self.run_dir is not None:
             run_dir = Path(self.run_dir)
         else:
-            run_dir = Path(tempfile.mkdtemp(prefix="alfia-run-")) / "run"
+            temporary = Path(tempfile.mkdtemp(prefix="alfia-run-"))
+            run_dir = temporary / "run"
         console = make_console(stderr=True, quiet=not self.progress)
-        summary = train_run(as_path(texts, "text table"), run_dir, model_config, train_config, console=console,
-                            progress=self.progress)
+        try:
+            with process_state_kept():  # train_run sets the seeds and torch's threads for itself only
+                summary = train_run(as_path(texts, "text table"), run_dir, model_config, train_config,
+                                    console=console, progress=self.progress)
+        except BaseException:
+            if temporary is not None:
+                shutil.rmtree(temporary, ignore_errors=True)
+            raise
         self._set_learned(summary.run_dir)
-        self._temporary_run = self.run_dir_ if temporary else None  # save_pretrained may move it, not copy
+        self._release_temporary()  # a refit replaces the previous fit's temporary run
+        if temporary is not None:
+            # Deleted with the estimator (or at exit), so run_dir=None leaves nothing behind on every fit.
+            self._temporary = weakref.finalize(self, shutil.rmtree, str(temporary), ignore_errors=True)
         return self
+
+    def _release_temporary(self) -> None:
+        """Delete the temporary run folder of an earlier fit (run_dir=None), if any."""
+        finalizer = self.__dict__.pop("_temporary", None)
+        if finalizer is not None:
+            finalizer()
 
     def _set_learned(self, run_dir: Path) -> None:
         from alfia.evaluation.report import read_history
@@ -214,16 +240,30 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "run_dir_"):
-            raise AlfiaError("this ALFIAClassifier is not fitted yet: call fit(texts) or "
-                             "ALFIAClassifier.from_pretrained(run_dir)")
+            from alfia.errors import NotFittedError
+
+            raise NotFittedError("this ALFIAClassifier is not fitted yet: call fit(texts) or "
+                                 "ALFIAClassifier.from_pretrained(run_dir)")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "run_dir_")
+
+    def __getstate__(self):
+        # The loaded model and the temporary folder's finalizer belong to this process's object only.
+        state = dict(super().__getstate__())
+        state.pop("_temporary", None)
+        state["_loaded"] = None
+        return state
 
     # -- prediction ----------------------------------------------------------------------------
     def _run(self):
         self._check_fitted()
         if getattr(self, "_loaded", None) is None:
             from alfia.inference import load_run
+            from alfia.runtime import process_state_kept
 
-            self._loaded = load_run(self.run_dir_, device=self.device or "auto", num_threads=self.num_threads)
+            with process_state_kept():  # load_run sets torch's threads; the caller's are put back
+                self._loaded = load_run(self.run_dir_, device=self.device or "auto", num_threads=self.num_threads)
         return self._loaded
 
     def _inputs(self, X):
@@ -247,8 +287,13 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
     def predict_frame(self, X, *, batch_size: int = 64) -> pd.DataFrame:
         """What ``alfia predict`` writes: stay_id, (split), prob, pred_label, (hospital_expire_flag)."""
         from alfia.inference import predict
+        from alfia.runtime import process_state_kept, set_threads
 
-        frame, _ = predict(self._run(), self._inputs(X), batch_size=batch_size)
+        run, inputs = self._run(), self._inputs(X)
+        with process_state_kept():
+            if self.num_threads is not None:  # num_threads holds for this call, not for the process after it
+                set_threads(self.num_threads)
+            frame, _ = predict(run, inputs, batch_size=batch_size)
         return frame
 
     def predict_proba(self, X) -> np.ndarray:
@@ -265,11 +310,13 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
 
     # -- persistence -----------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Copy the run directory to ``directory`` (a new folder) and use it from now on; a run that ``fit`` wrote
-        to a temporary folder (``run_dir=None``) is moved there instead.
+        """Copy the run directory to ``directory`` (a new folder) and use it from now on (``run_dir_``; the
+        ``run_dir`` parameter is left as it was). A run that ``fit`` wrote to a temporary folder
+        (``run_dir=None``) is moved there instead of copied.
 
         The result is the run directory ``alfia train`` writes: ``alfia evaluate/predict/card`` read it.
         """
+        from alfia.atomic import atomic_directory
         from alfia.outputs import check_output_dir
 
         self._check_fitted()
@@ -278,40 +325,32 @@ class ALFIAClassifier(ClassifierMixin, BaseEstimator):
             return target
         # A file of that name, a non-empty folder, or a parent that is a file: named, before anything is copied.
         check_output_dir(target, flag="save_pretrained's directory", hint="save_pretrained writes a new run directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source = Path(self.run_dir_)
-        if getattr(self, "_temporary_run", None) == source:
-            # fit's own temporary folder: nobody else reads it, so it moves (a rename on the same disk), not copied
+        temporary = self.__dict__.get("_temporary")
+        if temporary is not None and temporary.alive:
+            # fit's own temporary folder: nobody else reads it, so it moves (a rename on the same disk)
+            target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
-                target.rmdir()
-            shutil.move(source, target)
-            shutil.rmtree(source.parent, ignore_errors=True)  # the mkdtemp folder that held it
-            self._temporary_run = None
-            self._set_learned(target)
-            self.run_dir = target
-            return target
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            shutil.copytree(source, staging / "run")
-            if target.exists():
-                target.rmdir()
-            os.replace(staging / "run", target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+                target.rmdir()  # check_output_dir let only an empty folder through
+            shutil.move(str(self.run_dir_), str(target))
+        else:
+            with atomic_directory(target) as staging:  # the package's one folder swap
+                shutil.copytree(self.run_dir_, staging, dirs_exist_ok=True)
         self._set_learned(target)
-        self.run_dir = target
+        self._release_temporary()
         return target
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **overrides) -> "ALFIAClassifier":
         """A fitted classifier from a run directory (written by ``alfia train`` or :meth:`save_pretrained`).
 
-        ``overrides`` set inference-time parameters such as ``device`` or ``num_threads``.
+        ``overrides`` set inference-time parameters such as ``device`` or ``num_threads``. ``run_dir`` stays
+        None (the run is ``run_dir_``), so ``clone(model).fit(texts)`` trains anew instead of refusing a folder
+        that holds a run.
         """
         from alfia.runs import read_alfia_config
 
         config = read_alfia_config(directory)
         params = params_from_configs(cls._get_param_names(), config["model"], config["train"])
-        estimator = cls(**{**params, **overrides, "run_dir": directory})
+        estimator = cls(**{**params, **overrides})
         estimator._set_learned(Path(directory))
         return estimator

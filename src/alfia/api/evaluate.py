@@ -2,12 +2,14 @@
 
     report = alfia.evaluate(model, split="test")          # RUN_DIR/metrics.json + figures/
     report.metrics                                        # metric, value, ci_low, ci_high
-    report = alfia.evaluate(model, other_texts)           # external validation: RUN_DIR/external/<name>/
+    report = alfia.evaluate(model, other_cohort)          # external validation: RUN_DIR/external/<name>/
 
 With the text table the model was trained on (or none), the run's own val/test predictions are scored
-(``alfia.evaluation.evaluate_run``). With another table, the model predicts its rows and they are scored
-as an external test set, with the thresholds the model chose on its own validation rows; the result is
-a run-like folder ``RUN_DIR/external/<table name>/`` that ``alfia compare`` and ``alfia card`` read.
+(``alfia.evaluation.evaluate_run``). With another cohort (or its text table), the cohort is scored whole as an
+external cohort by the one path ``alfia evaluate RUN --external COHORT`` takes (:func:`read_externals`,
+:func:`score_externals`; an ALFIA run: ``alfia.inference.external.score_external``), with the thresholds the
+model chose on its own validation rows; the result is ``RUN_DIR/external/<name>/``, which ``alfia compare``
+and ``alfia card`` read.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from pathlib import Path
 import pandas as pd
 
 from alfia.errors import AlfiaError
-
-EXTERNAL_DIR = "external"
 
 
 class Report:
@@ -78,54 +78,67 @@ def _is_training_data(run_dir: Path, texts) -> bool:
 
 
 def evaluate(model, texts=None, *, split: str = "test", n_boot: int = 1000, seed: int = 42,
-             cohort: str | os.PathLike | None = None) -> Report:
+             cohort: str | os.PathLike | None = None, batch_size: int = 64) -> Report:
     """Metrics with stratified-bootstrap 95% CIs, subgroups, decision curve and figures of a run.
 
     ``model``: a fitted :class:`~alfia.api.classifier.ALFIAClassifier` or a run directory (ALFIA or a
-    baseline). ``texts``: None or the model's own text table (internal: its val/test predictions), or
-    another table with labels (external validation). ``cohort``: the file whose sex, age and ICU-unit
-    columns the subgroup tables use (default: the data file recorded in the run's config).
+    baseline). ``texts``: None or the model's own text table (internal: its ``split`` of val/test predictions),
+    or another cohort (or text table) with labels: external validation, the whole cohort (its split column is
+    ignored), exactly as ``alfia evaluate RUN --external``. ``cohort``: the file whose sex, age and ICU-unit
+    columns the internal subgroup tables use (default: the data file recorded in the run's config).
     """
     from alfia.evaluation import evaluate_run
 
     run_dir = _run_dir_of(model)
     if texts is None or _is_training_data(run_dir, texts):
-        result = evaluate_run(run_dir, split=split, n_boot=n_boot, seed=seed, cohort=cohort)
-    else:
-        result = _evaluate_external(model, run_dir, texts, split, n_boot, seed, cohort)
+        return Report(evaluate_run(run_dir, split=split, n_boot=n_boot, seed=seed, cohort=cohort))
+    from alfia.api.classifier import ALFIAClassifier
+
+    loaded = model._run() if isinstance(model, ALFIAClassifier) else None  # the classifier's own loaded run
+    run, externals = read_externals(run_dir, [Path(os.fspath(texts))], run=loaded)
+    (result,) = score_externals(run_dir, run, externals, n_boot=n_boot, seed=seed, batch_size=batch_size)
     return Report(result)
 
 
-def _evaluate_external(model, run_dir: Path, texts, split: str, n_boot: int, seed: int, cohort) -> dict:
-    from alfia.atomic import write_json_atomic
-    from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
-    from alfia.evaluation import evaluate_run
-    from alfia.evaluation.report import model_name_of
-    from alfia.runs import RunLayout, read_predictions, write_predictions
+def read_externals(run_dir: str | os.PathLike, paths, *, device: str = "auto", run=None):
+    """(the loaded ALFIA run or None, [(path, name, the cohort read and checked, or None)]): every check of
+    the external cohorts ``paths`` before anything is scored or written. An ALFIA run scores them itself; any
+    other run re-scores the external/<name>/ its training wrote (tabular models score external cohorts when
+    they are trained). ``run``: the ALFIA run already loaded."""
+    from alfia.evaluation.external import external_names
+    from alfia.runs import RunKind, RunLayout, kind_of_run
 
-    if not hasattr(model, "predict_frame"):
-        raise AlfiaError("external validation needs the model itself (an ALFIAClassifier), not a run directory")
-    path = Path(os.fspath(texts))
-    frame = model.predict_frame(path)
-    if OUTCOME_COLUMN not in frame.columns:
-        raise AlfiaError(f"{path}: no {OUTCOME_COLUMN} column with 0/1 labels; cannot evaluate")
-    if SPLIT_COLUMN in frame.columns and split in set(frame[SPLIT_COLUMN]):
-        frame = frame[frame[SPLIT_COLUMN] == split]
-    if frame[OUTCOME_COLUMN].nunique() < 2:  # before external/<name>/ is created: nothing to score
-        raise AlfiaError(f"{path}: the labels hold one class only; external validation needs deaths and survivors")
-    own = read_predictions(RunLayout.of(run_dir).predictions)
-    own_val = own[own[SPLIT_COLUMN] == "val"]  # thresholds stay those chosen on the model's own val rows
-    name = path.name.removesuffix(".parquet").removesuffix(".csv")
-    out = RunLayout.of(run_dir / EXTERNAL_DIR / name)
-    out.root.mkdir(parents=True, exist_ok=True)
-    write_predictions(out.predictions,
-                      [*own_val[ID_COLUMN], *frame[ID_COLUMN]],
-                      ["val"] * len(own_val) + [split] * len(frame),
-                      [*own_val["label"], *frame[OUTCOME_COLUMN]],
-                      [*own_val["prob"], *frame["prob"]])
-    write_json_atomic(out.config, {
-        "model_name": f"{model_name_of(run_dir)} (external: {name})", "model_family": "alfia",
-        "external_validation": {"model_run": str(Path(run_dir).resolve()), "data": {"path": str(path.resolve())},
-                                "note": "val rows are the model's own validation predictions (they choose the "
-                                        "thresholds); the evaluated rows are the external table's"}})
-    return evaluate_run(out.root, split=split, n_boot=n_boot, seed=seed, cohort=cohort or path)
+    paths = [Path(p) for p in paths]
+    names = external_names(paths)
+    layout = RunLayout.of(run_dir).require()
+    if kind_of_run(layout.root) is not RunKind.ALFIA:  # only ALFIA itself reads a cohort (its text model)
+        for path, name in zip(paths, names):
+            written = layout.external(name).predictions
+            if not written.exists():
+                raise AlfiaError(f"{layout.root}: not an ALFIA run and no {written.relative_to(layout.root)}; "
+                                 f"tabular models score external cohorts when they are trained "
+                                 f"(alfia baselines/boost ... --external {path})")
+        return None, [(path, name, None) for path, name in zip(paths, names)]
+    from alfia.inference import load_run
+    from alfia.inference.external import read_external
+
+    run = run if run is not None else load_run(layout.root, device=device)
+    return run, [(path, name, read_external(run, path, name=name)) for path, name in zip(paths, names)]
+
+
+def score_externals(run_dir: str | os.PathLike, run, externals, *, n_boot: int = 1000, seed: int = 42,
+                    batch_size: int = 64, on_cohort=None) -> list[dict]:
+    """Score what :func:`read_externals` read: RUN_DIR/external/<name>/ of each; their metrics, in order.
+    ``on_cohort(path)``: called before each cohort is scored (the CLI's status line)."""
+    from alfia.evaluation.external import evaluate_external
+    from alfia.inference.external import score_external
+
+    results = []
+    for path, name, external_cohort in externals:
+        if on_cohort is not None:
+            on_cohort(path)
+        if run is not None:
+            results.append(score_external(run, external_cohort, n_boot=n_boot, seed=seed, batch_size=batch_size))
+        else:
+            results.append(evaluate_external(run_dir, name, n_boot=n_boot, seed=seed))
+    return results

@@ -162,7 +162,8 @@ def run_boost(cohort: pd.DataFrame, embeddings: pd.DataFrame, variant: str,
               profile: Profile = "full", n_boot: int = 1000, include_layer_weights: bool = False,
               callback=None, cohort_source: str = "cohort",
               embeddings_source: str = "embeddings",
-              externals: list[ExternalInput] = (), n_jobs: int | None = None) -> pd.DataFrame:
+              externals: list[ExternalInput] = (), n_jobs: int | None = None,
+              overwrite: bool = False) -> pd.DataFrame:
     """Train ALFIA-boost (LightGBM, CatBoost) and/or ALFIA-nn (MLP); one run directory each.
 
     Each external cohort needs its own embeddings (``ExternalInput.embeddings``), written by
@@ -197,4 +198,5 @@ def run_boost(cohort: pd.DataFrame, embeddings: pd.DataFrame, variant: str,
                      f"{MODELS[model].description}, on {len(emb_cols)} ALF embedding dimensions + "
                      f"the original predictors"))
     return run_models(joined, jobs=jobs, spec=spec, run=run, out_dir=out_dir, callback=callback,
-                      source=cohort_source, externals=externals, external_features=external_features)
+                      source=cohort_source, externals=externals, external_features=external_features,
+                      overwrite=overwrite)

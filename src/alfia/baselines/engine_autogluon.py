@@ -72,7 +72,8 @@ def _hyperparameters(names: list[str]):
 def run_autogluon(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathLike,
                   models: list[str] | None = None, seed: int = 42, *, n_boot: int = 1000,
                   presets: str = "medium_quality", time_limit: float | None = None,
-                  callback=None, source: str = "cohort", n_jobs: int | None = None) -> pd.DataFrame:
+                  callback=None, source: str = "cohort", n_jobs: int | None = None,
+                  overwrite: bool = False) -> pd.DataFrame:
     TabularPredictor = import_tabular_predictor()
     names = resolve_models(models)
     spec = FeatureSpec.from_schema(variant, cohort_df, source=source)
@@ -130,4 +131,4 @@ def run_autogluon(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathL
             callback("done", name, row)
     if not rows:
         raise AlfiaError(f"{source}: AutoGluon trained no model (see {out_dir / 'autogluon'})")
-    return write_summary(rows, out_dir)
+    return write_summary(rows, out_dir, overwrite=overwrite)

@@ -4,6 +4,8 @@ leave one run directory per model, in the format every ALFIA run uses (``alfia.r
     OUT/<ModelName>/config.json          model_name, model_family, hyperparameters, train time, ...
     OUT/<ModelName>/predictions.parquet  stay_id, split, label, prob for the val and test rows
     OUT/<ModelName>/metrics.json         written by alfia.evaluation.evaluate_run (+ figures/)
+    OUT/<ModelName>/model/               the fitted model and its preprocessing (alfia.baselines.saved):
+                                         what ``alfia predict`` and later external cohorts score with
     OUT/summary.csv, OUT/summary.md      one row per model, sorted by test AUPRC
 
 Only the training split is used to fit preprocessing and models. The validation split selects
@@ -13,11 +15,14 @@ split is only predicted.
 External cohorts (``--external``) are mapped into the training variant (``alfia.cohorts.mapping``),
 imputed with the training split's mode/median where the paper imputes, and scored whole by every
 fitted model (the ensemble with its internal weights). Their labels are read only after every model
-has scored, to write ``OUT/<Model>/external/<name>/`` and ``OUT/external_summary.csv/.md``.
+has scored, to write ``OUT/<Model>/external/<name>/`` and ``OUT/external_summary.csv/.md``. With
+``--resume``, a model that already finished scores a new external cohort with its saved model: it is not
+refitted.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
@@ -38,6 +43,8 @@ from alfia.baselines.preprocessing import FeatureSpec
 from alfia.baselines.registry import (
     ENSEMBLE_NAME, MODELS, Profile, build_model, resolve_models,
 )
+from alfia.baselines.saved import jsonable as _jsonable
+from alfia.baselines.saved import load_model, save_ensemble, save_model
 from alfia.cohorts.mapping import MappedCohort, fit_imputation, impute, map_cohort
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, get_schema
 from alfia.cohorts.validate import check_integer_ids, check_labels, split_for_training
@@ -136,22 +143,6 @@ def split_labelled(df: pd.DataFrame, source: str):
     return parts, {s: p[OUTCOME_COLUMN].astype(int).to_numpy() for s, p in parts.items()}
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, FeatureSpec):
-        return {"categorical": list(value.categorical), "numeric_count": len(value.numeric)}
-    return repr(value)
-
-
 def hyperparameters_of(estimator: TabularClassifier) -> dict:
     params = estimator.get_params(deep=False)
     params.pop("spec", None)
@@ -206,13 +197,16 @@ def _base_config(name: str, family: str, run: BaselineRunConfig, spec: FeatureSp
 
 def train_one(name: str, estimator: TabularClassifier, *, family: str, library: str,
               description: str, spec: FeatureSpec, run: BaselineRunConfig, parts: dict,
-              labels: dict, out_dir: Path, externals: list[ExternalCohort] = ()) -> ModelResult:
-    """Fit one estimator on train (val for selection), predict val+test (and each external cohort),
-    write its run directory."""
+              labels: dict, out_dir: Path, externals: list[ExternalCohort] = (),
+              imputation: Callable[[], dict] | None = None) -> ModelResult:
+    """Fit one estimator on train (val for selection), save it (``OUT/<name>/model/``), predict val+test
+    (and each external cohort), write its run directory."""
     t0 = time.perf_counter()
     estimator.fit(frame_rows(parts["train"], spec), labels["train"],
                   frame_rows(parts["val"], spec), labels["val"])
     train_time = time.perf_counter() - t0
+    save_model(RunLayout.of(out_dir / name).baseline_model, estimator, variant=run.variant,
+               imputation=imputation() if imputation else None)
     t1 = time.perf_counter()
     val_prob = estimator.predict_proba(frame_rows(parts["val"], spec))[:, 1]
     test_prob = estimator.predict_proba(frame_rows(parts["test"], spec))[:, 1]
@@ -241,7 +235,8 @@ def train_one(name: str, estimator: TabularClassifier, *, family: str, library: 
 
 def build_ensemble(members: list[ModelResult], *, spec: FeatureSpec, run: BaselineRunConfig,
                    parts: dict, labels: dict, out_dir: Path,
-                   name: str = ENSEMBLE_NAME, externals: list[ExternalCohort] = ()) -> ModelResult:
+                   name: str = ENSEMBLE_NAME, externals: list[ExternalCohort] = (),
+                   imputation: Callable[[], dict] | None = None) -> ModelResult:
     if not members:
         raise AlfiaError(f"{name} is built from other models' validation predictions: "
                          f"ask for at least one other model")
@@ -249,6 +244,8 @@ def build_ensemble(members: list[ModelResult], *, spec: FeatureSpec, run: Baseli
     selector = GreedyEnsembleSelection(n_iterations=100).fit(
         np.column_stack([m.val_prob for m in members]), labels["val"], [m.name for m in members])
     train_time = time.perf_counter() - t0
+    save_ensemble(RunLayout.of(out_dir / name).baseline_model, selector, out_dir, variant=run.variant,
+                  imputation=imputation() if imputation else None)
     val_prob = selector.predict_proba(np.column_stack([m.val_prob for m in members]))[:, 1]
     test_prob = selector.predict_proba(np.column_stack([m.test_prob for m in members]))[:, 1]
     # The weights were chosen on internal validation only; external cohorts just reuse them.
@@ -273,15 +270,16 @@ def build_ensemble(members: list[ModelResult], *, spec: FeatureSpec, run: Baseli
                        external_prob)
 
 
-def write_summary(rows: list[dict], out_dir: Path) -> pd.DataFrame:
+def write_summary(rows: list[dict], out_dir: Path, *, overwrite: bool = False) -> pd.DataFrame:
     """OUT/summary.csv and OUT/summary.md, sorted by test AUPRC (best first).
 
     Rows of models already summarised in OUT by an earlier call (e.g. the zoo, then ``alfia boost``
     into the same folder) are kept unless this call re-ran the same model: nothing written is lost.
+    With ``overwrite`` (``--overwrite``: replace what OUT held) the summary holds this call's models only.
     """
     table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     earlier_path = out_dir / SUMMARY_FILE
-    if earlier_path.exists():
+    if earlier_path.exists() and not overwrite:
         earlier = pd.read_csv(earlier_path)
         if list(earlier.columns) == list(SUMMARY_COLUMNS):
             earlier = earlier[~earlier["model"].isin(table["model"])]
@@ -314,15 +312,17 @@ def reuse_finished(name: str, family: str, run: BaselineRunConfig, spec: Feature
     """A model's earlier result from OUT/<name>/, if it finished with the same settings and stays.
 
     Same variant, seed, profile, features, the same training table (its content's SHA-256: every row, the
-    training rows included) and external cohorts, and the same val/test stays and labels; anything else
-    (or a run without metrics.json, i.e. one that did not finish) is retrained.
+    training rows included), and the same val/test stays and labels, with its saved model; anything else
+    (or a run without metrics.json, i.e. one that did not finish) is retrained. An external cohort it has
+    not scored (or that changed since) is scored with the saved model, not by refitting.
     """
     import json
 
     from alfia.runs import read_config, read_predictions
 
     layout = RunLayout.of(out_dir / name)
-    if not (layout.config.exists() and layout.predictions.exists() and layout.metrics.exists()):
+    if not (layout.config.exists() and layout.predictions.exists() and layout.metrics.exists()
+            and (layout.baseline_model / "model.json").exists()):
         return None
     config = read_config(layout.root)
     same = (config.get("model_family") == family and config.get("variant") == run.variant
@@ -330,8 +330,6 @@ def reuse_finished(name: str, family: str, run: BaselineRunConfig, spec: Feature
             and config.get("engine") == run.engine
             and config.get("run_config", {}).get("n_boot") == run.n_boot
             and run.data_sha256 is not None and config.get("run_config", {}).get("data_sha256") == run.data_sha256
-            and all(config.get("run_config", {}).get("externals_sha256", {}).get(e.name) == run.externals_sha256[e.name]
-                    for e in externals)
             and config.get("features") == {"categorical": list(spec.categorical),
                                            "numeric": list(spec.numeric)})
     if not same:
@@ -346,14 +344,23 @@ def reuse_finished(name: str, family: str, run: BaselineRunConfig, spec: Feature
             return None
         probs[split] = pred.loc[ids, "prob"].to_numpy(dtype=float)
     external_prob = {}
-    for e in externals:  # reusable only if it already scored the same external stays
+    scored = config.get("run_config", {}).get("externals_sha256", {})
+    saved_model = None
+    for e in externals:  # earlier predictions of the same external stays, else the saved model scores them
         path = layout.external(e.name).predictions
-        if not path.exists():
-            return None
-        ext = read_predictions(path).set_index(ID_COLUMN)
-        if not pd.Index(e.stay_id).isin(ext.index).all():
-            return None
-        external_prob[e.name] = ext.loc[e.stay_id, "prob"].to_numpy(dtype=float)
+        if path.exists() and scored.get(e.name) == run.externals_sha256[e.name]:
+            ext = read_predictions(path).set_index(ID_COLUMN)
+            if pd.Index(e.stay_id).isin(ext.index).all():
+                external_prob[e.name] = ext.loc[e.stay_id, "prob"].to_numpy(dtype=float)
+                continue
+        if saved_model is None:
+            saved_model = load_model(layout.baseline_model)
+        external_prob[e.name] = saved_model.predict_proba(frame_rows(e.features, spec))[:, 1]
+    if saved_model is not None:  # record what the external predictions written next were scored from
+        run_config = config.setdefault("run_config", {})
+        run_config.setdefault("externals_sha256", {}).update({e.name: run.externals_sha256[e.name] for e in externals})
+        run_config["externals"] = sorted(set(run_config.get("externals", [])) | {e.source for e in externals})
+        write_json_atomic(layout.config, _jsonable(config))
     metrics = json.loads(layout.metrics.read_text(encoding="utf-8"))
     from sklearn.metrics import average_precision_score
 
@@ -370,26 +377,26 @@ def run_models(df: pd.DataFrame, *, jobs: list[tuple[str, Callable[[], TabularCl
                source: str = "cohort", resume: bool = False,
                externals: list[ExternalInput] = (),
                external_features: Callable[[ExternalInput, pd.DataFrame], pd.DataFrame] | None = None,
-               ) -> pd.DataFrame:
+               overwrite: bool = False) -> pd.DataFrame:
     """Train ``jobs`` (name, make_estimator, family, library, description) and optionally the ensemble.
 
     ``resume=True`` reuses models that already finished in ``out_dir`` with the same settings.
     ``externals`` are scored whole by every model; ``external_features(input, features)`` may add
     columns to an external cohort's mapped, imputed features (ALFIA-boost joins its embeddings).
     ``out_dir`` is this job's until its summary is written (``alfia.outputs.hold_output_dir``): a second job
-    on it is refused, not mixed in.
+    on it is refused, not mixed in. ``overwrite``: the summary drops the rows of earlier calls (``--overwrite``).
     """
     from alfia.outputs import hold_output_dir
 
     with hold_output_dir(out_dir):
         return _run_models(df, jobs=jobs, spec=spec, run=run, out_dir=Path(out_dir), ensemble=ensemble,
                            callback=callback, source=source, resume=resume, externals=externals,
-                           external_features=external_features)
+                           external_features=external_features, overwrite=overwrite)
 
 
 def _run_models(df: pd.DataFrame, *, jobs, spec: FeatureSpec, run: BaselineRunConfig, out_dir: Path,
                 ensemble: bool, callback: ProgressCallback | None, source: str, resume: bool, externals,
-                external_features) -> pd.DataFrame:
+                external_features, overwrite: bool = False) -> pd.DataFrame:
     parts, labels = split_labelled(df, source)
     prepared = []
     for ext in externals:
@@ -401,6 +408,9 @@ def _run_models(df: pd.DataFrame, *, jobs, spec: FeatureSpec, run: BaselineRunCo
 
     run = replace(run, data_sha256=frame_sha256(df),
                   externals_sha256={c.name: frame_sha256(c.features) for c in prepared})
+    # Saved with every model: a cohort of another variant is imputed from the training split as here. Made
+    # after the first fit, so a bad value is reported by the model's own check (naming column and row).
+    imputation = functools.cache(lambda: fit_imputation(parts["train"], get_schema(run.variant)))
     results: list[ModelResult] = []
     for name, make, family, library, description in jobs:
         if callback:
@@ -409,7 +419,7 @@ def _run_models(df: pd.DataFrame, *, jobs, spec: FeatureSpec, run: BaselineRunCo
         if result is None:
             result = train_one(name, make(), family=family, library=library, description=description,
                                spec=spec, run=run, parts=parts, labels=labels, out_dir=out_dir,
-                               externals=prepared)
+                               externals=prepared, imputation=imputation)
         results.append(result)
         if callback:
             callback("done", name, result.summary)
@@ -417,11 +427,11 @@ def _run_models(df: pd.DataFrame, *, jobs, spec: FeatureSpec, run: BaselineRunCo
         if callback:
             callback("start", ENSEMBLE_NAME, None)
         result = build_ensemble(results, spec=spec, run=run, parts=parts, labels=labels,
-                                out_dir=out_dir, externals=prepared)
+                                out_dir=out_dir, externals=prepared, imputation=imputation)
         results.append(result)
         if callback:
             callback("done", ENSEMBLE_NAME, result.summary)
-    summary = write_summary([r.summary for r in results], out_dir)
+    summary = write_summary([r.summary for r in results], out_dir, overwrite=overwrite)
     if prepared:
         write_external_results(results, prepared, parts["train"], run, out_dir)
     return summary
@@ -488,7 +498,8 @@ def run_baselines(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathL
                   models: list[str] | None = None, seed: int = 42, *, profile: Profile = "full",
                   n_boot: int = 1000, callback: ProgressCallback | None = None,
                   source: str = "cohort", resume: bool = False,
-                  externals: list[ExternalInput] = (), n_jobs: int | None = None) -> pd.DataFrame:
+                  externals: list[ExternalInput] = (), n_jobs: int | None = None,
+                  overwrite: bool = False) -> pd.DataFrame:
     """Train the requested zoo (default: all models + the ensemble) and return the summary table.
 
     ``n_jobs``: threads each model may use (None: the machine's cores, ``alfia.machine``).
@@ -505,4 +516,4 @@ def run_baselines(cohort_df: pd.DataFrame, variant: str, out_dir: str | os.PathL
              MODELS[n].library, MODELS[n].description) for n in names if n != ENSEMBLE_NAME]
     return run_models(cohort_df, jobs=jobs, spec=spec, run=run, out_dir=out_dir,
                       ensemble=ENSEMBLE_NAME in names, callback=callback, source=source,
-                      resume=resume, externals=externals)
+                      resume=resume, externals=externals, overwrite=overwrite)

@@ -46,17 +46,19 @@ def option_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _register() -> None:
-    # Imported lazily so `alfia --help` stays fast and a missing optional stage never breaks the rest.
+# The modules that register commands, in order (`extract` adds commands to the `cohort` group). Every one must
+# import: a name that does not (a typo, a deleted file) is an error at start, never a command silently gone.
+# Optional libraries are imported inside the commands that need them, so none is needed here.
+COMMAND_MODULES = ("cohort", "extract", "text", "model", "serve", "evaluation", "baselines", "series", "lemof",
+                   "demo")
+
+
+def _register(modules=COMMAND_MODULES) -> None:
+    # Imported here, not at the top, so that importing alfia.cli stays cheap.
     import importlib
 
-    # Order matters: `extract` adds commands to the `cohort` group.
-    for module in ("cohort", "extract", "text", "model", "serve", "evaluation", "baselines", "series", "demo"):
-        try:
-            importlib.import_module(f"alfia.cli.{module}")
-        except ModuleNotFoundError as e:
-            if e.name != f"alfia.cli.{module}":
-                raise
+    for module in modules:
+        importlib.import_module(f"alfia.cli.{module}")
 
 
 def main() -> None:

@@ -154,15 +154,18 @@ def baselines(
     list_models: bool = typer.Option(False, "--list-models", help="List the model names and exit."),
     resume: bool = typer.Option(False, "--resume", help="Keep models that already finished in OUT with "
                                 "the same settings; train the rest (the ensemble is always rebuilt)."),
-    external: list[Path] = typer.Option(None, "--external", show_default="none", help="External cohort "
-                                        "(repeatable), scored whole by every model after training; another CW-24 variant is "
-                                        "mapped into this one. Writes OUT/<Model>/external/<name>/."),
+    external: list[Path] = typer.Option(None, "--external", show_default="none", help="External cohort (repeatable), scored "
+                                        "whole by every model after training; another CW-24 variant is "
+                                        "mapped into this one. Writes OUT/<Model>/external/<name>/. With "
+                                        "--resume, models that finished score it with their saved model "
+                                        "(OUT/<Model>/model/), without refitting."),
     overwrite: Overwrite = False,
 ) -> None:
     """Train the tabular baseline zoo of the paper's Table 3 on the cohort's own split.
 
     Model selection and early stopping use validation AUPRC; preprocessing is fitted on train only.
-    Writes OUT/<Model>/{config.json, predictions.parquet, metrics.json, figures/} and OUT/summary.csv/.md.
+    Writes OUT/<Model>/{config.json, predictions.parquet, metrics.json, figures/, model/} and
+    OUT/summary.csv/.md; `alfia predict OUT/<Model> --input COHORT` scores new stays with the saved model.
     For ALFIA-boost / ALFIA-nn on ALF embeddings use `alfia boost`.
     """
     from alfia.baselines.registry import ENSEMBLE_NAME, MODELS, resolve_models
@@ -191,14 +194,14 @@ def baselines(
         with _ModelProgress(None) as progress:
             table = run_autogluon(df, variant, out, _split_names(models), seed, n_boot=n_boot,
                                   presets=presets, time_limit=time_limit, callback=progress,
-                                  source=str(cohort), n_jobs=jobs)
+                                  source=str(cohort), n_jobs=jobs, overwrite=overwrite)
     else:
         from alfia.baselines.runner import run_baselines
 
         with _ModelProgress(len(names)) as progress:
             table = run_baselines(df, variant, out, names, seed, profile=profile.value, n_boot=n_boot,
                                   callback=progress, source=str(cohort), resume=resume,
-                                  externals=externals, n_jobs=jobs)
+                                  externals=externals, n_jobs=jobs, overwrite=overwrite)
     out_console.print(summary_table(
         table, f"{cohort.name} ({variant}) — test split, sorted by AUPRC; {n_boot} bootstrap resamples"))
     out_console.print(f"Run directories and summary.csv/summary.md in {out}", highlight=False)
@@ -270,7 +273,7 @@ def boost(
         table = run_boost(df, emb, variant, out, keys, seed, profile=profile.value, n_boot=n_boot,
                           include_layer_weights=layer_weights, callback=progress,
                           cohort_source=str(cohort), embeddings_source=str(embeddings),
-                          externals=externals, n_jobs=jobs)
+                          externals=externals, n_jobs=jobs, overwrite=overwrite)
     out_console.print(summary_table(table, f"ALFIA-boost / ALFIA-nn on {cohort.name} ({variant}) — "
                                            f"test split, sorted by AUPRC"))
     out_console.print(f"Run directories and summary.csv/summary.md in {out}; compare them with the "

@@ -15,6 +15,9 @@ from alfia.progress import make_console, step
 cohort_app = typer.Typer(help="Build, validate and describe CW-24 cohort tables.", no_args_is_help=True)
 app.add_typer(cohort_app, name="cohort")
 
+# The label a built cohort carries (alfia.cohorts.tasks; the help text lives there with the table).
+Task = Annotated[str, typer.Option(help="mortality, los3 (ICU stay > 3 days) or los7 (> 7 days): the cohort's label.")]
+
 out = make_console()  # results go to stdout; errors go through alfia.cli.main to stderr
 err = make_console(stderr=True)
 
@@ -59,18 +62,22 @@ def physionet2012(
              "(texts p95 <= 256 tokens); full: 7 statistics of all 37 series (266 predictors).")] = "compact",
     out_path: Annotated[Path, typer.Option("--out", help="Output Parquet file.")] = Path(
         "physionet2012.parquet"),
+    task: Task = "mortality",
     overwrite: Overwrite = False,
 ) -> None:
     """Build the PhysioNet/CinC 2012 cohort (real ICU stays) from PhysioNet's own files."""
     check_table_output(out_path, inputs=[*records, *outcomes], overwrite=overwrite)
     from alfia.api import cohort as api
+    from alfia.cohorts.tasks import get_task
+
+    get_task(task)
 
     with step("reading records", console=err, unit="records") as bar:
         def progress(done: int, total: int) -> None:
             bar.update(completed=done, total=total or None)
 
         manifest = api.physionet2012(records, outcomes, hours=hours, aggregates=aggregates, out=out_path,
-                                     progress=progress).manifest
+                                     progress=progress, task=task).manifest
         report = manifest.extra["report"]
     _print_summary(out_path, manifest)
     for key, what in (("records_without_outcome", "record files without an outcome"),

@@ -14,38 +14,42 @@ from alfia.progress import make_console, step
 out_console = make_console()
 err_console = make_console(stderr=True)
 
-_LABELS = {
-    "auprc": "AUPRC", "auroc": "AUROC", "best_f1": "Best F1 (test-optimal)", "best_f2": "Best F2 (test-optimal)",
-    "f1": "F1 @ max-F1 thr.", "f2": "F2 @ max-F2 thr.", "sensitivity": "Sensitivity @ max-F1 thr.",
-    "specificity": "Specificity @ max-F1 thr.", "ppv": "PPV @ max-F1 thr.", "npv": "NPV @ max-F1 thr.",
-    "brier": "Brier score", "calibration_slope": "Calibration slope", "calibration_intercept": "Calibration intercept",
-    "ece": "ECE (10 equal-width bins)",
-}
-
-
-def _fmt(x) -> str:
-    return "—" if x is None else f"{x:.4f}"
-
-
 def metrics_table(result: dict, title: str) -> Table:
-    """A rich table of one evaluation result: metric, value, 95% CI."""
+    """A rich table of one evaluation result: metric, value, 95% CI (test-optimal F1/F2 left out: a threshold
+    chosen on the scored rows is no result; :func:`optimal_f_line` prints them apart)."""
+    from alfia.evaluation.format import METRIC_LONG_LABELS, TEST_OPTIMAL_METRICS, ci_text
+
     table = Table(title=title, title_justify="left")
     table.add_column("Metric")
-    table.add_column("Value", justify="right")
-    table.add_column("95% CI", justify="right")
+    table.add_column("Value (95% CI)", justify="right")
     before = result.get("calibration_before") or {}
     if before:
         table.add_column("Before calibration (95% CI)", justify="right")
     for name, m in result["metrics"].items():
-        ci = "—" if m["ci_low"] is None else f"{m['ci_low']:.4f} – {m['ci_high']:.4f}"
-        value = _fmt(m["value"]) if m["value"] is not None or "warning" not in m else f"[yellow]{m['warning']}[/]"
-        row = [_LABELS.get(name, name), value, ci]
+        if name in TEST_OPTIMAL_METRICS:
+            continue
+        value = ci_text(m, 4) if m["value"] is not None or "warning" not in m else f"[yellow]{m['warning']}[/]"
+        row = [METRIC_LONG_LABELS.get(name, name), value]
         if before:
             b = before.get(name)
-            row.append("" if b is None else (b.get("warning") or _fmt(b["value"])) + (
-                "" if b["ci_low"] is None else f" ({b['ci_low']:.4f} – {b['ci_high']:.4f})"))
+            row.append("" if b is None else (b.get("warning") or ci_text(b, 4)))
         table.add_row(*row)
     return table
+
+
+def optimal_f_line(result: dict) -> str:
+    from alfia.evaluation.format import METRIC_LONG_LABELS, TEST_OPTIMAL_METRICS, ci_text
+
+    values = ", ".join(f"{METRIC_LONG_LABELS[m]} {ci_text(result['metrics'][m])}" for m in TEST_OPTIMAL_METRICS
+                       if m in result["metrics"])
+    return f"Not an operating point (threshold chosen on the scored rows themselves): {values}."
+
+
+def print_warnings(result: dict) -> None:
+    from alfia.evaluation.format import WARNING_MARK
+
+    for warning in result.get("warnings") or []:
+        out_console.print(f"[yellow]{WARNING_MARK} warning:[/] {warning}", highlight=False)
 
 
 @app.command()
@@ -78,12 +82,14 @@ def evaluate(
     out_console.print(f"Thresholds chosen on [bold]{thresholds['chosen_on']}[/]: max-F1 {thresholds['f1']:.4f}, "
                       f"max-F2 {thresholds['f2']:.4f}. CIs: stratified bootstrap, {n_boot} resamples, seed {seed}.",
                       highlight=False)
+    out_console.print(optimal_f_line(result), highlight=False)
+    print_warnings(result)
     for table in subgroup_tables(result):
         out_console.print(table)
-    from alfia.evaluation.compare import _useful_text
+    from alfia.evaluation.format import useful_thresholds_text
 
     out_console.print(f"Decision curve: net benefit above treat-all and treat-none at p_t "
-                      f"{_useful_text(result['decision_curve'])}.", highlight=False)
+                      f"{useful_thresholds_text(result['decision_curve'])}.", highlight=False)
     for note in result["notes"]:
         out_console.print(f"[yellow]note:[/] {note}", highlight=False)
     if result.get("subgroups", {}).get("note"):
@@ -97,42 +103,24 @@ def evaluate(
 
 
 def _read_externals(run_dir: Path, paths: list[Path], *, device: str):
-    """(the loaded ALFIA run or None, [(path, name, the cohort read and checked, or None)]): every check of
-    ``--external`` before anything is scored or written."""
-    from alfia.errors import AlfiaError
-    from alfia.evaluation.external import external_names
-    from alfia.runs import RunLayout, read_config
+    from alfia.api.evaluate import read_externals
 
-    names = external_names(paths)
-    if read_config(run_dir).get("model_type") != "alfia":
-        for path, name in zip(paths, names):
-            if not RunLayout.of(run_dir).external(name).predictions.exists():
-                raise AlfiaError(f"{run_dir}: not an ALFIA run and no external/{name}/predictions.parquet; "
-                                 f"tabular models score external cohorts when they are trained "
-                                 f"(alfia baselines/boost ... --external {path})")
-        return None, [(path, name, None) for path, name in zip(paths, names)]
-    from alfia.inference import load_run
-    from alfia.inference.external import read_external
-
-    run = load_run(run_dir, device=device)
     with step(f"reading {len(paths)} external cohort(s)", console=err_console):
-        return run, [(path, name, read_external(run, path, name=name)) for path, name in zip(paths, names)]
+        return read_externals(run_dir, paths, device=device)
 
 
 def _evaluate_external(run_dir: Path, run, externals: list, *, n_boot: int, seed: int, batch_size: int) -> None:
-    from alfia.evaluation.external import evaluate_external, headline, read_shift
+    from alfia.api.evaluate import score_externals
+    from alfia.evaluation.external import headline, read_shift
     from alfia.runs import RunLayout
 
-    for path, name, cohort in externals:
+    for path, name, external_cohort in externals:
         with step(f"scoring external cohort {path}", console=err_console):
-            if run is not None:
-                from alfia.inference.external import score_external
-
-                result = score_external(run, cohort, n_boot=n_boot, seed=seed, batch_size=batch_size)
-            else:
-                result = evaluate_external(run_dir, name, n_boot=n_boot, seed=seed)
+            (result,) = score_externals(run_dir, run, [(path, name, external_cohort)], n_boot=n_boot, seed=seed,
+                                        batch_size=batch_size)
         out_console.print(metrics_table(result, f"{result['model_name']} — external {name}: {result['n']} stays, "
                                                 f"{result['n_pos']} deaths (thresholds from val)"))
+        print_warnings(result)
         citl = result["calibration_in_the_large"]
         out_console.print(f"Calibration in the large: observed {citl['observed_rate']:.3f}, mean predicted "
                           f"{citl['mean_predicted']:.3f}", highlight=False)
@@ -141,14 +129,12 @@ def _evaluate_external(run_dir: Path, run, externals: list, *, n_boot: int, seed
             out_console.print(f"Shift: {headline(shift)}", highlight=False)
         out_console.print(f"Wrote {RunLayout.of(run_dir).external(name).root}", highlight=False)
 
+
 def subgroup_tables(result: dict) -> list[Table]:
     """One rich table per subgroup attribute: level, stays, deaths, AUROC, sensitivity, specificity."""
+    from alfia.evaluation.format import WARNING_MARK
+    from alfia.evaluation.format import ci_text as ci
     from alfia.evaluation.subgroups import SUBGROUP_LABELS
-
-    def ci(m: dict) -> str:
-        if m["value"] is None:
-            return "—"
-        return f"{m['value']:.3f}" + ("" if m["ci_low"] is None else f" [{m['ci_low']:.3f}, {m['ci_high']:.3f}]")
 
     tables = []
     block = result.get("subgroups") or {}
@@ -159,7 +145,8 @@ def subgroup_tables(result: dict) -> list[Table]:
             table.add_column(column, justify="left" if column == "Level" else "right")
         for e in entries:
             m = e["metrics"]
-            table.add_row(e["level"], str(e["n"]), str(e["n_pos"]), ci(m["auroc"]), ci(m["sensitivity"]),
+            level = e["level"] + (f" {WARNING_MARK}" if e.get("warning") else "")
+            table.add_row(level, str(e["n"]), str(e["n_pos"]), ci(m["auroc"]), ci(m["sensitivity"]),
                           ci(m["specificity"]), f"{m['observed_rate']['value']:.3f}", f"{m['mean_prob']['value']:.3f}")
         tables.append(table)
     return tables
@@ -190,24 +177,32 @@ def compare(
         comparison = compare_runs(run_dirs, out, split=split, n_boot=n_boot, seed=seed, cohort=cohort,
                                   on_progress=on_progress)
 
-    table = Table(title=f"{split}: {comparison['n']} stays, {comparison['n_pos']} deaths — sorted by AUPRC",
-                  title_justify="left")
-    for column in ("#", "Model", "AUPRC", "AUROC", "Best F1", "Best F2"):
+    from alfia.evaluation.format import WARNING_MARK, ci_text, diff_text, p_text
+
+    table = Table(title=f"{split}: {comparison.n} stays, {comparison.n_pos} deaths — sorted by AUPRC; rank: paired "
+                        f"CI excludes 0", title_justify="left")
+    for column in ("#", "Model", "AUPRC", "AUROC", "Val AUPRC"):
         table.add_column(column, justify="left" if column == "Model" else "right")
-    for row in comparison["table"].itertuples():
-        cells = [f"{getattr(row, m):.3f} [{getattr(row, m + '_ci_low'):.3f}, {getattr(row, m + '_ci_high'):.3f}]"
-                 for m in ("auprc", "auroc", "best_f1", "best_f2")]
-        table.add_row(str(row.rank), f"[bold]{row.model}[/]" if row.is_alfia else row.model, *cells)
+    for e in comparison.entries:
+        metrics = e.result["metrics"]
+        table.add_row(str(comparison.ranks[e.name]), f"[bold]{e.name}[/]" if e.is_alfia else e.name,
+                      ci_text(metrics["auprc"]), ci_text(metrics["auroc"]),
+                      "—" if e.val_auprc is None else f"{e.val_auprc:.3f}")
     out_console.print(table)
-    for test in comparison["paired_tests"]:
+    # Each ALFIA run against the baseline best on validation; without an ALFIA run, each model against the first.
+    tests = comparison.paired_tests or [t for t in comparison.pairwise if t["model_a"] == comparison.order[0]]
+    for test in tests:
         for metric in ("auprc", "auroc"):
             d = test[metric]
-            out_console.print(f"{test['model_a']} − {test['model_b']} {metric.upper()}: {d['difference']:+.4f} "
-                              f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], p = {d['p_value']:.3f}", highlight=False)
-    for note in comparison["notes"]:
+            out_console.print(f"{test['model_a']} − {test['model_b']} {metric.upper()}: {diff_text(d, 4)}, "
+                              f"p = {p_text(d['p_value'])}", highlight=False)
+    for warning in comparison.warnings:
+        out_console.print(f"[yellow]{WARNING_MARK} warning:[/] {warning}", highlight=False)
+    for note in comparison.notes:
         out_console.print(f"[yellow]note:[/] {note}", highlight=False)
     out_console.print(f"Wrote {out / 'report.html'}, comparison.md, comparison.csv, paired_tests.csv, "
-                      "subgroups.csv, decision_curve.csv, comparison.json and figures/", highlight=False)
+                      "pairwise_tests.csv, subgroups.csv, decision_curve.csv, comparison.json and figures/",
+                      highlight=False)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from alfia.cli import SEED_MAX, Overwrite
-from alfia.cli.cohort import cohort_app
+from alfia.cli.cohort import Task, cohort_app
 from alfia.outputs import check_table_output
 from alfia.progress import make_console, step
 
@@ -57,6 +57,7 @@ def mimic_iv(
     temp_directory: TempDirectory = None,
     threads: Threads = None,
     seed: Seed = 42,
+    task: Task = "mortality",
     overwrite: Overwrite = False,
 ) -> None:
     """Build the CW-24 MIMIC-IV cohort (first ICU stay of adults on their first hospitalization)."""
@@ -65,7 +66,7 @@ def mimic_iv(
 
     _run(lambda progress: api.mimic_iv(mimic_dir, out=out, derived_dir=derived_dir, memory_limit=memory_limit,
                                        temp_directory=temp_directory, threads=threads, seed=seed,
-                                       progress=progress), out, "mimic-iv")
+                                       progress=progress, task=task), out, "mimic-iv")
 
 
 @cohort_app.command("eicu")
@@ -76,6 +77,7 @@ def eicu(
     temp_directory: TempDirectory = None,
     threads: Threads = None,
     seed: Seed = 42,
+    task: Task = "mortality",
     overwrite: Overwrite = False,
 ) -> None:
     """Build the CW-24 eICU cohort from the tables present; absent tables leave variables missing."""
@@ -83,4 +85,4 @@ def eicu(
     from alfia.api import cohort as api
 
     _run(lambda progress: api.eicu(eicu_dir, out=out, memory_limit=memory_limit, temp_directory=temp_directory,
-                                   threads=threads, seed=seed, progress=progress), out, "eicu")
+                                   threads=threads, seed=seed, progress=progress, task=task), out, "eicu")

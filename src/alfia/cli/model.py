@@ -223,25 +223,39 @@ def _load(run_dir: Path, input_path: Path, threads: Optional[int], device: str):
     return run, read_inference_input(input_path, run)
 
 
-def _check_out(out: Path, run_dir: Path, input_path: Path, overwrite: bool, companions=()) -> list[Path]:
-    """The output is none of the run's files nor the input (or its manifest); see alfia.outputs. Returns
-    those inputs."""
+def _check_out(out: Path, run_dir: Path, input_path: Path, overwrite: bool, companions=(), inputs=()) -> list[Path]:
+    """The output is none of the run's files nor the input (or its manifest, or other ``inputs``); see
+    alfia.outputs. Returns those inputs."""
     from alfia.cohorts.io import manifest_path
     from alfia.outputs import check_output
 
     run_files = list(run_dir.iterdir()) if run_dir.is_dir() else []
-    inputs = [input_path, manifest_path(input_path), run_dir, *run_files]
+    inputs = [input_path, manifest_path(input_path), run_dir, *run_files, *(p for p in inputs if p is not None)]
     check_output(out, inputs=inputs, overwrite=overwrite, companions=companions)
     return inputs
 
 
+def _is_baseline_run(run_dir: Path) -> bool:
+    from alfia.runs import read_config
+
+    if not (run_dir / "config.json").is_file():
+        return False  # load_run names what is missing
+    from alfia.baselines.scoring import is_baseline_run
+
+    return is_baseline_run(read_config(run_dir))
+
+
 @app.command()
 def predict(
-    run_dir: Path = typer.Argument(..., help="A trained ALFIA run directory."),
+    run_dir: Path = typer.Argument(..., help="A trained run directory: ALFIA (or its export), or one model of "
+                                             "`alfia baselines` / `alfia boost`."),
     input: Path = typer.Option(..., "--input", help="Cohort rows or a text table (.parquet/.csv), or a .txt "
-                                                    "file with one text per line."),
+                                                    "file with one text per line (ALFIA runs). A baseline run "
+                                                    "reads cohort rows; another variant is mapped into its own."),
     out: Optional[Path] = typer.Option(None, "--out", help="Predictions file (.parquet or .csv).",
                                        show_default="INPUT stem + .predictions.parquet beside the input"),
+    embeddings: Optional[Path] = typer.Option(None, "--embeddings", show_default="none", help="ALFIA-boost / "
+                                              "ALFIA-nn runs: the input's ALF embeddings (alfia embed ALFIA_RUN --input INPUT)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per forward pass."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads.",
                                           show_default="the cores available"),
@@ -249,21 +263,41 @@ def predict(
     overwrite: Overwrite = False,
 ) -> None:
     """Mortality probabilities and labels at the run's threshold; prints ms/sample and peak memory."""
+    import time
+
     from alfia.atomic import write_atomic
-    from alfia.inference import predict as run_predict
 
     out = out or input.with_name(input.name.split(".")[0] + ".predictions.parquet")
-    _check_out(out, run_dir, input, overwrite)
-    run, inputs = _load(run_dir, input, threads, device)
-    with step(f"scoring {input.name}", len(inputs), console=console, unit="texts") as progress:
-        preds, perf = run_predict(run, inputs, batch_size=batch_size, progress=progress)
+    _check_out(out, run_dir, input, overwrite, inputs=[embeddings])
+    started = time.perf_counter()
+    if _is_baseline_run(run_dir):
+        from alfia.baselines.scoring import predict_file
+
+        preds, run = predict_file(run_dir, input, embeddings)
+        perf = f"{len(preds)} stays in {time.perf_counter() - started:.2f} s (saved model, {run.run_dir})"
+    else:
+        from alfia.inference import predict as run_predict
+
+        if embeddings is not None:
+            raise AlfiaError("--embeddings goes with an ALFIA-boost / ALFIA-nn run; an ALFIA run reads texts")
+        run, inputs = _load(run_dir, input, threads, device)
+        with step(f"scoring {input.name}", len(inputs), console=console, unit="texts") as progress:
+            preds, performance = run_predict(run, inputs, batch_size=batch_size, progress=progress)
+        perf = performance.describe()
     if out.suffix.lower() == ".csv":
         write_atomic(out, lambda p: preds.to_csv(p, index=False))
     else:
         write_atomic(out, lambda p: preds.to_parquet(p, index=False))
     console.print(f"{len(preds)} predictions -> {out} (threshold {run.threshold:.4f} from {run.threshold_source}; "
                   f"{int(preds['pred_label'].sum())} predicted deaths)", highlight=False)
-    console.print(perf.describe(), highlight=False)
+    console.print(_with_process_memory(perf), highlight=False)
+
+
+def _with_process_memory(line: str) -> str:
+    # One read of the process's high-water mark at the end; the call itself samples nothing (benchmarks do).
+    from alfia.machine import process_peak_rss_mb
+
+    return f"{line}; peak RSS {process_peak_rss_mb():.0f} MB (this process)"
 
 
 @app.command()
@@ -306,7 +340,7 @@ def embed(
         companion.unlink(missing_ok=True)  # it described the cross-fitted embeddings this file replaced
         dims = sum(c.startswith("alf_") for c in frame.columns)
         console.print(f"{len(frame)} embeddings of dimension {dims} -> {out}", highlight=False)
-        console.print(perf.describe(), highlight=False)
+        console.print(_with_process_memory(perf.describe()), highlight=False)
         return
     from alfia.api.crossfit import check_k, cross_fit_embeddings
     from alfia.outputs import check_output_dir

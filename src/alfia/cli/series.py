@@ -24,6 +24,8 @@ err = make_console(stderr=True)
 Hours = Annotated[int, typer.Option(min=1, max=48, help="Window: hours 1..HOURS after ICU admission.")]
 Seed = Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the train/val/test split (as the cohort's).")]
 Out = Annotated[Path, typer.Option("--out", help="Output hourly Parquet file (a manifest is written beside it).")]
+Task = Annotated[str, typer.Option(help="mortality, los3 (ICU stay > 3 days) or los7 (> 7 days): the stays' label, "
+                                        "as the cohort built with the same --task.")]
 
 
 def _check_out(out_path: Path, inputs: list, overwrite: bool) -> None:
@@ -37,7 +39,7 @@ def _write(frame, variables, report, out_path: Path, source: str, hours: int) ->
     from alfia.series.hourly import write_hourly
 
     manifest = write_hourly(frame, out_path, source=source, variables=variables, hours=hours,
-                            extra={"report": report})
+                            extra={"report": report, **({"task": report["task"]} if "task" in report else {})})
     s = manifest.splits
     out.print(f"wrote {out_path}: {manifest.extra['n_stays']:,} stays x {hours} h, {len(variables)} variables; "
               + ", ".join(f"{k} {v['n']:,} ({v['deaths']:,} deaths)" for k, v in s.items() if k != "all")
@@ -52,6 +54,7 @@ def build_physionet2012(
     seed: Seed = 42,
     out_path: Out = Path("physionet2012_hourly.parquet"),
     overwrite: Overwrite = False,
+    task: Task = "mortality",
 ) -> None:
     """Hourly table of PhysioNet 2012 stays (same stays and split as `alfia cohort physionet2012`)."""
     from alfia.series.sources import build_physionet2012_hourly
@@ -59,7 +62,7 @@ def build_physionet2012(
     _check_out(out_path, [*records, *outcomes], overwrite)
     with step("reading records", console=err, unit="records") as bar:
         frame, variables, report = build_physionet2012_hourly(
-            records, outcomes, hours, seed=seed, progress=lambda done, total: bar.update(completed=done,
+            records, outcomes, hours, seed=seed, task=task, progress=lambda done, total: bar.update(completed=done,
                                                                                          total=total or None))
     _write(frame, variables, report, out_path, "physionet2012", hours)
 
@@ -88,13 +91,14 @@ def build_mimic_iv(
     seed: Seed = 42,
     out_path: Out = Path("mimic_hourly.parquet"),
     overwrite: Overwrite = False,
+    task: Task = "mortality",
 ) -> None:
     """Hourly table of the CW-24 MIMIC-IV stays: vitals, labs, urine output, vasopressor rates, ventilation."""
     from alfia.series.sources import build_mimic_iv_hourly
 
     _check_out(out_path, [mimic_dir], overwrite)
     with step(f"extracting from {mimic_dir}", console=err):
-        frame, variables, report = build_mimic_iv_hourly(mimic_dir, hours, seed=seed)
+        frame, variables, report = build_mimic_iv_hourly(mimic_dir, hours, seed=seed, task=task)
     _write(frame, variables, report, out_path, "mimic-iv", hours)
 
 

@@ -116,6 +116,45 @@ def _check_prob(prob, n: int, where: str) -> np.ndarray:
     return prob
 
 
+class PairedResamples:
+    """AUPRC and AUROC of several models on the same stratified resamples of the same rows: any pair's paired
+    test is then a difference of two stored distributions (:meth:`test`), so testing every pair costs one
+    bootstrap per model, not per pair. ``probs``: model name -> probabilities, aligned to ``y``."""
+
+    METRICS = ("auprc", "auroc")
+
+    def __init__(self, y, probs: dict[str, np.ndarray], *, n_boot: int = 1000, seed: int = 42,
+                 where: str = "paired_bootstrap"):
+        self.y = _check_binary(y, where)
+        self.n_boot, self.seed = n_boot, seed
+        self.names = list(probs)
+        ranked = {name: RankedScores.of(self.y, _check_prob(prob, self.y.size, f"{where} (model {name})"))
+                  for name, prob in probs.items()}
+
+        def statistic(weights):
+            out = {}
+            for name, r in ranked.items():
+                tps, fps = r.cumulative_counts(weights)
+                out[f"{name}\0auprc"], out[f"{name}\0auroc"] = auprc(tps, fps), auroc(tps, fps)
+            return out
+
+        self.observed = {k: float(v[0]) for k, v in statistic(np.ones((1, self.y.size))).items()}
+        self.samples = bootstrap_distribution(self.y, statistic, n_boot=n_boot, seed=seed)
+
+    def test(self, a: str, b: str) -> dict:
+        """The paired test of a against b: per metric the observed difference (a - b), its 95% percentile CI,
+        the two-sided p-value (:func:`bootstrap_p_value`) and both values."""
+        result: dict = {"n": int(self.y.size), "n_pos": int(self.y.sum()), "n_boot": self.n_boot, "seed": self.seed,
+                        "method": "stratified paired bootstrap; percentile CI; p = 2*min(share<=0, share>=0)"}
+        for metric in self.METRICS:
+            differences = self.samples[f"{a}\0{metric}"] - self.samples[f"{b}\0{metric}"]
+            low, high = percentile_ci(differences)
+            va, vb = self.observed[f"{a}\0{metric}"], self.observed[f"{b}\0{metric}"]
+            result[metric] = {"difference": va - vb, "ci_low": low, "ci_high": high,
+                              "p_value": bootstrap_p_value(differences), "a": va, "b": vb}
+        return result
+
+
 def paired_bootstrap(y, prob_a, prob_b, *, n_boot: int = 1000, seed: int = 42) -> dict:
     """AUPRC and AUROC differences (a - b) of two models scored on the same rows.
 
@@ -124,42 +163,13 @@ def paired_bootstrap(y, prob_a, prob_b, *, n_boot: int = 1000, seed: int = 42) -
     metric, the observed difference, its 95% percentile CI, a two-sided p-value
     (:func:`bootstrap_p_value`) and both models' values.
     """
-    y = _check_binary(y, "paired_bootstrap")
-    prob_a = _check_prob(prob_a, y.size, "paired_bootstrap (model a)")
-    prob_b = _check_prob(prob_b, y.size, "paired_bootstrap (model b)")
-    ranked_a, ranked_b = RankedScores.of(y, prob_a), RankedScores.of(y, prob_b)
-
-    def statistic(weights):
-        out = {}
-        ta, fa = ranked_a.cumulative_counts(weights)
-        tb, fb = ranked_b.cumulative_counts(weights)
-        out["auprc"] = auprc(ta, fa) - auprc(tb, fb)
-        out["auroc"] = auroc(ta, fa) - auroc(tb, fb)
-        out["auprc_a"], out["auprc_b"] = auprc(ta, fa), auprc(tb, fb)
-        out["auroc_a"], out["auroc_b"] = auroc(ta, fa), auroc(tb, fb)
-        return out
-
-    observed = statistic(np.ones((1, y.size)))
-    samples = bootstrap_distribution(y, statistic, n_boot=n_boot, seed=seed)
-    result: dict = {"n": int(y.size), "n_pos": int(y.sum()), "n_boot": n_boot, "seed": seed,
-                    "method": "stratified paired bootstrap; percentile CI; p = 2*min(share<=0, share>=0)"}
-    for metric in ("auprc", "auroc"):
-        low, high = percentile_ci(samples[metric])
-        result[metric] = {
-            "difference": float(observed[metric][0]), "ci_low": low, "ci_high": high,
-            "p_value": bootstrap_p_value(samples[metric]),
-            "a": float(observed[f"{metric}_a"][0]), "b": float(observed[f"{metric}_b"][0]),
-        }
-    return result
+    return PairedResamples(y, {"a": prob_a, "b": prob_b}, n_boot=n_boot, seed=seed).test("a", "b")
 
 
-def paired_compare(pred_a: pd.DataFrame, pred_b: pd.DataFrame, split: str = "test", *, n_boot: int = 1000,
-                   seed: int = 42, name_a: str = "a", name_b: str = "b") -> dict:
-    """:func:`paired_bootstrap` on two prediction frames, rows aligned by stay_id within ``split``.
-
-    Raises AlfiaError when the two frames do not hold the same stay_ids in that split, or their
-    labels disagree for a stay.
-    """
+def aligned_split(pred_a: pd.DataFrame, pred_b: pd.DataFrame, split: str, name_a: str = "a",
+                  name_b: str = "b") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``split`` rows of two prediction frames, indexed by stay_id in the same order (a's); AlfiaError when
+    they do not hold the same stay_ids there, or their labels disagree for a stay."""
     rows = []
     for name, pred in ((name_a, pred_a), (name_b, pred_b)):
         missing = [c for c in (ID_COLUMN, SPLIT_COLUMN, "label", "prob") if c not in pred.columns]
@@ -185,6 +195,17 @@ def paired_compare(pred_a: pd.DataFrame, pred_b: pd.DataFrame, split: str = "tes
     if disagree.any():
         raise AlfiaError(f"{name_a} and {name_b} disagree on the label of stay_id {a.index[disagree][0]!r} "
                          f"({int(disagree.sum())} stay(s) in all)")
+    return a, b
+
+
+def paired_compare(pred_a: pd.DataFrame, pred_b: pd.DataFrame, split: str = "test", *, n_boot: int = 1000,
+                   seed: int = 42, name_a: str = "a", name_b: str = "b") -> dict:
+    """:func:`paired_bootstrap` on two prediction frames, rows aligned by stay_id within ``split``.
+
+    Raises AlfiaError when the two frames do not hold the same stay_ids in that split, or their
+    labels disagree for a stay.
+    """
+    a, b = aligned_split(pred_a, pred_b, split, name_a, name_b)
     result = paired_bootstrap(a["label"].to_numpy(), a["prob"].to_numpy(), b["prob"].to_numpy(),
                               n_boot=n_boot, seed=seed)
     return {"model_a": name_a, "model_b": name_b, "split": split, **result}

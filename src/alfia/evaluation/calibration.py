@@ -150,3 +150,30 @@ def calibration_metrics(y, prob, weights: np.ndarray) -> dict[str, np.ndarray]:
         "ece": ece(y, prob, weights),
         **calibration_slope_intercept(y, prob, weights),
     }
+
+
+def calibrate_on_val(pred, *, calibrated: bool):
+    """Predictions as a fair comparison scores them: every model calibrated on its own val rows, the way ALFIA
+    is (a Platt map of the logit, ``models.calibrator.Calibrator.fit("platt")``), the model's own probabilities
+    kept in ``prob_uncalibrated`` so that raw and calibrated metrics are both reported.
+
+    ``calibrated``: the run applied its own post-hoc calibrator (an ALFIA run's calibration.json); its
+    predictions are returned as they are. Platt scaling keeps the ranking (AUROC, AUPRC) and, thresholds being
+    chosen on val, the operating points; it changes the probabilities' calibration and the decision curve.
+    Returns (predictions, how they were calibrated: a sentence for the report).
+    """
+    from alfia.models.calibrator import Calibrator
+    from alfia.runs import UNCALIBRATED_COLUMN
+
+    if calibrated:
+        return pred, "its own calibrator (calibration.json), fitted on val"
+    val = pred.loc[pred["split"] == "val"]
+    if val.empty or val["label"].nunique() < 2:
+        return pred, "not calibrated: no val rows of both classes to fit a calibrator on"
+    platt = Calibrator.fit("platt", clipped_logit(val["prob"]), val["label"].to_numpy())
+    if not platt.slope > 0:  # a map that reverses the ranking would change the model, not calibrate it
+        return pred, f"not calibrated: a Platt fit on val has slope {platt.slope:.3g} (not above 0)"
+    out = pred.copy()
+    out[UNCALIBRATED_COLUMN] = pred["prob"].to_numpy(dtype=float)
+    out["prob"] = platt.transform(clipped_logit(pred["prob"]))
+    return out, f"Platt on {platt.fitted_on} (a = {platt.intercept:.3f}, b = {platt.slope:.3f})"

@@ -26,7 +26,7 @@ import pandas as pd
 
 from alfia.atomic import read_json_object, write_text_atomic
 from alfia.errors import AlfiaError
-from alfia.runs import RunLayout
+from alfia.runs import RunKind, RunLayout, run_kind
 
 TO_COMPLETE = "*To be completed by the deploying team.*"
 
@@ -57,7 +57,7 @@ class _Facts:
         self.layout = RunLayout.of(run_dir).require()
         self.config = read_json_object(self.layout.config)
         self.metrics = read_json_object(self.layout.metrics) if self.layout.metrics.exists() else None
-        self.is_alfia = self.config.get("model_type") == "alfia"
+        self.is_alfia = run_kind(self.config, self.layout.config) is RunKind.ALFIA  # ALFIA's own text model
         self.name = str(self.config.get("model_name") or run_dir.name)
         data_path = Path(cohort) if cohort is not None else recorded_data_path(self.config)
         self.data_path = data_path if data_path is not None and data_path.exists() else None
@@ -76,11 +76,8 @@ class _Facts:
         self.cohort_manifest = self._cohort_manifest()
         self.variant = ((self.data_manifest.variant if self.data_manifest else None)
                         or (self.config.get("data") or {}).get("variant") or self.config.get("variant"))
-        self.external = []
-        external_dir = run_dir / "external"
-        if external_dir.is_dir():
-            for path in sorted(external_dir.glob("*/metrics.json")):
-                self.external.append((path.parent.name, read_json_object(path)))
+        self.external = [(name, read_json_object(self.layout.external(name).metrics))
+                         for name in self.layout.external_names() if self.layout.external(name).metrics.exists()]
 
     def _cohort_manifest(self):
         """The cohort's manifest: the data file's own if it is a cohort, else the one its text manifest names."""
@@ -462,7 +459,7 @@ def _performance(f: _Facts) -> str | None:
     if not f.metrics:
         return None
     m = f.metrics["metrics"]
-    from alfia.evaluation.compare import METRIC_LABELS
+    from alfia.evaluation.format import METRIC_LABELS
 
     rows = [[METRIC_LABELS.get(k, k), _ci(v)] for k, v in m.items()]
     text = (f"Internal validation, {f.metrics['split']} split ({f.metrics['n']:,} stays, {f.metrics['n_pos']:,} "
@@ -476,7 +473,7 @@ def _performance(f: _Facts) -> str | None:
                            zip(cal["mean_prob"], cal["observed"], cal["ci_low"], cal["ci_high"], cal["count"])]))
     dca = f.metrics.get("decision_curve")
     if dca:
-        from alfia.evaluation.compare import _useful_text
+        from alfia.evaluation.format import useful_thresholds_text as _useful_text
 
         text += (f"\n\nDecision curve: net benefit above treat-all and treat-none at threshold probabilities "
                  f"{_useful_text(dca)}.")

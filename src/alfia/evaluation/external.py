@@ -21,7 +21,7 @@ from alfia.atomic import atomic_directory, read_json_object, write_json_atomic
 from alfia.cohorts.schema import OUTCOME_COLUMN, SPLIT_COLUMN, CohortSchema
 from alfia.errors import AlfiaError
 from alfia.evaluation.report import model_name_of, score_split
-from alfia.runs import EXTERNAL_SPLIT, RunLayout, read_predictions, write_predictions
+from alfia.runs import EXTERNAL_SPLIT, UNCALIBRATED_COLUMN, RunLayout, read_predictions, write_predictions
 
 
 def external_name(path: str | os.PathLike) -> str:
@@ -49,8 +49,18 @@ def external_frame(run_dir: str | os.PathLike, name: str, *, folder: str | os.Pa
     internal = read_predictions(layout.predictions)
     ext_path = RunLayout(Path(folder)).predictions if folder is not None else layout.external(name).predictions
     ext = read_predictions(ext_path)
-    ext[SPLIT_COLUMN] = EXTERNAL_SPLIT
-    return pd.concat([internal.loc[internal[SPLIT_COLUMN] == "val"], ext], ignore_index=True)
+    other = ext.loc[ext[SPLIT_COLUMN] != EXTERNAL_SPLIT, SPLIT_COLUMN]
+    if len(other):
+        # A folder written before there was one external path held the model's own val rows beside the other
+        # table's: counting them as external stays would score the model on its own validation data.
+        counts = ", ".join(f"{n} {s!r}" for s, n in other.value_counts().sort_index().items())
+        raise AlfiaError(f"{ext_path}: {len(other)} of its {len(ext)} rows are not of split {EXTERNAL_SPLIT!r} "
+                         f"({counts}); an external cohort's predictions hold that cohort only. Score it again: "
+                         f"`alfia evaluate {layout.root} --external COHORT` (or alfia.evaluate(model, COHORT))")
+    val = internal.loc[internal[SPLIT_COLUMN] == "val"]
+    if UNCALIBRATED_COLUMN not in ext.columns:  # both sides or neither: a raw column half empty is no metric
+        val = val.drop(columns=[UNCALIBRATED_COLUMN], errors="ignore")
+    return pd.concat([val, ext], ignore_index=True)
 
 
 def calibration_in_the_large(label, prob) -> dict:
@@ -74,6 +84,12 @@ def evaluate_external(run_dir: str | os.PathLike, name: str, *, n_boot: int = 10
     result = {"model_name": model_name_of(layout.root), "external": name, "run_dir": str(layout.root.resolve()),
               **(extra or {}), **result,
               "calibration_in_the_large": calibration_in_the_large(rows["label"], rows["prob"])}
+    source = (extra or {}).get("external_source")
+    if source and Path(source).is_file():  # the external cohort's own sex, age and ICU-unit columns
+        from alfia.evaluation.subgroups import subgroup_attributes, subgroup_metrics
+
+        result["subgroups"] = subgroup_metrics(rows, subgroup_attributes(source), result["thresholds"]["f1"],
+                                               n_boot=n_boot, seed=seed, source=str(source))
     write_json_atomic(RunLayout(Path(folder)).metrics if folder is not None else ext.metrics, result)
     return result
 

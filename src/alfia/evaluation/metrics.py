@@ -139,3 +139,13 @@ def ranking_metrics(y, prob, weights: np.ndarray, ranked: RankedScores | None = 
         "best_f1": best_fbeta(tps, fps, 1.0)[0],
         "best_f2": best_fbeta(tps, fps, 2.0)[0],
     }
+
+
+def discrimination(y, prob) -> tuple[float, float]:
+    """AUPRC and AUROC of one unweighted set of rows (e.g. the validation monitor of every training epoch);
+    NaN for both when only one class is present."""
+    y = np.asarray(y, dtype=float)
+    if len(np.unique(y)) < 2:
+        return float("nan"), float("nan")
+    tps, fps = RankedScores.of(y, prob).cumulative_counts(np.ones((1, y.size)))
+    return float(auprc(tps, fps)[0]), float(auroc(tps, fps)[0])

@@ -107,6 +107,17 @@ def pr_figure(curves: Sequence[Curve], title: str = "Precision-recall curve") ->
 MIN_BIN_COUNT_OVERLAY = 10
 
 
+HIST_BINS = 30  # of the histogram under the reliability diagram, over the range of the predictions
+
+
+def prediction_range(curves: Sequence[Curve]) -> tuple[float, float]:
+    """[min, max] of every curve's predictions, padded by 4% and kept inside [0, 1] (at least 0.02 wide)."""
+    probs = np.concatenate([np.asarray(c.prob, dtype=float) for c in curves])
+    low, high = float(probs.min()), float(probs.max())
+    pad = max(0.04 * (high - low), 0.01)
+    return max(0.0, low - pad), min(1.0, high + pad)
+
+
 def calibration_figure(curves: Sequence[Curve], title: str = "Calibration", *, band: bool = True) -> Figure:
     """Reliability diagram (10 equal-width bins, the ECE's) above a histogram of the predictions.
 
@@ -119,7 +130,9 @@ def calibration_figure(curves: Sequence[Curve], title: str = "Calibration", *, b
     many = len(curves) > 1
     fig, (ax, hist) = _new_figure(5.6, 6.2 + (0.13 * len(curves) if len(curves) > 5 else 0), nrows=2,
                                   gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
-    edges = np.linspace(0, 1, N_BINS + 1)
+    low, high = prediction_range(curves)
+    edges = np.linspace(low, high, HIST_BINS + 1)
+    observed = []
     for curve, color in zip(curves, _colors(len(curves))):
         rel = {k: np.asarray(v) for k, v in calibration_band(curve.y, curve.prob).items() if k != "method"}
         if many:
@@ -132,20 +145,26 @@ def calibration_figure(curves: Sequence[Curve], title: str = "Calibration", *, b
             if not many:  # whiskers too: a band needs two bins to show
                 ax.errorbar(rel["mean_prob"], rel["observed"], yerr=[rel["observed"] - rel["ci_low"],
                             rel["ci_high"] - rel["observed"]], fmt="none", ecolor=color, alpha=0.6, capsize=3)
-        else:
+        elif rel["count"].size:  # every bin below MIN_BIN_COUNT_OVERLAY (a small test split): nothing to mark
             ax.scatter(rel["mean_prob"], rel["observed"], s=8 + 200 * rel["count"] / rel["count"].max(),
                        color=color, alpha=0.5, zorder=4)
         ax.plot(rel["mean_prob"], rel["observed"], marker="o", markersize=3.5, label=curve.name,
                 **_style(curve, color))
+        observed.extend(rel["observed"].tolist())
         hist.hist(curve.prob, bins=edges, histtype="step", color=color, linewidth=1.2)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label="perfect calibration")
-    ax.set(ylabel="observed mortality in bin", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    # Both axes on the range of the predictions (and of the observed rates drawn), not [0, 1]: risks of a rare
+    # outcome crowd the bottom-left corner otherwise.
+    y_low, y_high = min([low, *observed]), max([high, *observed])
+    pad = 0.04 * (y_high - y_low)
+    ax.set(ylabel="observed mortality in bin", title=title, xlim=(low, high),
+           ylim=(max(0.0, y_low - pad), min(1.01, y_high + pad)))
     ax.grid(alpha=0.3)
     if many:
         _legend(fig, ax, len(curves) + 1, "upper left")
     else:
         ax.legend(loc="upper left", fontsize=8)
-    hist.set(xlabel=f"predicted probability ({N_BINS} equal-width bins)", ylabel="stays")
+    hist.set(xlabel=f"predicted probability (reliability: {N_BINS} equal-width bins of [0, 1])", ylabel="stays")
     hist.set_yscale("log")
     hist.grid(alpha=0.3)
     return fig

@@ -18,6 +18,7 @@ from alfia.cohorts.schema import SPLIT_COLUMN
 from alfia.errors import AlfiaError
 from alfia.evaluation.bootstrap import CI_LEVEL, bootstrap_distribution, with_ci
 from alfia.evaluation.calibration import N_BINS, calibration_metrics
+from alfia.evaluation.format import few_events_warning, slope_ci_warning
 from alfia.evaluation.metrics import (THRESHOLD_METRICS, RankedScores, confusion_at_threshold, ranking_metrics,
                                       threshold_metrics)
 from alfia.evaluation.thresholds import (
@@ -163,6 +164,13 @@ def score_split(pred: pd.DataFrame, *, split: str = "test", n_boot: int = 1000, 
         raw_point = {k: float(v[0]) for k, v in raw_statistic(np.ones((1, y.size))).items()}
         raw_samples = bootstrap_distribution(y, raw_statistic, n_boot=n_boot, seed=seed)
         calibration_before = {name: with_ci(raw_point[name], raw_samples[name]) for name in CALIBRATION_METRICS}
+    warnings = [w for w in (few_events_warning(int(y.sum()), f"the {split} split"),) if w]
+    for block, what in ((metrics, ""), (calibration_before or {}, " (before calibration)")):
+        slope = block.get("calibration_slope")
+        caution = slope_ci_warning(slope) if slope else None
+        if caution:
+            slope["caution"] = caution
+            warnings.append(caution + what)
 
     return {
         "split": split,
@@ -186,6 +194,8 @@ def score_split(pred: pd.DataFrame, *, split: str = "test", n_boot: int = 1000, 
         },
         "definitions": DEFINITIONS,
         "notes": notes,
+        # Small-sample warnings (evaluation.format: MIN_EVENTS, MAX_SLOPE_CI_WIDTH), shown wherever a metric is.
+        "warnings": warnings,
     }
 
 

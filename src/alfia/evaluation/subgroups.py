@@ -18,6 +18,7 @@ import pandas as pd
 from alfia.cohorts.schema import ID_COLUMN
 from alfia.errors import AlfiaError
 from alfia.evaluation.bootstrap import bootstrap_distribution, with_ci
+from alfia.evaluation.format import few_events_warning
 from alfia.evaluation.metrics import RankedScores, ranking_metrics, threshold_metrics
 
 # Subgroup -> candidate cohort columns, first present wins (MIMIC-IV, eICU, PhysioNet 2012 names).
@@ -100,6 +101,9 @@ def subgroup_metrics(rows: pd.DataFrame, attributes: pd.DataFrame, threshold: fl
             mask = levels == level
             y, p = y_all[mask], p_all[mask]
             entry = {"level": str(level), "n": int(mask.sum()), "n_pos": int(y.sum())}
+            warning = few_events_warning(entry["n_pos"], f"subgroup {name} = {level}")
+            if warning:
+                entry["warning"] = warning
             point = {"observed_rate": float(y.mean()), "mean_prob": float(p.mean())}
             if 0 < y.sum() < y.size:
                 ranked = RankedScores.of(y, p)
@@ -155,3 +159,33 @@ def resolve_subgroup_source(config: dict, explicit: str | os.PathLike | None, ru
         if candidate.exists():
             return candidate
     return None
+
+
+def data_provenance(path: str | os.PathLike) -> dict:
+    """Where a run's data file came from, as its manifests say: the file, its kind, the cohort's source (e.g.
+    "synthetic", "physionet2012"), variant and SHA-256, and whether the data are synthetic. A text table's own
+    manifest names the cohort file it was encoded from (``cohort_file``); that cohort's manifest is read when it
+    lies beside it. Without a manifest, ``source`` is None and ``note`` says so."""
+    from alfia.cohorts.io import read_manifest
+
+    path = Path(path)
+    manifest = read_manifest(path) if path.is_file() else None
+    out = {"path": str(path), "kind": None, "source": None, "variant": None, "synthetic": False,
+           "cohort_file": None, "content_sha256": None, "note": None}
+    if manifest is None:
+        out["note"] = f"{path.name} has no manifest: its data source is not recorded"
+        return out
+    cohort = manifest
+    if manifest.kind != "cohort":
+        name = (manifest.extra or {}).get("cohort_file")
+        beside = path.with_name(name) if name else None
+        if beside is not None and beside.is_file():
+            cohort = read_manifest(beside) or manifest
+            out["cohort_file"] = str(beside)
+    out.update(kind=manifest.kind, source=cohort.source, variant=cohort.variant or manifest.variant,
+               content_sha256=cohort.content_sha256 or None, synthetic=cohort.source == "synthetic")
+    if out["synthetic"]:
+        calibration = ((cohort.extra or {}).get("generator") or {}).get("calibration")
+        out["note"] = ("synthetic data: generated, no patient is real"
+                       + (f" ({calibration})" if calibration else "") + "; no clinical conclusion follows")
+    return out

@@ -68,8 +68,8 @@ def read_external(run: LoadedRun, path: str | os.PathLike, *, name: str | None =
     inputs = frame_to_input(mapped.features, str(path), run)  # no outcome column: nothing to peek at
     labels = check_labels(mapped.frame, str(path))  # checked here, read only once the model has scored
     if len(np.unique(labels)) < 2:
-        raise AlfiaError(f"{path}: column '{OUTCOME_COLUMN}' holds only {int(labels[0]) if len(labels) else '-'}s; "
-                         f"external validation needs deaths and survivors")
+        raise AlfiaError(f"{path}: column '{OUTCOME_COLUMN}' holds one class only "
+                         f"({int(labels[0]) if len(labels) else '-'}s); external validation needs deaths and survivors")
     _refuse_own_stays(run, inputs, path)
     return ExternalCohort(path, name or external_name(path), len(df), source_variant, mapped, inputs)
 

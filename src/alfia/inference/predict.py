@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -84,8 +85,10 @@ class Performance:
     batch_size: int
     seconds: float
     ms_per_sample: float
-    peak_rss_mb: float  # peak resident memory of the process during the call
-    rss_increase_mb: float  # peak RSS minus RSS at the start of the call
+    # Peak resident memory of the process during the call, and that less the RSS at its start: measured only when
+    # the call was asked to (``measure_memory=True``, as the benchmarks do), else None.
+    peak_rss_mb: float | None
+    rss_increase_mb: float | None
     device: str
     peak_gpu_mb: float | None = None
     extra: dict = field(default_factory=dict)
@@ -95,9 +98,10 @@ class Performance:
 
     def describe(self) -> str:
         gpu = f", peak GPU memory {self.peak_gpu_mb:.0f} MB" if self.peak_gpu_mb is not None else ""
+        rss = (f"; peak RSS {self.peak_rss_mb:.0f} MB (+{self.rss_increase_mb:.0f} MB)"
+               if self.peak_rss_mb is not None else "")
         return (f"{self.n_samples} samples in {self.seconds:.2f} s: {self.ms_per_sample:.1f} ms/sample "
-                f"(batch size {self.batch_size}, {self.device}); peak RSS {self.peak_rss_mb:.0f} MB "
-                f"(+{self.rss_increase_mb:.0f} MB){gpu}")
+                f"(batch size {self.batch_size}, {self.device}){rss}{gpu}")
 
 
 def load_run(run_dir: str | os.PathLike, *, device: str = "auto", num_threads: int | None = None) -> LoadedRun:
@@ -193,7 +197,7 @@ def frame_to_input(df: pd.DataFrame, source: str, run: LoadedRun | None = None, 
 
 
 class _PeakRSS:
-    """Samples the process RSS in a background thread.
+    """Samples the process RSS in a background thread (every 5 ms: only for a call that measures, a benchmark's).
 
     torch's CPU tensors live outside Python's allocator, so tracemalloc would miss them; RSS does not.
     """
@@ -224,7 +228,8 @@ class _PeakRSS:
         return False
 
 
-def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_embeddings: bool, progress=None):
+def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_embeddings: bool,
+                 measure_memory: bool = False, progress=None):
     if batch_size < 1:
         raise AlfiaError(f"batch size must be >= 1, got {batch_size}")
     n = len(inputs.texts)
@@ -235,7 +240,7 @@ def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_e
     if cuda:
         torch.cuda.reset_peak_memory_stats(run.device)
     started = time.perf_counter()
-    with _PeakRSS() as rss:
+    with _PeakRSS() if measure_memory else contextlib.nullcontext() as rss:
         # Token ids as Python lists cost ~36 bytes each (~2 GB for 200k texts of 300 tokens), so texts
         # are tokenised and scored STREAM_ROWS at a time; memory beyond the inputs stays flat in n.
         for start in range(0, n, STREAM_ROWS):
@@ -263,7 +268,8 @@ def _run_batches(run: LoadedRun, inputs: InferenceInput, batch_size: int, want_e
     seconds = time.perf_counter() - started
     perf = Performance(
         n_samples=n, batch_size=batch_size, seconds=seconds, ms_per_sample=1000.0 * seconds / max(n, 1),
-        peak_rss_mb=rss.peak / 2**20, rss_increase_mb=(rss.peak - rss.start_rss) / 2**20,
+        peak_rss_mb=rss.peak / 2**20 if rss is not None else None,
+        rss_increase_mb=(rss.peak - rss.start_rss) / 2**20 if rss is not None else None,
         device=run.device_label,
         peak_gpu_mb=torch.cuda.max_memory_allocated(run.device) / 2**20 if cuda else None,
         extra={"max_length": run.max_length, "mean_tokens": n_tokens / n if n else 0.0})
@@ -280,10 +286,13 @@ def _check_finite(run: LoadedRun, inputs: InferenceInput, ok: np.ndarray, what: 
 
 
 def predict(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64,
-            progress=None) -> tuple[pd.DataFrame, Performance]:
-    """Probabilities and labels at the run's threshold, one row per input, in input order. ``progress``: an
-    ``alfia.progress.Step`` advanced by the texts scored."""
-    logits, _, _, perf = _run_batches(run, inputs, batch_size, want_embeddings=False, progress=progress)
+            measure_memory: bool = False, progress=None) -> tuple[pd.DataFrame, Performance]:
+    """Probabilities and labels at the run's threshold, one row per input, in input order.
+
+    ``measure_memory``: sample the process RSS during the call (a benchmark's measurement; off, nothing polls).
+    ``progress``: an ``alfia.progress.Step`` advanced by the texts scored."""
+    logits, _, _, perf = _run_batches(run, inputs, batch_size, want_embeddings=False, measure_memory=measure_memory,
+                                      progress=progress)
     prob = run.calibrator.transform(logits)
     _check_finite(run, inputs, np.isfinite(prob) & (prob >= 0) & (prob <= 1), "probability")
     out = pd.DataFrame({ID_COLUMN: inputs.stay_id})
@@ -298,13 +307,14 @@ def predict(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64,
 
 
 def embed(run: LoadedRun, inputs: InferenceInput, *, batch_size: int = 64,
-          progress=None) -> tuple[pd.DataFrame, Performance]:
+          measure_memory: bool = False, progress=None) -> tuple[pd.DataFrame, Performance]:
     """Algorithm 2: L2-normalised pooled (ALF) embeddings and layer weights, one row per stay.
 
     Columns: stay_id, split (if known), hospital_expire_flag (if known), alf_0..alf_{d-1},
     layer_weight_0..layer_weight_{N_f-1} (absent for poolers without layer weights: cls, mean, max).
     """
-    _, embeddings, layer_weights, perf = _run_batches(run, inputs, batch_size, want_embeddings=True, progress=progress)
+    _, embeddings, layer_weights, perf = _run_batches(run, inputs, batch_size, want_embeddings=True,
+                                                      measure_memory=measure_memory, progress=progress)
     _check_finite(run, inputs, np.isfinite(embeddings).all(axis=1), "embedding")
     norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
     embeddings = embeddings / np.maximum(norms, 1e-12)  # Algorithm 2, line 19

@@ -85,9 +85,6 @@ class AlfiaModel(nn.Module):
         self.hidden_size = hidden_size(base_config)
         self.num_backbone_layers = num_layers(base_config)
         self.n_pooled_layers = pooler_layer_count(config)
-        if self.n_pooled_layers > self.num_backbone_layers:
-            raise AlfiaError(f"n_fusion_layers={config.n_fusion_layers} is greater than the backbone's depth "
-                             f"({self.num_backbone_layers} layers: {self.backbone_reference.get('name')})")
         depth = self.num_backbone_layers
         self.trained_layers = trained_layer_count(config.train_layers, depth)  # K of train_layers
         self._stack = layer_stack(self._base_encoder())
@@ -292,8 +289,7 @@ class AlfiaModel(nn.Module):
         loaded = _get_backbone(config, backbone, tokenizer, saved_reference=saved_reference, file=layout.backbone)
         check_same_backbone(saved_reference, loaded.reference, file=layout.backbone)
         encoder = loaded.model
-        prune_encoder(encoder, config.prune_layers)
-        trained = trained_layer_count(config.train_layers, num_layers(encoder.config))
+        trained = _prepare_depth(config, encoder, saved_reference.get("name"))
         if trained and config.finetune == "lora":
             encoder = load_lora_adapter(encoder, layout.adapter)
         elif trained:
@@ -334,13 +330,8 @@ def build_model(config: AlfiaConfig, *, backbone: nn.Module | None = None, token
     """A fresh ALFIA model: the backbone from ``config.backbone`` (or the one given), prepared for
     ``config.finetune``, with newly initialised pooler and head."""
     loaded = _get_backbone(config, backbone, tokenizer)
-    prune_encoder(loaded.model, config.prune_layers)
+    trained = _prepare_depth(config, loaded.model, loaded.reference.get("name"))
     depth = num_layers(loaded.model.config)
-    if pooler_layer_count(config) > depth:
-        raise AlfiaError(f"n_fusion_layers={config.n_fusion_layers} is greater than the backbone's depth "
-                         f"({depth} layers{' after pruning' if config.prune_layers else ''}: "
-                         f"{loaded.reference.get('name')})")
-    trained = trained_layer_count(config.train_layers, depth)
     encoder = loaded.model
     if trained and config.finetune == "lora":
         encoder = apply_lora(loaded.model, config.lora, lora_layer_indices(depth, trained))
@@ -348,6 +339,17 @@ def build_model(config: AlfiaConfig, *, backbone: nn.Module | None = None, token
 
 
 # -------------------------------------------------------------------- helpers
+def _prepare_depth(config: AlfiaConfig, encoder: nn.Module, name: Any) -> int:
+    """Prune ``encoder`` as ``config`` says, check that its depth holds the pooled layers, and return K, the
+    number of top layers that train: the one depth check, for a new model and a loaded one alike."""
+    prune_encoder(encoder, config.prune_layers)
+    depth = num_layers(encoder.config)
+    if pooler_layer_count(config) > depth:
+        raise AlfiaError(f"n_fusion_layers={config.n_fusion_layers} is greater than the backbone's depth "
+                         f"({depth} layers{' after pruning' if config.prune_layers else ''}: {name})")
+    return trained_layer_count(config.train_layers, depth)
+
+
 def _get_backbone(config: AlfiaConfig, model: nn.Module | None, tokenizer: Any, *,
                   saved_reference: dict[str, Any] | None = None, file: str | os.PathLike | None = None) -> Backbone:
     if model is None:

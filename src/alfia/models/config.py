@@ -14,14 +14,12 @@ the paper's recipe is ``alfia.training.recipes.RECIPES["paper"]``.
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from alfia.atomic import read_json_object, write_json_atomic
+from alfia.config_base import JsonConfig, require
 from alfia.errors import AlfiaError
-from alfia.models.poolers import POOLERS
+from alfia.models.pooler_table import POOLERS
 
 FINETUNE_MODES = ("lora", "full")
 ALL_LAYERS = "all"
@@ -30,25 +28,14 @@ LORA_BIAS = ("none", "all", "lora_only")
 PAPER_LORA_TARGETS = ("query", "key", "value", "output.dense")
 
 
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise AlfiaError(message)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 @dataclass
-class LoraSettings:
+class LoraSettings(JsonConfig):
     """LoRA on the encoder (eq. 20: h = W0 x + B A x, with W0 frozen)."""
 
+    config_name = "lora"
+
     r: int = 16
-    alpha: int = 16
+    alpha: float = 16
     dropout: float = 0.05
     # Matched by peft as a full module name or a dotted suffix: "output.dense" covers both the attention
     # output projection and the feed-forward output of every BERT/RoBERTa layer.
@@ -58,35 +45,29 @@ class LoraSettings:
     def __post_init__(self) -> None:
         if isinstance(self.target_modules, str):  # "query,key,value" from a CLI option
             self.target_modules = tuple(t.strip() for t in self.target_modules.split(",") if t.strip())
-        else:
-            self.target_modules = tuple(self.target_modules)
-        _require(_is_int(self.r) and self.r >= 1, f"lora.r must be a positive integer, got {self.r!r}")
-        _require(_is_number(self.alpha) and self.alpha > 0, f"lora.alpha must be positive, got {self.alpha!r}")
-        _require(_is_number(self.dropout) and 0.0 <= self.dropout < 1.0,
-                 f"lora.dropout must be in [0, 1), got {self.dropout!r}")
-        _require(len(self.target_modules) > 0 and all(isinstance(t, str) and t for t in self.target_modules),
-                 f"lora.target_modules must name at least one module, got {self.target_modules!r}")
-        _require(self.bias in LORA_BIAS, f"lora.bias must be one of {', '.join(LORA_BIAS)}; got {self.bias!r}")
+        super().__post_init__()
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["target_modules"] = list(self.target_modules)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "lora") -> "LoraSettings":
-        return cls(**_known_keys(cls, data, source))
+    def validate(self) -> None:
+        require(self.r >= 1, f"lora.r must be a positive integer, got {self.r!r}")
+        require(self.alpha > 0, f"lora.alpha must be positive, got {self.alpha!r}")
+        require(0.0 <= self.dropout < 1.0, f"lora.dropout must be in [0, 1), got {self.dropout!r}")
+        require(len(self.target_modules) > 0 and all(isinstance(t, str) and t for t in self.target_modules),
+                f"lora.target_modules must name at least one module, got {self.target_modules!r}")
+        require(self.bias in LORA_BIAS, f"lora.bias must be one of {', '.join(LORA_BIAS)}; got {self.bias!r}")
 
 
 @dataclass
-class AlfiaConfig:
+class AlfiaConfig(JsonConfig):
     """Everything needed to rebuild an ALFIA model (not the training schedule, which training owns)."""
+
+    config_name = "model config"
+    file_missing = "model config not found"
 
     backbone: str | None = None  # None: the offline all-MiniLM-L6-v2; else a local folder or a HF model id
     n_fusion_layers: int = 4  # N_f, the top encoder layers the ALF module weighs
     fusion_heads: int = 4  # n_h of the inter-layer attention (eqs. 3–6)
     gating: bool = True  # sigmoid layer gate (eq. 7); off: normalised attention scores
-    pooler: str = "alf"  # "alf", or an ablation pooler: a key of alfia.models.poolers.POOLERS
+    pooler: str = "alf"  # "alf", or an ablation pooler: a key of alfia.models.pooler_table.POOLERS
     classifier_heads: int = 4  # heads of the ACH self-attention (eq. 15); the paper's Figure 2 uses 4
     head_ffn_mult: int = 4  # ACH feed-forward width = head_ffn_mult * hidden size (eq. 17)
     dropout: float = 0.1  # dropout inside ALF and ACH
@@ -107,77 +88,43 @@ class AlfiaConfig:
     prune_layers: str | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.lora, dict):
-            self.lora = LoraSettings.from_dict(self.lora)
-        _require(isinstance(self.lora, LoraSettings), f"lora must be LoraSettings, got {type(self.lora).__name__}")
-        _require(self.backbone is None or (isinstance(self.backbone, str) and self.backbone.strip() != ""),
-                 f"backbone must be a model id, a folder, or None; got {self.backbone!r}")
-        _require(self.pooler in POOLERS, f"unknown pooler {self.pooler!r}; choose one of {', '.join(POOLERS)}")
-        _require(self.finetune in FINETUNE_MODES,
-                 f"unknown finetune mode {self.finetune!r}; choose one of {', '.join(FINETUNE_MODES)} (what trains "
-                 f"at all is train_layers: 0 freezes the encoder)")
         if isinstance(self.train_layers, str) and self.train_layers.strip().isdigit():  # "2" from a CLI option
             self.train_layers = int(self.train_layers.strip())
-        _require(self.train_layers == ALL_LAYERS or (_is_int(self.train_layers) and self.train_layers >= 0),
-                 f"train_layers must be 0 (frozen encoder), a number of top layers, or 'all'; got {self.train_layers!r}")
-        _require(isinstance(self.standardise_states, bool),
-                 f"standardise_states must be true or false, got {self.standardise_states!r}")
+        super().__post_init__()
         if self.prune_layers is not None:
-            _require(isinstance(self.prune_layers, str) and self.prune_layers.strip() != "",
-                     f"prune_layers must be one of: {'; '.join(PRUNE_RULES)}; got {self.prune_layers!r}")
             self.prune_layers = self.prune_layers.strip()
+
+    def validate(self) -> None:
+        require(self.backbone is None or self.backbone.strip() != "",
+                f"backbone must be a model id, a folder, or None; got {self.backbone!r}")
+        require(self.pooler in POOLERS, f"unknown pooler {self.pooler!r}; choose one of {', '.join(POOLERS)}")
+        require(self.finetune in FINETUNE_MODES,
+                f"unknown finetune mode {self.finetune!r}; choose one of {', '.join(FINETUNE_MODES)} (what trains "
+                f"at all is train_layers: 0 freezes the encoder)")
+        require(self.train_layers == ALL_LAYERS or (isinstance(self.train_layers, int) and self.train_layers >= 0),
+                f"train_layers must be 0 (frozen encoder), a number of top layers, or 'all'; got {self.train_layers!r}")
+        require(self.prune_layers is None or self.prune_layers.strip() != "",
+                f"prune_layers must be one of: {'; '.join(PRUNE_RULES)}; got {self.prune_layers!r}")
         for name in ("n_fusion_layers", "fusion_heads", "classifier_heads", "head_ffn_mult", "max_length"):
             value = getattr(self, name)
-            _require(_is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
-        _require(self.max_length >= 2, f"max_length must leave room for special tokens, got {self.max_length}")
-        _require(isinstance(self.gating, bool), f"gating must be true or false, got {self.gating!r}")
-        _require(_is_number(self.dropout) and 0.0 <= self.dropout < 1.0,
-                 f"dropout must be in [0, 1), got {self.dropout!r}")
-        _require(self.attention_dropout is None
-                 or (_is_number(self.attention_dropout) and 0.0 <= self.attention_dropout < 1.0),
-                 f"attention_dropout must be empty (the backbone's value) or in [0, 1), got {self.attention_dropout!r}")
+            require(value >= 1, f"{name} must be a positive integer, got {value!r}")
+        require(self.max_length >= 2, f"max_length must leave room for special tokens, got {self.max_length}")
+        require(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout!r}")
+        require(self.attention_dropout is None or 0.0 <= self.attention_dropout < 1.0,
+                f"attention_dropout must be empty (the backbone's value) or in [0, 1), got {self.attention_dropout!r}")
 
     @property
     def trains_encoder(self) -> bool:
         return self.train_layers != 0
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["lora"] = self.lora.to_dict()
-        return d
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "model config") -> "AlfiaConfig":
-        if not isinstance(data, dict):
-            raise AlfiaError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        kwargs = _known_keys(cls, data, source)
-        if "train_layers" not in kwargs and "finetune" in kwargs:
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if "train_layers" not in data and "finetune" in data:
             # A run saved before train_layers existed: "frozen" trained nothing of the encoder, "lora" and
             # "full" trained all of it.
-            kwargs["train_layers"] = 0 if kwargs["finetune"] == "frozen" else ALL_LAYERS
-            if kwargs["finetune"] == "frozen":
-                kwargs["finetune"] = "lora"
-        if "lora" in kwargs and not isinstance(kwargs["lora"], dict):
-            raise AlfiaError(f"{source}: 'lora' must be an object")
-        try:
-            if "lora" in kwargs:
-                kwargs["lora"] = LoraSettings.from_dict(kwargs["lora"], source=f"{source}: lora")
-            return cls(**kwargs)
-        except AlfiaError as e:
-            raise AlfiaError(f"{source}: {e}") from None
-
-    def save_json(self, path: str | os.PathLike) -> Path:
-        return write_json_atomic(path, self.to_dict())
-
-    @classmethod
-    def load_json(cls, path: str | os.PathLike) -> "AlfiaConfig":
-        data = read_json_object(path, missing="model config not found")
-        return cls.from_dict(data, source=str(path))
-
-
-def _known_keys(cls: type, data: dict[str, Any], source: str) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise AlfiaError(f"{source}: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(names))}")
-    return dict(data)
+            data["train_layers"] = 0 if data["finetune"] == "frozen" else ALL_LAYERS
+            if data["finetune"] == "frozen":
+                data["finetune"] = "lora"
+        if "lora" in data and not isinstance(data["lora"], dict):
+            raise AlfiaError("'lora' must be an object")
+        return data

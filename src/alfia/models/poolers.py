@@ -7,8 +7,8 @@
 - ``static_mean``: the unweighted mean of the top N_f layers, then a masked mean over tokens
   (ALF's eq. (8) with fixed lambda_j = 1/N_f and none of its learned pooling).
 
-``POOLERS`` is the one table of them: ``AlfiaConfig.pooler`` must be one of its keys, and the model reads
-from it which module to build and how many top layers to hand it. A pooler is an ``nn.Module`` with a
+``POOLERS`` (``alfia.models.pooler_table``, re-exported here) is the one table of them: ``AlfiaConfig.pooler``
+must be one of its keys, and the model reads from it which module to build and how many top layers to hand it. A pooler is an ``nn.Module`` with a
 ``from_config(config, hidden_size)`` class method and ``forward(layers, attention_mask)``, which takes the
 top layers ordered lower -> upper and returns ``(embedding (B, d), layer weights (B, N_f) or None)``.
 Adding one means writing that class and adding its row to ``POOLERS``; nothing else.
@@ -17,17 +17,16 @@ Adding one means writing that class and adding its row to ``POOLERS``; nothing e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from alfia.models.adaptive_layer_fusion import AdaptiveLayerFusion
+from alfia.models.config import AlfiaConfig
 from alfia.models.masking import masked_max, masked_mean
+from alfia.models.pooler_table import POOLERS, PoolerSpec
 
-if TYPE_CHECKING:  # config.py validates against POOLERS, so it imports this module, not the other way
-    from alfia.models.config import AlfiaConfig
+__all__ = ["POOLERS", "CLSPooler", "MaxPooler", "MeanPooler", "PoolerSpec", "StaticMeanPooler", "build_pooler",
+           "pooler_layer_count"]
 
 PoolerOutput = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -71,27 +70,10 @@ class StaticMeanPooler(nn.Module):
         return masked_mean(fused, attention_mask), weights
 
 
-@dataclass(frozen=True)
-class PoolerSpec:
-    """One row of ``POOLERS``: the module class, and which of the encoder's layers it reads."""
-
-    module_class: type[nn.Module]  # has from_config(config, hidden_size) -> module
-    reads_top_layers: bool  # True: the top N_f (config.n_fusion_layers) layers; False: the last layer only
-
-
-POOLERS: dict[str, PoolerSpec] = {
-    "alf": PoolerSpec(AdaptiveLayerFusion, reads_top_layers=True),
-    "cls": PoolerSpec(CLSPooler, reads_top_layers=False),
-    "mean": PoolerSpec(MeanPooler, reads_top_layers=False),
-    "max": PoolerSpec(MaxPooler, reads_top_layers=False),
-    "static_mean": PoolerSpec(StaticMeanPooler, reads_top_layers=True),
-}
-
-
 def pooler_layer_count(config: AlfiaConfig) -> int:
     """How many top layers the configured pooler reads (N_f, or only the last one)."""
     return config.n_fusion_layers if POOLERS[config.pooler].reads_top_layers else 1
 
 
 def build_pooler(config: AlfiaConfig, hidden_size: int) -> nn.Module:
-    return POOLERS[config.pooler].module_class.from_config(config, hidden_size)
+    return POOLERS[config.pooler].resolve().from_config(config, hidden_size)

@@ -41,6 +41,28 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+@contextlib.contextmanager
+def process_state_kept():
+    """Run a block that sets torch's thread count or seeds (training, loading), then put them back.
+
+    ``set_threads`` and ``seed_everything`` change the whole process: torch's intra-op threads and the torch,
+    CUDA, NumPy and ``random`` generators. A library call (``ALFIAClassifier.fit``, ``from_pretrained``, a zoo
+    model's ``fit``) must not leave them changed for its caller, as scikit-learn estimators do not.
+    """
+    threads = torch.get_num_threads()
+    python_state, numpy_state, torch_state = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        torch.random.set_rng_state(torch_state)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state_all(cuda_state)
+
+
 def bf16_is_fast(device: torch.device) -> bool:
     """bf16 matmuls run natively: CUDA with bf16 support, or a CPU with AVX-512 BF16 / AMX.
 

@@ -2,22 +2,42 @@
 ablations (BiLSTM only, Transformer only), and GRU and TCN, YAIB's usual references.
 
 Every model maps (batch, hours, features) to one logit per stay, for any number of hours up to
-``max_hours``: hour-by-hour risk runs the model on hours 1..k. One config dataclass per model, each
-round-tripping JSON through :func:`config_to_dict` / :func:`config_from_dict`.
+``max_hours``: hour-by-hour risk runs the model on hours 1..k. One config dataclass per model
+(:class:`alfia.config_base.JsonConfig`: typed and checked on construction), each round-tripping JSON through
+:func:`config_to_dict` / :func:`config_from_dict`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
+from alfia.config_base import JsonConfig, require
 from alfia.errors import AlfiaError
 
 
+class _SeriesModelConfig(JsonConfig):
+    """What every series model config checks: sizes are positive, dropout is a probability, and a Transformer
+    branch splits its width evenly across its heads."""
+
+    def validate(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "dropout":
+                require(0.0 <= value < 1.0, f"{f.name} must be in [0, 1), got {value!r}")
+            elif f.name == "input_size":  # 0 until the preprocessing sets it (build_model refuses 0)
+                require(value >= 0, f"{f.name} must be >= 0, got {value!r}")
+            else:
+                require(value >= 1, f"{f.name} must be >= 1, got {value!r}")
+        if hasattr(self, "n_heads"):
+            require(self.d_model % self.n_heads == 0,
+                    f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+
+
 @dataclass
-class BiLSTMConfig:
+class BiLSTMConfig(_SeriesModelConfig):
     input_size: int = 0
     hidden_size: int = 32
     num_layers: int = 1
@@ -25,7 +45,7 @@ class BiLSTMConfig:
 
 
 @dataclass
-class TransformerConfig:
+class TransformerConfig(_SeriesModelConfig):
     input_size: int = 0
     d_model: int = 32
     n_heads: int = 4
@@ -36,7 +56,7 @@ class TransformerConfig:
 
 
 @dataclass
-class FusionConfig:
+class FusionConfig(_SeriesModelConfig):
     """BiLSTM branch (local trends) + Transformer-encoder branch (long-range dependencies), fused by
     concatenating the two stay summaries before a small MLP head (the seed's dual-branch design)."""
 
@@ -52,7 +72,7 @@ class FusionConfig:
 
 
 @dataclass
-class GRUConfig:
+class GRUConfig(_SeriesModelConfig):
     input_size: int = 0
     hidden_size: int = 32
     num_layers: int = 1
@@ -60,7 +80,7 @@ class GRUConfig:
 
 
 @dataclass
-class TCNConfig:
+class TCNConfig(_SeriesModelConfig):
     input_size: int = 0
     channels: int = 32
     kernel_size: int = 3
@@ -202,18 +222,14 @@ def default_config(name: str, input_size: int, **overrides):
 
 
 def config_to_dict(name: str, config) -> dict:
-    return {"model": name, **asdict(config)}
+    return {"model": name, **config.to_dict()}
 
 
-def config_from_dict(d: dict):
+def config_from_dict(d: dict, *, source: str = "model config"):
     d = dict(d)
     name = d.pop("model", None)
     cls = _entry(str(name))[0]
-    known = {f.name for f in fields(cls)}
-    unknown = set(d) - known
-    if unknown:
-        raise AlfiaError(f"model config of {name!r} has unknown key(s) {', '.join(sorted(unknown))}")
-    return name, cls(**d)
+    return name, cls.from_dict(d, source=f"{source} of {name!r}")
 
 
 def build_model(name: str, config) -> nn.Module:

@@ -60,19 +60,21 @@ def _combine_bp(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_physionet2012_hourly(records: Sequence[PathLike], outcomes: Sequence[PathLike], hours: float = 24,
-                               *, seed: int = DEFAULT_SEED, progress=None) -> tuple[pd.DataFrame, list, dict]:
+                               *, seed: int = DEFAULT_SEED, progress=None, task: str = "mortality"
+                               ) -> tuple[pd.DataFrame, list, dict]:
     """Hourly table of PhysioNet 2012 stays: all 37 series (MechVent and urine are the interventions),
     the combined blood pressures, and age, sex, height (and the admission weight) at hour 1.
 
     Stays, labels and split come from :func:`alfia.cohorts.sources.physionet2012.build_physionet2012`
-    with the same files, hours and seed. Returns (frame, variables, report).
+    with the same files, hours, seed and ``task`` (``alfia.cohorts.tasks``). Returns (frame, variables, report).
     """
     from alfia.cohorts.sources import physionet2012 as pn
 
     h = _check_hours(hours)
     if isinstance(records, (str, os.PathLike)):
         records = [records]
-    cohort, cohort_report = pn.build_physionet2012(records, outcomes, float(h), seed=seed, progress=progress)
+    cohort, cohort_report = pn.build_physionet2012(records, outcomes, float(h), seed=seed, progress=progress,
+                                                   task=task)
     files = [f for src in records for f in pn._read_records(src, None)]
     lines, _ = pn._parse_lines(files)
     record_ids = np.array([f.record_id for f in files], dtype=np.int64)
@@ -105,6 +107,7 @@ def build_physionet2012_hourly(records: Sequence[PathLike], outcomes: Sequence[P
     frame = hourly_from_long(long, stays, variables, h)
     report.update({"cohort": {k: cohort_report[k] for k in ("sources", "n_stays", "n_deaths",
                                                              "records_without_outcome", "malformed_lines")},
+                   "task": cohort_report["task"],
                    "split": f"alfia.cohorts.splits.assign_splits (seed {seed}), as `alfia cohort physionet2012`"})
     return frame, variables, report
 
@@ -187,18 +190,20 @@ def _interval_hours(iv: pd.DataFrame, hours: int) -> pd.DataFrame:
 
 
 def build_mimic_iv_hourly(mimic_dir: PathLike, hours: float = 24, *, seed: int = DEFAULT_SEED,
-                          min_age: float = 18.0) -> tuple[pd.DataFrame, list, dict]:
+                          min_age: float = 18.0, task: str = "mortality") -> tuple[pd.DataFrame, list, dict]:
     """Hourly table of the CW-24 MIMIC-IV stays (the cohort's inclusion and split, grouped by patient).
 
     Vitals and GCS from ``chartevents``, labs and blood gases from ``labevents`` (by patient, as the
     cohort), urine output from ``outputevents`` (summed per hour), vasopressor rates from ``inputevents``
     (the hour's highest running rate, 0 when none runs) and invasive / non-invasive ventilation from
     ``procedureevents`` (1 while running, else 0). Values before ICU admission or after the window's end
-    are dropped and counted.
+    are dropped and counted. ``task``: the label, as ``alfia cohort mimic-iv --task`` (``alfia.cohorts.tasks``).
     """
     from alfia.cohorts.sources import mimic_iv as mi
+    from alfia.cohorts.tasks import apply_task, get_task, mimic_iv_los
 
     h = _check_hours(hours)
+    los = mimic_iv_los(mimic_dir) if get_task(task).is_los else None
     cfg = mi.MimicConfig(str(mimic_dir), min_age=min_age)
     with mi.open_tables(cfg) as t:
         attrition = mi.build_cohort(t, cfg.min_age)
@@ -239,6 +244,7 @@ def build_mimic_iv_hourly(mimic_dir: PathLike, hours: float = 24, *, seed: int =
     stays = stays.rename(columns={"hospital_expire_flag": OUTCOME_COLUMN})
     stays[OUTCOME_COLUMN] = stays[OUTCOME_COLUMN].astype(int)
     stays[SPLIT_COLUMN] = assign_splits(stays, seed=seed)  # as write_extraction: grouped by subject_id
+    stays, report["task"] = apply_task(stays, task, los, source=str(mimic_dir))  # after the split, as the cohort
     stays["sex_male"] = stays["gender"].map({"M": 1.0, "F": 0.0})
     static = _static_rows(stays, {"admission_age": "age", "sex_male": "sex_male"})
     long = pd.concat([static, *parts], ignore_index=True)

@@ -1,42 +1,48 @@
 """Train a time-series model into a run directory (:class:`alfia.runs.RunLayout`).
 
-Adam with weight decay on binary cross-entropy; after every epoch the validation AUPRC decides the
-best weights, and training stops after ``patience`` epochs without improvement. The last epoch's full
-state (weights, optimizer, shuffling generator, best weights, history) is checkpointed atomically, so
-``resume=True`` continues an interrupted run where it stopped. The run ends with ``model.safetensors``
-(best epoch), ``preprocessing.json``, ``history.jsonl`` and ``predictions.parquet`` (val and test stays),
-which ``alfia evaluate`` and ``alfia compare`` read like any other run.
+AdamW on binary cross-entropy, in the package's one training loop (``alfia.training.loop.fit``): after every
+epoch the validation AUPRC decides the best weights (``EarlyStopping``: training stops after ``patience`` epochs
+without improvement), ``JsonlHistory`` writes history.jsonl and ``Checkpointing`` saves the full state to
+``checkpoint/``, so ``resume=True`` continues an interrupted run where it stopped. The checkpoint's fingerprint
+holds the model, seed, settings and the SHA-256 of the hourly data: resuming on another table is refused. The run
+ends with ``model.safetensors`` (best epoch), ``preprocessing.json``, ``history.jsonl`` and ``predictions.parquet``
+(val and test stays), which ``alfia evaluate`` and ``alfia compare`` read like any other run.
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import math
+import hashlib
 import os
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import expit
 
-from alfia.atomic import atomic_path, read_json_object, write_json_atomic, write_text_atomic
+from alfia.atomic import atomic_path, write_json_atomic
+from alfia.config_base import JsonConfig, require
 from alfia.errors import AlfiaError
 from alfia.runs import RunLayout, write_predictions
 from alfia.series.hourly import HourlyArrays, check_splits
 from alfia.series.models import MODELS, build_model, config_to_dict, default_config
 from alfia.series.predict import logits_of
 from alfia.series.preprocess import HourlyPreprocessor
+from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory
+from alfia.training.loop import LoopTask, fit, prepare_training
+from alfia.training.resume import STATE_FILE, check_fingerprint, read_checkpoint_meta
+from alfia.training.state import Callback, TrainState
 
 MODEL_FAMILY = "series"
-CHECKPOINT_FILE = "state.pt"
+OLD_CHECKPOINT_FILE = "state.pt"  # the checkpoint of runs written before the shared loop (not resumable)
 
 
 @dataclass
-class SeriesTrainConfig:
+class SeriesTrainConfig(JsonConfig):
     """Everything a training run was asked to do; saved in config.json (``train``)."""
+
+    config_name = "train config"
 
     model: str = "bilstm-transformer"
     model_settings: dict = field(default_factory=dict)  # overrides of the model's config dataclass
@@ -45,66 +51,40 @@ class SeriesTrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 5
-    grad_clip: float = 1.0
+    grad_clip: float | None = 1.0
     seed: int = 42
     device: str = "cpu"
-    threads: int | None = None
+    threads: int | None = None  # torch CPU threads (None: the machine's cores, machine.resolve_jobs)
     hourly: str = ""  # the hourly table trained on (for the record)
     init_from: str | None = None  # a run whose weights and preprocessing start this one (fine-tuning)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SeriesTrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise AlfiaError(f"train config has unknown key(s) {', '.join(sorted(unknown))}")
-        return cls(**d)
-
     def validate(self) -> None:
-        if self.model not in MODELS:
-            raise AlfiaError(f"unknown series model {self.model!r}; choose one of {', '.join(MODELS)}")
+        require(self.model in MODELS, f"unknown series model {self.model!r}; choose one of {', '.join(MODELS)}")
         for name in ("epochs", "batch_size", "patience"):
-            if getattr(self, name) < 1:
-                raise AlfiaError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise AlfiaError(f"lr must be positive, got {self.lr}")
+            require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        require(self.lr > 0, f"lr must be positive, got {self.lr}")
+        require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        require(self.grad_clip is None or self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
+        require(self.threads is None or self.threads >= 1, f"threads must be at least 1, got {self.threads}")
 
 
-def _auprc_auroc(y: np.ndarray, prob: np.ndarray) -> tuple[float, float]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    if len(set(y)) < 2:
-        return float("nan"), float("nan")
-    return float(average_precision_score(y, prob)), float(roc_auc_score(y, prob))
-
-
-def _finite(record: dict) -> dict:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
-
-
-def _save_checkpoint(layout: RunLayout, state: dict) -> None:
-    with atomic_path(layout.checkpoint / CHECKPOINT_FILE) as tmp:
-        torch.save(state, tmp)
+def hourly_sha256(arrays: HourlyArrays) -> str:
+    """The SHA-256 of an hourly table's content (stays, labels, splits, variables, values): what a resumed run
+    must train on again."""
+    digest = hashlib.sha256()
+    for part in (arrays.stay_id, arrays.label, arrays.split.astype(str), np.asarray(arrays.names, dtype=str),
+                 np.ascontiguousarray(arrays.values)):
+        digest.update(str(part.dtype).encode() + str(part.shape).encode())
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.hexdigest()
 
 
-def _load_checkpoint(layout: RunLayout) -> dict | None:
-    path = layout.checkpoint / CHECKPOINT_FILE
-    if not path.exists():
-        return None
-    try:
-        return torch.load(path, weights_only=True)
-    except Exception as e:  # a torn or foreign file: say which
-        raise AlfiaError(f"{path}: not a readable checkpoint ({e})") from None
-
-
-def run_config(cfg: SeriesTrainConfig, model_config, arrays: HourlyArrays) -> dict:
+def run_config(cfg: SeriesTrainConfig, model_config, arrays: HourlyArrays, data_sha256: str) -> dict:
     return {"model_name": f"series-{cfg.model}", "model_family": MODEL_FAMILY,
             "description": MODELS[cfg.model][2], "train": cfg.to_dict(),
             "model": config_to_dict(cfg.model, model_config),
-            "data": {"source": arrays.source, "hours": arrays.hours, "n_variables": len(arrays.variables),
+            "data": {"source": arrays.source, "sha256": data_sha256, "hours": arrays.hours,
+                     "n_variables": len(arrays.variables),
                      "n_stays": {s: int((arrays.split == s).sum()) for s in ("train", "val", "test")}}}
 
 
@@ -117,29 +97,34 @@ def train_series(arrays: HourlyArrays, out_dir: str | os.PathLike, cfg: SeriesTr
     job on it is refused, and a refused run leaves no new folder."""
     from alfia.outputs import hold_output_dir
 
-    cfg.validate()
     with hold_output_dir(RunLayout.of(out_dir).root):
         return _train_series(arrays, RunLayout.of(out_dir), cfg, resume=resume, log=log)
 
 
+class _EpochLines(Callback):
+    """One line per epoch through ``log``, and the batches' own seconds in the record (``train_seconds``)."""
+
+    def __init__(self, say: Callable[[str], None]):
+        self.say = say
+
+    def on_epoch_end(self, state: TrainState, record: dict) -> None:
+        record["train_seconds"] = round(state.last_train_seconds, 3)
+        self.say(f"epoch {record['epoch']:>3}  train loss {record['train_loss']:.4f}  val loss {record['val_loss']:.4f}  "
+                 f"val AUPRC {record['val_auprc']:.4f}  val AUROC {record['val_auroc']:.4f}  {record['seconds']:.1f}s"
+                 + ("  best" if record["best"] else ""))
+
+
 def _train_series(arrays: HourlyArrays, layout: RunLayout, cfg: SeriesTrainConfig, *, resume: bool,
                   log: Callable[[str], None] | None) -> dict:
-    from alfia.runtime.device import resolve_device, seed_everything
-
     say = log or (lambda _msg: None)
     check_splits(arrays, cfg.hourly or arrays.source or "hourly table")
     if layout.config.exists() and not resume:
         raise AlfiaError(f"{layout.root}: already holds a run (config.json); pass --resume to continue it "
                          f"or choose another --out")
-    if resume and layout.config.exists():
-        saved = SeriesTrainConfig.from_dict(read_json_object(layout.config)["train"])
-        if (saved.model, saved.seed, saved.model_settings) != (cfg.model, cfg.seed, cfg.model_settings):
-            raise AlfiaError(f"{layout.config}: the run was started with model {saved.model!r}, seed {saved.seed}, "
-                             f"settings {saved.model_settings}; resume it with the same")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed)
+    if resume and (layout.checkpoint / OLD_CHECKPOINT_FILE).exists():
+        raise AlfiaError(f"{layout.checkpoint / OLD_CHECKPOINT_FILE}: a checkpoint of an older ALFIA, which "
+                         f"this version cannot resume; train the run again into a new --out")
+    device = prepare_training(cfg.seed, cfg.threads, cfg.device)
 
     init = None
     if cfg.init_from:
@@ -159,81 +144,52 @@ def _train_series(arrays: HourlyArrays, layout: RunLayout, cfg: SeriesTrainConfi
         model.load_state_dict(init.model.state_dict())
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    generator = torch.Generator().manual_seed(cfg.seed)
     train_rows = torch.from_numpy(arrays.rows_of("train"))
     val_rows = arrays.rows_of("val")
     x_val, y_val = x_all[val_rows], arrays.label[val_rows]
-    loss_fn = torch.nn.BCEWithLogitsLoss()
 
-    history: list[dict] = []
-    start_epoch, best_epoch, best_auprc = 0, 0, -1.0
-    best_state = copy.deepcopy(model.state_dict())
-    state = _load_checkpoint(layout) if resume else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        best_state = state["best_model"]
-        start_epoch, best_epoch, best_auprc = int(state["epoch"]), int(state["best_epoch"]), float(state["best_auprc"])
-        history = json.loads(state["history"])
-        say(f"resuming after epoch {start_epoch} (best so far: epoch {best_epoch}, val AUPRC {best_auprc:.4f})")
-    write_json_atomic(layout.config, run_config(cfg, model_config, arrays))
-    write_json_atomic(layout.preprocessing, pre.to_dict())
-
-    stopped = start_epoch - best_epoch >= cfg.patience and start_epoch > 0
-    for epoch in range(start_epoch, cfg.epochs):
-        if stopped:
-            break
-        t0 = time.perf_counter()
-        model.train()
+    def batches(epoch: int):
+        # Epoch e's order is the (e+1)-th permutation of one seeded generator, replayed, so a resumed run needs
+        # no generator state and shuffles exactly as an uninterrupted one.
+        generator = torch.Generator().manual_seed(cfg.seed)
+        for _ in range(epoch):
+            torch.randperm(len(train_rows), generator=generator)
         order = train_rows[torch.randperm(len(train_rows), generator=generator)]
-        loss_sum, n_seen = 0.0, 0
-        for i in range(0, len(order), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            xb, yb = x_all[idx].to(device), y_all[idx].to(device)
-            loss = loss_fn(model(xb), yb)
-            optimizer.zero_grad()
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            loss_sum += float(loss.detach()) * len(idx)
-            n_seen += len(idx)
-        train_seconds = time.perf_counter() - t0
+        return (order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size))
+
+    def forward(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return model(x_all[idx].to(device)), y_all[idx].to(device)
+
+    def val_logits() -> np.ndarray:
         model.cpu()
-        val_logit = logits_of(model, x_val)
+        logits = logits_of(model, x_val)
         model.to(device)
-        val_prob = 1.0 / (1.0 + np.exp(-val_logit.astype(np.float64)))
-        val_loss = float(loss_fn(torch.from_numpy(val_logit), torch.from_numpy(y_val.astype(np.float32))))
-        auprc, auroc = _auprc_auroc(y_val, val_prob)
-        better = math.isfinite(auprc) and auprc > best_auprc
-        if better:
-            best_auprc, best_epoch = auprc, epoch + 1
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        record = {"epoch": epoch + 1, "train_loss": loss_sum / max(n_seen, 1), "val_loss": val_loss,
-                  "val_auprc": auprc, "val_auroc": auroc, "lr": cfg.lr,
-                  "seconds": round(time.perf_counter() - t0, 3), "train_seconds": round(train_seconds, 3),
-                  "best": bool(better)}
-        history.append(record)
-        write_text_atomic(layout.history, "".join(json.dumps(_finite(r)) + "\n" for r in history))
-        _save_checkpoint(layout, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                  "generator": generator.get_state(), "best_model": best_state,
-                                  "epoch": epoch + 1, "best_epoch": best_epoch, "best_auprc": best_auprc,
-                                  "history": json.dumps([_finite(r) for r in history])})
-        say(f"epoch {epoch + 1:>3}  train loss {record['train_loss']:.4f}  val loss {val_loss:.4f}  "
-            f"val AUPRC {auprc:.4f}  val AUROC {auroc:.4f}  {record['seconds']:.1f}s" + ("  best" if better else ""))
-        if epoch + 1 - best_epoch >= cfg.patience:
-            break
+        return logits
+
+    data_sha256 = hourly_sha256(arrays)
+    fingerprint = {"model": cfg.model, "seed": cfg.seed, "model_settings": cfg.model_settings,
+                   "data_sha256": data_sha256}
+    steps_per_epoch = -(-len(train_rows) // cfg.batch_size)
+    state = TrainState(model, optimizer, None, cfg, steps_per_epoch, cfg.epochs)
+    task = LoopTask(batches, forward, val_logits, y_val, torch.nn.BCEWithLogitsLoss(), grad_clip=cfg.grad_clip)
+    resume_from = layout.checkpoint if resume and (layout.checkpoint / STATE_FILE).exists() else None
+    callbacks = [_EpochLines(say), EarlyStopping(cfg.patience), JsonlHistory(layout.history),
+                 Checkpointing(layout.checkpoint, fingerprint=fingerprint)]
+    if resume_from is not None:  # refused before anything of the run is rewritten
+        check_fingerprint(read_checkpoint_meta(resume_from), fingerprint, str(resume_from))
+        say("resuming from the checkpoint")
+    write_json_atomic(layout.config, run_config(cfg, model_config, arrays, data_sha256))
+    write_json_atomic(layout.preprocessing, pre.to_dict())
+    result = fit(state, task, callbacks, resume=resume_from, resume_fingerprint=fingerprint)
 
     model.cpu()
-    model.load_state_dict(best_state)
     _save_weights(layout, model)
     rows = np.flatnonzero(np.isin(arrays.split, ("val", "test")))
-    prob = 1.0 / (1.0 + np.exp(-logits_of(model, x_all[rows]).astype(np.float64)))
+    prob = expit(logits_of(model, x_all[rows]).astype(np.float64))
     write_predictions(layout.predictions, arrays.stay_id[rows], arrays.split[rows], arrays.label[rows], prob)
-    epoch_seconds = [r["train_seconds"] for r in history]
-    return {"run_dir": str(layout.root), "model": cfg.model, "best_epoch": best_epoch, "val_auprc": best_auprc,
-            "epochs_run": len(history), "mean_train_seconds_per_epoch":
+    epoch_seconds = [r["train_seconds"] for r in result.history if "train_seconds" in r]
+    return {"run_dir": str(layout.root), "model": cfg.model, "best_epoch": result.best_epoch,
+            "val_auprc": result.best_score, "epochs_run": len(result.history), "mean_train_seconds_per_epoch":
                 float(np.mean(epoch_seconds)) if epoch_seconds else float("nan"),
             "n_parameters": int(sum(p.numel() for p in model.parameters()))}
 

@@ -233,6 +233,8 @@ def encode_file(cohort_path: str | os.PathLike, out_path: str | os.PathLike, tem
             "missing": missing,
             "cohort_file": cohort_path.name,
             "cohort_sha256": sha256_file(cohort_path),
+            # the cohort's task (alfia.cohorts.tasks) travels with its label
+            **({"task": manifest.extra["task"]} if manifest is not None and "task" in (manifest.extra or {}) else {}),
         },
     )
     written = write_table(text, out_path, text_manifest, exclusive=exclusive)

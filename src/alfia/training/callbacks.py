@@ -76,7 +76,7 @@ class ProgressDisplay(Callback):
 
     @staticmethod
     def _description(state: TrainState, loss: str = "-") -> str:
-        return f"epoch {state.epoch + 1}/{state.config.epochs}, train loss {loss}"
+        return f"epoch {state.epoch + 1}/{state.epochs}, train loss {loss}"
 
     def _new_step(self, state: TrainState) -> None:
         self._close()
@@ -104,7 +104,7 @@ class ProgressDisplay(Callback):
             f"epoch {record['epoch']:>3}  train loss {record['train_loss']:.4f}  val loss {record['val_loss']:.4f}  "
             f"val AUPRC {record['val_auprc']:.4f}  val AUROC {record['val_auroc']:.4f}  "
             f"lr {record['lr']:.2e}  {record['seconds']:.0f}s{mark}", highlight=False)
-        if state.epoch < state.config.epochs and not state.stop:
+        if state.epoch < state.epochs and not state.stop:
             self._new_step(state)
 
     def _close(self) -> None:
@@ -153,15 +153,16 @@ class _TrainingEstimate:
 class Checkpointing(Callback):
     """Save the full training state to ``checkpoint/`` after every epoch and on Ctrl-C.
 
-    With ``save_best`` (an ``AlfiaModel.save_pretrained`` target folder) the best model so far is also
-    written there whenever the validation AUPRC improves, so a crash never loses the best state.
+    ``fingerprint`` says whose run the checkpoint is (at least its data's SHA-256, and the settings a resume must
+    share); a resume compares it. With ``save_best_to`` (an ``AlfiaModel.save_pretrained`` target folder) the best
+    model so far is also written there whenever the validation AUPRC improves, so a crash never loses the best state.
     """
 
-    def __init__(self, checkpoint_dir: str | os.PathLike, *, save_best_to: str | os.PathLike | None = None,
-                 fingerprint: dict | None = None):
+    def __init__(self, checkpoint_dir: str | os.PathLike, *, fingerprint: dict,
+                 save_best_to: str | os.PathLike | None = None):
         self.checkpoint_dir = Path(checkpoint_dir)
         self.save_best_to = None if save_best_to is None else Path(save_best_to)
-        self.fingerprint = fingerprint or {}
+        self.fingerprint = dict(fingerprint)
 
     def _save(self, state: TrainState) -> None:
         save_checkpoint(self.checkpoint_dir, state, fingerprint=self.fingerprint)

@@ -1,21 +1,18 @@
-"""Training hyperparameters as a typed config that saves to and loads from JSON (peft's style)."""
+"""Training hyperparameters as a typed config that saves to and loads from JSON (``alfia.config_base``)."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from alfia.atomic import read_json_object, write_json_atomic
-from alfia.errors import AlfiaError
+from alfia.config_base import JsonConfig, require
 from alfia.models.calibrator import METHODS as CALIBRATORS
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """How ALFIA is optimised. The model's own shape, including what of the encoder trains (``train_layers``)
     and the tokens kept per text (``max_length``), lives in ``alfia.models.AlfiaConfig``.
 
@@ -37,13 +34,16 @@ class TrainConfig:
     ``calibration``: post-hoc calibrator fitted on the validation split: "platt", "isotonic" or "none".
     """
 
+    file_missing = "cannot read a training config (no such file)"
+    file_invalid = "cannot read a training config"
+
     lr: float = 2e-5
     batch_size: int = 16
     eval_batch_size: int = 64
     epochs: int = 8
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
-    grad_clip: float = 1.0
+    grad_clip: float | None = 1.0
     pos_weight: float | str | None = None
     patience: int = 5
     seed: int = 42
@@ -65,7 +65,14 @@ class TrainConfig:
         return self.lr if self.head_lr is None else self.head_lr
 
     def __post_init__(self) -> None:
-        self._check_types()
+        if isinstance(self.pos_weight, str) and self.pos_weight != "auto":  # "3.5" from a CLI option
+            try:
+                self.pos_weight = float(self.pos_weight)
+            except ValueError:
+                pass  # named by validate
+        super().__post_init__()
+
+    def validate(self) -> None:
         checks = [
             (self.lr > 0, "lr must be > 0"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
@@ -87,61 +94,17 @@ class TrainConfig:
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
             (self.calibration in CALIBRATORS,
              f"calibration must be one of {', '.join(CALIBRATORS)}"),
+            (not isinstance(self.pos_weight, str) or self.pos_weight == "auto",
+             f"pos_weight must be a number, 'auto' or None, got {self.pos_weight!r}"),
+            (not isinstance(self.pos_weight, (int, float)) or self.pos_weight > 0, "pos_weight must be > 0"),
         ]
         for ok, message in checks:
-            if not ok:
-                raise AlfiaError(f"TrainConfig: {message}")
-        if isinstance(self.pos_weight, str):
-            if self.pos_weight != "auto":
-                try:
-                    self.pos_weight = float(self.pos_weight)
-                except ValueError:
-                    raise AlfiaError(f"TrainConfig: pos_weight must be a number, 'auto' or None, "
-                                     f"got {self.pos_weight!r}") from None
-        if isinstance(self.pos_weight, (int, float)) and not self.pos_weight > 0:
-            raise AlfiaError("TrainConfig: pos_weight must be > 0")
-
-    def _check_types(self) -> None:
-        """Numbers are numbers (``epochs="two"`` is named, not a TypeError of a comparison); an integer field
-        takes an integral float (2.0 from JSON) as that integer."""
-        for f in fields(self):
-            value, kind = getattr(self, f.name), str(f.type)
-            if value is None or not ("int" in kind or "float" in kind) or (isinstance(value, str) and "str" in kind):
-                continue
-            integer = "float" not in kind
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                    (integer and isinstance(value, float) and not value.is_integer()):
-                raise AlfiaError(f"TrainConfig: {f.name} must be {'an integer' if integer else 'a number'}, "
-                                 f"got {value!r}")
-            if integer and isinstance(value, float):
-                setattr(self, f.name, int(value))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+            require(ok, f"TrainConfig: {message}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], *, source: str = "TrainConfig") -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        d = dict(d)
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
         # Runs saved before train_layers: these two now live in the model config (max_length) or are gone
         # (freeze_backbone, replaced by the model's train_layers).
         for moved in ("max_length", "freeze_backbone"):
-            d.pop(moved, None)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise AlfiaError(f"{source}: unknown field(s) {', '.join(unknown)}")
-        for f in fields(cls):  # a hand-edited config.json: "epochs": "many" must not reach the checks
-            value = d.get(f.name)
-            numeric = "int" in str(f.type) or "float" in str(f.type)
-            if numeric and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))) \
-                    and not (isinstance(value, str) and "str" in str(f.type)):
-                raise AlfiaError(f"{source}: field '{f.name}' must be a number ({f.type}), got {value!r}")
-        return cls(**d)
-
-    def save_json(self, path: str | os.PathLike) -> Path:
-        return write_json_atomic(path, self.to_dict())
-
-    @classmethod
-    def load_json(cls, path: str | os.PathLike) -> "TrainConfig":
-        return cls.from_dict(read_json_object(path, missing="cannot read a training config (no such file)",
-                                              invalid="cannot read a training config"))
+            data.pop(moved, None)
+        return data

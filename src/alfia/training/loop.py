@@ -1,9 +1,30 @@
-"""The functional core: ``train(model, train_data, val_data, config, callbacks)``.
+"""The one training loop: :func:`fit`, over any model family's batches; :func:`train` runs it for ALFIA.
 
-Loss: BCE with logits (optional ``pos_weight``). Optimiser: AdamW. Schedule: linear warmup then linear
-decay. Gradient clipping by global norm. After every epoch the validation AUPRC is the monitored score;
-the best state is kept (in memory and, through callbacks, on disk) and restored at the end. Everything
-the loop knows lives in one ``TrainState`` that callbacks read and that ``alfia.training.resume`` saves.
+``fit(state, task, callbacks)`` is the loop every model trains with: ALFIA (``train`` below, over token ids or
+cached encoder states), the series models (``alfia.series.train``) and any model to come (e.g. a fusion model
+over cached features). A caller brings
+
+- a :class:`TrainState` (``alfia.training.state``): its model, optimiser, scheduler (or None), config,
+  ``steps_per_epoch`` and ``epochs``; and
+- a :class:`LoopTask`: ``batches(epoch)`` (that epoch's training batches, the same ones in the same order on every
+  call, so a resumed epoch can skip the batches it trained), ``forward(batch) -> (logits, labels)`` (one logit per
+  row, labels as float, on the loss's device; the model is in train mode), ``val_logits()`` (the validation rows'
+  logits, computed in eval mode), ``val_labels``, the ``loss_fn`` (``BCEWithLogitsLoss``, also the validation
+  loss) and ``grad_clip``;
+
+and callbacks (``alfia.training.callbacks``: ``EarlyStopping``, ``JsonlHistory``, ``Checkpointing``,
+``ProgressDisplay``, or its own). ``resume=`` a checkpoint folder continues a run; its fingerprint must match
+the caller's, which names the data (SHA-256) and the settings. :func:`prepare_training` seeds, sets the threads
+(``machine.resolve_jobs``) and picks the device, the same way for every caller.
+
+Each epoch: :func:`run_epoch` (the batches: loss, finite-loss check, backward, clipping, optimiser and scheduler
+steps), :func:`close_epoch` (validation AUPRC and AUROC from ``alfia.evaluation.metrics``, the epoch record, the
+best state), the callbacks' ``on_epoch_end``, then :func:`stop_decided`, the one place the early-stopping decision
+is read (a distributed run agrees on it there). The validation AUPRC is the monitored score; the best state is
+kept (in memory and, through callbacks, on disk) and restored at the end.
+
+ALFIA's loss is BCE with logits (optional ``pos_weight``), its optimiser AdamW with two learning rates (head and
+encoder), its schedule a linear warmup then linear decay, its gradients clipped by global norm.
 """
 
 from __future__ import annotations
@@ -12,16 +33,17 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from scipy.special import expit
-from sklearn.metrics import average_precision_score, roc_auc_score
 from transformers import get_linear_schedule_with_warmup
 
 from alfia.errors import AlfiaError
+from alfia.evaluation.metrics import discrimination
 from alfia.runtime.batches import TokenizedTexts, make_loader, pad_token_id_of
 from alfia.runtime.device import autocast_context, resolve_device, seed_everything, set_threads
 from alfia.runtime.forward import forward_batch, predict_logits
@@ -32,6 +54,175 @@ from alfia.training.state import (  # noqa: F401  (re-exported: the loop's publi
     trainable_named_parameters, trainable_state,
 )
 
+
+@dataclass
+class LoopTask:
+    """What a model family hands :func:`fit` (see the module's docstring)."""
+
+    batches: Callable[[int], Iterable[Any]]  # epoch (0-based) -> that epoch's training batches, always the same
+    forward: Callable[[Any], tuple[torch.Tensor, torch.Tensor]]  # batch -> (logits (B,), float labels (B,))
+    val_logits: Callable[[], np.ndarray]  # the validation rows' logits (N_val,), in eval mode
+    val_labels: np.ndarray  # (N_val,) 0/1
+    loss_fn: torch.nn.Module  # BCEWithLogitsLoss on the training device; also the validation loss
+    grad_clip: float | None = None  # global-norm clipping of the trainable parameters (None or 0: none)
+
+
+def prepare_training(seed: int, num_threads: int | None, device: str) -> torch.device:
+    """Seed every generator, set torch's threads (``machine.resolve_jobs``: None = the machine's cores) and
+    resolve the device: what every training does before it builds its model."""
+    seed_everything(seed)
+    set_threads(num_threads)
+    return resolve_device(device)
+
+
+def _learning_rates(optimizer) -> dict[str, float]:
+    """The epoch record's rates: ``lr`` of the encoder's LoRA (or of the head when nothing else trains) and
+    ``head_lr`` of the pooler + head; an optimiser whose groups have no names has one ``lr``."""
+    rates = {g.get("name"): float(g["lr"]) for g in optimizer.param_groups}
+    if None in rates:
+        return {"lr": rates[None]}
+    return {"lr": rates.get("encoder", rates.get("head")), "head_lr": rates.get("head", rates.get("encoder"))}
+
+
+class _InterruptGuard:
+    """Turn the first Ctrl-C into a flag the loop checks between batches, so the state saved is whole.
+
+    A second Ctrl-C raises at once.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def fit(state: TrainState, task: LoopTask, callbacks: Sequence[Callback] = (), *, resume: Any = None,
+        resume_fingerprint: dict | None = None) -> TrainResult:
+    """Train ``state.model`` in place for up to ``state.epochs`` epochs; on return it holds the best validation
+    state (see the module's docstring for ``task``). ``resume``: a checkpoint folder to continue from, whose
+    fingerprint must equal ``resume_fingerprint``."""
+    if resume is not None:
+        load_checkpoint(resume, state, fingerprint=resume_fingerprint)
+    trainable = list(trainable_named_parameters(state.model).values())
+    if not trainable:
+        raise AlfiaError("the model has no trainable parameters")
+    for cb in callbacks:
+        cb.on_train_begin(state)
+    with _InterruptGuard() as guard:
+        while state.epoch < state.epochs and not state.stop:
+            started = time.perf_counter()
+            run_epoch(state, task, trainable, callbacks, guard, started)
+            record = close_epoch(state, task, started)
+            for cb in callbacks:
+                cb.on_epoch_end(state, record)
+            state.stop = stop_decided(state)
+            if guard.requested and state.epoch < state.epochs and not state.stop:
+                _interrupt(state, callbacks)
+
+    if state.best_state is not None:
+        load_trainable_state(state.model, state.best_state, "best state")
+    for cb in callbacks:
+        cb.on_train_end(state)
+    return TrainResult(state.best_epoch, state.best_score, state.history,
+                       stopped_early=state.stop and state.epoch < state.epochs, best_val_probs=state.best_val_probs)
+
+
+def _interrupt(state: TrainState, callbacks: Sequence[Callback]) -> None:
+    state.interrupted = True
+    for cb in callbacks:
+        cb.on_interrupt(state)
+    raise TrainingInterrupted(state.checkpoint_path)
+
+
+def run_epoch(state: TrainState, task: LoopTask, trainable: list[torch.nn.Parameter],
+              callbacks: Sequence[Callback], guard: _InterruptGuard, started: float) -> None:
+    """The training batches of epoch ``state.epoch`` (after a resume mid-epoch: those not yet trained)."""
+    state.model.train()
+    for i, batch in enumerate(task.batches(state.epoch)):
+        if i < state.step_in_epoch:  # resumed mid-epoch: these batches were already trained on
+            continue
+        logits, labels = task.forward(batch)
+        loss = task.loss_fn(logits.float().reshape(-1), labels)
+        if not torch.isfinite(loss):
+            raise AlfiaError(f"training diverged: loss is {loss.item()} at epoch {state.epoch + 1}, "
+                             f"batch {i + 1}; lower the learning rate")
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if task.grad_clip:
+            torch.nn.utils.clip_grad_norm_(trainable, task.grad_clip)
+        state.optimizer.step()
+        if state.scheduler is not None:
+            state.scheduler.step()
+        n = len(labels)
+        state.last_batch_loss = float(loss.item())
+        state.epoch_loss_sum += state.last_batch_loss * n
+        state.epoch_rows += n
+        state.step_in_epoch = i + 1
+        state.global_step += 1
+        for cb in callbacks:
+            cb.on_batch_end(state)
+        if guard.requested and state.step_in_epoch < state.steps_per_epoch:  # else: finish the epoch first
+            state.epoch_seconds += time.perf_counter() - started
+            _interrupt(state, callbacks)
+
+
+def close_epoch(state: TrainState, task: LoopTask, started: float) -> dict:
+    """Validate the epoch just trained, keep the best state, and return the epoch's record (history.jsonl)."""
+    state.last_train_seconds = state.epoch_seconds + time.perf_counter() - started
+    val_logits = np.asarray(task.val_logits(), dtype=np.float64)
+    val_probs = expit(val_logits)
+    auprc, auroc = discrimination(task.val_labels, val_probs)
+    device = next(iter(trainable_named_parameters(state.model).values())).device
+    with torch.no_grad():
+        val_loss = float(task.loss_fn(torch.as_tensor(val_logits, dtype=torch.float32, device=device),
+                                      torch.as_tensor(task.val_labels, dtype=torch.float32, device=device)))
+    state.epoch_seconds += time.perf_counter() - started
+    record = {
+        "epoch": state.epoch + 1,
+        "train_loss": state.epoch_loss_sum / max(state.epoch_rows, 1),
+        "val_loss": val_loss,
+        "val_auprc": auprc,
+        "val_auroc": auroc,
+        # Spread of the val probabilities across patients: 0 is the collapse of issue 10.
+        "val_prob_sd": float(np.std(val_probs)),
+        **_learning_rates(state.optimizer),
+        "seconds": round(state.epoch_seconds, 3),
+    }
+    # nan > best is False: an epoch with an undefined AUPRC never becomes the best one.
+    score = auprc if not math.isnan(auprc) else -math.inf
+    record["best"] = bool(score > state.best_score or state.best_state is None)
+    if record["best"]:
+        state.best_score, state.best_epoch = score, state.epoch + 1
+        state.best_state = trainable_state(state.model)
+        state.best_val_probs = val_probs
+    state.history.append(record)
+    state.epoch += 1
+    state.step_in_epoch = 0
+    state.epoch_loss_sum, state.epoch_rows, state.epoch_seconds = 0.0, 0, 0.0
+    return record
+
+
+def stop_decided(state: TrainState) -> bool:
+    """Whether training ends after this epoch: what the callbacks decided (``EarlyStopping`` sets
+    ``state.stop``). The one place the decision is read, so a distributed run can agree on it here."""
+    return bool(state.stop)
+
+
+# --- ALFIA: text (or cached encoder states) in, the loop above -----------------------------------------
 
 def resolve_pos_weight(config: TrainConfig, labels: np.ndarray) -> float | None:
     if config.pos_weight is None:
@@ -63,60 +254,19 @@ def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
 
 
-def _learning_rates(optimizer) -> dict[str, float]:
-    """The epoch record's rates: ``lr`` of the encoder's LoRA (or of the head when nothing else trains) and
-    ``head_lr`` of the pooler + head."""
-    rates = {g.get("name", "head"): float(g["lr"]) for g in optimizer.param_groups}
-    return {"lr": rates.get("encoder", rates.get("head")), "head_lr": rates.get("head", rates.get("encoder"))}
-
-
-class _InterruptGuard:
-    """Turn the first Ctrl-C into a flag the loop checks between batches, so the state saved is whole.
-
-    A second Ctrl-C raises at once.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
-
-
-def validation_scores(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
-    """AUPRC (average precision) and AUROC for the per-epoch monitor; NaN when a class is absent."""
-    if len(np.unique(labels)) < 2:
-        return float("nan"), float("nan")
-    return float(average_precision_score(labels, probs)), float(roc_auc_score(labels, probs))
-
-
 def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: TrainConfig,
           callbacks: Sequence[Callback] = (), *, resume: Any = None,
           resume_fingerprint: dict | None = None) -> TrainResult:
-    """Train ``model`` (an ``AlfiaModel``) in place; on return it holds the best validation state.
+    """Train ``model`` (an ``AlfiaModel``) in place with :func:`fit`; on return it holds the best validation state.
 
+    ``train_data`` / ``val_data``: token ids (``TokenizedTexts``) or cached encoder states (``FrozenStates``).
     ``resume``: a checkpoint folder (``alfia.training.resume``) to continue from.
     """
     if train_data.labels is None or val_data.labels is None:
         raise AlfiaError("training and validation rows need labels")
     if len(train_data) == 0 or len(val_data) == 0:
         raise AlfiaError("training needs at least one training and one validation row")
-    seed_everything(config.seed)
-    set_threads(config.num_threads)
-    device = resolve_device(config.device)
+    device = prepare_training(config.seed, config.num_threads, config.device)
     model.to(device)
     pad_id = pad_token_id_of(model.tokenizer)
     loader, sampler = make_loader(train_data, config.batch_size, pad_id, shuffle=True, seed=config.seed,
@@ -129,88 +279,20 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
     pos_weight = resolve_pos_weight(config, train_data.labels)
     loss_fn = torch.nn.BCEWithLogitsLoss(
         pos_weight=None if pos_weight is None else torch.tensor(pos_weight, device=device))
-    state = TrainState(model, optimizer, scheduler, config, steps_per_epoch)
-    if resume is not None:
-        load_checkpoint(resume, state, fingerprint=resume_fingerprint)
-    trainable = list(trainable_named_parameters(model).values())
 
-    for cb in callbacks:
-        cb.on_train_begin(state)
-    with _InterruptGuard() as guard:
-        def interrupt() -> None:
-            state.interrupted = True
-            for cb in callbacks:
-                cb.on_interrupt(state)
-            raise TrainingInterrupted(state.checkpoint_path)
+    def batches(epoch: int):
+        sampler.set_epoch(epoch)
+        return loader
 
-        while state.epoch < config.epochs and not state.stop:
-            sampler.set_epoch(state.epoch)
-            model.train()
-            started = time.perf_counter()
-            for i, batch in enumerate(loader):
-                if i < state.step_in_epoch:  # resumed mid-epoch: these batches were already trained on
-                    continue
-                with autocast_context(config.precision, device):
-                    logits = forward_batch(model, batch, device).logits
-                loss = loss_fn(logits.float().reshape(-1), batch["labels"].to(device))
-                if not torch.isfinite(loss):
-                    raise AlfiaError(f"training diverged: loss is {loss.item()} at epoch {state.epoch + 1}, "
-                                     f"batch {i + 1}; lower the learning rate")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                n = len(batch["labels"])
-                state.last_batch_loss = float(loss.item())
-                state.epoch_loss_sum += state.last_batch_loss * n
-                state.epoch_rows += n
-                state.step_in_epoch = i + 1
-                state.global_step += 1
-                for cb in callbacks:
-                    cb.on_batch_end(state)
-                if guard.requested and state.step_in_epoch < steps_per_epoch:  # else: finish the epoch first
-                    state.epoch_seconds += time.perf_counter() - started
-                    interrupt()
+    def forward(batch) -> tuple[torch.Tensor, torch.Tensor]:
+        with autocast_context(config.precision, device):
+            logits = forward_batch(model, batch, device).logits
+        return logits, batch["labels"].to(device)
 
-            val_logits = predict_logits(model, val_data, batch_size=config.eval_batch_size,
-                                        pad_token_id=pad_id, device=device, precision=config.precision)
-            val_probs = expit(val_logits)
-            auprc, auroc = validation_scores(val_data.labels, val_probs)
-            val_loss = float(loss_fn(torch.as_tensor(val_logits, dtype=torch.float32, device=device),
-                                     torch.as_tensor(val_data.labels, dtype=torch.float32, device=device)))
-            state.epoch_seconds += time.perf_counter() - started
-            record = {
-                "epoch": state.epoch + 1,
-                "train_loss": state.epoch_loss_sum / max(state.epoch_rows, 1),
-                "val_loss": val_loss,
-                "val_auprc": auprc,
-                "val_auroc": auroc,
-                # Spread of the val probabilities across patients: 0 is the collapse of issue 10.
-                "val_prob_sd": float(np.std(val_probs)),
-                **_learning_rates(optimizer),
-                "seconds": round(state.epoch_seconds, 3),
-            }
-            # nan > best is False: an epoch with an undefined AUPRC never becomes the best one.
-            score = auprc if not math.isnan(auprc) else -math.inf
-            record["best"] = bool(score > state.best_score or state.best_state is None)
-            if record["best"]:
-                state.best_score, state.best_epoch = score, state.epoch + 1
-                state.best_state = trainable_state(model)
-                state.best_val_probs = val_probs
-            state.history.append(record)
-            state.epoch += 1
-            state.step_in_epoch = 0
-            state.epoch_loss_sum, state.epoch_rows, state.epoch_seconds = 0.0, 0, 0.0
-            for cb in callbacks:
-                cb.on_epoch_end(state, record)
-            if guard.requested and state.epoch < config.epochs and not state.stop:
-                interrupt()
+    def val_logits() -> np.ndarray:
+        return predict_logits(model, val_data, batch_size=config.eval_batch_size, pad_token_id=pad_id,
+                              device=device, precision=config.precision)
 
-    if state.best_state is not None:
-        load_trainable_state(model, state.best_state, "best state")
-    for cb in callbacks:
-        cb.on_train_end(state)
-    return TrainResult(state.best_epoch, state.best_score, state.history,
-                       stopped_early=state.stop and state.epoch < config.epochs, best_val_probs=state.best_val_probs)
+    task = LoopTask(batches, forward, val_logits, val_data.labels, loss_fn, grad_clip=config.grad_clip)
+    state = TrainState(model, optimizer, scheduler, config, steps_per_epoch, config.epochs)
+    return fit(state, task, callbacks, resume=resume, resume_fingerprint=resume_fingerprint)

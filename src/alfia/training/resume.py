@@ -6,9 +6,10 @@
       best.safetensors         the same parameters at the best validation AUPRC so far
       optimizer.pt             AdamW and scheduler state and torch's RNG (loaded with weights_only=True)
 
-A new checkpoint is built in a temporary folder and swapped in with renames, so a crash mid-write leaves
-the previous checkpoint whole. The fingerprint (model config, training config, data hash) refuses a
-checkpoint from a different run.
+A new checkpoint is built in a temporary folder and swapped in (``alfia.atomic.atomic_directory``), so a crash
+mid-write leaves the previous checkpoint whole. The fingerprint (for ALFIA: model config, training config, data
+hash; every caller's includes the SHA-256 of its data) refuses a checkpoint from a different run, and a checkpoint
+without one is refused too: nothing could tell whose it is.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from alfia.atomic import read_json_object
+from alfia.atomic import atomic_directory, parked_directory, read_json_object
 from alfia.errors import AlfiaError
 from alfia.training.state import TrainState, check_trainable_match, load_trainable_state, trainable_state
 
@@ -56,15 +55,18 @@ def _set_python_rng_state(d: list) -> None:
     random.setstate((d[0], tuple(d[1]), d[2]))
 
 
-def save_checkpoint(directory: str | os.PathLike, state: TrainState, *, fingerprint: dict | None = None) -> Path:
+def save_checkpoint(directory: str | os.PathLike, state: TrainState, *, fingerprint: dict) -> Path:
+    """Write ``state`` to the checkpoint folder ``directory``; ``fingerprint`` says whose run it is (resume
+    compares it, so it must name at least the data: e.g. its SHA-256)."""
+    if not fingerprint:
+        raise AlfiaError(f"{directory}: a checkpoint needs a fingerprint (what run it belongs to)")
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as tmp:
         save_file(trainable_state(state.model), tmp / TRAINABLE_FILE)
         if state.best_state is not None:
             save_file(state.best_state, tmp / BEST_FILE)
-        torch_state = {"optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(),
+        torch_state = {"optimizer": state.optimizer.state_dict(),
+                       "scheduler": None if state.scheduler is None else state.scheduler.state_dict(),
                        "torch_rng": torch.get_rng_state()}
         if torch.cuda.is_available():
             torch_state["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -84,21 +86,9 @@ def save_checkpoint(directory: str | os.PathLike, state: TrainState, *, fingerpr
             "stop": state.stop,
             "python_rng": _python_rng_state(),
             "numpy_rng": _numpy_rng_state(),
-            "fingerprint": fingerprint or {},
+            "fingerprint": fingerprint,
         }
         (tmp / STATE_FILE).write_text(json.dumps(meta) + "\n")
-        # Swap: old -> .old, new -> checkpoint, drop .old. A reader finding only .old uses it.
-        old = directory.with_name(directory.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        if directory.exists():
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        if old.exists():
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 
@@ -107,8 +97,9 @@ def checkpoint_dir_of(path: str | os.PathLike) -> Path:
     path = Path(path)
     if (path / STATE_FILE).exists():
         return path
-    for candidate in (path / "checkpoint", path / "checkpoint.old"):
-        if (candidate / STATE_FILE).exists():
+    # A crash in the instant between the swap's two renames leaves the previous checkpoint parked.
+    for candidate in (path / "checkpoint", parked_directory(path / "checkpoint"), parked_directory(path)):
+        if candidate is not None and (candidate / STATE_FILE).exists():
             return candidate
     raise AlfiaError(f"{path}: no checkpoint to resume from (expected {path / 'checkpoint' / STATE_FILE})")
 
@@ -132,19 +123,28 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def check_fingerprint(meta: dict, fingerprint: dict, source: str) -> None:
-    saved = meta.get("fingerprint", {})
+    """Refuse a checkpoint of another run: every key of ``fingerprint`` must be saved, with the same value."""
+    saved = meta.get("fingerprint")
+    if not isinstance(saved, dict) or not saved:
+        raise AlfiaError(f"{source}: the checkpoint has no fingerprint, so nothing says it belongs to this run "
+                         f"(its data, model and settings); cannot resume from it")
     for key, value in fingerprint.items():
-        if key in saved and saved[key] != value:
+        if key not in saved:
+            raise AlfiaError(f"{source}: the checkpoint's fingerprint does not record {key}; cannot tell whether it "
+                             f"belongs to this run")
+        if saved[key] != value:
             raise AlfiaError(f"{source}: checkpoint belongs to a different run ({key} differs: "
                              f"checkpoint {saved[key]!r}, now {value!r})")
 
 
-def load_checkpoint(path: str | os.PathLike, state: TrainState, *, fingerprint: dict | None = None) -> dict:
-    """Restore ``state`` (model, optimiser, scheduler, RNGs, counters) from a checkpoint folder."""
+def load_checkpoint(path: str | os.PathLike, state: TrainState, *, fingerprint: dict) -> dict:
+    """Restore ``state`` (model, optimiser, scheduler, RNGs, counters) from a checkpoint folder, once its
+    fingerprint matches ``fingerprint`` (which must name at least the data)."""
     directory = checkpoint_dir_of(path)
     meta = read_checkpoint_meta(directory)
-    if fingerprint:
-        check_fingerprint(meta, fingerprint, str(directory))
+    if not fingerprint:
+        raise AlfiaError(f"{directory}: resuming needs this run's fingerprint to compare the checkpoint with")
+    check_fingerprint(meta, fingerprint, str(directory))
     if meta.get("steps_per_epoch") != state.steps_per_epoch:
         raise AlfiaError(f"{directory}: checkpoint was taken with {meta.get('steps_per_epoch')} batches per "
                          f"epoch, this run has {state.steps_per_epoch} (different data or batch size)")
@@ -156,7 +156,8 @@ def load_checkpoint(path: str | os.PathLike, state: TrainState, *, fingerprint: 
     try:
         torch_state = torch.load(directory / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
         state.optimizer.load_state_dict(torch_state["optimizer"])
-        state.scheduler.load_state_dict(torch_state["scheduler"])
+        if state.scheduler is not None:
+            state.scheduler.load_state_dict(torch_state["scheduler"])
         torch.set_rng_state(torch_state["torch_rng"])
         if "cuda_rng" in torch_state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(torch_state["cuda_rng"])

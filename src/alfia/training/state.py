@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from alfia.errors import AlfiaError
-from alfia.training.config import TrainConfig
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -31,15 +30,17 @@ class TrainState:
 
     model: Any
     optimizer: torch.optim.Optimizer
-    scheduler: Any
-    config: TrainConfig
+    scheduler: Any  # a torch LR scheduler stepped after every batch, or None (a constant learning rate)
+    config: Any  # the caller's training config (TrainConfig for ALFIA, SeriesTrainConfig, ...), for callbacks
     steps_per_epoch: int
+    epochs: int  # the most epochs this run trains
     epoch: int = 0  # epochs completed (the next epoch to run, 0-based)
     step_in_epoch: int = 0  # batches completed in the epoch in progress (non-zero only mid-epoch)
     global_step: int = 0
     epoch_loss_sum: float = 0.0  # sum of batch losses x batch size in the epoch in progress
     epoch_rows: int = 0
     epoch_seconds: float = 0.0
+    last_train_seconds: float = 0.0  # the batches' seconds of the epoch last closed (its validation not included)
     history: list[dict] = field(default_factory=list)
     best_score: float = -math.inf
     best_epoch: int = 0  # 1-based epoch of the best score; 0 before any

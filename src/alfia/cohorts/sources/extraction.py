@@ -148,8 +148,9 @@ def validate_extraction(df: pd.DataFrame, *, variant: str, source: str) -> str:
 
 
 def write_extraction(result: ExtractionResult, out: str | Path, *, source: str, variant: str,
-                     seed: int = 42):
-    """Split (grouped by patient), validate and write the cohort atomically with its manifest."""
+                     seed: int = 42, task: str = "mortality", los_days: pd.Series | None = None):
+    """Split (grouped by patient, on mortality), derive the ``task``'s label (``alfia.cohorts.tasks``; ``los_days``
+    by stay_id for a LOS task), validate and write the cohort atomically with its manifest."""
     from alfia.cohorts.io import write_cohort
     from alfia.cohorts.schema import ID_COLUMN, SPLIT_COLUMN
     from alfia.cohorts.splits import assign_splits
@@ -161,6 +162,9 @@ def write_extraction(result: ExtractionResult, out: str | Path, *, source: str, 
         raise AlfiaError(f"{source}: no ICU stay passed the inclusion criteria "
                          f"(attrition: {result.extra.get('attrition')})")
     df[SPLIT_COLUMN] = assign_splits(df, seed=seed)
+    from alfia.cohorts.tasks import apply_task
+
+    df, result.extra["task"] = apply_task(df, task, los_days, source=source)
     result.extra["validation"] = validate_extraction(df, variant=variant, source=source)
     result.extra["split_seed"] = seed
     return write_cohort(df, out, source=source, variant=variant, extra=result.extra)

@@ -8,7 +8,9 @@ Output: one row per stay: the static descriptors, SAPS-I and SOFA, and aggregate
 measured at or before the window's end. By default the chart aggregates of
 :data:`alfia.cohorts.schema.PHYSIONET2012_COMPACT` (worst/last GCS, range and mean of each vital sign,
 range of each lab, urine total, ventilation); ``aggregates="full"`` keeps first/last/min/max/mean/std/count
-of every series (:data:`alfia.cohorts.schema.PHYSIONET2012`). ``Length_of_stay`` and ``Survival`` are outcome information and are never read.
+of every series (:data:`alfia.cohorts.schema.PHYSIONET2012`). ``Length_of_stay`` and ``Survival`` are outcome
+information and never enter the cohort; a length-of-stay task (:mod:`alfia.cohorts.tasks`) reads
+``Length_of_stay`` there, only to derive its label.
 
 All lines of all records are parsed at once with Arrow compute kernels (no per-line Python), so a set of
 4,000 stays takes a few seconds.
@@ -33,6 +35,7 @@ from alfia.cohorts.schema import (
     SPLIT_COLUMN, COMPACT_DECIMALS, compact_stats, series_column,
 )
 from alfia.cohorts.splits import DEFAULT_SEED, assign_splits
+from alfia.cohorts.tasks import apply_task, get_task, physionet2012_los
 from alfia.errors import AlfiaError
 
 PathLike = str | os.PathLike
@@ -311,14 +314,15 @@ def _series(lines: pd.DataFrame, n_records: int, hours: float, report: dict) -> 
 
 def build_physionet2012(records: Sequence[PathLike], outcomes: Sequence[PathLike],
                         hours: float = 24.0, *, aggregates: str = "compact", seed: int = DEFAULT_SEED,
-                        progress: Progress | None = None) -> tuple[pd.DataFrame, dict]:
+                        progress: Progress | None = None, task: str = "mortality") -> tuple[pd.DataFrame, dict]:
     """Build the PhysioNet 2012 cohort from record sets and outcome files.
 
     ``aggregates``: "compact" (the default: the chart aggregates of ``schema.COMPACT_STATS``, variant
     ``physionet2012_compact``) or "full" (seven statistics of every series, variant ``physionet2012``).
 
-    Returns the cohort (schema column order, ``split`` assigned per stay: the challenge has no patient
-    ids) and a report: counts, records without outcome, outcomes without record, malformed lines as
+    ``task``: the label (:data:`alfia.cohorts.tasks.TASKS`); the split is assigned on mortality first, so every
+    task has the same split. Returns the cohort (schema column order, ``split`` assigned per stay: the challenge
+    has no patient ids) and a report: counts, records without outcome, outcomes without record, malformed lines as
     "file:line", measurements dropped as implausible per parameter.
     """
     if isinstance(records, (str, os.PathLike)):
@@ -327,6 +331,7 @@ def build_physionet2012(records: Sequence[PathLike], outcomes: Sequence[PathLike
         outcomes = [outcomes]
     if not records or not outcomes:
         raise AlfiaError("physionet2012 needs at least one record set and one outcomes file")
+    get_task(task)  # an unknown task is refused before any file is read
     if aggregates not in PHYSIONET_AGGREGATES:
         raise AlfiaError(f"--aggregates must be one of {', '.join(PHYSIONET_AGGREGATES)}, got {aggregates!r}")
     schema = PHYSIONET_AGGREGATES[aggregates]
@@ -366,6 +371,8 @@ def build_physionet2012(records: Sequence[PathLike], outcomes: Sequence[PathLike
     merged[OUTCOME_COLUMN] = merged["In-hospital_death"].astype(np.int64)
     merged = merged.sort_values(ID_COLUMN, kind="stable").reset_index(drop=True)
     merged[SPLIT_COLUMN] = assign_splits(merged, seed=seed, group_column=None)
+    merged, task_record = apply_task(merged, task, physionet2012_los(outcomes) if get_task(task).is_los else None,
+                                     source="physionet2012")
     for v in schema.predictors:
         if not v.is_categorical:
             merged[v.name] = merged[v.name].astype(float)
@@ -398,7 +405,8 @@ def build_physionet2012(records: Sequence[PathLike], outcomes: Sequence[PathLike
         "record_id_mismatch": mismatch[:_MAX_LISTED],
         "unknown_parameters": _unknown_parameters(lines),
         "dropped_implausible": dict(sorted(report["dropped_implausible"].items())),
-        "excluded": "Length_of_stay and Survival (outcome information) are never read",
+        "excluded": "Length_of_stay and Survival (outcome information) never enter the cohort",
+        "task": task_record,
     }
     if cohort_out.empty:
         raise AlfiaError("no record matches an outcome: check that --records and --outcomes "
