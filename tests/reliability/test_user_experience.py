@@ -126,3 +126,19 @@ def test_the_classifier_shows_progress_by_default_and_moves_its_temporary_run(as
     assert not temporary.exists() and not temporary.parent.exists()  # moved, and its temporary folder gone
     assert json.loads((saved / "config.json").read_text())["model_type"] == "alfia"
     assert clf.predict_proba(assets.text_path).shape[1] == 2
+
+
+def test_series_train_resumes_as_alfia_train_does_and_defaults_to_auto(tmp_path, capsys):
+    """`alfia series train --resume RUN_DIR` (the form of `alfia train`), and device auto as there (issue 20)."""
+    from cli_process import run_alfia
+    from test_cli_contract import _series_assets
+
+    hourly, _ = _series_assets(tmp_path)
+    code, _, err = run_alfia(["series", "train", hourly, "--model", "gru", "--epochs", "1", "--threads", "1",
+                              "--out", tmp_path / "run"], capsys)
+    assert code == 0, err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["train"]["device"] == "auto" and config["train"]["hourly"] == str(hourly.resolve())
+    code, out, err = run_alfia(["series", "train", "--resume", tmp_path / "run"], capsys)
+    assert code == 0, err
+    assert f"wrote {tmp_path / 'run'}" in out
