@@ -25,6 +25,8 @@ STAGES = (
     ("training",),
     ("baselines", "series"),
     ("inference",),
+    # Looks inside trained models (alfia analyze / robustness): it loads ALFIA runs and the zoo's MLP and saved models.
+    ("analysis",),
     # The HTTP service over inference's load_run/predict (alfia serve); the CLI and nothing else imports it.
     ("serving",),
     ("api",),
