@@ -141,8 +141,8 @@ def items_of(schema: CohortSchema) -> tuple[Item, ...]:
     return tuple(items)
 
 
-def _is_binary(item: Item, schema: CohortSchema) -> bool:
-    return all(schema[c].valid_range == (0.0, 1.0) for c in item.values)
+def _is_binary(item: Item, limits: dict) -> bool:
+    return all(limits[c][:2] == (0.0, 1.0) for c in item.values)
 
 
 def value_decimals(schema: CohortSchema, column: str) -> int:
@@ -172,46 +172,59 @@ def render_rows(rows: pd.DataFrame, variant: str, missing: MissingMode = "omit",
     return render_prepared(prepare_columns(rows, template.schema, source), template, missing)
 
 
-def _present(row: pd.Series, columns: Sequence[str]) -> bool:
-    return any(c in row.index and pd.notna(row[c]) for c in columns)
-
-
 def _rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
-def _scale(rows: pd.DataFrame, i: int, item: Item, factor: float, schema: CohortSchema) -> bool:
-    """Multiply one item of row ``i`` (position) by ``factor`` in place; True if any value changed."""
+class _Columns:
+    """The items' columns as float arrays (row-by-row edits on a wide frame would copy a Series per row)."""
+
+    def __init__(self, rows: pd.DataFrame, items: Sequence[Item]):
+        self.values = {c: pd.to_numeric(rows[c], errors="coerce").to_numpy(dtype=float, copy=True)
+                       for item in items for c in item.columns if c in rows.columns}
+
+    def present(self, i: int, columns: Sequence[str]) -> bool:
+        return any(c in self.values and not np.isnan(self.values[c][i]) for c in columns)
+
+    def write(self, rows: pd.DataFrame) -> None:
+        for column, values in self.values.items():
+            rows[column] = values
+
+
+def _limits(schema: CohortSchema) -> dict[str, tuple[float, float, int]]:
+    """column -> (lowest, highest, decimals) of every numeric predictor, looked up once per call."""
+    out = {}
+    for var in schema.predictors:
+        if not var.is_categorical:
+            lo, hi = var.valid_range or (-np.inf, np.inf)
+            out[var.name] = (lo, hi, value_decimals(schema, var.name))
+    return out
+
+
+def _scale(cols: _Columns, i: int, item: Item, factor: float, limits: dict) -> bool:
+    """Multiply one item of row ``i`` by ``factor`` (its SDs by |factor|), rounded and clipped; True if it changed."""
     changed = False
     for column in (*item.values, *item.spreads):
-        if column not in rows.columns:
+        values = cols.values.get(column)
+        if values is None or np.isnan(values[i]):
             continue
-        x = rows.iat[i, rows.columns.get_loc(column)]
-        if pd.isna(x):
-            continue
-        lo, hi = schema[column].valid_range or (-np.inf, np.inf)
-        if column in item.spreads:
-            lo, hi = 0.0, hi
-        new = float(np.clip(round(float(x) * abs(factor) if column in item.spreads else float(x) * factor,
-                                  value_decimals(schema, column)), lo, hi))
-        if new != float(x):
-            changed = True
-        rows.iat[i, rows.columns.get_loc(column)] = new
+        x = float(values[i])
+        lo, hi, decimals = limits[column]
+        spread = column in item.spreads
+        new = min(hi, max(0.0 if spread else lo, round(x * abs(factor) if spread else x * factor, decimals)))
+        changed |= new != x
+        values[i] = new
     return changed
 
 
-def _as_float_columns(rows: pd.DataFrame, columns: Sequence[str]) -> None:
-    for column in columns:
-        if column in rows.columns and not pd.api.types.is_float_dtype(rows[column]):
-            rows[column] = pd.to_numeric(rows[column], errors="coerce").astype(float)
-
-
 def perturb_rows(rows: pd.DataFrame, variant: str, perturbation: Perturbation | str, *, seed: int = 42,
-                 missing: MissingMode = "omit", render: bool = True, source: str = "rows") -> PerturbedStays:
+                 missing: MissingMode = "omit", render: bool = True, source: str = "rows",
+                 original_texts: list[str] | None = None) -> PerturbedStays:
     """Apply one perturbation to every stay of ``rows`` (cohort rows of ``variant``; extra columns pass through).
 
     With ``render`` the original and perturbed texts are rendered with the variant's template (``missing``
-    as the text table was written); edits of the text itself (synonym, shuffle) need it."""
+    as the text table was written); edits of the text itself (synonym, shuffle) need it. ``original_texts``: the
+    rows' texts, already rendered (by a caller that perturbs the same rows many times)."""
     p = BY_NAME[perturbation] if isinstance(perturbation, str) else perturbation
     if p.name not in BY_NAME:
         raise AlfiaError(f"unknown perturbation {p.name!r}; known: {', '.join(BY_NAME)}")
@@ -223,68 +236,66 @@ def perturb_rows(rows: pd.DataFrame, variant: str, perturbation: Perturbation | 
     applied = np.zeros(n, dtype=bool)
     changes = [""] * n
     rng = _rng(seed, p.name)
-    original_texts = render_rows(rows.reset_index(drop=True), variant, missing, source=source) if render else None
+    if render and original_texts is None:
+        original_texts = render_rows(rows.reset_index(drop=True), variant, missing, source=source)
+    limits = _limits(schema)
     texts = None
-    if p.level == ROW:
-        _as_float_columns(out, [c for item in items for c in item.columns])
+    cols = _Columns(out, items)
     if p.name == "mask":
         for i in range(n):
-            present = [item for item in items if _present(out.iloc[i], item.values)]
+            present = [item for item in items if cols.present(i, item.values)]
             if not present:
                 continue
             item = present[int(rng.integers(len(present)))]
             for column in item.columns:
-                if column in out.columns:
-                    out.iat[i, out.columns.get_loc(column)] = 0.0 if column == item.count else np.nan
+                if column in cols.values:
+                    cols.values[column][i] = 0.0 if column == item.count else np.nan
             applied[i], changes[i] = True, f"{item.name} left out"
     elif p.name == "negation":
-        binary = [item for item in items if _is_binary(item, schema)]
+        binary = [item for item in items if _is_binary(item, limits)]
         yes_no = [v.name for v in schema.predictors if v.is_categorical and {"Yes", "No"} <= set(v.categories or ())]
+        categories = {c: out[c].astype(object).to_numpy(copy=True) for c in yes_no if c in out.columns}
         for i in range(n):
-            row = out.iloc[i]
-            choices = [("item", item) for item in binary if _present(row, item.values)]
-            choices += [("category", c) for c in yes_no if c in out.columns and row[c] in ("Yes", "No")]
+            choices = [("item", item) for item in binary if cols.present(i, item.values)]
+            choices += [("category", c) for c, values in categories.items() if values[i] in ("Yes", "No")]
             if not choices:
                 continue
             kind, what = choices[int(rng.integers(len(choices)))]
             if kind == "category":
-                before = row[what]
-                out.iat[i, out.columns.get_loc(what)] = "No" if before == "Yes" else "Yes"
-                changes[i] = f"{what}: {before} -> {out.iat[i, out.columns.get_loc(what)]}"
+                before = categories[what][i]
+                categories[what][i] = "No" if before == "Yes" else "Yes"
+                changes[i] = f"{what}: {before} -> {categories[what][i]}"
             else:
-                values = {c: out.iat[i, out.columns.get_loc(c)] for c in what.values if c in out.columns}
-                for c, x in values.items():  # 1 - x, and the lowest becomes the highest
-                    partner = c.replace("_min", "_max") if c.endswith("_min") else \
-                        c.replace("_max", "_min") if c.endswith("_max") else c
-                    source_value = values.get(partner, x)
-                    out.iat[i, out.columns.get_loc(c)] = np.nan if pd.isna(source_value) else 1.0 - float(source_value)
+                before = {c: float(cols.values[c][i]) for c in what.values if c in cols.values}
+                for c in before:  # 1 - x, and the lowest becomes the highest
+                    partner = c[:-4] + "_max" if c.endswith("_min") else c[:-4] + "_min" if c.endswith("_max") else c
+                    cols.values[c][i] = 1.0 - before.get(partner, before[c])
                 changes[i] = f"{what.name} flipped"
             applied[i] = True
+        for column, values in categories.items():
+            out[column] = values
     elif p.axis == "numeric":
-        measured = [item for item in items if item.group in _MEASUREMENT_GROUPS and not _is_binary(item, schema)
-                    and all(schema[c].kind == "continuous" for c in item.values)]
+        kinds = {v.name: v.kind for v in schema.predictors}
+        measured = [item for item in items if item.group in _MEASUREMENT_GROUPS and not _is_binary(item, limits)
+                    and all(kinds[c] == "continuous" for c in item.values)]
         for i in range(n):
-            edited = [item.name for item in measured if _scale(out, i, item, p.factor, schema)]
+            edited = [item.name for item in measured if _scale(cols, i, item, p.factor, limits)]
             if edited:
                 shown = ", ".join(edited[:4]) + (", ..." if len(edited) > 4 else "")
                 applied[i], changes[i] = True, f"x{p.factor:g} on {len(edited)} item(s): {shown}"
     elif p.axis == "directional":
         item = by_name.get(_DIRECTIONAL_ITEM[p.name])
         for i in range(n) if item is not None else ():
-            if not _present(out.iloc[i], item.values):
+            if not cols.present(i, item.values):
                 continue
             if p.name == "gcs_to_3":
-                before = [out.iat[i, out.columns.get_loc(c)] for c in item.values if c in out.columns]
-                if all(pd.isna(x) or float(x) == 3.0 for x in before):
+                recorded = [c for c in (*item.values, *item.spreads) if c in cols.values and not np.isnan(cols.values[c][i])]
+                if all(cols.values[c][i] == (3.0 if c in item.values else 0.0) for c in recorded):
                     continue
-                for c in item.values:
-                    if c in out.columns and pd.notna(out.iat[i, out.columns.get_loc(c)]):
-                        out.iat[i, out.columns.get_loc(c)] = 3.0
-                for c in item.spreads:
-                    if c in out.columns and pd.notna(out.iat[i, out.columns.get_loc(c)]):
-                        out.iat[i, out.columns.get_loc(c)] = 0.0
+                for c in recorded:
+                    cols.values[c][i] = 3.0 if c in item.values else 0.0  # a constant 3: its SD is 0
                 applied[i], changes[i] = True, "GCS -> 3"
-            elif _scale(out, i, item, p.factor, schema):
+            elif _scale(cols, i, item, p.factor, limits):
                 applied[i], changes[i] = True, p.description
     elif p.name == "synonym":
         table = SYNONYMS.get(variant, {})
@@ -308,6 +319,8 @@ def perturb_rows(rows: pd.DataFrame, variant: str, perturbation: Perturbation | 
                 order = rng.permutation(len(sentences))
             texts[i] = " ".join(sentences[j] for j in order)
             applied[i], changes[i] = True, f"order {' '.join(map(str, order))}"
+    if p.level == ROW:
+        cols.write(out)
     if p.level == ROW and render:  # the template's checks run here: an edit that left the schema raises
         texts = render_rows(out, variant, missing, source=f"{source} ({p.name})")
     return PerturbedStays(p, out, applied, changes, texts, original_texts)
