@@ -42,3 +42,30 @@ def analysis_data(tmp_path_factory):
               TrainConfig(epochs=1, batch_size=16, lr=1e-3, num_threads=1, head_epochs=1), progress=False)
     return SimpleNamespace(root=root, run=root / "run", cohort=cohort, cohort_path=root / "cohort.parquet",
                            text_path=root / "text.parquet")
+
+
+def invoke(*args):
+    """The ``alfia`` command, as a user runs it."""
+    from typer.testing import CliRunner
+
+    from alfia.cli import _register, app
+
+    _register()
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="session")
+def analysed(analysis_data):
+    """`alfia analyze RUN --input TEXT` with the default --out (RUN/analysis, where the card looks)."""
+    result = invoke("analyze", analysis_data.run, "--input", analysis_data.text_path, "--profile", "fast",
+                    "--n-boot", 50, "--jobs", 1)
+    assert result.exit_code == 0, result.output
+    return analysis_data.run / "analysis"
+
+
+@pytest.fixture(scope="session")
+def robust(analysis_data):
+    """`alfia robustness RUN --input TEXT` with the default --out (RUN/robustness)."""
+    result = invoke("robustness", analysis_data.run, "--input", analysis_data.text_path, "--n-boot", 50)
+    assert result.exit_code == 0, result.output
+    return analysis_data.run / "robustness"
