@@ -28,6 +28,8 @@ STAGES = (
     ("inference",),
     # LeMoF fuses the text (inference's load_run), series and tabular encoders: above the models it fuses.
     ("multimodal",),
+    # Looks inside trained models (alfia analyze / robustness): it loads ALFIA runs and the zoo's MLP and saved models.
+    ("analysis",),
     # The HTTP service over inference's load_run/predict (alfia serve); the CLI and nothing else imports it.
     ("serving",),
     ("api",),

@@ -168,6 +168,9 @@ class RunLayout:
     onnx_model = property(lambda self: self.root / "model.onnx")
     tokenizer = property(lambda self: self.root / "tokenizer")
     card = property(lambda self: self.root / "card.md")
+    # alfia analyze / alfia robustness write here by default; alfia card reads them from here
+    analysis = property(lambda self: self.root / "analysis")
+    robustness = property(lambda self: self.root / "robustness")
 
     @property
     def is_export(self) -> bool:

@@ -505,6 +505,45 @@ def _subgroups(f: _Facts) -> str | None:
     return "\n".join(out)
 
 
+# -- issue 23: alfia robustness / alfia analyze, read from RUN/robustness and RUN/analysis when they exist -------
+def _robustness_and_latent(f: _Facts) -> str | None:
+    layout = RunLayout.of(f.run_dir)
+    parts = []
+    robustness = layout.robustness / "robustness.json"
+    if robustness.is_file():
+        doc = read_json_object(robustness)
+
+        def share(x) -> str:
+            return "—" if x is None else f"{100 * x:.1f}%"
+
+        rows = [[r["model"], r["perturbation"], f"{r['n_applied']}/{r['n_stays']}", share(r.get("flip_rate")),
+                 "—" if r.get("mean_abs_delta_prob") is None else f"{r['mean_abs_delta_prob']:.3f}",
+                 share(r.get("latent_flip_rate")), share(r.get("share_expected_direction"))]
+                for r in doc.get("results", []) if r.get("n_applied")]
+        parts.append(f"Robustness to clinically meaningful edits of {doc.get('n_stays')} {doc.get('split')} stays "
+                     f"(`alfia robustness`; edits made on the cohort row and re-rendered by the template):\n\n"
+                     + _table(["Model", "Edit", "Stays edited", "Decisions flipped", "Mean |Δp|", "Latent flips",
+                               "Risk up"], rows))
+        targets = [f"{t['model']}: {t['target']}: {share(t['value'])} ({'met' if t['met'] else 'not met'})"
+                   for t in doc.get("targets", [])]
+        if targets:
+            parts.append("Targets: " + "; ".join(targets) + ".")
+    analysis = layout.analysis / "analysis.json"
+    if analysis.is_file():
+        doc = read_json_object(analysis)
+        rows = [[r["model"], r["representation"], f"{r['test_auprc']:.3f}", f"{r['test_auroc']:.3f}",
+                 f"{r['separation']:.2f}"] for r in doc.get("embeddings", [])]
+        parts.append("Latent space (`alfia analyze`; layer weights in the figures): an MLP on each representation, "
+                     "and the separation of deaths from survivors in UMAP (higher is better):\n\n"
+                     + _table(["Model", "Representation", "MLP test AUPRC", "MLP test AUROC", "Separation"], rows))
+    return "\n\n".join(parts) or ("Not measured for this run: `alfia robustness RUN --input TEXT` and `alfia analyze RUN "
+                                   "--input TEXT` write RUN/robustness and RUN/analysis, which this item reports.")
+
+
+def _analysis_figures(layout: RunLayout) -> dict[str, Path]:
+    return {"layer_weights": layout.analysis / "figures" / "layer_weights.png"}
+
+
 def _interpretation(f: _Facts) -> str | None:
     return None
 
@@ -661,6 +700,7 @@ ITEMS: tuple[Item, ...] = (
     Item("23a", "Model performance with confidence intervals (internal, external, calibration)", "Results",
          _performance),
     Item("23b", "Performance in subgroups", "Results", _subgroups),
+    Item("23c", "Robustness to input edits and latent space (beyond TRIPOD+AI)", "Results", _robustness_and_latent),
     Item("24", "Model updating results", "Results", _updating_results),
     Item("25", "Interpretation", "Discussion", _interpretation),
     Item("26", "Limitations", "Discussion", _limitations),
@@ -738,6 +778,7 @@ def write_card(run_dir: str | os.PathLike, out: str | os.PathLike = "card.md", *
         evaluate_run(layout.root, cohort=cohort)
     markdown = card_markdown(layout.root, cohort=cohort)
     figures = {name: layout.figures / f"{name}.png" for name in ("calibration", "decision_curve", "roc", "pr")}
+    figures.update(_analysis_figures(layout))
     md_path = write_text_atomic(out, markdown)
     html_path = write_text_atomic(out.with_suffix(".html"), card_html(markdown, figures))
     return md_path, html_path
