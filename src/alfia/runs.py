@@ -23,6 +23,11 @@ and compared with any other::
         predictions.parquet  stay_id, split ("external"), label, prob for every stay of that cohort
         metrics.json         metrics with CIs (thresholds from the run's own val rows)
         shift.json           variable mapping, imputed variables, covariate and outcome shift
+      # federated runs (alfia federated train) also hold
+      federation.json        the sites (which hospitals, rows, deaths), skipped hospitals, FedAvg settings, engine,
+                             and per round: sites trained, federated train/val loss, bytes exchanged
+      sites.csv              the global model's val/test metrics per site, with 95% CIs
+      centralised/           with --centralised: an ordinary ALFIA run trained on the same rows in one place
       # time-series runs (alfia series train) also hold
       model.safetensors      the sequence model's weights (best validation AUPRC)
       preprocessing.json     imputation and normalisation fitted on the train split
@@ -101,6 +106,9 @@ class RunLayout:
     def is_external(self) -> bool:
         """True for an external/<name>/ folder inside a run directory."""
         return self.root.parent.name == "external" and (self.root.parent.parent / "config.json").exists()
+    federation = property(lambda self: self.root / "federation.json")  # a federated run's sites and rounds
+    sites = property(lambda self: self.root / "sites.csv")
+    centralised = property(lambda self: self.root / "centralised")
     series_weights = property(lambda self: self.root / "model.safetensors")
     preprocessing = property(lambda self: self.root / "preprocessing.json")
     # an export folder (alfia export)

@@ -32,7 +32,7 @@ def _register() -> None:
     import importlib
 
     # Order matters: `extract` adds commands to the `cohort` group.
-    for module in ("cohort", "extract", "text", "model", "serve", "evaluation", "baselines", "series", "demo"):
+    for module in ("cohort", "extract", "text", "model", "serve", "evaluation", "baselines", "series", "federated", "demo"):
         try:
             importlib.import_module(f"alfia.cli.{module}")
         except ModuleNotFoundError as e:
