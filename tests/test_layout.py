@@ -23,7 +23,8 @@ STAGES = (
     # Below training: the loop stops on evaluation's val AUPRC and a run ends with evaluation's thresholds.
     ("evaluation",),
     ("training",),
-    ("baselines", "series"),
+    # federated: FedAvg with Flower over training's pieces (a run ends with training.run.finish_run)
+    ("baselines", "series", "federated"),
     ("inference",),
     # The HTTP service over inference's load_run/predict (alfia serve); the CLI and nothing else imports it.
     ("serving",),

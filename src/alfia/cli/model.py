@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -20,6 +21,18 @@ def _pos_weight(value: Optional[str]):
     if value is None or value.lower() == "none":
         return None
     return "auto" if value == "auto" else value
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
 
 
 @app.command()
@@ -84,6 +97,8 @@ def train(
                                                  help="Seeded, stratified subsample of the train rows (quick runs)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: the cores available)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda, cuda:1, ..."),
+    nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="Data-parallel processes on this machine "
+                                        "(torchrun; gloo on CPUs, nccl on GPUs); --batch-size is per process."),
 ) -> None:
     """Train ALFIA on a text table; writes the run directory (see README, "Run directory").
 
@@ -91,7 +106,11 @@ def train(
     the recipes behind BENCHMARKS.md."""
     # Options given on the command line (a flag's default is False, every other option's None).
     locals_given = {k: v for k, v in locals().items()
-                    if k not in ("text_table", "out", "resume", "config", "recipe") and v is not False}
+                    if k not in ("text_table", "out", "resume", "config", "recipe", "nproc") and v is not False}
+    if nproc is not None and nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from alfia.training.distributed import launch
+
+        raise typer.Exit(launch(nproc, _without_nproc(sys.argv[1:])))  # the same command, in nproc processes
     from alfia.training import TrainingInterrupted, train_run
 
     if resume is None and out is not None and not (out / "config.json").exists():  # a run there: train_run says so

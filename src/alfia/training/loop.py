@@ -22,9 +22,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from transformers import get_linear_schedule_with_warmup
 
 from alfia.errors import AlfiaError
-from alfia.runtime.batches import TokenizedTexts, make_loader, pad_token_id_of
+from alfia.runtime.batches import TokenizedTexts, pad_token_id_of
 from alfia.runtime.device import autocast_context, resolve_device, seed_everything, set_threads
-from alfia.runtime.forward import forward_batch, predict_logits
+from alfia.runtime.forward import predict_logits  # noqa: F401  (re-exported)
+from alfia.training import distributed
 from alfia.training.config import TrainConfig
 from alfia.training.resume import load_checkpoint
 from alfia.training.state import (  # noqa: F401  (re-exported: the loop's public names)
@@ -115,13 +116,14 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
     if len(train_data) == 0 or len(val_data) == 0:
         raise AlfiaError("training needs at least one training and one validation row")
     seed_everything(config.seed)
-    set_threads(config.num_threads)
-    device = resolve_device(config.device)
+    world = distributed.world()  # torchrun's processes (alfia.training.distributed); one process: every hook is a no-op
+    set_threads(distributed.threads(config.num_threads, world))
+    device = resolve_device(distributed.rank_device(config.device, world))
     model.to(device)
     pad_id = pad_token_id_of(model.tokenizer)
-    loader, sampler = make_loader(train_data, config.batch_size, pad_id, shuffle=True, seed=config.seed,
-                                  bucket_size=config.bucket_size, num_workers=config.num_workers,
-                                  rows_per_epoch=config.rows_per_epoch)
+    loader, sampler = distributed.train_loader(train_data, config.batch_size, pad_id, world, seed=config.seed,
+                                               bucket_size=config.bucket_size, num_workers=config.num_workers,
+                                               rows_per_epoch=config.rows_per_epoch)
     steps_per_epoch = len(sampler)
     total_steps = steps_per_epoch * config.epochs
     optimizer = _optimizer(model, config)
@@ -133,6 +135,8 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
     if resume is not None:
         load_checkpoint(resume, state, fingerprint=resume_fingerprint)
     trainable = list(trainable_named_parameters(model).values())
+    step = distributed.Step(model, device, world, loss_fn)  # DDP-wrapped in a distributed run
+    callbacks = distributed.rank_callbacks(callbacks, world)  # only rank 0 writes
 
     for cb in callbacks:
         cb.on_train_begin(state)
@@ -151,8 +155,8 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
                 if i < state.step_in_epoch:  # resumed mid-epoch: these batches were already trained on
                     continue
                 with autocast_context(config.precision, device):
-                    logits = forward_batch(model, batch, device).logits
-                loss = loss_fn(logits.float().reshape(-1), batch["labels"].to(device))
+                    logits = step.forward(batch)
+                loss, loss_sum, n = step.loss(batch, logits)  # n, loss_sum: the global batch's
                 if not torch.isfinite(loss):
                     raise AlfiaError(f"training diverged: loss is {loss.item()} at epoch {state.epoch + 1}, "
                                      f"batch {i + 1}; lower the learning rate")
@@ -162,9 +166,8 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
                     torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                n = len(batch["labels"])
-                state.last_batch_loss = float(loss.item())
-                state.epoch_loss_sum += state.last_batch_loss * n
+                state.last_batch_loss = loss_sum / n
+                state.epoch_loss_sum += loss_sum
                 state.epoch_rows += n
                 state.step_in_epoch = i + 1
                 state.global_step += 1
@@ -174,8 +177,8 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
                     state.epoch_seconds += time.perf_counter() - started
                     interrupt()
 
-            val_logits = predict_logits(model, val_data, batch_size=config.eval_batch_size,
-                                        pad_token_id=pad_id, device=device, precision=config.precision)
+            val_logits = distributed.val_logits(model, val_data, world, batch_size=config.eval_batch_size,
+                                                pad_token_id=pad_id, device=device, precision=config.precision)
             val_probs = expit(val_logits)
             auprc, auroc = validation_scores(val_data.labels, val_probs)
             val_loss = float(loss_fn(torch.as_tensor(val_logits, dtype=torch.float32, device=device),
@@ -184,6 +187,7 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
             record = {
                 "epoch": state.epoch + 1,
                 "train_loss": state.epoch_loss_sum / max(state.epoch_rows, 1),
+                "train_rows": state.epoch_rows,  # every training row once per epoch (rows_per_epoch: that many)
                 "val_loss": val_loss,
                 "val_auprc": auprc,
                 "val_auroc": auroc,
@@ -205,6 +209,7 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
             state.epoch_loss_sum, state.epoch_rows, state.epoch_seconds = 0.0, 0, 0.0
             for cb in callbacks:
                 cb.on_epoch_end(state, record)
+            state.stop = distributed.agree(state.stop, world)  # rank 0 decides, every rank follows
             if guard.requested and state.epoch < config.epochs and not state.stop:
                 interrupt()
 
