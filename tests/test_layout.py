@@ -24,7 +24,8 @@ STAGES = (
     # Below training: the loop stops on evaluation's val AUPRC and a run ends with evaluation's thresholds.
     ("evaluation",),
     ("training",),
-    ("baselines", "series"),
+    # federated: FedAvg with Flower over training's pieces (a run ends with training.run.finish_run)
+    ("baselines", "series", "federated"),
     ("inference",),
     # LeMoF fuses the text (inference's load_run), series and tabular encoders: above the models it fuses.
     ("multimodal",),

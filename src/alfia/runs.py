@@ -26,6 +26,11 @@ and compared with any other::
         shift.json           variable mapping, imputed variables, covariate and outcome shift
       # baseline runs (alfia baselines / boost) also hold
       model/                 the fitted model with its preprocessing, never pickled (alfia.baselines.saved)
+      # federated runs (alfia federated train) also hold
+      federation.json        the sites (which hospitals, rows, deaths), skipped hospitals, FedAvg settings, engine,
+                             and per round: sites trained, federated train/val loss, bytes exchanged
+      sites.csv              the global model's val/test metrics per site, with 95% CIs
+      centralised/           with --centralised: an ordinary ALFIA run trained on the same rows in one place
       # time-series runs (alfia series train) also hold
       model.safetensors      the sequence model's weights (best validation AUPRC)
       preprocessing.json     imputation and normalisation fitted on the train split
@@ -161,6 +166,9 @@ class RunLayout:
         return self.root.parent.name == EXTERNAL_DIR and RunLayout(self.root.parent.parent).config.exists()
 
     baseline_model = property(lambda self: self.root / "model")  # a baseline run's saved model (baselines.saved)
+    federation = property(lambda self: self.root / "federation.json")  # a federated run's sites and rounds
+    sites = property(lambda self: self.root / "sites.csv")
+    centralised = property(lambda self: self.root / "centralised")
     series_weights = property(lambda self: self.root / "model.safetensors")
     preprocessing = property(lambda self: self.root / "preprocessing.json")
     # an export folder (alfia export)

@@ -50,6 +50,7 @@ def option_flag(name: str) -> str:
 # import: a name that does not (a typo, a deleted file) is an error at start, never a command silently gone.
 # Optional libraries are imported inside the commands that need them, so none is needed here.
 COMMAND_MODULES = ("cohort", "extract", "text", "model", "serve", "evaluation", "baselines", "series", "lemof", "analysis",
+                   "federated",
                    "demo")
 
 

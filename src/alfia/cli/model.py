@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -82,6 +83,18 @@ def _pos_weight(value: Optional[str]):
     return "auto" if value == "auto" else value
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
 @app.command()
 def train(
     ctx: typer.Context,
@@ -157,12 +170,18 @@ def train(
     device: Optional[str] = _option("device", "--device", help="auto, cpu, cuda, cuda:1, ..."),
     keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep checkpoint/ (the optimizer state, "
                                          "~4x the weights) after the run finishes; by default it is deleted then."),
+    nproc: Optional[int] = typer.Option(None, "--nproc", min=1, show_default="1: this process", help="Data-parallel processes on this machine "
+                                        "(torchrun; gloo on CPUs, nccl on GPUs); --batch-size is per process."),
 ) -> None:
     """Train ALFIA on a text table; writes the run directory (see README, "Run directory").
 
     With no options it trains with the recipe for this machine (--recipe auto: cpu without a GPU, paper on one),
     the recipes behind BENCHMARKS.md. An option the run would not use is an error."""
-    given = [name for name in given_options(ctx) if name not in ("text_table", "out", "resume", "keep_checkpoint")]
+    given = [name for name in given_options(ctx) if name not in ("text_table", "out", "resume", "keep_checkpoint", "nproc")]
+    if nproc is not None and nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from alfia.training.distributed import launch
+
+        raise typer.Exit(launch(nproc, _without_nproc(sys.argv[1:])))  # the same command, in nproc processes
     from alfia.training import TrainingInterrupted, train_run
 
     if resume is None and out is not None and not (out / "config.json").exists():  # a run there: train_run says so

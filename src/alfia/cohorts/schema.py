@@ -23,6 +23,10 @@ ID_COLUMN = "stay_id"
 OUTCOME_COLUMN = "hospital_expire_flag"
 SPLIT_COLUMN = "split"
 PATIENT_ID_COLUMN = "subject_id"  # optional; keeps one patient's stays inside one split
+# Optional: the hospital a stay belongs to (eICU's hospitalid). It says where a row lives (the sites of
+# `alfia federated train`), so it travels with the rows but is never a predictor.
+SITE_COLUMN = "hospitalid"
+IDENTIFIER_COLUMNS = (ID_COLUMN, PATIENT_ID_COLUMN, SITE_COLUMN)  # carried through every table, never predictors
 SPLITS = ("train", "val", "test")
 
 VariableKind = Literal["continuous", "integer", "categorical"]

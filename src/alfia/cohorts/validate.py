@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from alfia.cohorts.schema import (
-    ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, PHYSIONET_SERIES, SPLIT_COLUMN, SPLITS,
+    ID_COLUMN, IDENTIFIER_COLUMNS, OUTCOME_COLUMN, PHYSIONET_SERIES, SPLIT_COLUMN, SPLITS,
     CohortSchema, get_schema, series_column,
 )
 from alfia.errors import AlfiaError, LeakageError
@@ -53,7 +53,7 @@ _LEAKAGE_PATTERNS: tuple[tuple[re.Pattern, str], ...] = tuple(
     )
 )
 _HOURS = re.compile(r"(?:^|_)(\d+(?:\.\d+)?)_?h(?:ours?|rs?)?(?:$|_)")
-_ALLOWED = {ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, PATIENT_ID_COLUMN}
+_ALLOWED = {*IDENTIFIER_COLUMNS, OUTCOME_COLUMN, SPLIT_COLUMN}  # identifiers: never predictors
 
 
 def _normalise(name: str) -> str:

@@ -210,6 +210,11 @@ class AlfiaModel(nn.Module):
     @torch.no_grad()
     def fit_state_standardisation(self, states: Sequence[torch.Tensor]) -> None:
         """Set ``state_mean``/``state_scale`` from unpadded ``(T_i, N_f, d)`` top-layer states of training texts."""
+        self.set_state_standardisation(*self.state_sums(states))
+
+    def state_sums(self, states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(sum, sum of squares, tokens) of the states per layer and dimension, float64: what the standardisation
+        is made of; sums of disjoint texts add up (a federated run adds its sites')."""
         total = torch.zeros(self.n_pooled_layers, self.hidden_size, dtype=torch.float64)
         squares = torch.zeros_like(total)
         count = 0
@@ -218,6 +223,12 @@ class AlfiaModel(nn.Module):
             total += s.sum(dim=0)
             squares += (s * s).sum(dim=0)
             count += s.shape[0]
+        return total, squares, count
+
+    @torch.no_grad()
+    def set_state_standardisation(self, total: torch.Tensor, squares: torch.Tensor, count: int) -> None:
+        """``state_mean``/``state_scale`` from :meth:`state_sums`."""
+        total, squares = torch.as_tensor(total, dtype=torch.float64), torch.as_tensor(squares, dtype=torch.float64)
         if count < 2:
             raise AlfiaError("standardising the encoder states needs at least two tokens of training text")
         mean = total / count

@@ -76,7 +76,7 @@ def fit(model: torch.nn.Module, train_inputs: Sequence[torch.Tensor], train_y: n
 
     def train_loss(idx):
         loss, _ = loss_fn(model, [x[idx] for x in train_inputs], y[idx])
-        return loss, y[idx]
+        return loss, float(loss.detach()) * len(idx), len(idx)
 
     task = LoopTask(batches=batches, forward=lambda idx: (predict(model, [x[idx] for x in train_inputs]), y[idx]),
                     val_logits=lambda: _logits(model, val_inputs, predict, 4 * config.batch_size),

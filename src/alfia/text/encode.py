@@ -21,7 +21,7 @@ from alfia.cohorts.io import (
     Manifest, infer_variant, mortality_by_split, read_table, write_table,
 )
 from alfia.cohorts.schema import (
-    ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SPLIT_COLUMN, CohortSchema, Variable,
+    ID_COLUMN, IDENTIFIER_COLUMNS, OUTCOME_COLUMN, SPLIT_COLUMN, CohortSchema, Variable,
 )
 from alfia.cohorts.validate import check_labels, row_name
 from alfia.errors import AlfiaError
@@ -32,7 +32,7 @@ from alfia.text.templates import TEMPLATES, Template
 MissingMode = Literal["omit", "state"]
 MISSING_MODES = ("omit", "state")
 # Columns a cohort may carry besides its predictors; they are passed through, not rendered.
-PASSTHROUGH = (ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, PATIENT_ID_COLUMN)
+PASSTHROUGH = (*IDENTIFIER_COLUMNS, OUTCOME_COLUMN, SPLIT_COLUMN)
 _CHUNK = 10_000
 
 
@@ -181,7 +181,7 @@ def encode_cohort(df: pd.DataFrame, template: str = "auto", missing: MissingMode
     """Encode every row of a CW-24 cohort table as clinical text.
 
     Returns ``stay_id``, ``split``, ``hospital_expire_flag``, ``text``, then every predictor the table
-    has, unchanged (so ALFIA-boost can join them back), and ``subject_id`` when present. Raises
+    has, unchanged (so ALFIA-boost can join them back), and ``subject_id``/``hospitalid`` when present. Raises
     :class:`AlfiaError` naming the row and column for a value outside the schema.
     """
     tmpl = resolve_template(template, df, source)
@@ -200,8 +200,9 @@ def encode_cohort(df: pd.DataFrame, template: str = "auto", missing: MissingMode
     for col in tmpl.schema.predictor_names:
         if col in df.columns:
             out[col] = df[col].to_numpy()
-    if PATIENT_ID_COLUMN in df.columns:
-        out[PATIENT_ID_COLUMN] = df[PATIENT_ID_COLUMN].to_numpy()
+    for col in IDENTIFIER_COLUMNS[1:]:  # subject_id, hospitalid: identifiers travel with the text, unrendered
+        if col in df.columns:
+            out[col] = df[col].to_numpy()
     return pd.DataFrame(out)
 
 

@@ -44,9 +44,10 @@ from transformers import get_linear_schedule_with_warmup
 
 from alfia.errors import AlfiaError
 from alfia.evaluation.metrics import discrimination
-from alfia.runtime.batches import TokenizedTexts, make_loader, pad_token_id_of
+from alfia.runtime.batches import TokenizedTexts, pad_token_id_of
 from alfia.runtime.device import autocast_context, resolve_device, seed_everything, set_threads
-from alfia.runtime.forward import forward_batch, predict_logits
+from alfia.runtime.forward import predict_logits
+from alfia.training import distributed
 from alfia.training.config import TrainConfig
 from alfia.training.resume import load_checkpoint
 from alfia.training.state import (  # noqa: F401  (re-exported: the loop's public names)
@@ -65,9 +66,12 @@ class LoopTask:
     val_labels: np.ndarray  # (N_val,) 0/1
     loss_fn: torch.nn.Module  # BCEWithLogitsLoss on the training device; also the validation loss
     grad_clip: float | None = None  # global-norm clipping of the trainable parameters (None or 0: none)
-    # batch -> (the loss to minimise, float labels (B,)) for a model whose training loss is more than BCE on one
-    # logit (LeMoF adds its modality heads' losses); None: ``loss_fn(forward(batch))``.
-    train_loss: Callable[[Any], tuple[torch.Tensor, torch.Tensor]] | None = None
+    # batch -> (the loss to minimise, the batch's loss sum, its rows) where the training loss is more than BCE on
+    # one logit of this process's rows: LeMoF adds its modality heads' losses, a distributed run reports the
+    # global batch (alfia.training.distributed.Step). None: ``loss_fn(*forward(batch))``.
+    train_loss: Callable[[Any], tuple[torch.Tensor, float, int]] | None = None
+    # The early-stopping decision made once and shared (a distributed run: rank 0's, broadcast); None: as is.
+    agree_stop: Callable[[bool], bool] | None = None
 
 
 def prepare_training(seed: int, num_threads: int | None, device: str) -> torch.device:
@@ -132,7 +136,7 @@ def fit(state: TrainState, task: LoopTask, callbacks: Sequence[Callback] = (), *
             record = close_epoch(state, task, started)
             for cb in callbacks:
                 cb.on_epoch_end(state, record)
-            state.stop = stop_decided(state)
+            state.stop = stop_decided(state, task)
             if guard.requested and state.epoch < state.epochs and not state.stop:
                 _interrupt(state, callbacks)
 
@@ -159,10 +163,11 @@ def run_epoch(state: TrainState, task: LoopTask, trainable: list[torch.nn.Parame
         if i < state.step_in_epoch:  # resumed mid-epoch: these batches were already trained on
             continue
         if task.train_loss is not None:
-            loss, labels = task.train_loss(batch)
+            loss, loss_sum, n = task.train_loss(batch)
         else:
             logits, labels = task.forward(batch)
             loss = task.loss_fn(logits.float().reshape(-1), labels)
+            loss_sum, n = None, len(labels)
         if not torch.isfinite(loss):
             raise AlfiaError(f"training diverged: loss is {loss.item()} at epoch {state.epoch + 1}, "
                              f"batch {i + 1}; lower the learning rate")
@@ -173,9 +178,9 @@ def run_epoch(state: TrainState, task: LoopTask, trainable: list[torch.nn.Parame
         state.optimizer.step()
         if state.scheduler is not None:
             state.scheduler.step()
-        n = len(labels)
-        state.last_batch_loss = float(loss.item())
-        state.epoch_loss_sum += state.last_batch_loss * n
+        loss_sum = float(loss.item()) * n if loss_sum is None else loss_sum
+        state.last_batch_loss = loss_sum / max(n, 1)
+        state.epoch_loss_sum += loss_sum
         state.epoch_rows += n
         state.step_in_epoch = i + 1
         state.global_step += 1
@@ -200,6 +205,7 @@ def close_epoch(state: TrainState, task: LoopTask, started: float) -> dict:
     record = {
         "epoch": state.epoch + 1,
         "train_loss": state.epoch_loss_sum / max(state.epoch_rows, 1),
+        "train_rows": state.epoch_rows,  # every training row once per epoch (rows_per_epoch: that many)
         "val_loss": val_loss,
         "val_auprc": auprc,
         "val_auroc": auroc,
@@ -222,10 +228,10 @@ def close_epoch(state: TrainState, task: LoopTask, started: float) -> dict:
     return record
 
 
-def stop_decided(state: TrainState) -> bool:
+def stop_decided(state: TrainState, task: LoopTask) -> bool:
     """Whether training ends after this epoch: what the callbacks decided (``EarlyStopping`` sets
-    ``state.stop``). The one place the decision is read, so a distributed run can agree on it here."""
-    return bool(state.stop)
+    ``state.stop``). The one place the decision is read; a distributed run agrees on it here (``agree_stop``)."""
+    return bool(state.stop) if task.agree_stop is None else bool(task.agree_stop(bool(state.stop)))
 
 
 # --- ALFIA: text (or cached encoder states) in, the loop above -----------------------------------------
@@ -272,12 +278,15 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
         raise AlfiaError("training and validation rows need labels")
     if len(train_data) == 0 or len(val_data) == 0:
         raise AlfiaError("training needs at least one training and one validation row")
-    device = prepare_training(config.seed, config.num_threads, config.device)
+    world = distributed.world()  # torchrun's processes (alfia.training.distributed); one process: every hook is a no-op
+    device = prepare_training(config.seed, distributed.threads(config.num_threads, world),
+                              distributed.rank_device(config.device, world))
     model.to(device)
     pad_id = pad_token_id_of(model.tokenizer)
-    loader, sampler = make_loader(train_data, config.batch_size, pad_id, shuffle=True, seed=config.seed,
-                                  bucket_size=config.bucket_size, num_workers=config.num_workers,
-                                  rows_per_epoch=config.rows_per_epoch)
+    # One process: the length-bucketed loader; under torchrun each rank takes its shard of the same global batches.
+    loader, sampler = distributed.train_loader(train_data, config.batch_size, pad_id, world, seed=config.seed,
+                                               bucket_size=config.bucket_size, num_workers=config.num_workers,
+                                               rows_per_epoch=config.rows_per_epoch)
     steps_per_epoch = len(sampler)
     total_steps = steps_per_epoch * config.epochs
     optimizer = _optimizer(model, config)
@@ -285,6 +294,8 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
     pos_weight = resolve_pos_weight(config, train_data.labels)
     loss_fn = torch.nn.BCEWithLogitsLoss(
         pos_weight=None if pos_weight is None else torch.tensor(pos_weight, device=device))
+    step = distributed.Step(model, device, world, loss_fn)  # DDP-wrapped in a distributed run
+    callbacks = distributed.rank_callbacks(callbacks, world)  # only rank 0 writes
 
     def batches(epoch: int):
         sampler.set_epoch(epoch)
@@ -292,13 +303,19 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
 
     def forward(batch) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast_context(config.precision, device):
-            logits = forward_batch(model, batch, device).logits
+            logits = step.forward(batch)
         return logits, batch["labels"].to(device)
 
-    def val_logits() -> np.ndarray:
-        return predict_logits(model, val_data, batch_size=config.eval_batch_size, pad_token_id=pad_id,
-                              device=device, precision=config.precision)
+    def train_loss(batch) -> tuple[torch.Tensor, float, int]:
+        logits, _ = forward(batch)
+        return step.loss(batch, logits)  # the loss sum and rows of the global batch
 
-    task = LoopTask(batches, forward, val_logits, val_data.labels, loss_fn, grad_clip=config.grad_clip)
+    def val_logits() -> np.ndarray:
+        # every rank's share of the val rows, gathered: the metric is the whole val split's
+        return distributed.val_logits(model, val_data, world, batch_size=config.eval_batch_size,
+                                      pad_token_id=pad_id, device=device, precision=config.precision)
+
+    task = LoopTask(batches, forward, val_logits, val_data.labels, loss_fn, grad_clip=config.grad_clip,
+                    train_loss=train_loss, agree_stop=lambda stop: distributed.agree(stop, world))
     state = TrainState(model, optimizer, scheduler, config, steps_per_epoch, config.epochs)
     return fit(state, task, callbacks, resume=resume, resume_fingerprint=resume_fingerprint)

@@ -41,6 +41,7 @@ from alfia.progress import make_console, step
 from alfia.runs import RunLayout, read_alfia_config, write_predictions
 from alfia.evaluation.thresholds import write_run_thresholds
 from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory, ProgressDisplay
+from alfia.training import distributed
 from alfia.training.config import TrainConfig
 from alfia.training.resume import STATE_FILE, checkpoint_dir_of
 from alfia.cohorts.validate import split_for_training
@@ -117,7 +118,8 @@ def configs_from(config_path: str | os.PathLike | None, text_path: str | os.Path
             if key in doc and not isinstance(doc[key], dict):
                 raise AlfiaError(f"{config_path}: '{key}' must be an object")
         unknown = sorted(set(doc) - {"model", "train", "data", "model_name", "model_type", "alfia_version",
-                                     "created_at", "resumed_at", "result", "recipe", "encoder"})
+                                     "created_at", "resumed_at", "result", "recipe", "encoder", "distributed",
+                                     "federated", "centralised"})
         if unknown:
             raise AlfiaError(f"{config_path}: unknown key(s) {', '.join(unknown)}; a run config has 'model', "
                              f"'train' and optionally 'data'")
@@ -414,14 +416,16 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
     console = console or make_console(stderr=True)
     plan = prepare_run(text_path, out_dir, model_config, train_config, resume=resume, recipe=recipe,
                        console=console, progress=progress, callbacks=callbacks)
+    world = _join_world(plan, resume)  # torchrun's processes (alfia.training.distributed); else one
     seed_everything(plan.train_config.seed)
     model = build_model(plan.model_config)
     data = {s: tokenize_table(p, model.tokenizer, model.max_length) for s, p in plan.parts.items() if not p.empty}
     plan.config_doc["encoder"] = describe_encoder_training(model)
-    set_threads(plan.train_config.num_threads)
-    # The folder is this job's from the first file written to the last: a second job on it is refused.
-    with hold_output_dir(plan.layout.root):
-        if not resume:
+    set_threads(distributed.threads(plan.train_config.num_threads, world))
+    # The folder is this job's from the first file written to the last: a second job on it is refused. Only rank 0
+    # writes; every rank caches and trains.
+    with distributed.main_writes(world, hold_output_dir(plan.layout.root)):
+        if not resume and world.is_main:
             _refuse_existing_run(plan.layout)  # another job may have finished one here since prepare_run
             write_json_atomic(plan.layout.config, plan.config_doc)
         bottom = cache_bottom(model, plan, data)
@@ -430,10 +434,15 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
         del top
         result, best_phase = train_encoder(model, plan, data, bottom, head_result)
         del bottom
-        summary = finish_run(model, plan, data, result, best_phase, predict_splits)
-        if not keep_checkpoint:
+        summary = (finish_run(model, plan, data, result, best_phase, predict_splits) if world.is_main else
+                   RunSummary(plan.layout.root, result.best_epoch, result.best_score, len(result.history),
+                              result.stopped_early, time.perf_counter() - plan.started,
+                              {s: len(d) for s, d in data.items()}, model))
+        if not keep_checkpoint and world.is_main:
             prune_checkpoint(plan.layout)
-        return summary
+    if world.distributed:
+        distributed.finish()
+    return summary
 
 
 def prune_checkpoint(layout: RunLayout) -> None:
@@ -443,3 +452,24 @@ def prune_checkpoint(layout: RunLayout) -> None:
     for folder in (layout.checkpoint, layout.checkpoint.with_name(layout.checkpoint.name + ".old")):
         if folder.is_dir():
             shutil.rmtree(folder)
+
+
+def _join_world(plan: RunPlan, resume: bool):
+    """Join torchrun's process group (after every rank's checks, before rank 0 writes), set this rank's device,
+    console and config.json's ``distributed`` section; a resumed run needs the world size it was trained with."""
+    world = distributed.world()
+    if resume:
+        saved = (read_alfia_config(plan.layout.root).get("distributed") or {}).get("world_size", 1)
+        if saved != world.size:
+            raise AlfiaError(f"{plan.layout.root}: trained with {saved} process(es); resume it with the same number "
+                             f"(alfia train --resume {plan.layout.root} --nproc {saved}), not {world.size}")
+    distributed.init(plan.train_config.device)
+    if not world.distributed:
+        plan.config_doc["distributed"] = distributed.describe(world, plan.train_config.batch_size, "cpu")
+        return world
+    plan.device = resolve_device(distributed.rank_device(plan.train_config.device, world))
+    plan.config_doc["distributed"] = distributed.describe(world, plan.train_config.batch_size, str(plan.device))
+    if not world.is_main:
+        plan.console, plan.progress = Console(quiet=True), False
+    distributed.barrier()
+    return world

@@ -4,7 +4,8 @@ Time in eICU is minutes from unit admission (``*offset`` columns); the CW-24 win
 -360..+1440 minutes. Inclusion: unit stays of adults (age >= 18; '> 89' is read as 90) that are the
 first unit stay of their hospital stay (``unitvisitnumber = 1``) and have a known hospital discharge
 status (the outcome). The outcome is ``hospitaldischargestatus = 'Expired'``; ``uniquepid`` becomes
-``subject_id`` so that splits keep a patient's stays together.
+``subject_id`` so that splits keep a patient's stays together; ``hospitalid`` is carried as an identifier
+(never a predictor) for the sites of ``alfia federated train``.
 
 APACHE IV: ``apachePatientResult`` holds two rows per stay, one per APACHE version ('IV' and 'IVa');
 both share the same acute physiology and APACHE score, only the mortality equations differ. CW-24
@@ -56,7 +57,9 @@ import numpy as np
 import pandas as pd
 
 from alfia.cohorts import scores
-from alfia.cohorts.schema import AGGREGATES, EICU, ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SCORE_WINDOW
+from alfia.cohorts.schema import (
+    AGGREGATES, EICU, ID_COLUMN, OUTCOME_COLUMN, PATIENT_ID_COLUMN, SCORE_WINDOW, SITE_COLUMN,
+)
 from alfia.cohorts.sources import eicu_scores
 from alfia.cohorts.sources.duck import DuckSettings, SourceTables, close, connect
 from alfia.cohorts.sources.extraction import (
@@ -253,7 +256,7 @@ def read_stays(t: SourceTables) -> pd.DataFrame:
         f"p.{c}" if t.has_column("patient", c) else f"NULL AS {c}"
         for c in ("hospitaladmitoffset", "unitadmitsource"))
     pat = t.df(f"""
-        SELECT p.patientunitstayid AS stay_id, p.uniquepid AS subject_id, p.gender, p.age,
+        SELECT p.patientunitstayid AS stay_id, p.uniquepid AS subject_id, p.hospitalid, p.gender, p.age,
                p.ethnicity, p.unittype, p.unitvisitnumber, p.admissionheight, p.admissionweight,
                p.hospitaldischargestatus, h.region, {patient_extra}
         FROM patient p LEFT JOIN hospital h ON p.hospitalid = h.hospitalid
@@ -292,6 +295,7 @@ def demographics(co: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict], dict[
     implausible heights and weights dropped."""
     df = pd.DataFrame(index=co.index)
     df[PATIENT_ID_COLUMN] = co["subject_id"].astype(str)
+    df[SITE_COLUMN] = pd.to_numeric(co["hospitalid"], errors="coerce").astype("Int64")  # identifier, not a predictor
     fallbacks: dict[str, dict] = {}
     for var, allowed, unknown_fb, null_fb in (
             ("region", EICU["region"].categories, "Unknown", "Unknown"),
@@ -437,7 +441,8 @@ def gcs_assessments(t: SourceTables, absent: list[str]
 
 
 def cohort_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Ids, the schema's predictors (typed, in schema order) and the outcome, one row per stay."""
+    """Ids (stay, patient, hospital), the schema's predictors (typed, in schema order) and the outcome, one row
+    per stay."""
     df = df.reset_index().rename(columns={"stay_id": ID_COLUMN})
     coerce_predictors(df, EICU)
-    return df[[ID_COLUMN, PATIENT_ID_COLUMN, *EICU.predictor_names, OUTCOME_COLUMN]]
+    return df[[ID_COLUMN, PATIENT_ID_COLUMN, SITE_COLUMN, *EICU.predictor_names, OUTCOME_COLUMN]]

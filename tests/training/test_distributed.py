@@ -1,0 +1,117 @@
+"""Data-parallel training with torch.distributed: `alfia train --nproc 2` (torchrun, gloo, 2 CPU processes) on a
+tiny BERT equals one process with the same global batch; the sharded sampler loses and repeats no row."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alfia.runs import read_predictions
+from alfia.runtime.batches import LengthBucketedBatchSampler
+from alfia.training.distributed import ShardedBatchSampler, World, rank_callbacks
+
+from .conftest import make_text_frame, write_text_table
+
+# Same global batch: 2 processes x 8 rows against 1 x 16. Without dropout the two runs do the same arithmetic but
+# for the order of the gradient sums (gloo's all-reduce), so their probabilities agree to float32 rounding.
+TOLERANCE = 1e-4
+PER_PROCESS_BATCH = 8
+
+
+@pytest.mark.parametrize("n,batch,size,rows_per_epoch", [(57, 8, 2, None), (50, 4, 3, None), (57, 8, 2, 20),
+                                                         (5, 4, 2, None)])
+def test_every_row_once_per_epoch_across_ranks(n, batch, size, rows_per_epoch):
+    lengths = np.random.default_rng(0).integers(5, 60, n)
+    for epoch in range(3):
+        global_sampler = LengthBucketedBatchSampler(lengths, batch * size, bucket_size=2, seed=7,
+                                                    rows_per_epoch=rows_per_epoch)
+        global_sampler.set_epoch(epoch)
+        expected = sorted(i for b in global_sampler.batches() for i in b)
+        seen, steps = [], set()
+        for rank in range(size):
+            sampler = ShardedBatchSampler(global_sampler, World(rank, size, rank, size))
+            sampler.set_epoch(epoch)
+            batches = list(sampler)
+            steps.add(len(batches))
+            assert len(batches) == len(sampler)
+            seen += [i for b in batches for i in b if i >= 0]  # -(i + 1): a weight-0 stand-in, not a row seen
+            assert all(len(b) <= batch for b in batches)
+        assert steps == {len(global_sampler)}  # every rank runs every step (DDP all-reduces each one)
+        assert sorted(seen) == expected  # no row lost, none twice
+        assert len(expected) == (rows_per_epoch or n)
+
+
+def test_only_rank_zero_runs_the_writing_callbacks(tmp_path):
+    from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory
+
+    callbacks = [EarlyStopping(2), JsonlHistory(tmp_path / "h.jsonl"), Checkpointing(tmp_path / "c")]
+    assert rank_callbacks(callbacks, World(0, 2, 0, 2)) == callbacks
+    assert [type(c) for c in rank_callbacks(callbacks, World(1, 2, 1, 2))] == [EarlyStopping]
+
+
+def _alfia(*args, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "alfia", *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_backbone_dir):
+    """(2-process run, 1-process run, text table, n train rows): the same recipe, the same global batch."""
+    from alfia.training import TrainConfig, train_run
+    from alfia.training.run import configs_from
+
+    root = tmp_path_factory.mktemp("ddp")
+    df = make_text_frame(96, seed=3)
+    text = write_text_table(df, root / "text.parquet")
+    config = {"model": {"backbone": tiny_backbone_dir, "n_fusion_layers": 2, "fusion_heads": 2, "classifier_heads": 2,
+                        "train_layers": 1, "finetune": "full", "max_length": 32, "dropout": 0.0,
+                        "attention_dropout": 0.0},
+              "train": {"epochs": 2, "head_epochs": 1, "rows_per_epoch": None, "lr": 1e-3, "head_lr": 1e-3,
+                        "eval_batch_size": 32, "num_threads": 1, "seed": 5}}
+    (root / "config.json").write_text(json.dumps(config))
+    out = _alfia("train", text, "--out", root / "ddp", "--config", root / "config.json",
+                 "--batch-size", PER_PROCESS_BATCH, "--nproc", 2, cwd=root)
+    assert out.returncode == 0, out.stderr[-3000:]
+    _, model_config, train_config, _ = configs_from(root / "config.json", text, {}, {})
+    train_run(text, root / "single", model_config, TrainConfig.from_dict(
+        {**train_config.to_dict(), "batch_size": 2 * PER_PROCESS_BATCH}), progress=False)
+    return root / "ddp", root / "single", text, int((df["split"] == "train").sum())
+
+
+def test_two_processes_write_one_run_that_matches_one_process(runs):
+    ddp, single, text, n_train = runs
+    assert sorted(p.name for p in ddp.parent.iterdir() if p.is_dir() and p.name != "single") == ["ddp"]
+    config = json.loads((ddp / "config.json").read_text())
+    assert config["distributed"] == {"world_size": 2, "backend": "gloo", "batch_size_per_process": PER_PROCESS_BATCH,
+                                     "global_batch": 2 * PER_PROCESS_BATCH}
+    history = [json.loads(line) for line in (ddp / "history.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in history] == ["head", "joint", "joint"]
+    assert all(r["train_rows"] == n_train for r in history)  # every training row once per epoch, over both ranks
+    reference = [json.loads(line) for line in (single / "history.jsonl").read_text().splitlines()]
+    for a, b in zip(history, reference):
+        for key in ("train_loss", "val_loss", "val_auprc", "val_auroc"):
+            assert abs(a[key] - b[key]) < TOLERANCE, (key, a, b)
+    p_ddp = read_predictions(ddp / "predictions.parquet").set_index("stay_id")["prob"]
+    p_single = read_predictions(single / "predictions.parquet").set_index("stay_id")["prob"]
+    assert np.abs(p_ddp - p_single.reindex(p_ddp.index)).max() < TOLERANCE
+    assert (ddp / "checkpoint").is_dir() and (ddp / "thresholds.json").is_file()
+
+
+def test_resume_continues_in_as_many_processes(runs):
+    ddp, _, text, _ = runs
+    before = read_predictions(ddp / "predictions.parquet")
+    (ddp / "predictions.parquet").unlink()  # as if stopped after its last checkpoint
+    out = _alfia("train", "--resume", ddp, "--nproc", 1, cwd=ddp.parent)
+    assert out.returncode == 2 and "trained with 2 process(es); resume it with the same number" in out.stderr
+    out = _alfia("train", "--resume", ddp, "--nproc", 2, cwd=ddp.parent)
+    assert out.returncode == 0, out.stderr[-3000:]
+    after = read_predictions(ddp / "predictions.parquet")
+    pd.testing.assert_frame_equal(before, after, atol=TOLERANCE)
