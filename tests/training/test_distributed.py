@@ -51,7 +51,7 @@ def test_every_row_once_per_epoch_across_ranks(n, batch, size, rows_per_epoch):
 def test_only_rank_zero_runs_the_writing_callbacks(tmp_path):
     from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory
 
-    callbacks = [EarlyStopping(2), JsonlHistory(tmp_path / "h.jsonl"), Checkpointing(tmp_path / "c")]
+    callbacks = [EarlyStopping(2), JsonlHistory(tmp_path / "h.jsonl"), Checkpointing(tmp_path / "c", fingerprint={"data": "0"})]
     assert rank_callbacks(callbacks, World(0, 2, 0, 2)) == callbacks
     assert [type(c) for c in rank_callbacks(callbacks, World(1, 2, 1, 2))] == [EarlyStopping]
 
