@@ -135,7 +135,7 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
     if resume is not None:
         load_checkpoint(resume, state, fingerprint=resume_fingerprint)
     trainable = list(trainable_named_parameters(model).values())
-    step = distributed.Step(model, device, world, loss_fn)  # DDP-wrapped in a distributed run
+    step = distributed.Step(model, device, world, loss_fn, train_data)  # DDP-wrapped in a distributed run
     callbacks = distributed.rank_callbacks(callbacks, world)  # only rank 0 writes
 
     for cb in callbacks:
