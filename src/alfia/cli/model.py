@@ -227,7 +227,10 @@ def train(
                       f"`alfia train --resume {resume or out}`", highlight=False)
         sys.exit(130)
     from alfia.evaluation.thresholds import DECISION_POINT, run_thresholds
+    from alfia.training.distributed import world
 
+    if not world().is_main:  # torchrun's other ranks: rank 0 reports
+        return
     threshold = run_thresholds(summary.run_dir)[DECISION_POINT].threshold
     console.print(f"[green]done[/]: best epoch {summary.best_epoch} (val AUPRC {summary.best_val_auprc:.4f}), "
                   f"{summary.epochs_run} epochs{' (stopped early)' if summary.stopped_early else ''} in "

@@ -207,13 +207,18 @@ class Step:
     """The loop's forward and loss of one batch; :meth:`loss` returns (loss to backpropagate, the batch's summed
     loss over all ranks' rows, those rows), both counts the same on every rank."""
 
-    def __init__(self, model, device, w: World, loss_fn: torch.nn.BCEWithLogitsLoss):
+    def __init__(self, model, device, w: World, loss_fn: torch.nn.BCEWithLogitsLoss, data=None):
         self.world, self.device, self.loss_fn = w, device, loss_fn
         if w.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
-            # broadcast_buffers=False: the state standardisation is fitted identically on every rank
-            self.forward = DistributedDataParallel(_BatchForward(model, device), broadcast_buffers=False,
+            # The head warm start reads cached top states: the encoder layers that train in the next phase get no
+            # gradient there (AdamW skips them, as in one process), and DDP must be told.
+            top_states = isinstance(data, FrozenStates) and tuple(data.layers) == tuple(model.pooled_indices)
+            unused = top_states and any(p.requires_grad for n, p in model.named_parameters() if n.startswith("encoder."))
+            # forward_sync_buffers=False: the state standardisation is fitted identically on every rank
+            self.forward = DistributedDataParallel(_BatchForward(model, device), forward_sync_buffers=False,
+                                                   find_unused_parameters=unused,
                                                    device_ids=[device.index] if device.type == "cuda" else None)
         else:
             self.forward = lambda batch: forward_batch(model, batch, device).logits

@@ -294,7 +294,7 @@ def train(model, train_data: TokenizedTexts, val_data: TokenizedTexts, config: T
     pos_weight = resolve_pos_weight(config, train_data.labels)
     loss_fn = torch.nn.BCEWithLogitsLoss(
         pos_weight=None if pos_weight is None else torch.tensor(pos_weight, device=device))
-    step = distributed.Step(model, device, world, loss_fn)  # DDP-wrapped in a distributed run
+    step = distributed.Step(model, device, world, loss_fn, train_data)  # DDP-wrapped in a distributed run
     callbacks = distributed.rank_callbacks(callbacks, world)  # only rank 0 writes
 
     def batches(epoch: int):

@@ -100,6 +100,17 @@ def test_eicu_demo_builds_what_present_tables_allow(eicu_out):
     assert abs(df["hospital_expire_flag"].mean() - 0.084) < 0.01
 
 
+def test_eicu_demo_carries_hospitalid_for_federated_sites(eicu_out):
+    from alfia.cohorts.validate import find_leakage
+    from alfia.federated import plan_sites
+
+    df, _ = read_table(eicu_out)
+    assert df["hospitalid"].notna().all() and df["hospitalid"].nunique() > 150  # 186 hospitals in the demo
+    assert "hospitalid" not in EICU.predictor_names and find_leakage(["hospitalid"], "eicu") == []
+    plan = plan_sites(df, "hospitalid")  # the defaults: >= 200 training stays and 5 deaths a site
+    assert 5 <= len(plan.sites) <= 10 and (plan.row_site >= 0).all() and plan.skipped == ()
+
+
 def test_eicu_age_parsing():
     assert parse_age(pd.Series(["> 89", "45", "", None])).tolist()[:2] == [90.0, 45.0]
 
