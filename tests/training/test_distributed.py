@@ -73,7 +73,7 @@ def runs(tmp_path_factory, tiny_backbone_dir):
     root = tmp_path_factory.mktemp("ddp")
     # No dropout anywhere (ALF, ACH, and the encoder layer that trains: BERT's hidden dropout), so both runs draw no
     # random masks and do the same arithmetic.
-    backbone = root / "tiny-bert-no-dropout"
+    backbone = tmp_path_factory.mktemp("backbone") / "tiny-bert-no-dropout"  # outside root: root holds runs only
     shutil.copytree(tiny_backbone_dir, backbone)
     bert = json.loads((backbone / "config.json").read_text())
     (backbone / "config.json").write_text(json.dumps({**bert, "hidden_dropout_prob": 0.0}))

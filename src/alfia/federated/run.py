@@ -283,11 +283,11 @@ def _val_auprc(model, plan, states) -> float:
     from scipy.special import expit
 
     from alfia.runtime import predict_logits
-    from alfia.training.loop import validation_scores
+    from alfia.evaluation.metrics import discrimination
 
     logits = predict_logits(model, states["val"], batch_size=plan.train_config.eval_batch_size, pad_token_id=0,
                             device=plan.device)
-    return validation_scores(states["val"].labels, expit(logits))[0]
+    return discrimination(states["val"].labels, expit(logits))[0]
 
 
 def _finish(model, plan, states, result, federation) -> None:
