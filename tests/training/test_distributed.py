@@ -86,7 +86,7 @@ def runs(tmp_path_factory, tiny_backbone_dir):
                         "eval_batch_size": 32, "num_threads": 1, "seed": 5}}
     (root / "config.json").write_text(json.dumps(config))
     out = _alfia("train", text, "--out", root / "ddp", "--config", root / "config.json",
-                 "--batch-size", PER_PROCESS_BATCH, "--nproc", 2, cwd=root)
+                 "--batch-size", PER_PROCESS_BATCH, "--nproc", 2, "--keep-checkpoint", cwd=root)
     assert out.returncode == 0, out.stderr[-3000:]
     _, model_config, train_config, _ = configs_from(root / "config.json", text, {}, {})
     train_run(text, root / "single", model_config, TrainConfig.from_dict(
