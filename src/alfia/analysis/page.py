@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alfia.atomic import write_atomic, write_text_atomic
-from alfia.evaluation.compare import _CSS, _html_table, _img  # the report's own style, one home
+from alfia.evaluation.format import REPORT_CSS as _CSS, html_image as _img, html_table as _html_table  # the report's style, one home
 from alfia.evaluation.plots import _new_figure, figure_png
 
 __all__ = ["fmt", "html_table", "new_figure", "write_figure", "write_page"]
