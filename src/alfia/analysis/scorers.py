@@ -105,9 +105,6 @@ def load_scorer(run_dir: str | os.PathLike, *, device: str = "auto", batch_size:
         from alfia.inference import load_run
 
         return AlfiaScorer(load_run(layout.root, device=device), batch_size=batch_size)
-    try:
-        from alfia.baselines import saved as saved_module
-    except ImportError:
-        raise AlfiaError(f"{layout.root}: scoring new rows with a baseline run needs its saved model "
-                         f"(alfia.baselines.saved), which this version of ALFIA does not have") from None
-    return ZooScorer(saved_module.load_run(layout.root), saved_module)
+    from alfia.baselines import scoring  # a baseline run's saved model scores new rows (alfia predict's loader)
+
+    return ZooScorer(scoring.load_run(layout.root), scoring)
