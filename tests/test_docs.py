@@ -61,6 +61,8 @@ MAKE_TARGETS = {"make demo": ["--n-stays", "300", "--out", "demo_output", "--ove
 EXPECTED_FAILURES = {
     # Without the optional extra the command stops with the install line the docs show next to it.
     "--engine autogluon": "pip install",
+    # The page's run has finished, so --resume says there is nothing to continue (an interrupted one continues).
+    "alfia train --resume runs/alfia": "there is nothing to resume",
 }
 
 

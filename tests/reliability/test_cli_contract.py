@@ -50,7 +50,8 @@ OUTPUT_PARAMS = ("out", "out_path", "out_dir")
 # --resume, never replaced.
 NO_OVERWRITE = {"train": "--resume continues a run", "series train": "--resume continues a run",
                 "series transfer": "writes two runs and transfer.json into a new folder",
-                "lemof train": "a run folder holds the encoders it trained: never replaced, choose another --out"}
+                "lemof train": "a run folder holds the encoders it trained: never replaced, choose another --out",
+                "federated train": "a run folder is never replaced: choose another --out"}
 REFUSALS = ("already exists", "not empty", "already holds")
 
 
@@ -103,7 +104,7 @@ def _refusal_args(path: str, t, a, hourly, srun) -> list:
 
     file, folder = _existing(t / "out.parquet"), None
     if path in ("train", "export", "compare", "baselines", "boost", "series train", "series transfer", "demo",
-                "lemof train"):
+                "lemof train", "analyze", "robustness", "federated train"):
         file.unlink()
         folder = _existing(t / "outdir", folder=True)
     return {
@@ -128,6 +129,9 @@ def _refusal_args(path: str, t, a, hourly, srun) -> list:
         "series transfer": [srun, "--input", hourly, "--out", folder],
         "demo": ["--out", folder, "--n-stays", "100"],
         "lemof train": ["--text", a.text_path, "--series", hourly, "--cohort", a.cohort_path, "--out", folder],
+        "analyze": [a.run, "--input", a.text_path, "--out", folder],
+        "robustness": [a.run, "--input", a.text_path, "--out", folder],
+        "federated train": [a.text_path, "--out", folder],
         "lemof predict": [a.run, "--text", a.text_path, "--series", hourly, "--cohort", a.cohort_path, "--out", file],
     }.get(path)
 

@@ -142,3 +142,22 @@ def test_series_train_resumes_as_alfia_train_does_and_defaults_to_auto(tmp_path,
     code, out, err = run_alfia(["series", "train", "--resume", tmp_path / "run"], capsys)
     assert code == 0, err
     assert f"wrote {tmp_path / 'run'}" in out
+
+
+def test_training_progress_in_a_log_names_the_epoch_batches_and_time_left():
+    from types import SimpleNamespace
+
+    from alfia.training.callbacks import ProgressDisplay
+
+    buffer, console = _log()
+    display = ProgressDisplay(console, log_every_s=0)
+    state = SimpleNamespace(epoch=0, epochs=2, steps_per_epoch=4, step_in_epoch=0, epoch_loss_sum=0.0,
+                            epoch_rows=0, global_step=0, stop=False)
+    display.on_train_begin(state)
+    for done in (1, 2):
+        state.step_in_epoch, state.global_step = done, done
+        state.epoch_loss_sum, state.epoch_rows = 0.5 * 8 * done, 8 * done
+        display.on_batch_end(state)
+    display.on_train_end(state)
+    lines = buffer.getvalue().splitlines()
+    assert "epoch 1/2, train loss 0.5000: 2/4 batches (50%)" in lines[-1] and lines[-1].endswith("left")

@@ -248,4 +248,4 @@ def test_alfia_serve_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     code, _, err = run_alfia(["serve", tmp_path / "empty", "--port", "0"], capsys)
     assert code == 2 and "not a run directory" in err and "Traceback" not in err
     code, _, err = run_alfia(["serve", tmp_path / "empty", "--max-batch", "0"], capsys)
-    assert code == 2 and "max_batch must be >= 1" in err
+    assert code == 2 and "Invalid value for '--max-batch': 0 is not in the range x>=1" in err

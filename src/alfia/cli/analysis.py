@@ -22,16 +22,17 @@ def analyze(
     runs: list[Path] = typer.Argument(..., help="One or more ALFIA run directories (several: side by side)."),
     input: Path = typer.Option(..., "--input", help="Text table (or cohort) with stay_id, split and outcome; its "
                                "predictor columns give the tabular matrix."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN/analysis of the first run, "
-                                       "where alfia card finds it)."),
-    max_stays: Optional[int] = typer.Option(None, "--max-stays", help="Analyse a seeded random subset of the stays."),
+    out: Optional[Path] = typer.Option(None, "--out", show_default="RUN/analysis", help="Output folder (under the "
+                                       "first run, where alfia card finds it)."),
+    max_stays: Optional[int] = typer.Option(None, "--max-stays", min=1, show_default="all",
+                                            help="Analyse a seeded random subset of the stays."),
     geometry_split: str = typer.Option("test", "--geometry-split", help="Stays of UMAP and the measures: train, val, "
                                        "test or all."),
     profile: str = typer.Option("full", "--profile", help="The zoo MLP's profile: full, or fast (smoke runs)."),
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the 95% CIs."),
     seed: int = typer.Option(42, help="Seed of the subset, the MLP, UMAP and the bootstrap."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
-    jobs: Optional[int] = typer.Option(None, "--jobs", help="Threads (default: the machine's cores)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", min=1, show_default="the cores available", help="Threads."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     overwrite: Overwrite = False,
 ) -> None:
@@ -57,13 +58,14 @@ def robustness(
     runs: list[Path] = typer.Argument(..., help="ALFIA and/or baseline run directories, judged side by side."),
     input: Path = typer.Option(..., "--input", help="Cohort, or the text table alfia text wrote from it (it carries "
                                "the predictors the edits change)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN/robustness of the first run, "
-                                       "where alfia card finds it)."),
-    perturbation: list[str] = typer.Option(None, "--perturbation", help="Only these (repeatable): mask, negation, "
+    out: Optional[Path] = typer.Option(None, "--out", show_default="RUN/robustness", help="Output folder (under "
+                                       "the first run, where alfia card finds it)."),
+    perturbation: list[str] = typer.Option(None, "--perturbation", show_default="all", help="Only these (repeatable): mask, negation, "
                                            "synonym, numeric_+5%, numeric_-5%, numeric_+10%, numeric_-10%, shuffle, "
                                            "gcs_to_3, lactate_x3, urine_output_div4."),
     split: str = typer.Option("test", help="The stays edited and scored."),
-    max_stays: Optional[int] = typer.Option(None, "--max-stays", help="A seeded random subset of those stays."),
+    max_stays: Optional[int] = typer.Option(None, "--max-stays", min=1, show_default="all",
+                                            help="A seeded random subset of those stays."),
     n_boot: int = typer.Option(1000, "--n-boot", min=1, help="Bootstrap resamples for the CIs of ΔAUROC/ΔAUPRC."),
     seed: int = typer.Option(42, help="Seed of the edits, the subset and the bootstrap."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
