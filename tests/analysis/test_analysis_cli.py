@@ -144,20 +144,20 @@ def test_a_tabular_model_is_judged_on_the_same_edited_rows(analysis_data):
     assert lact["latent_flip_rate"].isna().all()  # no embeddings
 
 
-@pytest.mark.xfail(strict=True, reason="known bug after merging the saved-model loader (baselines.scoring): robustness of a "
-                   "zoo run ends in a TypeError; see the issue 23 note")
 def test_robustness_on_a_zoo_run(analysis_data, tmp_path):
     """`alfia robustness ZOO_RUN --input COHORT` needs the zoo's saved models (alfia.baselines.saved)."""
-    pytest.importorskip("alfia.baselines.saved", reason="saved zoo models (branch base) are not on this branch")
     result = _invoke("baselines", analysis_data.cohort_path, "--out", tmp_path / "zoo", "--models", "LightGBM",
                      "--profile", "fast", "--n-boot", 20, "--jobs", 1)
     assert result.exit_code == 0, result.output
     result = _invoke("robustness", tmp_path / "zoo" / "LightGBM", "--input", analysis_data.cohort_path,
                      "--out", tmp_path / "rob", "--n-boot", 20)
     assert result.exit_code == 0, result.output
-    table = pd.read_csv(tmp_path / "rob" / "robustness.csv")
+    table = pd.read_csv(tmp_path / "rob" / "robustness.csv").set_index("perturbation")
     assert (table["kind"] == "tabular").all()
     assert table.loc[table["level"] == "row", "flip_rate"].between(0, 1).all()
+    # edits of the text only (synonyms, sentence order) do not apply to a model that reads the row
+    assert (table.loc[["synonym", "shuffle"], "n_applied"] == 0).all()
+    assert table.loc["lactate_x3", "n_applied"] > 0
 
 
 def test_robustness_of_a_zoo_run_without_its_saved_model_is_one_clear_error(analysis_data, tmp_path, capsys):
