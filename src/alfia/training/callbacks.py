@@ -13,7 +13,7 @@ from rich.console import Console
 from alfia.atomic import write_text_atomic
 from alfia.progress import LOG_EVERY_S, duration, make_console, step
 from alfia.training.resume import save_checkpoint
-from alfia.training.state import Callback, TrainState
+from alfia.training.state import Callback, EarlierPhase, TrainState
 
 
 class EarlyStopping(Callback):
@@ -156,16 +156,18 @@ class Checkpointing(Callback):
     ``fingerprint`` says whose run the checkpoint is (at least its data's SHA-256, and the settings a resume must
     share); a resume compares it. With ``save_best_to`` (an ``AlfiaModel.save_pretrained`` target folder) the best
     model so far is also written there whenever the validation AUPRC improves, so a crash never loses the best state.
+    ``earlier``: a phase of the run before this one (ALFIA's head warm start), kept in every checkpoint.
     """
 
     def __init__(self, checkpoint_dir: str | os.PathLike, *, fingerprint: dict,
-                 save_best_to: str | os.PathLike | None = None):
+                 save_best_to: str | os.PathLike | None = None, earlier: EarlierPhase | None = None):
         self.checkpoint_dir = Path(checkpoint_dir)
         self.save_best_to = None if save_best_to is None else Path(save_best_to)
         self.fingerprint = dict(fingerprint)
+        self.earlier = earlier
 
     def _save(self, state: TrainState) -> None:
-        save_checkpoint(self.checkpoint_dir, state, fingerprint=self.fingerprint)
+        save_checkpoint(self.checkpoint_dir, state, fingerprint=self.fingerprint, earlier=self.earlier)
         state.checkpoint_path = self.checkpoint_dir
 
     def on_epoch_end(self, state: TrainState, record: dict) -> None:

@@ -5,6 +5,8 @@
       trainable.safetensors    the parameters training changes, as they are now
       best.safetensors         the same parameters at the best validation AUPRC so far
       optimizer.pt             AdamW and scheduler state and torch's RNG (loaded with weights_only=True)
+      earlier.safetensors      the state an earlier phase of the run ended with (ALFIA's head warm start), if any;
+                               its result is in state.json's ``earlier``
 
 A new checkpoint is built in a temporary folder and swapped in (``alfia.atomic.atomic_directory``), so a crash
 mid-write leaves the previous checkpoint whole. The fingerprint (for ALFIA: model config, training config, data
@@ -26,12 +28,15 @@ from safetensors.torch import load_file, save_file
 
 from alfia.atomic import atomic_directory, parked_directory, read_json_object
 from alfia.errors import AlfiaError
-from alfia.training.state import TrainState, check_trainable_match, load_trainable_state, trainable_state
+from alfia.training.state import (
+    EarlierPhase, TrainResult, TrainState, check_trainable_match, load_trainable_state, trainable_state,
+)
 
 STATE_FILE = "state.json"
 TRAINABLE_FILE = "trainable.safetensors"
 BEST_FILE = "best.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
+EARLIER_FILE = "earlier.safetensors"
 FORMAT_VERSION = 1
 
 
@@ -55,9 +60,11 @@ def _set_python_rng_state(d: list) -> None:
     random.setstate((d[0], tuple(d[1]), d[2]))
 
 
-def save_checkpoint(directory: str | os.PathLike, state: TrainState, *, fingerprint: dict) -> Path:
+def save_checkpoint(directory: str | os.PathLike, state: TrainState, *, fingerprint: dict,
+                    earlier: EarlierPhase | None = None) -> Path:
     """Write ``state`` to the checkpoint folder ``directory``; ``fingerprint`` says whose run it is (resume
-    compares it, so it must name at least the data: e.g. its SHA-256)."""
+    compares it, so it must name at least the data: e.g. its SHA-256). ``earlier``: a phase that ran before this
+    one, which a resume does not run again (:func:`read_earlier_phase`)."""
     if not fingerprint:
         raise AlfiaError(f"{directory}: a checkpoint needs a fingerprint (what run it belongs to)")
     directory = Path(directory)
@@ -71,6 +78,8 @@ def save_checkpoint(directory: str | os.PathLike, state: TrainState, *, fingerpr
         if torch.cuda.is_available():
             torch_state["cuda_rng"] = torch.cuda.get_rng_state_all()
         torch.save(torch_state, tmp / OPTIMIZER_FILE)
+        if earlier is not None:
+            save_file(earlier.state, tmp / EARLIER_FILE)
         meta = {
             "format_version": FORMAT_VERSION,
             "epoch": state.epoch,
@@ -87,6 +96,9 @@ def save_checkpoint(directory: str | os.PathLike, state: TrainState, *, fingerpr
             "python_rng": _python_rng_state(),
             "numpy_rng": _numpy_rng_state(),
             "fingerprint": fingerprint,
+            "earlier": None if earlier is None else {
+                "best_epoch": earlier.result.best_epoch, "best_score": earlier.result.best_score,
+                "history": earlier.result.history, "stopped_early": earlier.result.stopped_early},
         }
         (tmp / STATE_FILE).write_text(json.dumps(meta) + "\n")
     return directory
@@ -184,3 +196,17 @@ def load_checkpoint(path: str | os.PathLike, state: TrainState, *, fingerprint: 
         raise AlfiaError(f"{directory / STATE_FILE}: corrupt checkpoint state ({e!r})") from None
     state.checkpoint_path = directory
     return meta
+
+
+def read_earlier_phase(path: str | os.PathLike) -> EarlierPhase | None:
+    """The earlier phase a checkpoint keeps (``save_checkpoint(earlier=...)``), or None when it keeps none."""
+    directory = checkpoint_dir_of(path)
+    saved = read_checkpoint_meta(directory).get("earlier")
+    if saved is None:
+        return None
+    try:
+        result = TrainResult(int(saved["best_epoch"]), float(saved["best_score"]), list(saved["history"]),
+                             stopped_early=bool(saved["stopped_early"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise AlfiaError(f"{directory / STATE_FILE}: corrupt checkpoint state ({e!r})") from None
+    return EarlierPhase(result, _load_tensors(directory / EARLIER_FILE))

@@ -43,7 +43,7 @@ from alfia.evaluation.thresholds import write_run_thresholds
 from alfia.training.callbacks import Checkpointing, EarlyStopping, JsonlHistory, ProgressDisplay
 from alfia.training import distributed
 from alfia.training.config import TrainConfig
-from alfia.training.resume import STATE_FILE, checkpoint_dir_of
+from alfia.training.resume import STATE_FILE, checkpoint_dir_of, read_earlier_phase
 from alfia.cohorts.validate import split_for_training
 from alfia.models.calibrator import Calibrator
 from alfia.runtime import (
@@ -52,6 +52,7 @@ from alfia.runtime import (
 )
 from alfia.text.table import check_texts
 from alfia.training.loop import load_trainable_state, train, trainable_state
+from alfia.training.state import EarlierPhase
 from alfia.training.recipes import RECIPES, resolve_recipe
 
 STANDARDISE_ROWS = 1000  # training texts whose encoder states fix the state standardisation
@@ -328,16 +329,21 @@ def train_encoder(model, plan: RunPlan, data: dict, bottom: dict, head_result):
 
     Returns (result, best_phase)."""
     config, layout = plan.train_config, plan.layout
-    head_history = head_result.history if head_result is not None else []
     if not model.config.trains_encoder:
         return head_result, "head"
     if config.head_from is not None:  # the warm run's best val AUPRC is the score fine-tuning has to beat
         head_result = _warm_result(config.head_from)
+    warm = EarlierPhase(head_result, trainable_state(model)) if head_result is not None else None
+    if warm is None and plan.resume_from is not None:
+        # A resumed run does not train its head again: the head phase's records and best state, which win
+        # if fine-tuning never beats them, are in the checkpoint (Checkpointing's earlier= below).
+        warm = read_earlier_phase(plan.resume_from)
+    head_history = warm.result.history if warm is not None else []
     tagged = bool(config.head_epochs or config.head_from)
     cbs = [EarlyStopping(config.patience),
            JsonlHistory(layout.history, phase="joint" if tagged else None, earlier=head_history),
            ProgressDisplay(plan.console, enabled=plan.progress),
-           Checkpointing(layout.checkpoint, save_best_to=layout.root, fingerprint=plan.fingerprint),
+           Checkpointing(layout.checkpoint, save_best_to=layout.root, fingerprint=plan.fingerprint, earlier=warm),
            *plan.callbacks]
     what = ("every encoder layer" if model.trained_layers == model.num_backbone_layers else
             f"the top {model.trained_layers} of {model.num_backbone_layers} encoder layers")
@@ -345,14 +351,13 @@ def train_encoder(model, plan: RunPlan, data: dict, bottom: dict, head_result):
     plan.console.print(f"training {plan.config_doc['model_name']} ({what}, {model.config.finetune}) on "
                        f"{len(data['train'])} rows ({rows} per epoch; val {len(data['val'])}), up to {config.epochs} "
                        f"epochs -> {layout.root}", highlight=False)
-    warm_state = trainable_state(model) if head_result is not None else None
     source = bottom or data
     result = train(model, source["train"], source["val"], config, cbs, resume=plan.resume_from,
                    resume_fingerprint=plan.fingerprint)
-    if head_result is not None and head_result.best_score > result.best_score:
+    if warm is not None and warm.result.best_score > result.best_score:
         # Fine-tuning never beat the warm-started head on validation: keep the head's best state.
-        load_trainable_state(model, warm_state, "head warm start")
-        return replace(head_result, history=[*head_history, *result.history]), "head"
+        load_trainable_state(model, warm.state, "head warm start")
+        return replace(warm.result, history=[*head_history, *result.history]), "head"
     return replace(result, history=[*head_history, *result.history]), "joint"
 
 
@@ -434,6 +439,9 @@ def train_run(text_path: str | os.PathLike | None, out_dir: str | os.PathLike, m
         del top
         result, best_phase = train_encoder(model, plan, data, bottom, head_result)
         del bottom
+        # Every rank has read the checkpoint before rank 0 may prune it: resuming a finished run trains no batch,
+        # so no collective holds rank 0 back until here.
+        distributed.barrier()
         summary = (finish_run(model, plan, data, result, best_phase, predict_splits) if world.is_main else
                    RunSummary(plan.layout.root, result.best_epoch, result.best_score, len(result.history),
                               result.stopped_early, time.perf_counter() - plan.started,

@@ -71,6 +71,16 @@ class TrainResult:
     best_val_probs: np.ndarray | None = None
 
 
+@dataclass
+class EarlierPhase:
+    """A phase that ran before this one in the same run (ALFIA's head warm start before the joint phase): its
+    result and the trainable state it ended with. The checkpoint of the later phase keeps it, because a resumed
+    run does not run that phase again but still needs its records and, if it scored best, its state."""
+
+    result: TrainResult
+    state: dict[str, torch.Tensor]
+
+
 def trainable_named_parameters(model) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
