@@ -41,6 +41,7 @@ from alfia.cohorts.validate import split_for_training
 from alfia.errors import AlfiaError
 from alfia.federated.sites import SitePlan, plan_sites
 from alfia.outputs import hold_output_dir
+from alfia.progress import step
 from alfia.runs import RunLayout, read_predictions
 from alfia.text.table import TEXT_COLUMN, check_texts
 from alfia.training.config import TrainConfig
@@ -191,9 +192,10 @@ def federated_train(data_path: str | os.PathLike, out_dir: str | os.PathLike,
         if layout.config.exists():
             raise AlfiaError(f"{layout.root}: already holds a run (config.json exists); choose another --out")
         write_json_atomic(layout.config, config_doc)
-        console.print(f"caching the frozen encoder's top {model.n_pooled_layers} layer states of "
-                      f"{sum(len(d) for d in data.values())} rows", highlight=False)
-        states = {s: compute_frozen_states(model, d, **plan.cache_options(model)) for s, d in data.items()}
+        with step(f"caching the frozen encoder's top {model.n_pooled_layers} layer states",
+                  sum(len(d) for d in data.values()), console=console, unit="rows") as progress:
+            states = {s: compute_frozen_states(model, d, progress=progress, **plan.cache_options(model))
+                      for s, d in data.items()}
         del data
         result, federation = _federate(model, plan, states, parts, sites, federated)
         summary_rounds = result.history
