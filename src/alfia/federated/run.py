@@ -4,8 +4,8 @@ trained with Flower's FedAvg across the sites of a site column (``alfia.federate
 The model each site trains is ALF + ACH over the frozen encoder's cached top-N_f states: ALFIA with
 ``train_layers=0`` (the ``frozen`` recipe). Of the candidates it fits best: the pattern of "Federated Learning
 for ICD Classification with Lightweight Models and Pretrained Embeddings" (frozen public text encoder, a small
-classifier per site, FedAvg) with ALFIA's own pooler and head; only ALF + ACH (1.8 M parameters with MiniLM,
-~7 MB a site a round) travel; and the global model *is* an ALFIA run, so predict, export, serve, evaluate,
+classifier per site, FedAvg) with ALFIA's own pooler and head; only ALF + ACH (3.48 M parameters with MiniLM,
+13.9 MB a message) travel; and the global model *is* an ALFIA run, so predict, export, serve, evaluate,
 compare and card read it with no new code. The MLP over ``alfia embed`` embeddings needs an ALFIA run trained on
 pooled rows first (no longer federated), and the zoo's gradient-boosted trees have no weights to average.
 
