@@ -199,3 +199,16 @@ def test_lora_can_start_from_the_head_of_a_cached_state_run(tmp_path, tiny_backb
     assert [h["phase"] for h in history] == ["joint"] and (lora / "adapter").exists()
     warm, tuned = AlfiaModel.from_pretrained(frozen), AlfiaModel.from_pretrained(lora)
     assert torch.equal(warm.state_mean, tuned.state_mean)  # the standardisation travels with the head
+
+
+def test_a_run_config_that_names_its_recipe_starts_from_that_recipe(tmp_path):
+    """`--config FILE` with {"recipe": "frozen"} (e.g. LeMoF's --text-config) trains the frozen recipe, not the cpu one."""
+    from alfia.training.run import configs_from
+
+    path = tmp_path / "frozen.json"
+    path.write_text(json.dumps({"recipe": "frozen", "train": {"epochs": 3}}))
+    _, model, train, name = configs_from(path, "t.parquet", {}, {"device": "cpu"})
+    assert name == "frozen" and model.train_layers == 0
+    assert (train.head_epochs, train.rows_per_epoch, train.epochs) == (30, None, 3)
+    _, model, _, name = configs_from(path, "t.parquet", {}, {"device": "cpu"}, recipe="cpu")  # named: it wins
+    assert name == "cpu" and model.train_layers == 2

@@ -104,17 +104,20 @@ def _warm_result(run_dir):
 def configs_from(config_path: str | os.PathLike | None, text_path: str | os.PathLike | None,
                  model_options: dict, train_options: dict, lora_options: dict | None = None,
                  recipe: str | None = None):
-    """The (text table, AlfiaConfig, TrainConfig, recipe name) of a run: the recipe (``auto``: ``paper`` on a
-    GPU, else ``cpu``; ``alfia.training.recipes``), then a run config file (``--config``, e.g. another run's
-    config.json) if given, then every option that is not None on top."""
+    """The (text table, AlfiaConfig, TrainConfig, recipe name) of a run: the recipe (``auto``: the one the run
+    config file names, else ``paper`` on a GPU and ``cpu`` otherwise; ``alfia.training.recipes``), then the run
+    config file (``--config``, e.g. another run's config.json) if given, then every option that is not None on top."""
     from alfia.models import AlfiaConfig
 
-    chosen = resolve_recipe(recipe, train_options.get("device"))
-    model_doc: dict[str, Any] = dict(chosen.model)
-    train_doc: dict[str, Any] = dict(chosen.train)
     doc: dict[str, Any] = {}
     if config_path is not None:
         doc = read_json_object(config_path, missing="run config not found")
+    if recipe in (None, "auto") and isinstance(doc.get("recipe"), str) and doc["recipe"] in RECIPES:
+        recipe = doc["recipe"]  # a run config names its recipe: its settings are the base the file's own go over
+    chosen = resolve_recipe(recipe, train_options.get("device"))
+    model_doc: dict[str, Any] = dict(chosen.model)
+    train_doc: dict[str, Any] = dict(chosen.train)
+    if config_path is not None:
         for key in ("model", "train"):
             if key in doc and not isinstance(doc[key], dict):
                 raise AlfiaError(f"{config_path}: '{key}' must be an object")
@@ -138,10 +141,7 @@ def configs_from(config_path: str | os.PathLike | None, text_path: str | os.Path
         train_config = TrainConfig.from_dict(train_doc)
     except TypeError as e:
         raise AlfiaError(f"{source}: train: {e}") from None
-    name = chosen.name
-    if config_path is not None and recipe in (None, "auto") and doc.get("recipe") in RECIPES:
-        name = doc["recipe"]  # a run's own config.json reruns under its recipe's name
-    return text_path, model_config, train_config, name
+    return text_path, model_config, train_config, chosen.name
 
 
 @dataclass
