@@ -15,8 +15,8 @@ import numpy as np, pandas as pd, torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from alfia.models import AlfiaConfig, build_model
 from alfia.models.masking import masked_mean, masked_softmax
-from alfia.runtime import make_loader, tokenize_table
-torch.set_num_threads(2)
+from alfia.runtime import make_loader, set_threads, tokenize_table
+set_threads(2)
 CACHE = "/tmp/alf_collapse_cache.pt"
 if os.path.exists(CACHE):
     Xtr, ytr, Xva, yva = torch.load(CACHE, weights_only=False)

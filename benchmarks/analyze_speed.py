@@ -67,11 +67,10 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a tiny random BERT run on 150 stays, fast profile")
     args = parser.parse_args()
 
-    import torch
-
     from alfia.analysis import analyze, robustness
+    from alfia.runtime import set_threads
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     work = args.work_dir
     scratch = None

@@ -15,7 +15,7 @@ from datetime import date
 
 import torch
 
-from alfia.runtime import bf16_is_fast
+from alfia.runtime import bf16_is_fast, set_threads
 
 
 def main() -> None:
@@ -23,10 +23,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    threads = set_threads()  # the cores this process may use
     a, b = torch.randn(args.n, args.n), torch.randn(args.n, args.n)
     print(f"date {date.today()}; torch {torch.__version__}; CPU capability {torch.backends.cpu.get_cpu_capability()}; "
-          f"{os.cpu_count()} threads; load average {os.getloadavg()[0]:.1f}; bf16 'auto' -> "
+          f"{threads} threads; load average {os.getloadavg()[0]:.1f}; bf16 'auto' -> "
           f"{'bf16' if bf16_is_fast(torch.device('cpu')) else 'fp32'}")
     for dtype in (torch.float32, torch.bfloat16):
         x, y = a.to(dtype), b.to(dtype)

@@ -35,6 +35,7 @@ def main(argv=None) -> None:
     from alfia.models import AlfiaConfig, AlfiaModel, build_model
     from alfia.runs import read_predictions
     from alfia.runs import read_alfia_config
+    from alfia.runtime import set_threads
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_a", type=Path)
@@ -44,7 +45,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
 
     preds = {run: read_predictions(run / "predictions.parquet") for run in (args.run_a, args.run_b)}
     paired = paired_compare(preds[args.run_a], preds[args.run_b], "test", n_boot=args.n_boot, seed=args.seed)

@@ -79,7 +79,6 @@ def main() -> None:
         if not p.exists():
             sys.exit(f"real data absent: {p} (needs ../shared/data beside the repository)")
     import numpy as np
-    import torch
 
     from alfia.baselines.runner import run_baselines
     from alfia.cohorts.io import write_cohort
@@ -88,12 +87,13 @@ def main() -> None:
     from alfia.evaluation.bootstrap import paired_compare
     from alfia.evaluation.report import evaluate_predictions
     from alfia.runs import RunLayout, read_predictions
+    from alfia.runtime import set_threads
     from alfia.series.hourly import read_hourly, write_hourly
     from alfia.series.predict import features, load_series_run, probabilities
     from alfia.series.sources import build_physionet2012_hourly
     from alfia.series.train import SeriesTrainConfig, train_series
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     started = datetime.now(timezone.utc)
     load_start = Path("/proc/loadavg").read_text().strip() if Path("/proc/loadavg").exists() else "n/a"
     t_all = time.perf_counter()

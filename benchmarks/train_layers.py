@@ -24,7 +24,7 @@ import torch
 
 def main(argv=None) -> None:
     from alfia.models import AlfiaConfig, build_model
-    from alfia.runtime import compute_frozen_states, make_loader, tokenize_texts
+    from alfia.runtime import compute_frozen_states, make_loader, set_threads, tokenize_texts
     from alfia.runtime.forward import forward_batch
     from alfia.training.config import TrainConfig
     from alfia.training.loop import _optimizer
@@ -39,7 +39,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=4)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     texts = pd.read_parquet(args.text, columns=["text", "split"])
     texts = texts[texts["split"] == "train"]["text"].tolist()[:2000]
     print(f"load average before: {os.getloadavg()[0]:.2f}")

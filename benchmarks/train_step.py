@@ -78,7 +78,9 @@ def main(argv=None) -> None:
     parser.add_argument("--backbone", default=None)
     args = parser.parse_args(argv)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from alfia.runtime import set_threads
+
+        set_threads(args.threads)
     texts, origin = load_texts(max(args.batch_size, 16))
     settings = [None if s == "backbone" else float(s) for s in args.attention_dropout]
     print(f"{date.today()}, {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "

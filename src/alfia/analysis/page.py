@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alfia.atomic import write_atomic, write_text_atomic
-from alfia.evaluation.format import REPORT_CSS as _CSS, html_image as _img, html_table as _html_table  # the report's style, one home
+from alfia.evaluation.format import html_image as _img, html_page, html_table as _html_table  # the report's style, one home
 from alfia.evaluation.plots import _new_figure, figure_png
 
 __all__ = ["fmt", "html_table", "new_figure", "write_figure", "write_page"]
@@ -37,7 +37,5 @@ def write_figure(fig, folder: Path, name: str, caption: str, figures: dict, part
 
 def write_page(path: Path, title: str, meta: str, body: Sequence[str]) -> Path:
     """One self-contained page (inline CSS, figures as base64 PNG)."""
-    parts = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>", f"<p class=\"meta\">{html.escape(meta)}</p>", *body, "</body></html>"]
-    return write_text_atomic(path, "\n".join(parts))
+    return write_text_atomic(path, html_page(title, [f"<h1>{html.escape(title)}</h1>",
+                                                     f"<p class=\"meta\">{html.escape(meta)}</p>", *body]))

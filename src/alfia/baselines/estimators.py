@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import average_precision_score
@@ -545,7 +546,7 @@ class FTTransformerModel(TabularClassifier):
     def predict_proba(self, X):
         X = self._predict_input(X)
         logits = self._logits(*self._tensors(X))
-        return _proba2(1.0 / (1.0 + np.exp(-logits)))
+        return _proba2(expit(logits))
 
     def save_files(self, folder) -> None:
         from safetensors.torch import save_file

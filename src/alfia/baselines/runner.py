@@ -291,18 +291,18 @@ def write_summary(rows: list[dict], out_dir: Path, *, overwrite: bool = False) -
     return table
 
 
-def _ci(row, key: str) -> str:
-    return (f"{row[f'test_{key}']:.3f} ({row[f'test_{key}_ci_low']:.3f}-"
-            f"{row[f'test_{key}_ci_high']:.3f})")
-
-
 def summary_markdown(table: pd.DataFrame) -> str:
+    from alfia.evaluation.format import ci_entry, ci_text
+
+    def ci(r, key):
+        return ci_text(ci_entry(r, f"test_{key}"), style="dash")
+
     lines = ["| Model | Family | Val AUPRC | Test AUPRC (95% CI) | AUROC (95% CI) | Best F1 (95% CI) "
              "| Best F2 (95% CI) | Train time (s) |",
              "|---|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
-        lines.append(f"| {r['model']} | {r['family']} | {r['val_auprc']:.3f} | {_ci(r, 'auprc')} | "
-                     f"{_ci(r, 'auroc')} | {_ci(r, 'best_f1')} | {_ci(r, 'best_f2')} | "
+        lines.append(f"| {r['model']} | {r['family']} | {r['val_auprc']:.3f} | {ci(r, 'auprc')} | "
+                     f"{ci(r, 'auroc')} | {ci(r, 'best_f1')} | {ci(r, 'best_f2')} | "
                      f"{r['train_time_s']:.1f} |")
     return "\n".join(lines)
 
@@ -476,12 +476,10 @@ def write_external_results(results: list[ModelResult], externals: list[ExternalC
 
 
 def external_summary_markdown(table: pd.DataFrame) -> str:
+    from alfia.evaluation.format import ci_entry, ci_text
+
     def ci(r, key):
-        if r[key] is None or pd.isna(r[key]):
-            return "—"
-        if pd.isna(r[f"{key}_ci_low"]):
-            return f"{r[key]:.3f}"
-        return f"{r[key]:.3f} ({r[f'{key}_ci_low']:.3f}-{r[f'{key}_ci_high']:.3f})"
+        return ci_text(ci_entry(r, key), style="dash")
 
     lines = ["| External | Model | n (deaths) | AUPRC (95% CI) | AUROC (95% CI) | Cal. intercept (95% CI) "
              "| Observed / mean predicted | Internal test AUPRC | Internal test AUROC |",

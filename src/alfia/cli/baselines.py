@@ -46,9 +46,11 @@ def summary_table(table, title: str) -> Table:
     t.add_column("Model", no_wrap=True)
     for col in ("Val AUPRC", "Test AUPRC", "95% CI", "AUROC", "Best F1", "Best F2", "Train (s)"):
         t.add_column(col, justify="right", no_wrap=True)
+    from alfia.evaluation.format import ci_entry, interval_text
+
     for _, r in table.iterrows():
         t.add_row(str(r["model"]), f"{r['val_auprc']:.3f}", f"{r['test_auprc']:.3f}",
-                  f"{r['test_auprc_ci_low']:.3f}–{r['test_auprc_ci_high']:.3f}",
+                  interval_text(ci_entry(r, "test_auprc")),
                   f"{r['test_auroc']:.3f}", f"{r['test_best_f1']:.3f}", f"{r['test_best_f2']:.3f}",
                   f"{r['train_time_s']:.1f}")
     return t
@@ -116,6 +118,7 @@ def _print_external(out: Path) -> None:
     import pandas as pd
 
     from alfia.evaluation.external import headline, read_shift
+    from alfia.evaluation.format import ci_entry, interval_text
 
     table = pd.read_csv(path)
     for name, part in table.groupby("external", sort=False):
@@ -124,8 +127,8 @@ def _print_external(out: Path) -> None:
         for col in ("Model", "AUPRC", "95% CI", "AUROC", "95% CI ", "Internal test AUPRC"):
             t.add_column(col, justify="left" if col == "Model" else "right", no_wrap=True)
         for _, r in part.iterrows():
-            t.add_row(str(r["model"]), f"{r['auprc']:.3f}", f"{r['auprc_ci_low']:.3f}–{r['auprc_ci_high']:.3f}",
-                      f"{r['auroc']:.3f}", f"{r['auroc_ci_low']:.3f}–{r['auroc_ci_high']:.3f}",
+            t.add_row(str(r["model"]), f"{r['auprc']:.3f}", interval_text(ci_entry(r, "auprc")),
+                      f"{r['auroc']:.3f}", interval_text(ci_entry(r, "auroc")),
                       f"{r['internal_test_auprc']:.3f}")
         out_console.print(t)
         shift = read_shift(out / str(part["model"].iloc[0]), str(name))

@@ -253,8 +253,10 @@ def transfer(
                           target_sensitivity=sensitivity, n_boot=n_boot, seed=seed,
                           log=lambda m: err.print(m, highlight=False))
 
+    from alfia.evaluation.format import ci_text
+
     def ci(m):
-        return f"{m['value']:.3f} ({m['ci_low']:.3f}-{m['ci_high']:.3f})" if m["value"] is not None else "-"
+        return ci_text(m, style="dash")
 
     for name in ("zero_shot", "fine_tuned"):
         r = result[name]

@@ -19,6 +19,7 @@ import json
 import os
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +27,7 @@ import pandas as pd
 
 from alfia.atomic import read_json_object, write_text_atomic
 from alfia.errors import AlfiaError
+from alfia.evaluation.format import CARD_CSS, ci_text, html_page, markdown_table
 from alfia.runs import RunKind, RunLayout, run_kind
 
 TO_COMPLETE = "*To be completed by the deploying team.*"
@@ -51,7 +53,7 @@ class _Facts:
     """Everything the card reads, loaded once."""
 
     def __init__(self, run_dir: Path, cohort: str | os.PathLike | None):
-        from alfia.evaluation.subgroups import recorded_data_path
+        from alfia.evaluation.subgroups import recorded_data_path, source_cohort
 
         self.run_dir = run_dir
         self.layout = RunLayout.of(run_dir).require()
@@ -73,27 +75,12 @@ class _Facts:
                 warnings.warn(f"card: {self.data_path} has no manifest ({manifest_path(self.data_path).name}), so "
                               f"the card names no data source (items 5a, 6, 7, 10, 20); keep the manifest beside "
                               f"the table", CardWarning, stacklevel=3)
-        self.cohort_manifest = self._cohort_manifest()
+        # The cohort's manifest: the data file's own if it is a cohort, else the one its text manifest names.
+        self.cohort_manifest = source_cohort(self.data_path, self.data_manifest)[0] if self.data_path else None
         self.variant = ((self.data_manifest.variant if self.data_manifest else None)
                         or (self.config.get("data") or {}).get("variant") or self.config.get("variant"))
         self.external = [(name, read_json_object(self.layout.external(name).metrics))
                          for name in self.layout.external_names() if self.layout.external(name).metrics.exists()]
-
-    def _cohort_manifest(self):
-        """The cohort's manifest: the data file's own if it is a cohort, else the one its text manifest names."""
-        from alfia.cohorts.io import read_manifest
-
-        m = self.data_manifest
-        if m is None:
-            return None
-        if m.kind == "cohort":
-            return m
-        name = m.extra.get("cohort_file")
-        if name and self.data_path is not None:
-            beside = self.data_path.with_name(name)
-            if beside.exists():
-                return read_manifest(beside)
-        return None
 
     @property
     def schema(self):
@@ -103,24 +90,13 @@ class _Facts:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _ci(m: dict | None, digits: int = 3) -> str:
-    if not m or m.get("value") is None:
-        return "—"
-    if m.get("ci_low") is None:
-        return f"{m['value']:.{digits}f}"
-    return f"{m['value']:.{digits}f} (95% CI {m['ci_low']:.{digits}f}–{m['ci_high']:.{digits}f})"
-
-
-def _table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+_ci = partial(ci_text, style="card")  # "0.412 (95% CI 0.371–0.455)": evaluation.format's text
 
 
 def _splits_table(splits: dict) -> str:
     rows = [[name, f"{s['n']:,}", f"{s['deaths']:,}", f"{100 * s['mortality_rate']:.2f}%"]
             for name, s in splits.items()]
-    return _table(["Split", "Stays", "Deaths", "Mortality"], rows)
+    return markdown_table(["Split", "Stays", "Deaths", "Mortality"], rows)
 
 
 # -- item fillers (None: the run cannot know) ----------------------------------------------------
@@ -238,7 +214,7 @@ def _predictors(f: _Facts) -> str | None:
     rows = [[g, len(names), ", ".join(names[:8]) + (" …" if len(names) > 8 else "")] for g, names in groups.items()]
     return (f"{len(schema.predictors)} predictors of the `{schema.variant}` schema, each with its record window "
             "(no value after the window; the leakage guard refuses outcome-derived columns):\n\n"
-            + _table(["Group", "Count", "Predictors"], rows))
+            + markdown_table(["Group", "Count", "Predictors"], rows))
 
 
 def _rows_used(f: _Facts) -> str:
@@ -280,7 +256,7 @@ def _missing(f: _Facts) -> str | None:
            "indicators, fitted on the training rows.")
     return (f"{how} Stays with at least one missing predictor: "
             f"{100 * f.data[present].isna().any(axis=1).mean():.1f}%. Most often missing:\n\n"
-            + _table(["Predictor", "Missing"], rows)
+            + markdown_table(["Predictor", "Missing"], rows)
             + (f"\n\nNot in the data at all: {', '.join(absent)}." if absent else ""))
 
 
@@ -463,14 +439,15 @@ def _performance(f: _Facts) -> str | None:
 
     rows = [[METRIC_LABELS.get(k, k), _ci(v)] for k, v in m.items()]
     text = (f"Internal validation, {f.metrics['split']} split ({f.metrics['n']:,} stays, {f.metrics['n_pos']:,} "
-            f"deaths):\n\n" + _table(["Metric", "Value (95% CI)"], rows))
+            f"deaths):\n\n" + markdown_table(["Metric", "Value (95% CI)"], rows))
     cal = f.metrics.get("calibration_curve")
     if cal:
         how = cal.get("method") or "equal-width bins of predicted risk"
         text += (f"\n\nCalibration in {len(cal['mean_prob'])} non-empty bins ({how}):\n\n"
-                 + _table(["Mean predicted", "Observed", "95% CI", "Stays"],
-                          [[f"{p:.3f}", f"{o:.3f}", f"{lo:.3f}–{hi:.3f}", c] for p, o, lo, hi, c in
-                           zip(cal["mean_prob"], cal["observed"], cal["ci_low"], cal["ci_high"], cal["count"])]))
+                 + markdown_table(["Mean predicted", "Observed", "95% CI", "Stays"],
+                                  [[f"{p:.3f}", f"{o:.3f}", f"{lo:.3f}–{hi:.3f}", c] for p, o, lo, hi, c in
+                                   zip(cal["mean_prob"], cal["observed"], cal["ci_low"], cal["ci_high"],
+                                       cal["count"])]))
     dca = f.metrics.get("decision_curve")
     if dca:
         from alfia.evaluation.format import useful_thresholds_text as _useful_text
@@ -500,8 +477,8 @@ def _subgroups(f: _Facts) -> str | None:
                  _ci(e["metrics"]["specificity"]), f"{e['metrics']['observed_rate']['value']:.3f}",
                  f"{e['metrics']['mean_prob']['value']:.3f}"] for e in entries]
         out += ["", f"**{SUBGROUP_LABELS.get(attribute, attribute)}**", "",
-                _table(["Level", "Stays", "Deaths", "AUROC", "Sensitivity", "Specificity", "Observed", "Predicted"],
-                       rows)]
+                markdown_table(["Level", "Stays", "Deaths", "AUROC", "Sensitivity", "Specificity", "Observed",
+                                "Predicted"], rows)]
     return "\n".join(out)
 
 
@@ -522,8 +499,8 @@ def _robustness_and_latent(f: _Facts) -> str | None:
                 for r in doc.get("results", []) if r.get("n_applied")]
         parts.append(f"Robustness to clinically meaningful edits of {doc.get('n_stays')} {doc.get('split')} stays "
                      f"(`alfia robustness`; edits made on the cohort row and re-rendered by the template):\n\n"
-                     + _table(["Model", "Edit", "Stays edited", "Decisions flipped", "Mean |Δp|", "Latent flips",
-                               "Risk up"], rows))
+                     + markdown_table(["Model", "Edit", "Stays edited", "Decisions flipped", "Mean |Δp|",
+                                       "Latent flips", "Risk up"], rows))
         targets = [f"{t['model']}: {t['target']}: {share(t['value'])} ({'met' if t['met'] else 'not met'})"
                    for t in doc.get("targets", [])]
         if targets:
@@ -535,7 +512,8 @@ def _robustness_and_latent(f: _Facts) -> str | None:
                  f"{r['separation']:.2f}"] for r in doc.get("embeddings", [])]
         parts.append("Latent space (`alfia analyze`; layer weights in the figures): an MLP on each representation, "
                      "and the separation of deaths from survivors in UMAP (higher is better):\n\n"
-                     + _table(["Model", "Representation", "MLP test AUPRC", "MLP test AUROC", "Separation"], rows))
+                     + markdown_table(["Model", "Representation", "MLP test AUPRC", "MLP test AUROC",
+                                       "Separation"], rows))
     return "\n\n".join(parts) or ("Not measured for this run: `alfia robustness RUN --input TEXT` and `alfia analyze RUN "
                                    "--input TEXT` write RUN/robustness and RUN/analysis, which this item reports.")
 
@@ -729,13 +707,6 @@ def card_markdown(run_dir: str | os.PathLike, *, cohort: str | os.PathLike | Non
     return "\n".join(lines)
 
 
-_CSS = """body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:980px;margin:2rem auto;
-padding:0 1rem;color:#1d2733;line-height:1.5}table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
-th,td{border:1px solid #d5dbe3;padding:.25rem .5rem;text-align:left}th{background:#eef2f7}
-h2{border-bottom:1px solid #d5dbe3;padding-bottom:.2rem;margin-top:2rem}h3{font-size:1rem;margin-bottom:.3rem}
-code{background:#f0f3f6;padding:0 .2rem;border-radius:3px}em{color:#8a5300}img{max-width:48%;margin:.3rem}"""
-
-
 def card_html(markdown: str, figures: dict[str, Path] | None = None) -> str:
     """One self-contained HTML page: the card, plus the run's figures inline (base64 PNG)."""
     from markdown_it import MarkdownIt
@@ -747,8 +718,7 @@ def card_html(markdown: str, figures: dict[str, Path] | None = None) -> str:
                    f'{base64.b64encode(path.read_bytes()).decode("ascii")}">'
                    for name, path in (figures or {}).items() if path.exists())
     figure_block = f"<h2>Figures</h2><div>{imgs}</div>" if imgs else ""
-    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Model card</title>"
-            f"<style>{_CSS}</style></head><body>{body}{figure_block}</body></html>")
+    return html_page("Model card", [body, figure_block], css=CARD_CSS)
 
 
 def write_card(run_dir: str | os.PathLike, out: str | os.PathLike = "card.md", *,

@@ -85,6 +85,22 @@ def ci_text(m: dict | None, digits: int = 3, *, style: str = "brackets") -> str:
     return f"{value} [{low}, {high}]{mark}"
 
 
+def ci_entry(row, key: str) -> dict:
+    """The ``{"value", "ci_low", "ci_high"}`` entry of ``key`` in a flat table row (a dict or a pandas row with
+    columns ``key``, ``key_ci_low``, ``key_ci_high``, as in the zoo's summary.csv); a missing or NaN cell is None."""
+    def cell(name):
+        v = row.get(name) if hasattr(row, "get") else None
+        return None if v is None or v != v else float(v)
+    return {"value": cell(key), "ci_low": cell(f"{key}_ci_low"), "ci_high": cell(f"{key}_ci_high")}
+
+
+def interval_text(m: dict | None, digits: int = 3) -> str:
+    """The 95% CI alone, "0.371–0.455" (a table's own CI column); "—" without one."""
+    if not m or m.get("ci_low") is None:
+        return "—"
+    return f"{m['ci_low']:.{digits}f}–{m['ci_high']:.{digits}f}"
+
+
 def diff_text(d: dict, digits: int = 3) -> str:
     """A paired difference with its CI: "+0.012 [-0.010, +0.030]"."""
     ci = "" if d.get("ci_low") is None else f" [{d['ci_low']:+.{digits}f}, {d['ci_high']:+.{digits}f}]"
@@ -127,6 +143,14 @@ figcaption { font-size: .8rem; color: #5b6877; }
 .warn { background: #fff8e1; border-left: 3px solid #e0a100; padding: .5rem .8rem; font-size: .85rem; }
 code { background: #f0f3f6; padding: 0 .2rem; border-radius: 3px; }
 """
+
+
+# The model card's page (``alfia card``): narrower, for prose; left-aligned tables.
+CARD_CSS = """body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:980px;margin:2rem auto;
+padding:0 1rem;color:#1d2733;line-height:1.5}table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #d5dbe3;padding:.25rem .5rem;text-align:left}th{background:#eef2f7}
+h2{border-bottom:1px solid #d5dbe3;padding-bottom:.2rem;margin-top:2rem}h3{font-size:1rem;margin-bottom:.3rem}
+code{background:#f0f3f6;padding:0 .2rem;border-radius:3px}em{color:#8a5300}img{max-width:48%;margin:.3rem}"""
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[str]], highlight: Sequence[bool] | None = None,

@@ -161,6 +161,23 @@ def resolve_subgroup_source(config: dict, explicit: str | os.PathLike | None, ru
     return None
 
 
+def source_cohort(path: str | os.PathLike, manifest) -> tuple[object | None, Path | None]:
+    """The cohort manifest behind a data file whose own manifest is ``manifest``: that one if the file is a cohort,
+    else the one its manifest names (``cohort_file``, a text table's cohort) when that file lies beside it, with
+    that file's path; ``(None, None)`` otherwise."""
+    from alfia.cohorts.io import read_manifest
+
+    if manifest is None:
+        return None, None
+    if manifest.kind == "cohort":
+        return manifest, None
+    name = (manifest.extra or {}).get("cohort_file")
+    beside = Path(path).with_name(name) if name else None
+    if beside is None or not beside.is_file():
+        return None, None
+    return read_manifest(beside), beside
+
+
 def data_provenance(path: str | os.PathLike) -> dict:
     """Where a run's data file came from, as its manifests say: the file, its kind, the cohort's source (e.g.
     "synthetic", "physionet2012"), variant and SHA-256, and whether the data are synthetic. A text table's own
@@ -175,13 +192,9 @@ def data_provenance(path: str | os.PathLike) -> dict:
     if manifest is None:
         out["note"] = f"{path.name} has no manifest: its data source is not recorded"
         return out
-    cohort = manifest
-    if manifest.kind != "cohort":
-        name = (manifest.extra or {}).get("cohort_file")
-        beside = path.with_name(name) if name else None
-        if beside is not None and beside.is_file():
-            cohort = read_manifest(beside) or manifest
-            out["cohort_file"] = str(beside)
+    cohort, beside = source_cohort(path, manifest)
+    cohort = cohort or manifest
+    out["cohort_file"] = None if beside is None else str(beside)
     out.update(kind=manifest.kind, source=cohort.source, variant=cohort.variant or manifest.variant,
                content_sha256=cohort.content_sha256 or None, synthetic=cohort.source == "synthetic")
     if out["synthetic"]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import expit
 
 from alfia.atomic import read_json_object
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN
@@ -70,7 +71,7 @@ def logits_of(model: torch.nn.Module, x: np.ndarray | torch.Tensor, batch_size: 
 
 
 def probabilities(model: torch.nn.Module, x, batch_size: int = 512) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-logits_of(model, x, batch_size).astype(np.float64)))
+    return expit(logits_of(model, x, batch_size).astype(np.float64))
 
 
 def features(run: SeriesRun, arrays: HourlyArrays) -> tuple[np.ndarray, Alignment]:
