@@ -128,8 +128,8 @@ class JsonConfig:
             fits, kept = _coerce(value, hints[f.name], f"{self._label()}: {f.name}")
             if not fits:
                 raise AlfiaError(f"{self._label()}: {f.name} must be {_describe(hints[f.name])}, got {value!r}")
-            if kept is not value:
-                setattr(self, f.name, kept)
+            if kept is not value:  # (object.__setattr__: a frozen dataclass is normalised too)
+                object.__setattr__(self, f.name, kept)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON values (a nested config as its object, a tuple as a list)."""
