@@ -7,11 +7,11 @@ round-trips a JSON object (``to_dict`` / ``from_dict`` / ``to_json`` / ``from_js
         def validate(self) -> None:           # ranges and choices; the types are checked already
             require(self.epochs >= 1, "epochs must be >= 1")
 
-On construction (``__post_init__``) every field is checked against its annotation (``typing.get_type_hints``):
-a number field takes no text, an integer field takes an integral float (``2.0`` from JSON) as that integer, a
-nested config field takes its JSON object; then the subclass's ``validate`` runs. ``from_dict`` refuses an
-unknown key by name and lets ``upgrade`` map the keys of configs saved by older versions. Every failure is an
-``AlfiaError`` naming the config (or the file it came from) and the field.
+On construction (``__post_init__``) every field is checked against its annotation (``typing.get_type_hints``): a
+number field takes no text, an integer field takes an integral float (``2.0`` from JSON) as that integer, a
+``Literal`` field only one of its choices, a nested config field takes its JSON object; then the subclass's
+``validate`` runs. ``from_dict`` refuses an unknown key by name and lets ``upgrade`` map the keys of configs saved
+by older versions. Every failure is an ``AlfiaError`` naming the config (or the file it came from) and the field.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def _describe(hint: Any) -> str:
         base = typing.get_origin(member) or member
         if member is type(None):
             continue
-        if isinstance(base, type) and issubclass(base, JsonConfig):
+        if base is typing.Literal:
+            names.append("one of " + ", ".join(map(repr, typing.get_args(member))))
+        elif isinstance(base, type) and issubclass(base, JsonConfig):
             names.append("an object")
         else:
             names.append(_KIND.get(base, getattr(base, "__name__", str(base))))
@@ -65,7 +67,11 @@ def _coerce(value: Any, hint: Any, source: str) -> tuple[bool, Any]:
         base = typing.get_origin(member) or member
         if member is Any:
             return True, value
-        if member is type(None):
+        if base is typing.Literal:  # a choice: Literal["full", "fast"]
+            for choice in typing.get_args(member):  # kept as the plain choice (a StrEnum member -> its text)
+                if value == choice and isinstance(value, bool) == isinstance(choice, bool):
+                    return True, choice
+        elif member is type(None):
             if value is None:
                 return True, value
         elif base is bool:
@@ -122,8 +128,8 @@ class JsonConfig:
             fits, kept = _coerce(value, hints[f.name], f"{self._label()}: {f.name}")
             if not fits:
                 raise AlfiaError(f"{self._label()}: {f.name} must be {_describe(hints[f.name])}, got {value!r}")
-            if kept is not value:
-                setattr(self, f.name, kept)
+            if kept is not value:  # (object.__setattr__: a frozen dataclass is normalised too)
+                object.__setattr__(self, f.name, kept)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON values (a nested config as its object, a tuple as a list)."""

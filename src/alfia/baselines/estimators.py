@@ -491,9 +491,11 @@ class FTTransformerModel(TabularClassifier):
     def _fit(self, X, y, X_val, y_val):
         import torch
 
+        from alfia.runtime.device import set_threads
+
         X, y, X_val, y_val, classes = self._fit_inputs(X, y, X_val, y_val)
         torch.manual_seed(self.random_state)
-        torch.set_num_threads(resolve_jobs(self.n_jobs))
+        set_threads(self.n_jobs)
         self.preprocess_ = TokenizerInputs(self.spec_.categorical, self.spec_.numeric).fit(X)
         x_num, x_cat = self._tensors(X)
         v_num, v_cat = self._tensors(X_val)

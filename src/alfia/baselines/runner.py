@@ -48,6 +48,7 @@ from alfia.baselines.saved import load_model, save_ensemble, save_model
 from alfia.cohorts.mapping import MappedCohort, fit_imputation, impute, map_cohort
 from alfia.cohorts.schema import ID_COLUMN, OUTCOME_COLUMN, SPLIT_COLUMN, get_schema
 from alfia.cohorts.validate import check_integer_ids, check_labels, split_for_training
+from alfia.config_base import JsonConfig, require
 from alfia.errors import AlfiaError
 from alfia.machine import available_cores, resolve_jobs
 from alfia.runs import RunLayout, write_predictions
@@ -66,8 +67,8 @@ ProgressCallback = Callable[[str, str, dict | None], None]
 
 
 @dataclass
-class BaselineRunConfig:
-    """What a baselines run was asked to do; saved inside every model's config.json."""
+class BaselineRunConfig(JsonConfig):
+    """What a baselines run was asked to do; saved inside every model's config.json (``run_config``)."""
 
     variant: str
     models: list[str]
@@ -83,6 +84,10 @@ class BaselineRunConfig:
     # each external cohort's features; --resume reuses a model only while they are unchanged.
     data_sha256: str | None = None
     externals_sha256: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        require(self.n_boot >= 1, f"n_boot must be at least 1, got {self.n_boot}")
+        require(self.n_jobs >= 1, f"the number of threads must be >= 1, got {self.n_jobs}")
 
 
 @dataclass

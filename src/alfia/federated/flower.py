@@ -38,7 +38,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
 from alfia.errors import AlfiaError
-from alfia.runtime import FrozenStates, forward_batch, make_loader, predict_logits, resolve_device
+from alfia.runtime import FrozenStates, forward_batch, make_loader, predict_logits, resolve_device, set_threads
 
 ENGINES = ("inprocess", "ray")
 _STATS_QUERY = f"{MessageType.QUERY}.state_sums"
@@ -97,7 +97,7 @@ class SiteData:
         if self._model is None:  # a Ray actor: its own copy, built once
             from alfia.models import AlfiaConfig, build_model
 
-            torch.set_num_threads(self.threads or 1)
+            set_threads(self.threads or 1)
             self._model = build_model(AlfiaConfig.from_dict(self.model_config))
             self._model.to(resolve_device(self.device))
         return self._model

@@ -38,6 +38,7 @@ from alfia.atomic import sha256_file, write_atomic, write_json_atomic, write_tex
 from alfia.cohorts.io import read_table
 from alfia.cohorts.schema import ID_COLUMN, SITE_COLUMN, SPLIT_COLUMN, SPLITS
 from alfia.cohorts.validate import split_for_training
+from alfia.config_base import JsonConfig, require
 from alfia.errors import AlfiaError
 from alfia.federated.sites import SitePlan, plan_sites
 from alfia.outputs import hold_output_dir
@@ -51,7 +52,7 @@ RECIPE = "frozen"  # the model of every site: ALF + ACH over a frozen encoder (a
 
 
 @dataclass
-class FederatedConfig:
+class FederatedConfig(JsonConfig):
     """How the federation runs. The model is ``AlfiaConfig`` (train_layers 0) and each site's optimiser
     ``TrainConfig`` (``head_lr``, ``batch_size``, ``weight_decay``, ``grad_clip``, ``pos_weight``, ``seed``).
 
@@ -73,20 +74,14 @@ class FederatedConfig:
     engine: str = "inprocess"
     ray_cpus: int | None = None
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         from alfia.federated.flower import ENGINES
 
-        checks = [(self.rounds >= 1, "rounds must be >= 1"), (self.local_epochs >= 1, "local_epochs must be >= 1"),
-                  (0 < self.fraction <= 1, "fraction must be in (0, 1]"), (self.patience >= 1, "patience must be >= 1"),
-                  (self.min_stays >= 1, "min_stays must be >= 1"), (self.min_deaths >= 1, "min_deaths must be >= 1"),
-                  (self.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}"),
-                  (self.ray_cpus is None or self.ray_cpus >= 1, "ray_cpus must be >= 1")]
-        for ok, message in checks:
-            if not ok:
-                raise AlfiaError(f"FederatedConfig: {message}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        for name in ("rounds", "local_epochs", "patience", "min_stays", "min_deaths"):
+            require(getattr(self, name) >= 1, f"FederatedConfig: {name} must be >= 1")
+        require(0 < self.fraction <= 1, "FederatedConfig: fraction must be in (0, 1]")
+        require(self.engine in ENGINES, f"FederatedConfig: engine must be one of {', '.join(ENGINES)}")
+        require(self.ray_cpus is None or self.ray_cpus >= 1, "FederatedConfig: ray_cpus must be >= 1")
 
 
 @dataclass

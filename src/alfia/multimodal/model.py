@@ -38,11 +38,12 @@ z_{m,l} the pooled level of a stay, D the fusion width.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
+from alfia.config_base import JsonConfig, require
 from alfia.errors import AlfiaError
 
 # The routing logits a_m (eq. 2) and b (eq. 7) are stored divided by this: Adam moves a parameter by about lr per
@@ -51,8 +52,10 @@ ROUTING_SCALE = 10.0
 
 
 @dataclass
-class LemofConfig:
+class LemofConfig(JsonConfig):
     """The fusion's shape. ``modalities``/``level_names``/``level_widths`` are set from the level cache."""
+
+    config_name = "model config"
 
     d_model: int = 64
     n_heads: int = 4
@@ -64,29 +67,17 @@ class LemofConfig:
     level_names: dict[str, list[str]] = field(default_factory=dict)
     level_widths: dict[str, list[int]] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.d_model < 1 or self.n_heads < 1 or self.d_model % self.n_heads:
-            raise AlfiaError(f"d_model ({self.d_model}) must be a positive multiple of n_heads ({self.n_heads})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise AlfiaError(f"dropout must lie in [0, 1), got {self.dropout}")
-        if self.top_k is not None and self.top_k < 1:
-            raise AlfiaError(f"top_k must be >= 1 (or None: soft selection), got {self.top_k}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "model config") -> "LemofConfig":
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise AlfiaError(f"{source}: unknown key(s) {', '.join(unknown)}")
-        return cls(**d)
+    def validate(self) -> None:
+        require(self.d_model >= 1 and self.n_heads >= 1 and not self.d_model % self.n_heads,
+                f"d_model ({self.d_model}) must be a positive multiple of n_heads ({self.n_heads})")
+        require(0.0 <= self.dropout < 1.0, f"dropout must lie in [0, 1), got {self.dropout}")
+        require(self.top_k is None or self.top_k >= 1,
+                f"top_k must be >= 1 (or None: soft selection), got {self.top_k}")
 
     def with_levels(self, levels: dict) -> "LemofConfig":
         """This config shaped for a level cache (modality -> ModalityLevels)."""
-        return LemofConfig(**{**asdict(self), "modalities": list(levels),
-                              "level_names": {m: list(v.names) for m, v in levels.items()},
-                              "level_widths": {m: list(v.widths) for m, v in levels.items()}})
+        return replace(self, modalities=list(levels), level_names={m: list(v.names) for m, v in levels.items()},
+                       level_widths={m: list(v.widths) for m, v in levels.items()})
 
 
 @dataclass

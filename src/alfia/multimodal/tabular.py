@@ -13,7 +13,7 @@ and ``history.jsonl`` (RunLayout's names).
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from torch import nn
 
 from alfia.atomic import atomic_path, read_json_object, write_json_atomic
 from alfia.cohorts.schema import ID_COLUMN, get_schema
+from alfia.config_base import JsonConfig, require
 from alfia.errors import AlfiaError
 from alfia.multimodal.fit import FitConfig
 from alfia.multimodal.levels import ModalityLevels
@@ -101,17 +102,21 @@ def _numeric(df: pd.DataFrame, columns: list[str], source: str) -> np.ndarray:
 
 
 @dataclass
-class TabularConfig:
+class TabularConfig(JsonConfig):
+    """The tabular MLP's shape (``input_size``: the preprocessed row's width, set by :func:`train_tabular`)."""
+
+    config_name = "tabular config"
+
     input_size: int = 0
     hidden: tuple[int, ...] = (64, 32)
     dropout: float = 0.2
 
-    def to_dict(self) -> dict:
-        return {"input_size": self.input_size, "hidden": list(self.hidden), "dropout": self.dropout}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TabularConfig":
-        return cls(int(d["input_size"]), tuple(int(h) for h in d["hidden"]), float(d["dropout"]))
+    def validate(self) -> None:
+        require(self.input_size >= 0, f"input_size must be >= 0, got {self.input_size!r}")
+        require(len(self.hidden) >= 1 and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1
+                                              for h in self.hidden),
+                f"hidden must be at least one layer width, each an integer >= 1, got {list(self.hidden)!r}")
+        require(0.0 <= self.dropout < 1.0, f"dropout must lie in [0, 1), got {self.dropout}")
 
 
 class TabularMLP(nn.Module):
@@ -147,7 +152,7 @@ def train_tabular(cohort: pd.DataFrame, variant: str, out_dir: str | os.PathLike
     train_rows, val_rows = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     pre = TabularPreprocessor.fit(cohort.iloc[train_rows], variant, source)
     x = torch.from_numpy(pre.transform(cohort, source))
-    config = TabularConfig(**{**asdict(config or TabularConfig()), "input_size": int(x.shape[1])})
+    config = replace(config or TabularConfig(), input_size=int(x.shape[1]))
     torch.manual_seed(fit_config.seed)
     model = TabularMLP(config)
     bce = nn.BCEWithLogitsLoss()
@@ -176,7 +181,7 @@ def load_tabular(run_dir: str | os.PathLike) -> tuple[TabularMLP, TabularPreproc
 
     layout = RunLayout.of(run_dir).require()
     doc = read_json_object(layout.config)
-    model = TabularMLP(TabularConfig.from_dict(doc["model"]))
+    model = TabularMLP(TabularConfig.from_dict(doc.get("model"), source=f"{layout.config}: model"))
     if not layout.series_weights.is_file():
         raise AlfiaError(f"{layout.series_weights}: missing (the tabular encoder did not finish training)")
     model.load_state_dict(load_file(str(layout.series_weights)))

@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from alfia.config_base import JsonConfig
 from alfia.errors import AlfiaError
 
 TABLE_SUFFIXES = (".parquet", ".csv.gz", ".csv")
@@ -35,16 +36,14 @@ DEFAULT_MAX_THREADS = 4  # each DuckDB thread holds its own buffers: more thread
 
 
 @dataclass(frozen=True)
-class DuckSettings:
+class DuckSettings(JsonConfig):
     """Resource limits of the DuckDB connection (saved with every extraction)."""
+
+    config_name = "DuckDB settings"
 
     memory_limit: str = "3GB"
     temp_directory: str | None = None  # scratch folder is created inside; None: the system temp dir
     threads: int | None = None  # None: min(4, number of cores)
-
-    def to_dict(self) -> dict:
-        return {"memory_limit": self.memory_limit, "temp_directory": self.temp_directory,
-                "threads": self.threads}
 
 
 # connection -> finalizer that deletes its scratch folder (runs once: on close() or garbage collection)

@@ -49,9 +49,8 @@ the manifest names the tables. No value is ever imputed for a missing variable.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,6 +65,7 @@ from alfia.cohorts.sources.extraction import (
     ExtractionResult, Progress, assert_in_window, case_insensitive, coerce_predictors, map_and_record,
     missing_fraction, temporal_integrity,
 )
+from alfia.config_base import JsonConfig
 from alfia.errors import AlfiaError
 
 log = logging.getLogger(__name__)
@@ -115,13 +115,14 @@ BASELINE_DOC_MAX_MIN = WINDOW_END_MIN  # documentation entered within the first 
 
 
 @dataclass
-class EicuConfig:
+class EicuConfig(JsonConfig):
+    """Settings of one eICU extraction (saved in the manifest)."""
+
+    config_name = "eICU settings"
+
     eicu_dir: str
     min_age: float = 18.0
     duck: DuckSettings = field(default_factory=DuckSettings)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def parse_age(values: pd.Series) -> pd.Series:

@@ -39,9 +39,8 @@ registers the tables, runs the steps and assembles the cohort table and its mani
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -60,6 +59,7 @@ from alfia.cohorts.sources.mimic_iv_scores import derived_scores, raw_scores
 from alfia.cohorts.sources.mimic_iv_vitals import (  # noqa: F401  (re-exported for alfia.series)
     stage_chartevents, stage_intervals, stage_urine,
 )
+from alfia.config_base import JsonConfig
 from alfia.errors import AlfiaError
 
 log = logging.getLogger(__name__)
@@ -82,16 +82,15 @@ TABLE_DIRS = {"patients": "hosp", "admissions": "hosp", "diagnoses_icd": "hosp",
 
 
 @dataclass
-class MimicConfig:
+class MimicConfig(JsonConfig):
     """Settings of one MIMIC-IV extraction (saved in the manifest)."""
+
+    config_name = "MIMIC-IV settings"
 
     mimic_dir: str
     derived_dir: str | None = None
     min_age: float = 18.0
     duck: DuckSettings = field(default_factory=DuckSettings)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def open_tables(cfg: MimicConfig) -> SourceTables:
