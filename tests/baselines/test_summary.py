@@ -37,3 +37,19 @@ def test_overwrite_keeps_only_this_calls_models(tmp_path):
 
     assert list(pd.read_csv(tmp_path / "summary.csv")["model"]) == ["ALFIA-nn"] == list(table["model"])
     assert "CatBoost" not in (tmp_path / "summary.md").read_text()
+
+
+def test_test_optimal_f1_and_f2_are_in_the_csv_but_not_in_the_headline_tables(tmp_path):
+    """Their threshold is picked on the split they score (issue 20): summary.csv keeps them, the tables do not."""
+    from rich.console import Console
+
+    from alfia.cli.baselines import summary_table
+
+    table = write_summary([_row("LightGBM", "baseline", 0.40)], tmp_path)
+    assert {"test_best_f1", "test_best_f2"} <= set(pd.read_csv(tmp_path / "summary.csv").columns)
+    header = (tmp_path / "summary.md").read_text().splitlines()[0]
+    assert "AUROC (95% CI)" in header and "F1" not in header and "F2" not in header
+    console = Console(record=True, width=200)
+    console.print(summary_table(table, "zoo"))
+    shown = console.export_text()
+    assert "0.350–0.450" in shown and "F1" not in shown and "F2" not in shown
