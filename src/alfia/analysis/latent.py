@@ -295,8 +295,10 @@ def _figures_and_page(out: Path, doc: dict, layers: pd.DataFrame, embeddings: pd
               for _, r in embeddings.iterrows()]
     highlight = [r["representation"] == "ALF" for _, r in embeddings.iterrows()]
 
+    from alfia.evaluation.format import ci_entry, ci_text
+
     def ci(r, metric):
-        return f"{fmt(r[f'test_{metric}'])} ({fmt(r[f'test_{metric}_ci_low'])}–{fmt(r[f'test_{metric}_ci_high'])})"
+        return ci_text(ci_entry(r, f"test_{metric}"), style="dash")
 
     header = ("Representation", "Dims", "MLP test AUPRC (95% CI)", "MLP test AUROC (95% CI)",
               *(MEASURE_LABELS[m] for m in MEASURES))

@@ -39,8 +39,8 @@ from alfia.errors import AlfiaError
 from alfia.evaluation.bootstrap import PairedResamples
 from alfia.evaluation.calibration import calibrate_on_val
 from alfia.evaluation.format import (
-    METRIC_LABELS, MIN_EVENTS, TEST_OPTIMAL_METRICS, WARNING_MARK, ci_text, diff_text, html_image, html_page,
-    html_table, markdown_table, p_text, useful_thresholds_text,
+    METRIC_LABELS, MIN_EVENTS, TEST_OPTIMAL_METRICS, WARNING_MARK, ci_text, diff_ci_text, diff_text, html_image,
+    html_page, html_table, markdown_table, p_text, useful_thresholds_text,
 )
 from alfia.evaluation.metrics import RankedScores, ranking_metrics
 from alfia.evaluation.report import CALIBRATION_METRICS, RANKING_METRICS, score_split
@@ -189,9 +189,8 @@ def _paired_rows(tests: Sequence[dict]):
     for t in tests:
         for metric in PAIRED_METRICS:
             d = t[metric]
-            ci = "—" if d["ci_low"] is None else f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
             rows.append([t["model_a"], t["model_b"], METRIC_LABELS[metric], f"{d['a']:.3f}", f"{d['b']:.3f}",
-                         f"{d['difference']:+.3f}", ci, p_text(d["p_value"])])
+                         f"{d['difference']:+.3f}", diff_ci_text(d), p_text(d["p_value"])])
     return rows
 
 

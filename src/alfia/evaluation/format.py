@@ -101,9 +101,14 @@ def interval_text(m: dict | None, digits: int = 3) -> str:
     return f"{m['ci_low']:.{digits}f}–{m['ci_high']:.{digits}f}"
 
 
+def diff_ci_text(d: dict, digits: int = 3) -> str:
+    """The 95% CI of a paired difference alone: "[-0.010, +0.030]"; "—" without one."""
+    return "—" if d.get("ci_low") is None else f"[{d['ci_low']:+.{digits}f}, {d['ci_high']:+.{digits}f}]"
+
+
 def diff_text(d: dict, digits: int = 3) -> str:
     """A paired difference with its CI: "+0.012 [-0.010, +0.030]"."""
-    ci = "" if d.get("ci_low") is None else f" [{d['ci_low']:+.{digits}f}, {d['ci_high']:+.{digits}f}]"
+    ci = "" if d.get("ci_low") is None else " " + diff_ci_text(d, digits)
     return f"{d['difference']:+.{digits}f}{ci}"
 
 
