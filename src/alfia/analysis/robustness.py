@@ -104,9 +104,6 @@ def _effect(y, p0, p1, threshold: float, *, expected: int, n_boot: int, seed: in
     return out
 
 
-TEXT_EDIT_NOTE = "an edit of the text: a tabular model does not read it"
-
-
 def run_robustness(scorers: Sequence[RunScorer], rows: pd.DataFrame, variant: str, *,
                    perturbations: Sequence[Perturbation], missing: str = "omit", seed: int = 42, n_boot: int = 1000,
                    ldfr_components: int = 2, source: str = "input",
@@ -136,14 +133,13 @@ def run_robustness(scorers: Sequence[RunScorer], rows: pd.DataFrame, variant: st
     for p in perturbations:
         if progress:
             progress(p.name)
-        if p.level == TEXT and not text_models:  # only tabular models: there is no text to edit
-            summary += [{"model": s.name, "kind": s.kind, "perturbation": p.name, "axis": p.axis, "level": p.level,
-                         "expected_direction": p.expected_direction, "n_stays": len(rows), "n_applied": 0,
-                         "note": TEXT_EDIT_NOTE} for s in scorers]
-            continue
-        edited = perturb_rows(rows, variant, p, seed=seed, missing=missing, render=text_models, source=source)
-        index = np.flatnonzero(edited.applied)
-        if edited.texts is not None and index.size:
+        if p.level == TEXT and not text_models:
+            # Only models that read the row: there is no text to edit, and each scorer's row below says so.
+            edited, index = None, np.array([], dtype=int)
+        else:
+            edited = perturb_rows(rows, variant, p, seed=seed, missing=missing, render=text_models, source=source)
+            index = np.flatnonzero(edited.applied)
+        if index.size and edited.texts is not None:
             i = int(index[0])
             examples.append({"perturbation": p.name, ID_COLUMN: stay_id[i], "change": edited.changes[i],
                              "original_text": edited.original_texts[i], "perturbed_text": edited.texts[i]})
@@ -152,7 +148,7 @@ def run_robustness(scorers: Sequence[RunScorer], rows: pd.DataFrame, variant: st
                    "level": p.level, "expected_direction": p.expected_direction, "n_stays": len(rows),
                    "n_applied": int(index.size), "note": ""}
             if p.level == TEXT and scorer.kind != "text":
-                row.update(n_applied=0, note=TEXT_EDIT_NOTE)
+                row.update(n_applied=0, note="an edit of the text: a tabular model does not read it")
             elif index.size == 0:
                 row["note"] = "applies to none of the stays"
             else:

@@ -37,14 +37,14 @@ def train(
     patience: int = typer.Option(5, "--patience", min=1, help="Rounds without a lower federated val loss before stopping."),
     min_stays: int = typer.Option(200, "--min-stays", min=1, help="Training stays a site needs; smaller hospitals are "
                                   "grouped (or skipped with --no-group-small)."),
-    min_deaths: int = typer.Option(5, "--min-deaths", min=0, help="Training deaths a site needs."),
+    min_deaths: int = typer.Option(5, "--min-deaths", min=1, help="Training deaths a site needs."),
     group_small: bool = typer.Option(True, "--group-small/--no-group-small", help="Pool small hospitals into "
                                      "groups that reach the minimums, or skip them."),
     group_by: Optional[str] = typer.Option(None, "--group-by", show_default="none", help="Pool small hospitals only within each value "
                                            "of this column (e.g. region)."),
     engine: str = typer.Option("inprocess", "--engine", help="inprocess (Flower's ServerApp, ClientApp and FedAvg "
                                "in this process) or ray (Flower's Simulation Engine)."),
-    ray_cpus: Optional[int] = typer.Option(None, "--ray-cpus", min=1, show_default="all", help="CPUs the ray engine may use (default: all)."),
+    ray_cpus: Optional[int] = typer.Option(None, "--ray-cpus", min=1, show_default="all", help="CPUs the ray engine may use."),
     centralised: bool = typer.Option(False, "--centralised", help="Also train the same model on the same rows in "
                                      "one place (RUN/centralised/), the comparison."),
     backbone: Optional[str] = typer.Option(None, show_default="offline all-MiniLM-L6-v2",
